@@ -1,0 +1,50 @@
+/// Explicit limits on what a client may send. Each one is checked at the boundary and answered with a
+/// clear error naming the limit; the README documents them.
+public struct Limits: Sendable, Equatable {
+    /// Longest gid accepted (DTM's column is varchar(128)).
+    public var maxGidLength = 128
+    /// Most steps in one saga or msg.
+    public var maxSteps = 1000
+    /// Longest branch or check-back URL (DTM's column is varchar(1024)).
+    public var maxURLLength = 1024
+    /// Longest `custom_data` text.
+    public var maxCustomDataLength = 64 * 1024
+    /// Longest branch id (DTM's column is varchar(128)).
+    public var maxBranchIDLength = 128
+    /// Longest rollback reason stored.
+    public var maxRollbackReasonLength = 1024
+
+    public init() {}
+
+    /// Characters a gid may contain: letters, digits and `-_.:@+=~`. Quotes, `;`, whitespace, control characters
+    /// and anything else is refused, so a gid is always safe to log, to put in a URL query and to show in a UI.
+    public static func isAllowedGidByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "@"),
+             UInt8(ascii: "+"), UInt8(ascii: "="), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Validates a gid; the thrown message names the problem.
+    public func checkGid(_ gid: String) throws(DTMError) {
+        if gid.isEmpty { throw .invalidArgument("gid is missing or empty") }
+        let bytes = gid.utf8
+        if bytes.count > maxGidLength {
+            throw .invalidArgument("gid is \(bytes.count) bytes long; the limit is \(maxGidLength)")
+        }
+        if let bad = bytes.first(where: { !Limits.isAllowedGidByte($0) }) {
+            throw .invalidArgument(
+                "gid contains the character \(Limits.describe(byte: bad)); allowed are letters, digits and -_.:@+=~")
+        }
+    }
+
+    static func describe(byte: UInt8) -> String {
+        if byte >= 0x21 && byte < 0x7f { return "'\(Character(UnicodeScalar(byte)))'" }
+        return "0x" + String(byte, radix: 16)
+    }
+}

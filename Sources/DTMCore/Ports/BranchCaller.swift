@@ -1,0 +1,74 @@
+/// One call to a branch (or to a check-back / resume URL), with everything the transport needs.
+public struct BranchCall: Sendable {
+    public var url: String
+    public var gid: String
+    public var transType: TransType
+    public var transProtocol: String
+    public var branchID: String
+    public var op: String
+    public var payload: [UInt8]
+    /// Extra HTTP headers / gRPC metadata (`branch_headers`).
+    public var headers: [String: String]
+    /// Per-call timeout in seconds.
+    public var timeout: Double
+
+    public init(
+        url: String, gid: String, transType: TransType, transProtocol: String, branchID: String, op: String,
+        payload: [UInt8], headers: [String: String], timeout: Double
+    ) {
+        self.url = url
+        self.gid = gid
+        self.transType = transType
+        self.transProtocol = transProtocol
+        self.branchID = branchID
+        self.op = op
+        self.payload = payload
+        self.headers = headers
+        self.timeout = timeout
+    }
+}
+
+/// How a branch answered, classified as DTM does (spec §3, §7.5, §7.3).
+public enum BranchCallResult: Sendable, Equatable {
+    case success
+    /// Definite failure (HTTP 409 / body contains FAILURE / gRPC ABORTED); the text is the branch's answer.
+    case failure(String)
+    /// Not finished yet (HTTP 425 / body contains ONGOING / gRPC FAILED_PRECONDITION).
+    case ongoing(String)
+    /// Anything else (other status, transport error, timeout): retried with back-off.
+    case error(String)
+}
+
+/// A transport that calls branches. The HTTP and gRPC callers implement it; tests script it.
+public protocol BranchCaller: Sendable {
+    func call(_ call: BranchCall) async -> BranchCallResult
+}
+
+/// Chooses the transport for a call exactly as DTM does (spec §7.1): an empty URL succeeds without a call;
+/// a trans with protocol `http`, or a URL starting with http:// or https://, goes over HTTP; everything else
+/// is a gRPC target `host:port/pkg.Service/Method`.
+public struct BranchCallRouter: BranchCaller {
+    public let http: any BranchCaller
+    public let grpc: any BranchCaller
+
+    public init(http: any BranchCaller, grpc: any BranchCaller) {
+        self.http = http
+        self.grpc = grpc
+    }
+
+    public func call(_ call: BranchCall) async -> BranchCallResult {
+        if call.url.isEmpty { return .success }
+        if call.transProtocol == TransProtocol.http || call.url.hasPrefix("http://") || call.url.hasPrefix("https://") {
+            return await http.call(call)
+        }
+        return await grpc.call(call)
+    }
+}
+
+/// Stands in for the gRPC transport until one is configured: every call is an error (retried), with a message
+/// that says why.
+public struct UnavailableBranchCaller: BranchCaller {
+    public let reason: String
+    public init(reason: String) { self.reason = reason }
+    public func call(_ call: BranchCall) async -> BranchCallResult { .error(reason) }
+}

@@ -1,0 +1,11 @@
+/// Wall-clock time and sleeping, injected so that tests can drive time by hand.
+public protocol CoordinatorClock: Sendable {
+    func now() -> Timestamp
+    /// Sleeps for `seconds`; throws `CancellationError` if the task is cancelled.
+    func sleep(seconds: Double) async throws
+}
+
+/// Decodes the JSON texts DTM keeps in string columns (`custom_data`). The core knows their shape, not JSON.
+public protocol TextDecoding: Sendable {
+    func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T
+}

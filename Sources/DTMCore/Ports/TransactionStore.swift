@@ -1,0 +1,93 @@
+/// Fields written together with a status change (spec §11.1 `ChangeGlobalStatus`).
+public struct StatusChange: Sendable, Equatable {
+    public var finishTime: Timestamp?
+    public var rollbackTime: Timestamp?
+    public var rollbackReason: String?
+    public var result: String?
+
+    public init(finishTime: Timestamp? = nil, rollbackTime: Timestamp? = nil, rollbackReason: String? = nil, result: String? = nil) {
+        self.finishTime = finishTime
+        self.rollbackTime = rollbackTime
+        self.rollbackReason = rollbackReason
+        self.result = result
+    }
+}
+
+/// A new status for one existing branch row, identified by its unique key (gid, branch_id, op).
+public struct BranchStatusUpdate: Sendable, Equatable {
+    public var branchID: String
+    public var op: String
+    public var status: BranchStatus
+    public var finishTime: Timestamp
+
+    public init(branchID: String, op: String, status: BranchStatus, finishTime: Timestamp) {
+        self.branchID = branchID
+        self.op = op
+        self.status = status
+        self.finishTime = finishTime
+    }
+}
+
+/// Filter of `all` (spec §4.10).
+public struct TransactionFilter: Sendable, Equatable {
+    public var status: String = ""
+    public var transType: String = ""
+    public var createTimeStart: Timestamp?
+    public var createTimeEnd: Timestamp?
+    public init() {}
+}
+
+/// Durable storage of transactions, branches and KV records.
+///
+/// Every method is atomic. Status changes are compare-and-set on the *stored* status, and branch writes are
+/// guarded by the stored global status, so that several coordinators may share one store (a PostgreSQL store
+/// implements the same contract with row locks). A method that returns has made its change durable.
+public protocol TransactionStore: Sendable {
+    /// Inserts the transaction and its branch rows if the gid is unused and returns nil; otherwise changes
+    /// nothing and returns the stored transaction.
+    func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction?
+
+    func transaction(gid: String) async throws -> GlobalTransaction?
+
+    /// The branch rows of `gid` in insertion order.
+    func branches(gid: String) async throws -> [Branch]
+
+    /// Sets `status = to` (with `update_time = now` and the given fields) only if the stored status is `from`;
+    /// otherwise throws `DTMError.storageNotFound`.
+    func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws
+
+    /// Inserts branch rows (registerBranch) only if the stored global status is `requiring`; otherwise throws
+    /// `storageNotFound`. A duplicate (gid, branch_id, op) throws `uniqueConflict` and inserts nothing.
+    func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws
+
+    /// Records new branch statuses only if the stored global status is `requiring`; otherwise throws
+    /// `storageNotFound` and changes nothing.
+    func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws
+
+    /// Sets the schedule if the stored status is still `requiring`; silently does nothing otherwise (as DTM's SQL stores).
+    func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws
+
+    /// Claims up to `limit` unfinished transactions whose `next_cron_time` is before `dueBefore`: sets
+    /// `next_cron_time = leaseUntil`, `owner`, `update_time = now` and returns them (spec §9.2).
+    func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction]
+
+    /// For up to `limit` unfinished transactions scheduled after `laterThan`, sets `next_cron_time = now`.
+    /// Returns how many were changed and whether more remain (spec §4.11).
+    func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool)
+
+    /// Sets `next_cron_time = update_time = now` for one transaction, any status; `storageNotFound` if missing.
+    func resetNextCronTime(gid: String, now: Timestamp) async throws
+
+    /// A page of transactions, newest first, with ids below `position` (spec §4.10).
+    func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?)
+
+    func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?)
+    /// Records matching `cat` and `key`; an empty argument matches everything.
+    func findKV(cat: String, key: String) async throws -> [KVRecord]
+    /// Inserts with version 1; an existing (cat, key) throws `uniqueConflict`.
+    func createKV(_ record: KVRecord) async throws
+    /// Sets value, update_time and version + 1 where (cat, key) has `record.version`; else `storageNotFound`.
+    func updateKV(_ record: KVRecord, now: Timestamp) async throws
+    /// Deletes (cat, key); nothing deleted throws `storageNotFound`.
+    func deleteKV(cat: String, key: String) async throws
+}

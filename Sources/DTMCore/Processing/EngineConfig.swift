@@ -1,0 +1,22 @@
+/// The server settings the state engine reads (DTM's names and defaults, spec §12 / §9.4).
+public struct EngineConfig: Sendable, Equatable {
+    /// Cron poll period when idle, seconds.
+    public var transCronInterval: Double = 3
+    /// Default timeout for msg/tcc/xa, seconds.
+    public var timeoutToFail: Int64 = 35
+    /// Base retry interval and cron lease, seconds.
+    public var retryInterval: Int64 = 10
+    /// Default branch call timeout, seconds; a saga round's budget is this + 2.
+    public var requestTimeout: Int64 = 3
+    /// Back-off level from which the alert webhook fires.
+    public var alertRetryLimit: Int64 = 3
+    /// Most transactions the cron loop processes at once (DTM: one). Not a DTM key.
+    public var cronConcurrency: Int = 16
+    /// Most transactions processed in the background right after submit; beyond it the cron loop takes over
+    /// (the transaction is already durable). Bounds memory under overload. Not a DTM key.
+    public var maxInflightRounds: Int = 20_000
+    /// Request limits.
+    public var limits = Limits()
+
+    public init() {}
+}

@@ -1,0 +1,47 @@
+import Logging
+
+/// Receives an alert when a branch keeps failing (spec §9.7: AlertRetryLimit / AlertWebHook).
+public protocol AlertSink: Sendable {
+    func alert(gid: String, status: GlobalStatus, branchURL: String, error: String, retryCount: Int64) async
+}
+
+/// Everything a processing round needs from the outside world.
+public struct ProcessingContext: Sendable {
+    public var store: any TransactionStore
+    public var caller: any BranchCaller
+    public var clock: any CoordinatorClock
+    public var decoder: any TextDecoding
+    public var config: EngineConfig
+    public var logger: Logger
+    public var alerts: (any AlertSink)?
+
+    public init(
+        store: any TransactionStore, caller: any BranchCaller, clock: any CoordinatorClock,
+        decoder: any TextDecoding, config: EngineConfig, logger: Logger, alerts: (any AlertSink)? = nil
+    ) {
+        self.store = store
+        self.caller = caller
+        self.clock = clock
+        self.decoder = decoder
+        self.config = config
+        self.logger = logger
+        self.alerts = alerts
+    }
+}
+
+/// What a round reports (spec §8.8): it finished its work for now, a branch said ONGOING, or a branch failed
+/// in a way that is retried later.
+public enum RoundResult: Sendable, Equatable {
+    case ok
+    case ongoing(String)
+    case error(String)
+}
+
+/// The outcome of one branch call after it has been recorded.
+public enum BranchOutcome: Sendable, Equatable {
+    case succeeded
+    /// A saga action answered FAILURE; the text is the saga's failure reason.
+    case failed(String)
+    case ongoing(String)
+    case error(String)
+}

@@ -1,0 +1,169 @@
+import Logging
+
+/// One processing round of one transaction: its in-memory copy, its branch rows and the shared steps every
+/// mode uses (call a branch, record the result, move the schedule, change the global status).
+///
+/// A round is used by a single task. Concurrent branch calls (concurrent sagas, msg) run `call(index:)` in
+/// child tasks; everything that writes to the store runs in the round's own task.
+public final class TransactionRound {
+    public private(set) var transaction: GlobalTransaction
+    public private(set) var branches: [Branch]
+    public let context: ProcessingContext
+    public let logger: Logger
+    /// When the schedule was last pushed forward (DTM's `lastTouched`): also the lease renewal.
+    private var lastTouched: Timestamp
+
+    public init(transaction: GlobalTransaction, branches: [Branch], context: ProcessingContext) {
+        self.transaction = transaction
+        self.branches = branches
+        self.context = context
+        var logger = context.logger
+        logger[metadataKey: "gid"] = .string(transaction.gid)
+        logger[metadataKey: "trans_type"] = .string(transaction.transType.rawValue)
+        self.logger = logger
+        self.lastTouched = context.clock.now()
+    }
+
+    public var config: EngineConfig { context.config }
+    public var now: Timestamp { context.clock.now() }
+    public var isTimedOut: Bool { config.isTimedOut(transaction, now: now) }
+
+    /// The call for branch row `index`.
+    public func branchCall(index: Int) -> BranchCall {
+        let b = branches[index]
+        return makeCall(url: b.url, branchID: b.branchID, op: b.op, payload: b.binData)
+    }
+
+    public func makeCall(url: String, branchID: String, op: String, payload: [UInt8]) -> BranchCall {
+        BranchCall(
+            url: url, gid: transaction.gid, transType: transaction.transType, transProtocol: transaction.transProtocol,
+            branchID: branchID, op: op, payload: payload, headers: transaction.options.branchHeaders,
+            timeout: config.requestTimeout(for: transaction.options))
+    }
+
+    /// Calls branch row `index` and records the result (spec §8.1 `execBranch`).
+    public func execBranch(index: Int) async throws -> BranchOutcome {
+        let result = await Self.call(branchCall(index: index), caller: context.caller)
+        return try await record(result, index: index)
+    }
+
+    /// The transport call alone; safe to run in a child task.
+    public static func call(_ call: BranchCall, caller: any BranchCaller) async -> BranchCallResult {
+        if call.url.isEmpty { return .success }
+        return await caller.call(call)
+    }
+
+    /// Records the result of a call to branch row `index`: new branch status (guarded by the global status),
+    /// then the schedule update, then the alert check.
+    public func record(_ result: BranchCallResult, index: Int) async throws -> BranchOutcome {
+        let branch = branches[index]
+        var log = logger
+        log[metadataKey: "branch_id"] = .string(branch.branchID)
+        log[metadataKey: "op"] = .string(branch.op)
+
+        let outcome: BranchOutcome
+        var newStatus: BranchStatus?
+        switch result {
+        case .success:
+            newStatus = .succeed
+            outcome = .succeeded
+        case .failure(let text) where transaction.transType == .saga && branch.op == BranchOp.action:
+            newStatus = .failed
+            outcome = .failed("url:\(branch.url) return failed: \(text)")
+        case .failure(let text):
+            outcome = .error(
+                "your http/grpc result should be specified as in:\nhttp://d.dtm.pub/practice/arch.html#proto\nunkown result will be retried: \(text)")
+        case .ongoing(let text):
+            outcome = .ongoing(text)
+        case .error(let text):
+            outcome = .error(text)
+        }
+
+        if let newStatus {
+            let at = now
+            try await context.store.updateBranches(
+                gid: transaction.gid, requiring: transaction.status,
+                updates: [BranchStatusUpdate(branchID: branch.branchID, op: branch.op, status: newStatus, finishTime: at)],
+                now: at)
+            branches[index].status = newStatus
+            branches[index].finishTime = at
+            branches[index].updateTime = at
+        }
+
+        switch outcome {
+        case .succeeded, .failed:
+            log.debug("branch \(newStatus?.rawValue ?? "")", metadata: ["url": .string(branch.url)])
+            if now.seconds(since: lastTouched) >= 1.5
+                || config.isBackedOff(interval: transaction.nextCronInterval, options: transaction.options)
+            {
+                try await touch(.reset)
+            }
+        case .ongoing(let text):
+            log.info("branch ongoing", metadata: ["url": .string(branch.url), "answer": .string(text)])
+            try await touch(.keep)
+        case .error(let text):
+            log.warning("branch error, will retry", metadata: ["url": .string(branch.url), "error": .string(text)])
+            try await touch(.backOff)
+            await alertIfNeeded(branchURL: branch.url, error: text)
+        }
+        return outcome
+    }
+
+    /// Moves the schedule (spec §9.3); a no-op in the store if the status changed meanwhile.
+    public func touch(_ update: ScheduleUpdate) async throws {
+        let at = now
+        let interval = config.nextInterval(update, current: transaction.nextCronInterval, options: transaction.options)
+        let next = at.adding(seconds: Double(interval))
+        try await context.store.touchCronTime(
+            gid: transaction.gid, requiring: transaction.status, interval: interval, nextCronTime: next, now: at)
+        transaction.nextCronInterval = interval
+        transaction.nextCronTime = next
+        lastTouched = at
+    }
+
+    /// Postpones the next round to `now + seconds` without changing the interval (msg `delay`).
+    public func postpone(seconds: Int64) async throws {
+        let at = now
+        let next = at.adding(seconds: Double(seconds))
+        try await context.store.touchCronTime(
+            gid: transaction.gid, requiring: transaction.status, interval: transaction.nextCronInterval,
+            nextCronTime: next, now: at)
+        transaction.nextCronTime = next
+    }
+
+    /// Compare-and-set of the global status; fills finish/rollback time for final states.
+    public func changeStatus(to status: GlobalStatus, rollbackReason: String? = nil, result: String? = nil) async throws {
+        let at = now
+        var change = StatusChange(rollbackReason: rollbackReason, result: result)
+        if status == .succeed { change.finishTime = at }
+        if status == .failed { change.rollbackTime = at }
+        try await context.store.changeStatus(gid: transaction.gid, from: transaction.status, to: status, change: change, now: at)
+        logger.info(
+            "status \(transaction.status.rawValue) -> \(status.rawValue)",
+            metadata: rollbackReason.map { ["rollback_reason": .string($0)] })
+        transaction.status = status
+        transaction.updateTime = at
+        if let f = change.finishTime { transaction.finishTime = f }
+        if let r = change.rollbackTime { transaction.rollbackTime = r }
+        if let r = rollbackReason { transaction.rollbackReason = r }
+        if let r = result { transaction.result = r }
+    }
+
+    /// The text DTM uses for a timeout (spec §17.23 recommends the effective value; tests match `\d+`).
+    public var timeoutReason: String { "Timeout after \(config.effectiveTimeout(for: transaction)) seconds" }
+
+    private func alertIfNeeded(branchURL: String, error: String) async {
+        guard let alerts = context.alerts else { return }
+        let base = max(config.resetInterval(for: transaction.options), 1)
+        var level: Int64 = 0
+        var ratio = transaction.nextCronInterval / base
+        while ratio > 1 { ratio /= 2; level += 1 }
+        guard level >= config.alertRetryLimit else { return }
+        await alerts.alert(gid: transaction.gid, status: transaction.status, branchURL: branchURL, error: error, retryCount: level)
+    }
+}
+
+/// One mode's processing (saga, msg, tcc, xa, workflow), as DTM's `ProcessOnce`.
+public protocol ModeProcessor: Sendable {
+    func processOnce(_ round: TransactionRound) async throws -> RoundResult
+}

@@ -1,0 +1,332 @@
+import Logging
+import Synchronization
+
+/// The state engine behind every listener (spec §1): each API call from JSON/HTTP or gRPC becomes one of these
+/// service functions; the cron loop calls the same processors.
+public final class Coordinator: Sendable {
+    public let context: ProcessingContext
+    private let processors: [TransType: any ModeProcessor]
+    /// Gids with a round running in this process: a second round of the same transaction is not started here.
+    private let running = Mutex<Set<String>>([])
+    private let backgroundRounds = Atomic<Int>(0)
+    let cronWake = WakeSignal()
+
+    public init(context: ProcessingContext, processors: [TransType: any ModeProcessor]? = nil) {
+        self.context = context
+        self.processors = processors ?? Coordinator.defaultProcessors
+    }
+
+    /// The processors of the modes implemented so far.
+    public static let defaultProcessors: [TransType: any ModeProcessor] = [.saga: SagaProcessor()]
+
+    var config: EngineConfig { context.config }
+    var store: any TransactionStore { context.store }
+    var now: Timestamp { context.clock.now() }
+
+    // MARK: - API
+
+    public func newGid() -> String { GidGenerator.make() }
+
+    /// `prepare` (spec §4.3).
+    public func prepare(_ request: TransactionRequest) async throws {
+        let (transaction, branches) = try makeTransaction(request, status: .prepared)
+        if let stored = try await store.saveNew(transaction, branches: branches) {
+            guard stored.status == .prepared else {
+                throw DTMError.failure("current status '\(stored.status.rawValue)', cannot prepare.")
+            }
+            return
+        }
+        context.logger.info("prepared", metadata: ["gid": .string(request.gid), "trans_type": .string(request.transType)])
+    }
+
+    /// `submit` (spec §4.4).
+    public func submit(_ request: TransactionRequest) async throws {
+        let type = try checkType(request.transType)
+        if type == .workflow { return try await submitWorkflow(request) }
+        let (transaction, branches) = try makeTransaction(request, status: .submitted)
+        guard let stored = try await store.saveNew(transaction, branches: branches) else {
+            context.logger.info("submitted", metadata: ["gid": .string(request.gid), "trans_type": .string(request.transType)])
+            return try await process(transaction, branches: branches, waitResult: request.options.waitResult, isSubmit: true)
+        }
+        var current = stored
+        switch stored.status {
+        case .prepared:
+            try await store.changeStatus(gid: stored.gid, from: .prepared, to: .submitted, change: StatusChange(), now: now)
+            current.status = .submitted
+        case .submitted:
+            break  // idempotent re-submit: process the stored branches again
+        default:
+            throw DTMError.failure("current status '\(stored.status.rawValue)', cannot sumbmit.")
+        }
+        let stored_branches = try await store.branches(gid: stored.gid)
+        try await process(current, branches: stored_branches, waitResult: request.options.waitResult, isSubmit: true)
+    }
+
+    private func submitWorkflow(_ request: TransactionRequest) async throws {
+        try config.limits.checkGid(request.gid)
+        guard let raw = request.reqExtra["status"], let status = GlobalStatus(rawValue: raw),
+            status == .succeed || status == .failed
+        else {
+            throw DTMError.invalidArgument("workflow submit needs req_extra.status 'succeed' or 'failed'")
+        }
+        let at = now
+        var change = StatusChange()
+        if status == .succeed { change.finishTime = at } else { change.rollbackTime = at }
+        if let r = request.reqExtra["rollback_reason"], !r.isEmpty { change.rollbackReason = r }
+        if let r = request.reqExtra["result"], !r.isEmpty { change.result = r }
+        try await store.changeStatus(gid: request.gid, from: .prepared, to: status, change: change, now: at)
+    }
+
+    /// `abort` (spec §4.5).
+    public func abort(_ request: TransactionRequest) async throws {
+        try config.limits.checkGid(request.gid)
+        guard let stored = try await store.transaction(gid: request.gid) else {
+            throw DTMError.other("no TransGlobal with gid: \(request.gid) found")
+        }
+        if stored.transType == .msg && stored.status == .prepared {
+            try await store.changeStatus(gid: stored.gid, from: .prepared, to: .failed, change: StatusChange(rollbackTime: now), now: now)
+            return
+        }
+        guard request.transType == TransType.xa.rawValue || request.transType == TransType.tcc.rawValue,
+            stored.status == .prepared || stored.status == .aborting
+        else {
+            throw DTMError.failure(
+                "trans type: '\(stored.transType.rawValue)' current status '\(stored.status.rawValue)', cannot abort.")
+        }
+        let reason = request.rollbackReason.isEmpty ? nil : String(request.rollbackReason.prefix(config.limits.maxRollbackReasonLength))
+        try await store.changeStatus(gid: stored.gid, from: stored.status, to: .aborting, change: StatusChange(rollbackReason: reason), now: now)
+        var current = stored
+        current.status = .aborting
+        if let reason { current.rollbackReason = reason }
+        let branches = try await store.branches(gid: stored.gid)
+        try await process(current, branches: branches, waitResult: stored.options.waitResult, isSubmit: false)
+    }
+
+    /// `registerBranch` (spec §4.7).
+    public func registerBranch(_ registration: BranchRegistration) async throws {
+        try config.limits.checkGid(registration.gid)
+        let id = registration.branchID
+        if id.isEmpty { throw DTMError.invalidArgument("branch_id is missing or empty") }
+        if id.utf8.count > config.limits.maxBranchIDLength {
+            throw DTMError.invalidArgument("branch_id is \(id.utf8.count) bytes long; the limit is \(config.limits.maxBranchIDLength)")
+        }
+        let at = now
+        let gid = registration.gid
+        let data = registration.data
+        let payload = registration.busiPayload
+        let rows: [Branch]
+        switch TransType(rawValue: registration.transType) {
+        case .tcc:
+            rows = [
+                Branch(gid: gid, url: data["cancel"] ?? "", binData: payload, branchID: id, op: BranchOp.cancel, createTime: at),
+                Branch(gid: gid, url: data["confirm"] ?? "", binData: payload, branchID: id, op: BranchOp.confirm, createTime: at),
+            ]
+        case .xa:
+            let url = data["url"] ?? ""
+            rows = [
+                Branch(gid: gid, url: url, binData: payload, branchID: id, op: BranchOp.rollback, createTime: at),
+                Branch(gid: gid, url: url, binData: payload, branchID: id, op: BranchOp.commit, createTime: at),
+            ]
+        case .workflow:
+            guard let op = data["op"], !op.isEmpty else { throw DTMError.invalidArgument("workflow registerBranch needs 'op'") }
+            guard let status = BranchStatus(rawValue: data["status"] ?? ""), status != .prepared else {
+                throw DTMError.invalidArgument("workflow registerBranch needs 'status' 'succeed' or 'failed'")
+            }
+            var row = Branch(gid: gid, url: "", binData: payload, branchID: id, op: op, status: status, createTime: at)
+            row.finishTime = at
+            rows = [row]
+        default:
+            throw DTMError.invalidArgument("unknow trans type: \(registration.transType)")
+        }
+        for row in rows where row.url.utf8.count > config.limits.maxURLLength {
+            throw DTMError.invalidArgument("\(row.op) url is \(row.url.utf8.count) bytes long; the limit is \(config.limits.maxURLLength)")
+        }
+        do {
+            try await store.insertBranches(gid: gid, requiring: .prepared, branches: rows)
+        } catch DTMError.storageNotFound {
+            throw DTMError.failure("no trans with gid: \(gid) status: prepared found")
+        }
+    }
+
+    /// `prepareWorkflow` (spec §4.8): the new or stored transaction and its progress rows.
+    public func prepareWorkflow(_ request: TransactionRequest) async throws -> (GlobalTransaction, [Branch]) {
+        let (transaction, _) = try makeTransaction(request, status: .prepared)
+        guard let stored = try await store.saveNew(transaction, branches: []) else { return (transaction, []) }
+        return (stored, try await store.branches(gid: stored.gid))
+    }
+
+    /// `forceStop` (spec §4.6): `failed` without compensation.
+    public func forceStop(gid: String) async throws {
+        try config.limits.checkGid(gid)
+        guard let stored = try await store.transaction(gid: gid) else {
+            throw DTMError.other("no TransGlobal with gid: \(gid) found")
+        }
+        if stored.status.isFinished {
+            throw DTMError.failure("global transaction force stop error. status: \(stored.status.rawValue). error:")
+        }
+        try await store.changeStatus(gid: gid, from: stored.status, to: .failed, change: StatusChange(rollbackTime: now), now: now)
+        context.logger.info("force stopped", metadata: ["gid": .string(gid), "from": .string(stored.status.rawValue)])
+    }
+
+    /// `query` (spec §4.9).
+    public func query(gid: String) async throws -> (GlobalTransaction?, [Branch]) {
+        guard let t = try await store.transaction(gid: gid) else { return (nil, []) }
+        return (t, try await store.branches(gid: gid))
+    }
+
+    public func all(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
+        try await store.scan(position: position, limit: limit, filter: filter)
+    }
+
+    /// `resetCronTime` (spec §4.11); `timeout` defaults to 3 × TimeoutToFail.
+    public func resetCronTime(timeout: Int64?, limit: Int?) async throws -> (count: Int, hasRemaining: Bool) {
+        let at = now
+        let result = try await store.resetCronTime(
+            laterThan: at.adding(seconds: Double(timeout ?? 3 * config.timeoutToFail)), limit: limit ?? 100, now: at)
+        if result.count > 0 { cronWake.signal() }
+        return result
+    }
+
+    /// `resetNextCronTime` (spec §4.12): also wakes the cron loop so the transaction is processed at once.
+    public func resetNextCronTime(gid: String) async throws {
+        try config.limits.checkGid(gid)
+        do {
+            try await store.resetNextCronTime(gid: gid, now: now)
+        } catch DTMError.storageNotFound {
+            throw DTMError.other("no TransGlobal with gid: \(gid) found")
+        }
+        cronWake.signal()
+    }
+
+    // MARK: - Processing
+
+    /// Runs one round now (wait_result) or in the background (spec §8.1 `Process`, §8.8).
+    func process(_ transaction: GlobalTransaction, branches: [Branch], waitResult: Bool, isSubmit: Bool) async throws {
+        guard waitResult else {
+            // Beyond the in-flight bound the transaction is left to the cron loop: it is already durable.
+            guard backgroundRounds.add(1, ordering: .relaxed).newValue <= config.maxInflightRounds else {
+                backgroundRounds.subtract(1, ordering: .relaxed)
+                return
+            }
+            Task {
+                defer { backgroundRounds.subtract(1, ordering: .relaxed) }
+                _ = await self.runRoundLogged(transaction, branches: branches)
+            }
+            return
+        }
+        let (result, after) = try await runRound(transaction, branches: branches)
+        switch result {
+        case .ongoing(let m): throw DTMError.ongoing(m)
+        case .error(let m): throw DTMError.other(m)
+        case .ok: break
+        }
+        if isSubmit, let after, after.status != .succeed {
+            if !after.rollbackReason.isEmpty { throw DTMError.failure(after.rollbackReason) }
+            throw DTMError.failure("wait result not return success:")
+        }
+    }
+
+    /// One round, with the in-process guard; returns the round's result and the transaction after it (nil when
+    /// another round of the same gid is already running here).
+    func runRound(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> (RoundResult, GlobalTransaction?) {
+        guard let processor = processors[transaction.transType] else {
+            context.logger.debug(
+                "no processor for this transaction type yet",
+                metadata: ["gid": .string(transaction.gid), "trans_type": .string(transaction.transType.rawValue)])
+            return (.ok, transaction)
+        }
+        let inserted = running.withLock { $0.insert(transaction.gid).inserted }
+        guard inserted else { return (.ok, nil) }
+        defer { _ = running.withLock { $0.remove(transaction.gid) } }
+        let round = TransactionRound(transaction: transaction, branches: branches, context: context)
+        let result = try await processor.processOnce(round)
+        return (result, round.transaction)
+    }
+
+    /// A background or cron round: errors are logged, never thrown.
+    func runRoundLogged(_ transaction: GlobalTransaction, branches: [Branch]) async -> RoundResult {
+        do {
+            let (result, _) = try await runRound(transaction, branches: branches)
+            if case .error(let m) = result {
+                context.logger.warning("round ended with an error", metadata: ["gid": .string(transaction.gid), "error": .string(m)])
+            }
+            return result
+        } catch {
+            context.logger.error("round failed", metadata: ["gid": .string(transaction.gid), "error": .string("\(error)")])
+            return .error("\(error)")
+        }
+    }
+
+    /// Rounds started by submit/abort that are still running (for graceful shutdown).
+    public var backgroundRoundCount: Int { backgroundRounds.load(ordering: .relaxed) }
+
+    // MARK: - Building a transaction from a request
+
+    func checkType(_ raw: String) throws(DTMError) -> TransType {
+        guard let type = TransType(rawValue: raw) else {
+            if raw.isEmpty { throw .invalidArgument("trans_type is missing or empty") }
+            throw .invalidArgument("unknown trans_type '\(raw.prefix(64))'; expected saga, msg, tcc, xa or workflow")
+        }
+        return type
+    }
+
+    /// Validates a request and builds the transaction and its branch rows (spec §8.1 "save new").
+    func makeTransaction(_ request: TransactionRequest, status: GlobalStatus) throws(DTMError) -> (GlobalTransaction, [Branch]) {
+        let limits = config.limits
+        try limits.checkGid(request.gid)
+        let type = try checkType(request.transType)
+        if request.steps.count > limits.maxSteps {
+            throw .invalidArgument("\(request.steps.count) steps; the limit is \(limits.maxSteps)")
+        }
+        if !request.payloads.isEmpty && request.payloads.count != request.steps.count {
+            throw .invalidArgument("payloads has \(request.payloads.count) entries but steps has \(request.steps.count)")
+        }
+        if request.customData.utf8.count > limits.maxCustomDataLength {
+            throw .invalidArgument("custom_data is \(request.customData.utf8.count) bytes long; the limit is \(limits.maxCustomDataLength)")
+        }
+        if request.queryPrepared.utf8.count > limits.maxURLLength {
+            throw .invalidArgument("query_prepared is \(request.queryPrepared.utf8.count) bytes long; the limit is \(limits.maxURLLength)")
+        }
+        for (i, step) in request.steps.enumerated() {
+            for url in [step.action, step.compensate] where url.utf8.count > limits.maxURLLength {
+                throw .invalidArgument("steps[\(i)] has a url of \(url.utf8.count) bytes; the limit is \(limits.maxURLLength)")
+            }
+        }
+        let at = now
+        var t = GlobalTransaction(gid: request.gid, transType: type, status: status, createTime: at)
+        t.queryPrepared = request.queryPrepared
+        t.transProtocol = request.transProtocol.isEmpty ? TransProtocol.http : request.transProtocol
+        t.options = request.options
+        t.options.retryCount = 0
+        t.customData = request.customData
+        t.nextCronInterval = config.resetInterval(for: t.options)
+        t.nextCronTime = at.adding(seconds: Double(t.nextCronInterval))
+
+        // Payload of step i: payloads[i], else the legacy steps[i].data, else empty (spec §17.9).
+        let payloads: [[UInt8]] = request.steps.indices.map { i in
+            if !request.payloads.isEmpty { return request.payloads[i] }
+            return Array((request.steps[i].data ?? "").utf8)
+        }
+        switch type {
+        case .saga:
+            if request.steps.isEmpty && status == .submitted {
+                throw .invalidArgument("a saga needs at least one step")
+            }
+            if !request.customData.isEmpty {
+                do {
+                    let custom = try context.decoder.decode(SagaCustomData.self, from: request.customData)
+                    _ = try SagaPlan(stepCount: request.steps.count, customData: custom)
+                } catch let e as DTMError {
+                    throw e
+                } catch {
+                    throw .invalidArgument("custom_data is not valid saga custom data: \(error)")
+                }
+            }
+            return (t, BranchLayout.saga(request, payloads: payloads, now: at))
+        case .msg:
+            return (t, BranchLayout.msg(gid: request.gid, urls: request.steps.map { [$0.action] }, payloads: payloads, now: at))
+        case .tcc, .xa, .workflow:
+            return (t, [])
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Synchronization
+
+/// A `TransactionStore` in memory: the reference for the store contract, used by the core tests. Nothing is
+/// durable; it is not offered as a server store.
+public final class InMemoryStore: TransactionStore {
+    private struct State {
+        var transactions: [String: GlobalTransaction] = [:]
+        var branches: [String: [Branch]] = [:]
+        var kv: [KVRecord] = []
+        var nextID: Int64 = 1
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
+        state.withLock { s in
+            if let existing = s.transactions[transaction.gid] { return existing }
+            var t = transaction
+            t.id = s.nextID
+            s.nextID += 1
+            s.transactions[t.gid] = t
+            s.branches[t.gid] = branches.map { b in
+                var b = b
+                b.id = s.nextID
+                s.nextID += 1
+                return b
+            }
+            return nil
+        }
+    }
+
+    public func transaction(gid: String) async throws -> GlobalTransaction? {
+        state.withLock { $0.transactions[gid] }
+    }
+
+    public func branches(gid: String) async throws -> [Branch] {
+        state.withLock { $0.branches[gid] ?? [] }
+    }
+
+    public func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws {
+        try state.withLock { s throws(DTMError) in
+            guard var t = s.transactions[gid], t.status == from else { throw DTMError.storageNotFound("") }
+            t.status = to
+            t.updateTime = now
+            if let v = change.finishTime { t.finishTime = v }
+            if let v = change.rollbackTime { t.rollbackTime = v }
+            if let v = change.rollbackReason { t.rollbackReason = v }
+            if let v = change.result { t.result = v }
+            s.transactions[gid] = t
+        }
+    }
+
+    public func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
+        try state.withLock { s throws(DTMError) in
+            guard let t = s.transactions[gid], t.status == requiring else { throw DTMError.storageNotFound("") }
+            var rows = s.branches[gid] ?? []
+            for b in branches where rows.contains(where: { $0.branchID == b.branchID && $0.op == b.op }) {
+                throw DTMError.uniqueConflict("branch \(b.branchID)/\(b.op) of \(gid) exists")
+            }
+            for var b in branches {
+                b.id = s.nextID
+                s.nextID += 1
+                rows.append(b)
+            }
+            s.branches[gid] = rows
+        }
+    }
+
+    public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+        try state.withLock { s throws(DTMError) in
+            guard let t = s.transactions[gid], t.status == requiring else { throw DTMError.storageNotFound("") }
+            var rows = s.branches[gid] ?? []
+            for u in updates {
+                guard let i = rows.firstIndex(where: { $0.branchID == u.branchID && $0.op == u.op }) else {
+                    throw DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)")
+                }
+                rows[i].status = u.status
+                rows[i].finishTime = u.finishTime
+                rows[i].updateTime = now
+            }
+            s.branches[gid] = rows
+        }
+    }
+
+    public func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws {
+        state.withLock { s in
+            guard var t = s.transactions[gid], t.status == requiring else { return }
+            t.nextCronInterval = interval
+            t.nextCronTime = nextCronTime
+            t.updateTime = now
+            s.transactions[gid] = t
+        }
+    }
+
+    public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
+        state.withLock { s in
+            let due = s.transactions.values
+                .filter { !$0.status.isFinished && ($0.nextCronTime ?? now) < dueBefore }
+                .sorted { ($0.nextCronTime ?? now, $0.id) < ($1.nextCronTime ?? now, $1.id) }
+                .prefix(limit)
+            return due.map { t in
+                var t = t
+                t.nextCronTime = leaseUntil
+                t.owner = owner
+                t.updateTime = now
+                s.transactions[t.gid] = t
+                return t
+            }
+        }
+    }
+
+    public func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
+        state.withLock { s in
+            let matching = s.transactions.values.filter { !$0.status.isFinished && ($0.nextCronTime ?? now) > laterThan }
+                .sorted { $0.id < $1.id }
+            for t in matching.prefix(limit) {
+                s.transactions[t.gid]?.nextCronTime = now
+                s.transactions[t.gid]?.updateTime = now
+            }
+            let count = min(limit, matching.count)
+            return (count, count == limit)
+        }
+    }
+
+    public func resetNextCronTime(gid: String, now: Timestamp) async throws {
+        try state.withLock { s throws(DTMError) in
+            guard s.transactions[gid] != nil else { throw DTMError.storageNotFound("") }
+            s.transactions[gid]?.nextCronTime = now
+            s.transactions[gid]?.updateTime = now
+        }
+    }
+
+    public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
+        state.withLock { s in
+            let page = s.transactions.values
+                .filter { t in
+                    (position.map { t.id < $0 } ?? true)
+                        && (filter.status.isEmpty || t.status.rawValue == filter.status)
+                        && (filter.transType.isEmpty || t.transType.rawValue == filter.transType)
+                        && (filter.createTimeStart.map { t.createTime >= $0 } ?? true)
+                        && (filter.createTimeEnd.map { t.createTime <= $0 } ?? true)
+                }
+                .sorted { $0.id > $1.id }
+                .prefix(limit)
+            let rows = Array(page)
+            return (rows, rows.count == limit ? rows.last?.id : nil)
+        }
+    }
+
+    public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
+        state.withLock { s in
+            let rows = Array(s.kv.filter { r in r.cat == cat && (position.map { r.id < $0 } ?? true) }.sorted { $0.id > $1.id }.prefix(limit))
+            return (rows, rows.count == limit ? rows.last?.id : nil)
+        }
+    }
+
+    public func findKV(cat: String, key: String) async throws -> [KVRecord] {
+        state.withLock { s in s.kv.filter { (cat.isEmpty || $0.cat == cat) && (key.isEmpty || $0.key == key) } }
+    }
+
+    public func createKV(_ record: KVRecord) async throws {
+        try state.withLock { s throws(DTMError) in
+            if s.kv.contains(where: { $0.cat == record.cat && $0.key == record.key }) { throw DTMError.uniqueConflict("") }
+            var r = record
+            r.id = s.nextID
+            r.version = 1
+            s.nextID += 1
+            s.kv.append(r)
+        }
+    }
+
+    public func updateKV(_ record: KVRecord, now: Timestamp) async throws {
+        try state.withLock { s throws(DTMError) in
+            guard let i = s.kv.firstIndex(where: { $0.cat == record.cat && $0.key == record.key && $0.version == record.version }) else {
+                throw DTMError.storageNotFound("")
+            }
+            s.kv[i].value = record.value
+            s.kv[i].version += 1
+            s.kv[i].updateTime = now
+        }
+    }
+
+    public func deleteKV(cat: String, key: String) async throws {
+        try state.withLock { s throws(DTMError) in
+            guard let i = s.kv.firstIndex(where: { $0.cat == cat && $0.key == key }) else { throw DTMError.storageNotFound("") }
+            s.kv.remove(at: i)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// The single writer of a SQLite database, with group commit.
+///
+/// Callers queue write jobs; the writer's own thread takes every job that queued up while the previous COMMIT
+/// ran and applies them in one transaction, each inside its own SAVEPOINT so that one job's error (a failed
+/// compare-and-set, a unique conflict) undoes only that job. Each caller resumes only after the COMMIT that holds
+/// its job returned: with `synchronous=FULL` that is after fsync, so an acknowledged write survives a crash.
+final class GroupCommitWriter: Sendable {
+    /// A queued job: `run` executes inside the batch transaction on the writer thread; `finish` is called
+    /// once after COMMIT with the job's outcome.
+    private struct Job: Sendable {
+        let run: @Sendable (SQLiteConnection) throws -> Void
+        let finish: @Sendable ((any Error)?) -> Void
+    }
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var closed = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
+    /// Most jobs in one transaction; the rest wait for the next one.
+    let maxBatch: Int
+    /// Most jobs queued; beyond it writes are refused with an error instead of growing memory without bound.
+    let maxQueued: Int
+    private let logger: Logger
+
+    init(connection: SQLiteConnection, maxBatch: Int = 512, maxQueued: Int = 100_000, logger: Logger) {
+        self.maxBatch = maxBatch
+        self.maxQueued = maxQueued
+        self.logger = logger
+        let thread = DispatchQueue(label: "swift-dtm.sqlite-writer")
+        thread.async { [self] in
+            self.loop(connection)
+            self.stopped.signal()
+        }
+    }
+
+    /// Runs `body` in the next batch transaction and returns its value once that transaction is committed.
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        let box = ResultBox<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            let job = Job(
+                run: { db in box.value = try body(db) },
+                finish: { error in
+                    if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: box.value!) }
+                })
+            let refusal: (any Error)? = queue.withLock { q in
+                if q.closed { return SQLiteError(code: 21, message: "the store is closed", sql: "") }
+                if q.jobs.count >= maxQueued {
+                    return SQLiteError(code: 5, message: "write queue is full (\(maxQueued) jobs); try again", sql: "")
+                }
+                q.jobs.append(job)
+                return nil
+            }
+            if let refusal { job.finish(refusal) } else { wakeup.signal() }
+        }
+    }
+
+    /// Stops taking jobs, finishes the queued ones and waits for the writer thread to end.
+    func close() {
+        let alreadyClosed = queue.withLock { q in
+            defer { q.closed = true }
+            return q.closed
+        }
+        guard !alreadyClosed else { return }
+        wakeup.signal()
+        stopped.wait()
+    }
+
+    private func loop(_ db: SQLiteConnection) {
+        while true {
+            let (batch, closed) = queue.withLock { q -> ([Job], Bool) in
+                let n = min(q.jobs.count, maxBatch)
+                let batch = Array(q.jobs.prefix(n))
+                q.jobs.removeFirst(n)
+                return (batch, q.closed)
+            }
+            if batch.isEmpty {
+                if closed { return }
+                wakeup.wait()
+                continue
+            }
+            commit(batch, db)
+        }
+    }
+
+    private func commit(_ batch: [Job], _ db: SQLiteConnection) {
+        var errors = [(any Error)?](repeating: nil, count: batch.count)
+        do {
+            try db.statement("BEGIN IMMEDIATE").run([])
+            let savepoint = try db.statement("SAVEPOINT job")
+            let release = try db.statement("RELEASE job")
+            let rollbackTo = try db.statement("ROLLBACK TO job")
+            for (i, job) in batch.enumerated() {
+                try savepoint.run([])
+                do {
+                    try job.run(db)
+                } catch {
+                    errors[i] = error
+                    try rollbackTo.run([])
+                }
+                try release.run([])
+            }
+            try db.statement("COMMIT").run([])
+        } catch {
+            logger.error("group commit failed; every write of the batch is refused", metadata: ["error": .string("\(error)"), "jobs": .stringConvertible(batch.count)])
+            try? db.execute("ROLLBACK")
+            for i in errors.indices { errors[i] = error }
+        }
+        for (job, error) in zip(batch, errors) { job.finish(error) }
+    }
+}
+
+/// Carries a job's return value from the writer thread to the caller.
+/// `@unchecked Sendable`: written once on the writer thread before `finish`, read once after it.
+private final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
+}
