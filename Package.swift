@@ -50,6 +50,7 @@ let package = Package(
             name: "DTMServer",
             dependencies: [
                 "DTMCore", "SQLiteStore", "DTMHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -69,7 +69,7 @@ public final class TransactionRound {
             outcome = .succeeded
         case .failure(let text) where transaction.transType == .saga && branch.op == BranchOp.action:
             newStatus = .failed
-            outcome = .failed("url:\(branch.url) return failed: \(text)")
+            outcome = .failed("url:\(branch.url) return failed: \(text) FAILURE")
         case .failure(let text):
             outcome = .error(
                 "your http/grpc result should be specified as in:\nhttp://d.dtm.pub/practice/arch.html#proto\nunkown result will be retried: \(text)")

@@ -1,0 +1,143 @@
+import DTMCore
+import FoundationEssentials
+import Logging
+
+/// The JSON API `/api/dtmsvr/*` (spec §4), independent of the socket: method, target and body in, response out.
+/// Each route decodes its input, calls the Coordinator and encodes DTM's response shape.
+public struct APIRouter: Sendable {
+    public let coordinator: Coordinator
+    public let version: String
+    let logger: Logger
+
+    public init(coordinator: Coordinator, version: String, logger: Logger) {
+        self.coordinator = coordinator
+        self.version = version
+        self.logger = logger
+    }
+
+    public func handle(method: String, uri: String, body: [UInt8]) async -> APIResponse {
+        let target = RequestTarget(uri)
+        var gid: String?
+        do {
+            return try await route(method: method, target: target, body: body, gid: &gid)
+        } catch {
+            let response = APIResponse.error(error, gid: gid)
+            var meta: Logger.Metadata = ["uri": .string(String(target.path)), "status": .stringConvertible(response.status), "error": .string("\(error)")]
+            if let gid { meta["gid"] = .string(gid) }
+            if response.status >= 500 { logger.error("request failed", metadata: meta) } else { logger.info("request refused", metadata: meta) }
+            return response
+        }
+    }
+
+    private func route(method: String, target: RequestTarget, body: [UInt8], gid: inout String?) async throws -> APIResponse {
+        let path = target.path
+        if path == "/api/ping" { return APIResponse.json { $0.beginObject(); $0.field("msg", "pong"); $0.endObject() } }
+        guard path.hasPrefix("/api/dtmsvr/") else { return .notFound }
+        let name = path.dropFirst("/api/dtmsvr/".count)
+        switch (method, name) {
+        case ("GET", "version"):
+            return .json { $0.beginObject(); $0.field("version", version); $0.endObject() }
+        case ("GET", "newGid"):
+            let new = coordinator.newGid()
+            return .json { $0.beginObject(); $0.field("gid", new); $0.field("dtm_result", "SUCCESS"); $0.endObject() }
+        case ("POST", "prepare"):
+            let request = try TransactionRequestJSON.decode(body)
+            gid = request.gid
+            try await coordinator.prepare(request)
+            return .success
+        case ("POST", "submit"):
+            let request = try TransactionRequestJSON.decode(body)
+            gid = request.gid
+            try await coordinator.submit(request)
+            return .success
+        case ("POST", "abort"):
+            let request = try TransactionRequestJSON.decode(body)
+            gid = request.gid
+            try await coordinator.abort(request)
+            return .success
+        case ("POST", "forceStop"):
+            let request = try TransactionRequestJSON.decode(body)
+            gid = request.gid
+            try await coordinator.forceStop(gid: request.gid)
+            return .success
+        case ("POST", "resetNextCronTime"):
+            let request = try TransactionRequestJSON.decode(body)
+            gid = request.gid
+            try await coordinator.resetNextCronTime(gid: request.gid)
+            return .success
+        case ("POST", "registerBranch"), ("POST", "registerTccBranch"), ("POST", "registerXaBranch"):
+            let registration = try BranchRegistrationJSON.decode(body)
+            gid = registration.gid
+            try await coordinator.registerBranch(registration)
+            return .success
+        case ("POST", "prepareWorkflow"):
+            let request = try TransactionRequestJSON.decode(body)
+            gid = request.gid
+            let (transaction, progresses) = try await coordinator.prepareWorkflow(request)
+            return .json {
+                $0.beginObject()
+                $0.key("transaction"); $0.transaction(transaction)
+                $0.key("progresses"); $0.branches(progresses)
+                $0.endObject()
+            }
+        case ("GET", "query"):
+            guard let g = target["gid"], !g.isEmpty else { throw DTMError.other("no gid specified") }
+            gid = g
+            let (transaction, branches) = try await coordinator.query(gid: g)
+            return .json {
+                $0.beginObject()
+                $0.key("transaction")
+                if let transaction { $0.transaction(transaction) } else { $0.null() }
+                $0.key("branches"); $0.branches(branches)
+                $0.endObject()
+            }
+        case ("GET", "all"):
+            return try await all(target)
+        case ("GET", "resetCronTime"):
+            let timeout = try target["timeout"].flatMap { $0.isEmpty ? nil : try integer($0, "timeout") }
+            let limit = try target["limit"].flatMap { $0.isEmpty ? nil : try integer($0, "limit") }
+            let (count, remaining) = try await coordinator.resetCronTime(timeout: timeout, limit: limit.map { Int($0) })
+            return .json {
+                $0.beginObject(); $0.field("has_remaining", remaining); $0.field("succeed_count", Int64(count)); $0.endObject()
+            }
+        default:
+            return .notFound
+        }
+    }
+
+    /// `all` (spec §4.10).
+    private func all(_ target: RequestTarget) async throws -> APIResponse {
+        let positionText = target["position"] ?? ""
+        if let g = target["gid"], !g.isEmpty {
+            let (transaction, _) = try await coordinator.query(gid: g)
+            return .json {
+                $0.beginObject()
+                $0.key("transactions")
+                if let transaction { $0.beginArray(); $0.transaction(transaction); $0.endArray() } else { $0.null() }
+                $0.field("next_position", positionText)
+                $0.endObject()
+            }
+        }
+        let limit = try integer(target["limit"].flatMap { $0.isEmpty ? nil : $0 } ?? "100", "limit")
+        guard limit > 0 && limit <= 10_000 else { throw DTMError.invalidArgument("limit must be between 1 and 10000") }
+        let position = try positionText.isEmpty ? nil : integer(positionText, "position")
+        var filter = TransactionFilter()
+        filter.status = target["status"] ?? ""
+        filter.transType = target["transType"] ?? ""
+        // Epoch milliseconds, truncated to whole seconds as DTM does.
+        if let s = target["createTimeStart"], !s.isEmpty { filter.createTimeStart = Timestamp(microseconds: try integer(s, "createTimeStart") / 1000 * 1_000_000) }
+        if let s = target["createTimeEnd"], !s.isEmpty { filter.createTimeEnd = Timestamp(microseconds: try integer(s, "createTimeEnd") / 1000 * 1_000_000) }
+        let (rows, next) = try await coordinator.all(position: position, limit: Int(limit), filter: filter)
+        return .json {
+            $0.beginObject()
+            $0.key("transactions"); $0.beginArray(); for t in rows { $0.transaction(t) }; $0.endArray()
+            $0.field("next_position", next.map { String($0) } ?? "")
+            $0.endObject()
+        }
+    }
+
+    private func integer(_ text: String, _ name: String) throws -> Int64 {
+        guard let v = Int64(text) else { throw DTMError.invalidArgument("\(name) must be an integer, got '\(text.prefix(32))'") }
+        return v
+    }
+}

@@ -1,0 +1,11 @@
+/// Limits of the HTTP/1.1 listener. Each is a configuration key (README, "Limits").
+public struct HTTPServerLimits: Sendable, Equatable {
+    /// Largest request body accepted; a larger one gets 400 and the connection is closed.
+    public var maxBodyBytes = 4 * 1024 * 1024
+    /// A connection with no traffic for this long is closed (seconds).
+    public var idleTimeoutSeconds: Int64 = 60
+    /// On graceful shutdown, how long in-flight requests may take before connections are closed (seconds).
+    public var shutdownGraceSeconds: Double = 10
+
+    public init() {}
+}

@@ -1,0 +1,63 @@
+/// Every configuration key swift-dtm reads, with its default: DTM's keys and defaults (spec §12) plus a few of
+/// our own (marked). A key's environment variable is derived from its path as DTM does it: `Store.Driver` →
+/// `STORE_DRIVER`, `MicroService.EndPoint` → `MICRO_SERVICE_END_POINT`.
+enum ConfigurationKeys {
+    static let all: [(key: String, defaultValue: String)] = [
+        ("Store.Driver", "sqlite"),
+        ("Store.File", "dtm.sqlite"),  // ours: the SQLite database file
+        ("Store.Host", ""),
+        ("Store.Port", "0"),
+        ("Store.User", ""),
+        ("Store.Password", ""),
+        ("Store.Db", "dtm"),
+        ("Store.Schema", "public"),
+        ("Store.MaxOpenConns", "500"),
+        ("Store.MaxIdleConns", "500"),
+        ("Store.ConnMaxLifeTime", "5"),
+        ("Store.DataExpire", "604800"),
+        ("Store.FinishedDataExpire", "86400"),
+        ("Store.RedisPrefix", "{a}"),
+        ("TransCronInterval", "3"),
+        ("TimeoutToFail", "35"),
+        ("RetryInterval", "10"),
+        ("RequestTimeout", "3"),
+        ("HttpPort", "36789"),
+        ("GrpcPort", "36790"),
+        ("JsonRpcPort", "36791"),
+        ("MicroService.Driver", "default"),
+        ("MicroService.Target", ""),
+        ("MicroService.EndPoint", ""),
+        ("UpdateBranchSync", "1"),
+        ("UpdateBranchAsyncGoroutineNum", "1"),
+        ("LogLevel", "info"),
+        ("Log.Outputs", "stderr"),
+        ("Log.RotationEnable", "0"),
+        ("Log.RotationConfigJSON", "{}"),
+        ("TimeZoneOffset", ""),
+        ("ConfigUpdateInterval", "3"),
+        ("AlertRetryLimit", "3"),
+        ("AlertWebHook", ""),
+        ("AdminBasePath", ""),
+        ("GrpcServiceConfig", #"{"loadBalancingConfig": [{"round_robin":{}}]}"#),
+        ("ListenHost", "0.0.0.0"),  // ours: address both listeners bind
+        ("MaxRequestBodySize", "4194304"),  // ours: bytes
+        ("HttpIdleTimeout", "60"),  // ours: seconds
+        ("CronConcurrency", "16"),  // ours: transactions processed at once by the cron loop
+        ("MaxSteps", "1000"),  // ours: steps per saga/msg
+    ]
+
+    /// `Store.MaxOpenConns` → `STORE_MAX_OPEN_CONNS`.
+    static func environmentName(_ key: String) -> String {
+        var out = ""
+        for part in key.split(separator: ".") {
+            if !out.isEmpty { out += "_" }
+            var previous: Character?
+            for c in part {
+                if c.isUppercase, let p = previous, p.isLowercase || p.isNumber { out += "_" }
+                out += c.uppercased()
+                previous = c
+            }
+        }
+        return out
+    }
+}

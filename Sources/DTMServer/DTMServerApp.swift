@@ -1,0 +1,90 @@
+import AsyncHTTPClient
+import DTMCore
+import DTMHTTP
+import Logging
+import NIOCore
+import NIOPosix
+import SQLiteStore
+import ServiceLifecycle
+
+/// The composition root: opens the store, builds the Coordinator with its branch callers, starts the HTTP
+/// listener and the cron loop, and shuts everything down in order on SIGINT/SIGTERM.
+public enum DTMServerApp {
+    public static func run(configuration: Configuration, reset: Bool, logger: Logger) async throws {
+        for key in configuration.ignoredKeys {
+            logger.notice("configuration key is not used by swift-dtm and is ignored", metadata: ["key": .string(key)])
+        }
+        let store = try SQLiteStore(path: configuration.storeFile, reset: reset, logger: logger)
+        if reset { logger.notice("store reset", metadata: ["path": .string(configuration.storeFile)]) }
+
+        let group = MultiThreadedEventLoopGroup.singleton
+        let httpClient = HTTPBranchCaller.makeClient(eventLoopGroup: group)
+        let caller = BranchCallRouter(
+            http: HTTPBranchCaller(client: httpClient),
+            grpc: UnavailableBranchCaller(reason: "gRPC branch calls are not available in this build"))
+        let coordinator = Coordinator(
+            context: ProcessingContext(
+                store: store, caller: caller, clock: SystemClock(), decoder: JSONTextDecoding(),
+                config: configuration.engine, logger: logger))
+        let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, logger: logger)
+        let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, logger: logger)
+
+        logger.info(
+            "swift-dtm starting",
+            metadata: [
+                "version": .string(DTMVersion.current), "http_port": .stringConvertible(configuration.httpPort),
+                "store": .string(configuration.storeFile),
+            ])
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: HTTPService(server: http, host: configuration.listenHost, port: configuration.httpPort)),
+                    .init(service: CronService(coordinator: coordinator)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await services.run()
+        } catch {
+            logger.error("server stopped with an error", metadata: ["error": .string("\(error)")])
+            try? await httpClient.shutdown()
+            store.close()
+            throw error
+        }
+        // Let background rounds started by submits finish (their branch calls are bounded by request timeouts).
+        let deadline = ContinuousClock.now + .seconds(configuration.engine.requestTimeout + 2)
+        while coordinator.backgroundRoundCount > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        try? await httpClient.shutdown()
+        store.close()
+        logger.info("swift-dtm stopped")
+    }
+}
+
+/// The HTTP listener as a lifecycle service: graceful shutdown stops accepting and drains requests.
+struct HTTPService: Service {
+    let server: HTTPAPIServer
+    let host: String
+    let port: Int
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.run(host: host, port: port)
+        } onGracefulShutdown: {
+            Task { await server.shutdown() }
+        }
+    }
+}
+
+/// The cron loop as a lifecycle service: cancelled on graceful shutdown (a claimed transaction whose round is
+/// cut short is simply claimed again after its lease).
+struct CronService: Service {
+    let coordinator: Coordinator
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await coordinator.runCron()
+        }
+    }
+}
