@@ -177,7 +177,7 @@ public final class SQLiteStore: TransactionStore {
         try await writer.write { db in
             let ids = try db.statement(
                 """
-                SELECT id FROM trans_global WHERE status IN ('prepared', 'submitted', 'aborting') AND next_cron_time < ?1
+                SELECT id FROM trans_global WHERE status IN ('prepared', 'submitted', 'aborting') AND next_cron_time <= ?1
                 ORDER BY next_cron_time LIMIT ?2
                 """
             ).query([.int(dueBefore.microseconds), .int(Int64(limit))]) { $0.int(0) }

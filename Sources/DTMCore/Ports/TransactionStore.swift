@@ -67,7 +67,7 @@ public protocol TransactionStore: Sendable {
     /// Sets the schedule if the stored status is still `requiring`; silently does nothing otherwise (as DTM's SQL stores).
     func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws
 
-    /// Claims up to `limit` unfinished transactions whose `next_cron_time` is before `dueBefore`: sets
+    /// Claims up to `limit` unfinished transactions whose `next_cron_time` is at or before `dueBefore`: sets
     /// `next_cron_time = leaseUntil`, `owner`, `update_time = now` and returns them (spec §9.2).
     func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction]
 

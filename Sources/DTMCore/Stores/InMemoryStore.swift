@@ -96,7 +96,7 @@ public final class InMemoryStore: TransactionStore {
     public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
         state.withLock { s in
             let due = s.transactions.values
-                .filter { !$0.status.isFinished && ($0.nextCronTime ?? now) < dueBefore }
+                .filter { !$0.status.isFinished && ($0.nextCronTime ?? now) <= dueBefore }
                 .sorted { ($0.nextCronTime ?? now, $0.id) < ($1.nextCronTime ?? now, $1.id) }
                 .prefix(limit)
             return due.map { t in

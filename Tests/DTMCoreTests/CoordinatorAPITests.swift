@@ -1,0 +1,157 @@
+@testable import DTMCore
+import Testing
+
+@Suite("coordinator API rules")
+struct CoordinatorAPITests {
+    @Test("submit of a finished saga is refused with DTM's text")
+    func resubmitFinished() async throws {
+        let h = Harness()
+        try await h.coordinator.submit(h.saga("d1", steps: 1))
+        await #expect(throws: DTMError.failure("current status 'succeed', cannot sumbmit.")) {
+            try await h.coordinator.submit(h.saga("d1", steps: 1))
+        }
+        #expect(h.caller.calls.count == 1)
+    }
+
+    @Test("prepare is idempotent while prepared, refused otherwise")
+    func prepareRules() async throws {
+        let h = Harness()
+        var r = TransactionRequest(gid: "p1", transType: "tcc")
+        try await h.coordinator.prepare(r)
+        try await h.coordinator.prepare(r)
+        try await h.coordinator.forceStop(gid: "p1")
+        await #expect(throws: DTMError.failure("current status 'failed', cannot prepare.")) { try await h.coordinator.prepare(r) }
+        r.gid = "p2"
+        r.transType = "saga"
+        r.steps = [TransStep(action: "a1", compensate: "c1")]
+        try await h.coordinator.prepare(r)
+        r.options.waitResult = true
+        try await h.coordinator.submit(r)
+        #expect(try await h.status("p2") == .succeed)
+    }
+
+    @Test("bad input names the problem", arguments: [
+        ("", "saga", "gid is missing or empty"),
+        ("a;b", "saga", "gid contains the character ';'"),
+        ("a\"b", "saga", "gid contains the character '\"'"),
+        ("a\nb", "saga", "gid contains the character 0xa"),
+        (String(repeating: "x", count: 129), "saga", "gid is 129 bytes long; the limit is 128"),
+        ("ok", "", "trans_type is missing or empty"),
+        ("ok", "sagaa", "unknown trans_type 'sagaa'"),
+    ])
+    func badInput(gid: String, type: String, message: String) async throws {
+        let h = Harness()
+        var r = TransactionRequest(gid: gid, transType: type)
+        r.steps = [TransStep(action: "a1", compensate: "c1")]
+        do {
+            try await h.coordinator.submit(r)
+            Issue.record("accepted bad input")
+        } catch let DTMError.invalidArgument(m) {
+            #expect(m.hasPrefix(message), "\(m)")
+        }
+        #expect(h.caller.calls.isEmpty)
+    }
+
+    @Test("steps and payloads of different lengths, and too many steps, are refused")
+    func stepLimits() async throws {
+        var config = EngineConfig()
+        config.limits.maxSteps = 5
+        let h = Harness(config: config)
+        var r = h.saga("m1", steps: 2)
+        r.payloads.removeLast()
+        await #expect(throws: DTMError.invalidArgument("payloads has 1 entries but steps has 2")) { try await h.coordinator.submit(r) }
+        await #expect(throws: DTMError.invalidArgument("6 steps; the limit is 5")) { try await h.coordinator.submit(h.saga("m2", steps: 6)) }
+        #expect(try await h.status("m1") == nil)
+        #expect(try await h.status("m2") == nil)
+    }
+
+    @Test("legacy step data is the payload when payloads is empty")
+    func legacyData() async throws {
+        let h = Harness()
+        var r = TransactionRequest(gid: "l1", transType: "saga")
+        r.steps = [TransStep(action: "a1", compensate: "c1", data: #"{"amount":30}"#)]
+        r.options.waitResult = true
+        try await h.coordinator.submit(r)
+        #expect(h.caller.calls.first?.payload == Array(#"{"amount":30}"#.utf8))
+    }
+
+    @Test("forceStop fails an unfinished saga without compensating; refused when finished")
+    func forceStop() async throws {
+        let h = Harness()
+        h.caller.script("a1", .ongoing("ONGOING"))
+        try? await h.coordinator.submit(h.saga("fs", steps: 1))
+        try await h.coordinator.forceStop(gid: "fs")
+        #expect(try await h.status("fs") == .failed)
+        #expect(h.caller.trail == ["a1/action"])
+        await #expect(throws: DTMError.failure("global transaction force stop error. status: failed. error:")) {
+            try await h.coordinator.forceStop(gid: "fs")
+        }
+    }
+
+    @Test("abort: sagas cannot be aborted; unknown gids are an error")
+    func abortRules() async throws {
+        let h = Harness()
+        h.caller.script("a1", .ongoing("ONGOING"))
+        try? await h.coordinator.submit(h.saga("ab", steps: 1))
+        var r = TransactionRequest(gid: "ab", transType: "saga")
+        await #expect(throws: DTMError.failure("trans type: 'saga' current status 'submitted', cannot abort.")) { try await h.coordinator.abort(r) }
+        r.gid = "nope"
+        await #expect(throws: DTMError.other("no TransGlobal with gid: nope found")) { try await h.coordinator.abort(r) }
+    }
+
+    @Test("registerBranch needs a prepared global transaction")
+    func registerBranch() async throws {
+        let h = Harness()
+        let reg = BranchRegistration(gid: "rb", transType: "tcc", branchID: "01", data: ["confirm": "cf", "cancel": "cn"], busiPayload: [1])
+        await #expect(throws: DTMError.failure("no trans with gid: rb status: prepared found")) { try await h.coordinator.registerBranch(reg) }
+        try await h.coordinator.prepare(TransactionRequest(gid: "rb", transType: "tcc"))
+        try await h.coordinator.registerBranch(reg)
+        let rows = try await h.store.branches(gid: "rb")
+        #expect(rows.map(\.op) == ["cancel", "confirm"])
+        #expect(rows.map(\.url) == ["cn", "cf"])
+        await #expect(throws: DTMError.self) { try await h.coordinator.registerBranch(reg) }
+    }
+
+    @Test("resetNextCronTime brings a backed-off transaction forward")
+    func resetNextCronTime() async throws {
+        let h = Harness()
+        h.caller.script("a1", .error("down"))
+        try? await h.coordinator.submit(h.saga("rn", steps: 1))
+        #expect(await h.coordinator.cronOnce().isEmpty)
+        try await h.coordinator.resetNextCronTime(gid: "rn")
+        #expect(await h.coordinator.cronOnce() == ["rn"])
+        #expect(try await h.status("rn") == .succeed)
+    }
+
+    @Test("resetCronTime moves far-future transactions to now and reports the count")
+    func resetCronTime() async throws {
+        let h = Harness()
+        for i in 0..<3 {
+            h.caller.script("a1", .error("down"))
+            try? await h.coordinator.submit(h.saga("rc\(i)", steps: 1))
+        }
+        let (count, remaining) = try await h.coordinator.resetCronTime(timeout: 5, limit: 2)
+        #expect(count == 2)
+        #expect(remaining)
+        #expect(await h.coordinator.cronOnce().count == 2)
+    }
+
+    @Test("gids are 22 characters of DTM's base-57 alphabet and unique")
+    func gids() {
+        let h = Harness()
+        let gids = (0..<1000).map { _ in h.coordinator.newGid() }
+        #expect(Set(gids).count == 1000)
+        #expect(gids.allSatisfy { $0.count == 22 && $0.allSatisfy { "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".contains($0) } })
+    }
+
+    @Test("schedule policy: reset interval rules")
+    func resetInterval() {
+        let c = EngineConfig()
+        var o = TransOptions()
+        #expect(c.resetInterval(for: o) == 10)
+        o.timeoutToFail = 5
+        #expect(c.resetInterval(for: o) == 5)
+        o.retryInterval = 3
+        #expect(c.resetInterval(for: o) == 3)
+    }
+}
