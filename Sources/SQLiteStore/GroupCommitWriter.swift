@@ -29,6 +29,8 @@ final class GroupCommitWriter: Sendable {
     /// Most jobs queued; beyond it writes are refused with an error instead of growing memory without bound.
     let maxQueued: Int
     private let logger: Logger
+    /// Transactions committed so far (tests check that concurrent writes share commits).
+    let commitCount = Atomic<Int>(0)
 
     init(connection: SQLiteConnection, maxBatch: Int = 512, maxQueued: Int = 100_000, logger: Logger) {
         self.maxBatch = maxBatch
@@ -108,6 +110,7 @@ final class GroupCommitWriter: Sendable {
                 try release.run([])
             }
             try db.statement("COMMIT").run([])
+            commitCount.add(1, ordering: .relaxed)
         } catch {
             logger.error("group commit failed; every write of the batch is refused", metadata: ["error": .string("\(error)"), "jobs": .stringConvertible(batch.count)])
             try? db.execute("ROLLBACK")

@@ -26,6 +26,9 @@ public final class SQLiteStore: TransactionStore {
         logger.info("sqlite store open", metadata: ["path": .string(path), "schema_version": .stringConvertible(SQLiteSchema.currentVersion)])
     }
 
+    /// Write transactions committed since the store was opened.
+    var commitCount: Int { writer.commitCount.load(ordering: .relaxed) }
+
     /// Finishes queued writes and closes the writer.
     public func close() {
         writer.close()

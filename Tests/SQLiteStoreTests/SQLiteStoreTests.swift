@@ -1,0 +1,96 @@
+import DTMCore
+import Foundation
+@testable import SQLiteStore
+import Testing
+
+@Suite("SQLite store")
+struct SQLiteStoreTests {
+    @Test("64 concurrent writers under group commit lose nothing and share commits")
+    func concurrentWriters() async throws {
+        let path = TempDB.path()
+        let store = try SQLiteStore(path: path)
+        let writers = 64
+        let perWriter = 20
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<writers {
+                group.addTask {
+                    for i in 0..<perWriter {
+                        let gid = "w\(w)-\(i)"
+                        #expect(try await store.saveNew(sampleTransaction(gid), branches: sampleBranches(gid)) == nil)
+                        try await store.updateBranches(gid: gid, requiring: .submitted, updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: t0)], now: t0)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let writes = writers * perWriter * 2
+        #expect(store.commitCount < writes, "\(store.commitCount) commits for \(writes) writes: writes were grouped")
+        store.close()
+        // Everything is there after reopening the file.
+        let reopened = try SQLiteStore(path: path)
+        let all = try await reopened.scan(position: nil, limit: 10_000, filter: TransactionFilter())
+        #expect(all.transactions.count == writers * perWriter)
+        for w in [0, 31, 63] {
+            let b = try await reopened.branches(gid: "w\(w)-\(perWriter - 1)")
+            #expect(b.map(\.status) == [.prepared, .succeed, .prepared, .prepared])
+        }
+    }
+
+    @Test("one failing job in a batch does not undo its neighbours")
+    func failingJobIsolated() async throws {
+        let store = try SQLiteStore(path: TempDB.path())
+        _ = try await store.saveNew(sampleTransaction("iso"), branches: [])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<50 {
+                group.addTask {
+                    if i % 2 == 0 {
+                        _ = try await store.saveNew(sampleTransaction("ok\(i)"), branches: sampleBranches("ok\(i)"))
+                    } else {
+                        await #expect(throws: DTMError.storageNotFound("")) {
+                            try await store.changeStatus(gid: "iso", from: .prepared, to: .failed, change: StatusChange(), now: t0)
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for i in stride(from: 0, to: 50, by: 2) { #expect(try await store.branches(gid: "ok\(i)").count == 4) }
+        #expect(try await store.transaction(gid: "iso")?.status == .submitted)
+    }
+
+    @Test("schema version is recorded; reopening keeps data; reset drops it")
+    func migrations() async throws {
+        let path = TempDB.path()
+        var store: SQLiteStore? = try SQLiteStore(path: path)
+        _ = try await store!.saveNew(sampleTransaction("keep"), branches: [])
+        store!.close()
+        store = nil
+        store = try SQLiteStore(path: path)
+        #expect(try await store!.transaction(gid: "keep") != nil)
+        store!.close()
+        store = try SQLiteStore(path: path, reset: true)
+        #expect(try await store!.transaction(gid: "keep") == nil)
+        store!.close()
+        let version = try SQLiteConnection(path: path, readOnly: true).scalar("PRAGMA user_version")
+        #expect(version == SQLiteSchema.currentVersion)
+        let journal = try SQLiteConnection(path: path, readOnly: true).scalar("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'")
+        #expect(journal == 1)
+    }
+
+    @Test("a database from a newer server is refused with a clear error")
+    func newerSchemaRefused() throws {
+        let path = TempDB.path()
+        do {
+            let c = try SQLiteConnection(path: path, readOnly: false)
+            try c.execute("PRAGMA user_version = 99")
+        }
+        #expect(throws: SQLiteError.self) { try SQLiteStore(path: path) }
+    }
+
+    @Test("writes after close are refused, not lost silently")
+    func closed() async throws {
+        let store = try SQLiteStore(path: TempDB.path())
+        store.close()
+        await #expect(throws: SQLiteError.self) { _ = try await store.saveNew(sampleTransaction("late"), branches: []) }
+    }
+}

@@ -1,0 +1,211 @@
+import DTMCore
+import Foundation
+@testable import SQLiteStore
+import Testing
+
+/// The store contract (spec §11.1), checked against every store.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
+    case memory, sqlite
+    var testDescription: String { rawValue }
+
+    func make() throws -> any TransactionStore {
+        switch self {
+        case .memory: return InMemoryStore()
+        case .sqlite: return try SQLiteStore(path: TempDB.path())
+        }
+    }
+}
+
+enum TempDB {
+    static func path() -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swift-dtm-tests-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent("dtm.sqlite").path
+    }
+}
+
+let t0 = Timestamp(microseconds: 1_800_000_000_123_456)
+
+func sampleTransaction(_ gid: String, status: GlobalStatus = .submitted) -> GlobalTransaction {
+    var t = GlobalTransaction(gid: gid, transType: .saga, status: status, createTime: t0)
+    t.queryPrepared = "http://127.0.0.1:1/qp"
+    t.transProtocol = "grpc"
+    t.updateTime = t0.adding(seconds: 1)
+    t.finishTime = t0.adding(seconds: 2)
+    t.rollbackTime = t0.adding(seconds: 3)
+    t.options.waitResult = true
+    t.options.timeoutToFail = 60
+    t.options.requestTimeout = 7
+    t.options.retryInterval = 11
+    t.options.branchHeaders = ["h1": "v1", "h2": "v \"2\""]
+    t.options.concurrent = true
+    t.options.retryLimit = 4
+    t.customData = #"{"orders":{"1":[0]},"concurrent":true}"#
+    t.nextCronInterval = 20
+    t.nextCronTime = t0.adding(seconds: 20)
+    t.owner = "o1"
+    t.extData = #"{"headers":{}}"#
+    t.result = "cmVzdWx0"
+    t.rollbackReason = "because ' \" ; -- DROP TABLE trans_global"
+    return t
+}
+
+func sampleBranches(_ gid: String, count: Int = 2) -> [Branch] {
+    (0..<count).flatMap { i in
+        ["compensate", "action"].map { op in
+            var b = Branch(gid: gid, url: "http://127.0.0.1:1/\(op)\(i)", binData: [0, 1, 2, 255, UInt8(i)], branchID: String(format: "%02d", i + 1), op: op, createTime: t0)
+            b.updateTime = t0.adding(seconds: 1)
+            return b
+        }
+    }
+}
+
+@Suite("store contract")
+struct StoreContractTests {
+    @Test("every field of a transaction and its branches round-trips", arguments: StoreKind.allCases)
+    func roundTrip(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let t = sampleTransaction("rt")
+        #expect(try await store.saveNew(t, branches: sampleBranches("rt")) == nil)
+        var loaded = try #require(try await store.transaction(gid: "rt"))
+        #expect(loaded.id > 0)
+        loaded.id = 0
+        #expect(loaded == t)
+        let branches = try await store.branches(gid: "rt")
+        #expect(branches.map(\.id) == branches.map(\.id).sorted(), "insertion order")
+        #expect(branches.map { var b = $0; b.id = 0; return b } == sampleBranches("rt"))
+    }
+
+    @Test("saveNew of an existing gid changes nothing and returns the stored one", arguments: StoreKind.allCases)
+    func saveNewConflict(kind: StoreKind) async throws {
+        let store = try kind.make()
+        _ = try await store.saveNew(sampleTransaction("dup"), branches: sampleBranches("dup"))
+        var other = sampleTransaction("dup", status: .prepared)
+        other.customData = "x"
+        let existing = try #require(try await store.saveNew(other, branches: sampleBranches("dup", count: 5)))
+        #expect(existing.status == .submitted)
+        #expect(try await store.branches(gid: "dup").count == 4)
+    }
+
+    @Test("a stale compare-and-set is refused and changes nothing", arguments: StoreKind.allCases)
+    func staleCAS(kind: StoreKind) async throws {
+        let store = try kind.make()
+        _ = try await store.saveNew(sampleTransaction("cas"), branches: sampleBranches("cas"))
+        try await store.changeStatus(gid: "cas", from: .submitted, to: .aborting, change: StatusChange(rollbackReason: "r1"), now: t0)
+        await #expect(throws: DTMError.storageNotFound("")) {
+            try await store.changeStatus(gid: "cas", from: .submitted, to: .succeed, change: StatusChange(finishTime: t0), now: t0)
+        }
+        await #expect(throws: DTMError.storageNotFound("")) {
+            try await store.updateBranches(gid: "cas", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: t0)], now: t0)
+        }
+        let t = try #require(try await store.transaction(gid: "cas"))
+        #expect(t.status == .aborting)
+        #expect(t.rollbackReason == "r1")
+        #expect(try await store.branches(gid: "cas").allSatisfy { $0.status == .prepared })
+        await #expect(throws: DTMError.storageNotFound("")) {
+            try await store.changeStatus(gid: "missing", from: .submitted, to: .succeed, change: StatusChange(), now: t0)
+        }
+    }
+
+    @Test("branch updates guarded by the global status", arguments: StoreKind.allCases)
+    func branchUpdate(kind: StoreKind) async throws {
+        let store = try kind.make()
+        _ = try await store.saveNew(sampleTransaction("bu"), branches: sampleBranches("bu"))
+        let at = t0.adding(seconds: 5)
+        try await store.updateBranches(gid: "bu", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "02", op: "action", status: .failed, finishTime: at)], now: at)
+        let b = try await store.branches(gid: "bu")
+        #expect(b.map(\.status) == [.prepared, .prepared, .prepared, .failed])
+        #expect(b[3].finishTime == at)
+        #expect(b[3].updateTime == at)
+    }
+
+    @Test("insertBranches needs the status and is all-or-nothing on a duplicate", arguments: StoreKind.allCases)
+    func insertBranches(kind: StoreKind) async throws {
+        let store = try kind.make()
+        _ = try await store.saveNew(sampleTransaction("ib", status: .prepared), branches: [])
+        let first = Branch(gid: "ib", url: "u", binData: [], branchID: "01", op: "cancel", createTime: t0)
+        let second = Branch(gid: "ib", url: "u", binData: [], branchID: "01", op: "confirm", createTime: t0)
+        try await store.insertBranches(gid: "ib", requiring: .prepared, branches: [first])
+        let fresh = Branch(gid: "ib", url: "u", binData: [], branchID: "02", op: "cancel", createTime: t0)
+        await #expect(throws: DTMError.self) { try await store.insertBranches(gid: "ib", requiring: .prepared, branches: [fresh, first]) }
+        #expect(try await store.branches(gid: "ib").map(\.branchID) == ["01"], "the fresh row of the failed call is not kept")
+        try await store.insertBranches(gid: "ib", requiring: .prepared, branches: [second])
+        await #expect(throws: DTMError.storageNotFound("")) { try await store.insertBranches(gid: "ib", requiring: .submitted, branches: [fresh]) }
+        #expect(try await store.branches(gid: "ib").map(\.op) == ["cancel", "confirm"])
+    }
+
+    @Test("claimDue takes due unfinished transactions and leases them", arguments: StoreKind.allCases)
+    func claim(kind: StoreKind) async throws {
+        let store = try kind.make()
+        for (gid, status, due) in [("d1", GlobalStatus.submitted, 1.0), ("d2", .aborting, 2.0), ("d3", .prepared, 100.0), ("d4", .succeed, 1.0)] {
+            var t = sampleTransaction(gid, status: status)
+            t.nextCronTime = t0.adding(seconds: due)
+            _ = try await store.saveNew(t, branches: [])
+        }
+        let now = t0.adding(seconds: 10)
+        let claimed = try await store.claimDue(dueBefore: now, leaseUntil: now.adding(seconds: 10), owner: "me", limit: 10, now: now)
+        #expect(claimed.map(\.gid) == ["d1", "d2"])
+        #expect(claimed.allSatisfy { $0.owner == "me" && $0.nextCronTime == now.adding(seconds: 10) })
+        #expect(try await store.claimDue(dueBefore: now, leaseUntil: now, owner: "you", limit: 10, now: now).isEmpty)
+        let one = try await store.claimDue(dueBefore: t0.adding(seconds: 1000), leaseUntil: now, owner: "x", limit: 1, now: now)
+        #expect(one.count == 1)
+    }
+
+    @Test("touchCronTime is a no-op when the status moved; resetNextCronTime and resetCronTime", arguments: StoreKind.allCases)
+    func schedule(kind: StoreKind) async throws {
+        let store = try kind.make()
+        _ = try await store.saveNew(sampleTransaction("sc"), branches: [])
+        try await store.touchCronTime(gid: "sc", requiring: .aborting, interval: 99, nextCronTime: t0, now: t0)
+        #expect(try await store.transaction(gid: "sc")?.nextCronInterval == 20)
+        try await store.touchCronTime(gid: "sc", requiring: .submitted, interval: 40, nextCronTime: t0.adding(seconds: 40), now: t0)
+        #expect(try await store.transaction(gid: "sc")?.nextCronInterval == 40)
+        let later = t0.adding(seconds: 1)
+        try await store.resetNextCronTime(gid: "sc", now: later)
+        #expect(try await store.transaction(gid: "sc")?.nextCronTime == later)
+        await #expect(throws: DTMError.storageNotFound("")) { try await store.resetNextCronTime(gid: "nope", now: later) }
+        let (count, remaining) = try await store.resetCronTime(laterThan: t0, limit: 5, now: t0)
+        #expect(count == 1)
+        #expect(!remaining)
+    }
+
+    @Test("scan pages newest first with filters", arguments: StoreKind.allCases)
+    func scan(kind: StoreKind) async throws {
+        let store = try kind.make()
+        for i in 0..<5 {
+            var t = sampleTransaction("p\(i)", status: i % 2 == 0 ? .succeed : .failed)
+            t.createTime = t0.adding(seconds: Double(i))
+            _ = try await store.saveNew(t, branches: [])
+        }
+        let page1 = try await store.scan(position: nil, limit: 2, filter: TransactionFilter())
+        #expect(page1.transactions.map(\.gid) == ["p4", "p3"])
+        let page2 = try await store.scan(position: page1.nextPosition, limit: 2, filter: TransactionFilter())
+        #expect(page2.transactions.map(\.gid) == ["p2", "p1"])
+        let page3 = try await store.scan(position: page2.nextPosition, limit: 2, filter: TransactionFilter())
+        #expect(page3.transactions.map(\.gid) == ["p0"])
+        #expect(page3.nextPosition == nil)
+        var f = TransactionFilter()
+        f.status = "succeed"
+        f.createTimeStart = t0.adding(seconds: 1)
+        #expect(try await store.scan(position: nil, limit: 10, filter: f).transactions.map(\.gid) == ["p4", "p2"])
+    }
+
+    @Test("KV: create, version compare-and-set, find, scan, delete", arguments: StoreKind.allCases)
+    func kv(kind: StoreKind) async throws {
+        let store = try kind.make()
+        try await store.createKV(KVRecord(cat: "topics", key: "t1", value: "[]", createTime: t0))
+        await #expect(throws: DTMError.uniqueConflict("")) { try await store.createKV(KVRecord(cat: "topics", key: "t1", value: "x", createTime: t0)) }
+        var r = try #require(try await store.findKV(cat: "topics", key: "t1").first)
+        #expect(r.version == 1)
+        r.value = "[1]"
+        try await store.updateKV(r, now: t0)
+        await #expect(throws: DTMError.storageNotFound("")) { try await store.updateKV(r, now: t0) }
+        #expect(try await store.findKV(cat: "topics", key: "t1").first?.version == 2)
+        try await store.createKV(KVRecord(cat: "topics", key: "t2", value: "[]", createTime: t0))
+        let page = try await store.scanKV(cat: "topics", position: nil, limit: 1)
+        #expect(page.records.map(\.key) == ["t2"])
+        #expect(try await store.scanKV(cat: "topics", position: page.nextPosition, limit: 1).records.map(\.key) == ["t1"])
+        #expect(try await store.findKV(cat: "", key: "").count == 2)
+        try await store.deleteKV(cat: "topics", key: "t1")
+        await #expect(throws: DTMError.storageNotFound("")) { try await store.deleteKV(cat: "topics", key: "t1") }
+    }
+}
