@@ -32,6 +32,10 @@ public struct APIRouter: Sendable {
     private func route(method: String, target: RequestTarget, body: [UInt8], gid: inout String?) async throws -> APIResponse {
         let path = target.path
         if path == "/api/ping" { return APIResponse.json { $0.beginObject(); $0.field("msg", "pong"); $0.endObject() } }
+        if path == "/api/json-rpc" {
+            guard method == "POST" else { return .notFound }
+            return await JSONRPCEndpoint(coordinator: coordinator).handle(body)
+        }
         guard path.hasPrefix("/api/dtmsvr/") else { return .notFound }
         let name = path.dropFirst("/api/dtmsvr/".count)
         switch (method, name) {
@@ -93,6 +97,32 @@ public struct APIRouter: Sendable {
             }
         case ("GET", "all"):
             return try await all(target)
+        case ("GET", "subscribe"):
+            try await coordinator.subscribe(topic: target["topic"] ?? "", url: target["url"] ?? "", remark: target["remark"] ?? "")
+            return .success
+        case ("GET", "unsubscribe"):
+            try await coordinator.unsubscribe(topic: target["topic"] ?? "", url: target["url"] ?? "")
+            return .success
+        case ("DELETE", _) where name.hasPrefix("topic/"):
+            try await coordinator.deleteTopic(String(name.dropFirst("topic/".count)))
+            return .success
+        case ("GET", "scanKV"):
+            let limit = try integer(target["limit"].flatMap { $0.isEmpty ? nil : $0 } ?? "100", "limit")
+            guard limit > 0 && limit <= 10_000 else { throw DTMError.invalidArgument("limit must be between 1 and 10000") }
+            let positionText = target["position"] ?? ""
+            let position = try positionText.isEmpty ? nil : integer(positionText, "position")
+            let (records, next) = try await coordinator.scanKV(cat: target["cat"] ?? "", position: position, limit: Int(limit))
+            return .json {
+                $0.beginObject()
+                $0.key("kv"); $0.beginArray(); for r in records { $0.kv(r) }; $0.endArray()
+                $0.field("next_position", next.map { String($0) } ?? "")
+                $0.endObject()
+            }
+        case ("GET", "queryKV"):
+            let records = try await coordinator.queryKV(cat: target["cat"] ?? "", key: target["key"] ?? "")
+            return .json {
+                $0.beginObject(); $0.key("kv"); $0.beginArray(); for r in records { $0.kv(r) }; $0.endArray(); $0.endObject()
+            }
         case ("GET", "resetCronTime"):
             let timeout = try target["timeout"].flatMap { $0.isEmpty ? nil : try integer($0, "timeout") }
             let limit = try target["limit"].flatMap { $0.isEmpty ? nil : try integer($0, "limit") }

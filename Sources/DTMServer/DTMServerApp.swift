@@ -24,8 +24,10 @@ public enum DTMServerApp {
             grpc: UnavailableBranchCaller(reason: "gRPC branch calls are not available in this build"))
         let coordinator = Coordinator(
             context: ProcessingContext(
-                store: store, caller: caller, clock: SystemClock(), decoder: JSONTextDecoding(),
-                config: configuration.engine, logger: logger))
+                store: store, caller: caller, clock: SystemClock(), coding: JSONTextCoding(),
+                config: configuration.engine, logger: logger,
+                alerts: configuration.alertWebHook.isEmpty
+                    ? nil : AlertWebHook(url: configuration.alertWebHook, client: httpClient, logger: logger)))
         let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, logger: logger)
         let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, logger: logger)
 

@@ -42,9 +42,12 @@ final class ScriptedCaller: BranchCaller {
     }
 }
 
-struct JSONTestDecoding: TextDecoding {
+struct JSONTestCoding: TextCoding {
     func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
         try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+    func encode<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }
 }
 
@@ -59,7 +62,7 @@ struct Harness {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         coordinator = Coordinator(
-            context: ProcessingContext(store: store, caller: caller, clock: clock, decoder: JSONTestDecoding(), config: config, logger: logger))
+            context: ProcessingContext(store: store, caller: caller, clock: clock, coding: JSONTestCoding(), config: config, logger: logger))
     }
 
     /// A saga request whose step i has action "a<i>" and compensation "c<i>" (i from 1), payload "p<i>".

@@ -5,7 +5,9 @@ public protocol CoordinatorClock: Sendable {
     func sleep(seconds: Double) async throws
 }
 
-/// Decodes the JSON texts DTM keeps in string columns (`custom_data`). The core knows their shape, not JSON.
-public protocol TextDecoding: Sendable {
+/// Decodes and encodes the JSON texts DTM keeps in string columns (`custom_data`, topic subscriber lists).
+/// The core knows their shape, not JSON.
+public protocol TextCoding: Sendable {
     func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T
+    func encode<T: Encodable>(_ value: T) throws -> String
 }

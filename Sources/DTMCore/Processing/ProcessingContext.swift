@@ -10,19 +10,19 @@ public struct ProcessingContext: Sendable {
     public var store: any TransactionStore
     public var caller: any BranchCaller
     public var clock: any CoordinatorClock
-    public var decoder: any TextDecoding
+    public var coding: any TextCoding
     public var config: EngineConfig
     public var logger: Logger
     public var alerts: (any AlertSink)?
 
     public init(
         store: any TransactionStore, caller: any BranchCaller, clock: any CoordinatorClock,
-        decoder: any TextDecoding, config: EngineConfig, logger: Logger, alerts: (any AlertSink)? = nil
+        coding: any TextCoding, config: EngineConfig, logger: Logger, alerts: (any AlertSink)? = nil
     ) {
         self.store = store
         self.caller = caller
         self.clock = clock
-        self.decoder = decoder
+        self.coding = coding
         self.config = config
         self.logger = logger
         self.alerts = alerts

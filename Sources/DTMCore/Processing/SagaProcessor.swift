@@ -10,7 +10,7 @@ public struct SagaProcessor: ModeProcessor {
         }
         let custom: SagaCustomData? =
             round.transaction.customData.isEmpty
-            ? nil : try? round.context.decoder.decode(SagaCustomData.self, from: round.transaction.customData)
+            ? nil : try? round.context.coding.decode(SagaCustomData.self, from: round.transaction.customData)
         let stepCount = round.branches.count / 2
         let plan = try SagaPlan(stepCount: stepCount, customData: custom)
         let roundStart = round.now

@@ -47,6 +47,14 @@ public final class TransactionRound {
         return try await record(result, index: index)
     }
 
+    /// Calls a URL that is not a stored branch — the msg check-back or the workflow resume — as branch `00`.
+    /// Nothing is recorded; the caller decides what the answer means.
+    public func callCheckBack(url: String, op: String, payload: [UInt8]) async -> BranchCallResult {
+        let result = await Self.call(makeCall(url: url, branchID: "00", op: op, payload: payload), caller: context.caller)
+        logger.debug("check-back", metadata: ["url": .string(url), "op": .string(op), "result": .string("\(result)")])
+        return result
+    }
+
     /// The transport call alone; safe to run in a child task.
     public static func call(_ call: BranchCall, caller: any BranchCaller) async -> BranchCallResult {
         if call.url.isEmpty { return .success }

@@ -17,7 +17,9 @@ public final class Coordinator: Sendable {
     }
 
     /// The processors of the modes implemented so far.
-    public static let defaultProcessors: [TransType: any ModeProcessor] = [.saga: SagaProcessor()]
+    public static let defaultProcessors: [TransType: any ModeProcessor] = [
+        .saga: SagaProcessor(), .tcc: TCCProcessor(), .xa: XAProcessor(), .msg: MsgProcessor(), .workflow: WorkflowProcessor(),
+    ]
 
     var config: EngineConfig { context.config }
     var store: any TransactionStore { context.store }
@@ -29,7 +31,7 @@ public final class Coordinator: Sendable {
 
     /// `prepare` (spec §4.3).
     public func prepare(_ request: TransactionRequest) async throws {
-        let (transaction, branches) = try makeTransaction(request, status: .prepared)
+        let (transaction, branches) = try await buildTransaction(request, status: .prepared)
         if let stored = try await store.saveNew(transaction, branches: branches) {
             guard stored.status == .prepared else {
                 throw DTMError.failure("current status '\(stored.status.rawValue)', cannot prepare.")
@@ -43,7 +45,7 @@ public final class Coordinator: Sendable {
     public func submit(_ request: TransactionRequest) async throws {
         let type = try checkType(request.transType)
         if type == .workflow { return try await submitWorkflow(request) }
-        let (transaction, branches) = try makeTransaction(request, status: .submitted)
+        let (transaction, branches) = try await buildTransaction(request, status: .submitted)
         guard let stored = try await store.saveNew(transaction, branches: branches) else {
             context.logger.info("submitted", metadata: ["gid": .string(request.gid), "trans_type": .string(request.transType)])
             return try await process(transaction, branches: branches, waitResult: request.options.waitResult, isSubmit: true)
@@ -270,8 +272,18 @@ public final class Coordinator: Sendable {
         return type
     }
 
+    /// `makeTransaction`, with the topics of a msg resolved from the store first.
+    func buildTransaction(_ request: TransactionRequest, status: GlobalStatus) async throws -> (GlobalTransaction, [Branch]) {
+        if request.transType == TransType.msg.rawValue && request.steps.contains(where: { $0.action.hasPrefix("topic://") }) {
+            try config.limits.checkGid(request.gid)
+            return try makeTransaction(request, status: status, msgURLs: try await msgURLs(request))
+        }
+        return try makeTransaction(request, status: status)
+    }
+
     /// Validates a request and builds the transaction and its branch rows (spec §8.1 "save new").
-    func makeTransaction(_ request: TransactionRequest, status: GlobalStatus) throws(DTMError) -> (GlobalTransaction, [Branch]) {
+    /// `msgURLs` are the resolved URLs of each msg step (topics expanded); nil means each step's action.
+    func makeTransaction(_ request: TransactionRequest, status: GlobalStatus, msgURLs: [[String]]? = nil) throws(DTMError) -> (GlobalTransaction, [Branch]) {
         let limits = config.limits
         try limits.checkGid(request.gid)
         let type = try checkType(request.transType)
@@ -314,7 +326,7 @@ public final class Coordinator: Sendable {
             }
             if !request.customData.isEmpty {
                 do {
-                    let custom = try context.decoder.decode(SagaCustomData.self, from: request.customData)
+                    let custom = try context.coding.decode(SagaCustomData.self, from: request.customData)
                     _ = try SagaPlan(stepCount: request.steps.count, customData: custom)
                 } catch let e as DTMError {
                     throw e
@@ -324,7 +336,10 @@ public final class Coordinator: Sendable {
             }
             return (t, BranchLayout.saga(request, payloads: payloads, now: at))
         case .msg:
-            return (t, BranchLayout.msg(gid: request.gid, urls: request.steps.map { [$0.action] }, payloads: payloads, now: at))
+            if request.steps.isEmpty && status == .submitted {
+                throw .invalidArgument("a msg needs at least one step")
+            }
+            return (t, BranchLayout.msg(gid: request.gid, urls: msgURLs ?? request.steps.map { [$0.action] }, payloads: payloads, now: at))
         case .tcc, .xa, .workflow:
             return (t, [])
         }

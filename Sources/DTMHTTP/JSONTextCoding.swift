@@ -1,11 +1,14 @@
 import DTMCore
 import FoundationEssentials
 
-/// The core's `TextDecoding` with JSON: decodes the JSON texts DTM keeps in string columns.
-public struct JSONTextDecoding: TextDecoding {
+/// The core's `TextCoding` with JSON: the JSON texts DTM keeps in string columns.
+public struct JSONTextCoding: TextCoding {
     public init() {}
     public func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
         try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+    public func encode<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }
 }
 

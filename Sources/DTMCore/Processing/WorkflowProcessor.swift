@@ -1,0 +1,42 @@
+/// `custom_data` of a workflow: `{"data":"<base64 input>","name":"<workflow name>"}`.
+public struct WorkflowCustomData: Sendable, Equatable, Codable {
+    public var data: String?
+    public var name: String?
+}
+
+/// Workflow rounds (spec §8.6): the workflow runs in the client; the server only resumes an unfinished one by
+/// calling `query_prepared` (branch `00`, op = the workflow name, payload = its input). The answer changes
+/// nothing here: the resumed client finishes the workflow through the normal API.
+public struct WorkflowProcessor: ModeProcessor {
+    public init() {}
+
+    public func processOnce(_ round: TransactionRound) async throws -> RoundResult {
+        let t = round.transaction
+        guard !t.status.isFinished else { return .ok }
+        let custom = (try? round.context.coding.decode(WorkflowCustomData.self, from: t.customData)) ?? WorkflowCustomData()
+        var payload = Base64.decode(custom.data ?? "") ?? []
+        if t.transProtocol == TransProtocol.grpc {
+            payload = Self.workflowDataMessage(payload)
+        }
+        switch await round.callCheckBack(url: t.queryPrepared, op: custom.name ?? "", payload: payload) {
+        case .success, .failure, .ongoing: return .ok
+        case .error(let m):
+            round.logger.warning("workflow resume call failed", metadata: ["error": .string(m)])
+            return .ok
+        }
+    }
+
+    /// The protobuf encoding of `workflow.WorkflowData { bytes Data = 1; }`: field 1, wire type 2, then the
+    /// varint length and the bytes (empty input encodes as an empty message).
+    static func workflowDataMessage(_ data: [UInt8]) -> [UInt8] {
+        guard !data.isEmpty else { return [] }
+        var out: [UInt8] = [0x0A]
+        var n = UInt64(data.count)
+        while n >= 0x80 {
+            out.append(UInt8(n & 0x7F) | 0x80)
+            n >>= 7
+        }
+        out.append(UInt8(n))
+        return out + data
+    }
+}

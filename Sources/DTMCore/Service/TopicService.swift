@@ -1,0 +1,83 @@
+/// One subscriber of a topic, as DTM stores it in the KV value: `{"url":"…","remark":"…"}`.
+public struct TopicSubscriber: Sendable, Equatable, Codable {
+    public var url: String
+    public var remark: String
+}
+
+/// Topics (spec §10) live in the KV store, category `topics`. They are read from the store whenever a msg is
+/// saved, so a subscription is visible at once and a deleted topic is gone at once (DTM caches them for up to
+/// ConfigUpdateInterval and never forgets a deleted one until restart).
+extension Coordinator {
+    static let topicsCategory = "topics"
+
+    public func subscribe(topic: String, url: String, remark: String) async throws {
+        if topic.isEmpty { throw DTMError.other("empty topic") }
+        if url.isEmpty { throw DTMError.other("empty url") }
+        let at = now
+        guard let record = try await store.findKV(cat: Self.topicsCategory, key: topic).first else {
+            let value = try context.coding.encode([TopicSubscriber(url: url, remark: remark)])
+            try await store.createKV(KVRecord(cat: Self.topicsCategory, key: topic, value: value, createTime: at))
+            return
+        }
+        var subscribers = try decodeSubscribers(record)
+        if subscribers.contains(where: { $0.url == url }) { throw DTMError.other("this url exists") }
+        subscribers.append(TopicSubscriber(url: url, remark: remark))
+        var updated = record
+        updated.value = try context.coding.encode(subscribers)
+        try await store.updateKV(updated, now: at)
+    }
+
+    public func unsubscribe(topic: String, url: String) async throws {
+        if topic.isEmpty { throw DTMError.other("empty topic") }
+        if url.isEmpty { throw DTMError.other("empty url") }
+        guard let record = try await store.findKV(cat: Self.topicsCategory, key: topic).first else {
+            throw DTMError.other("no such a topic")
+        }
+        var subscribers = try decodeSubscribers(record)
+        if subscribers.isEmpty { throw DTMError.other("this topic is empty") }
+        guard let i = subscribers.firstIndex(where: { $0.url == url }) else { throw DTMError.other("no such an url ") }
+        subscribers.remove(at: i)
+        var updated = record
+        updated.value = try context.coding.encode(subscribers)
+        try await store.updateKV(updated, now: now)
+    }
+
+    public func deleteTopic(_ topic: String) async throws {
+        try await store.deleteKV(cat: Self.topicsCategory, key: topic)
+    }
+
+    public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
+        try await store.scanKV(cat: cat, position: position, limit: limit)
+    }
+
+    public func queryKV(cat: String, key: String) async throws -> [KVRecord] {
+        try await store.findKV(cat: cat, key: key)
+    }
+
+    /// The branch URLs of each msg step: the step's action, or every subscriber of a `topic://name` action.
+    func msgURLs(_ request: TransactionRequest) async throws -> [[String]] {
+        var out: [[String]] = []
+        for step in request.steps {
+            guard step.action.hasPrefix("topic://") else {
+                out.append([step.action])
+                continue
+            }
+            let topic = String(step.action.dropFirst("topic://".count))
+            guard let record = try await store.findKV(cat: Self.topicsCategory, key: topic).first,
+                case let urls = try decodeSubscribers(record).map(\.url), !urls.isEmpty
+            else {
+                throw DTMError.other("topic not found")
+            }
+            out.append(urls)
+        }
+        return out
+    }
+
+    private func decodeSubscribers(_ record: KVRecord) throws -> [TopicSubscriber] {
+        do {
+            return try context.coding.decode([TopicSubscriber].self, from: record.value)
+        } catch {
+            throw DTMError.other("topic \(record.key) has a malformed subscriber list: \(error)")
+        }
+    }
+}
