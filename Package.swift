@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian, each wrapped by exactly one Swift target.
@@ -39,10 +40,16 @@ let package = Package(
             dependencies: ["DTMCore", "CSQLite", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // DTM's Prometheus metrics (dtm_server_*, dtm_transaction_*, dtm_branch_*).
+        .target(
+            name: "DTMMetrics",
+            dependencies: ["DTMCore", .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: strict
+        ),
         .target(
             name: "DTMHTTP",
             dependencies: [
-                "DTMCore",
+                "DTMCore", "DTMMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -55,7 +62,7 @@ let package = Package(
         .target(
             name: "DTMGRPC",
             dependencies: [
-                "DTMCore", "DTMProtoC", "CProtobufC",
+                "DTMCore", "DTMProtoC", "CProtobufC", "DTMMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -63,7 +70,7 @@ let package = Package(
         .target(
             name: "DTMServer",
             dependencies: [
-                "DTMCore", "SQLiteStore", "DTMHTTP",
+                "DTMCore", "SQLiteStore", "DTMHTTP", "DTMGRPC", "DTMMetrics",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

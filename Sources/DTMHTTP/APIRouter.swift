@@ -1,4 +1,5 @@
 import DTMCore
+import DTMMetrics
 import FoundationEssentials
 import Logging
 
@@ -7,15 +8,30 @@ import Logging
 public struct APIRouter: Sendable {
     public let coordinator: Coordinator
     public let version: String
+    let metrics: DTMMetrics?
     let logger: Logger
 
-    public init(coordinator: Coordinator, version: String, logger: Logger) {
+    public init(coordinator: Coordinator, version: String, metrics: DTMMetrics? = nil, logger: Logger) {
         self.coordinator = coordinator
         self.version = version
+        self.metrics = metrics
         self.logger = logger
     }
 
     public func handle(method: String, uri: String, body: [UInt8]) async -> APIResponse {
+        let started = ContinuousClock.now
+        let response = await respond(method: method, uri: uri, body: body)
+        if let metrics {
+            let path = RequestTarget(uri).path
+            let api = path.split(separator: "/").last.map { $0.lowercased() } ?? ""
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            metrics.apiCall(type: .http, api: api, failed: response.status >= 400, seconds: seconds)
+        }
+        return response
+    }
+
+    private func respond(method: String, uri: String, body: [UInt8]) async -> APIResponse {
         let target = RequestTarget(uri)
         var gid: String?
         do {
@@ -32,6 +48,9 @@ public struct APIRouter: Sendable {
     private func route(method: String, target: RequestTarget, body: [UInt8], gid: inout String?) async throws -> APIResponse {
         let path = target.path
         if path == "/api/ping" { return APIResponse.json { $0.beginObject(); $0.field("msg", "pong"); $0.endObject() } }
+        if path == "/api/metrics" && method == "GET", let metrics {
+            return APIResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.exposition())
+        }
         if path == "/api/json-rpc" {
             guard method == "POST" else { return .notFound }
             return await JSONRPCEndpoint(coordinator: coordinator).handle(body)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import DTMCore
 import DTMHTTP
+import DTMMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -22,13 +23,15 @@ public enum DTMServerApp {
         let caller = BranchCallRouter(
             http: HTTPBranchCaller(client: httpClient),
             grpc: UnavailableBranchCaller(reason: "gRPC branch calls are not available in this build"))
+        let metrics = DTMMetrics(version: DTMVersion.current)
         let coordinator = Coordinator(
             context: ProcessingContext(
                 store: store, caller: caller, clock: SystemClock(), coding: JSONTextCoding(),
                 config: configuration.engine, logger: logger,
                 alerts: configuration.alertWebHook.isEmpty
-                    ? nil : AlertWebHook(url: configuration.alertWebHook, client: httpClient, logger: logger)))
-        let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, logger: logger)
+                    ? nil : AlertWebHook(url: configuration.alertWebHook, client: httpClient, logger: logger),
+                observer: metrics))
+        let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, logger: logger)
         let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, logger: logger)
 
         logger.info(

@@ -14,10 +14,12 @@ public struct ProcessingContext: Sendable {
     public var config: EngineConfig
     public var logger: Logger
     public var alerts: (any AlertSink)?
+    public var observer: (any ProcessingObserver)?
 
     public init(
         store: any TransactionStore, caller: any BranchCaller, clock: any CoordinatorClock,
-        coding: any TextCoding, config: EngineConfig, logger: Logger, alerts: (any AlertSink)? = nil
+        coding: any TextCoding, config: EngineConfig, logger: Logger, alerts: (any AlertSink)? = nil,
+        observer: (any ProcessingObserver)? = nil
     ) {
         self.store = store
         self.caller = caller
@@ -26,6 +28,7 @@ public struct ProcessingContext: Sendable {
         self.config = config
         self.logger = logger
         self.alerts = alerts
+        self.observer = observer
     }
 }
 

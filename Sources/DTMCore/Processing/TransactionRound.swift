@@ -98,6 +98,7 @@ public final class TransactionRound {
             branches[index].updateTime = at
         }
 
+        context.observer?.branchFinished(transType: transaction.transType, branchID: branch.branchID, op: branch.op, succeeded: outcome == .succeeded)
         switch outcome {
         case .succeeded, .failed:
             log.debug("branch \(newStatus?.rawValue ?? "")", metadata: ["url": .string(branch.url)])

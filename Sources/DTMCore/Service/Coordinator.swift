@@ -241,7 +241,18 @@ public final class Coordinator: Sendable {
         guard inserted else { return (.ok, nil) }
         defer { _ = running.withLock { $0.remove(transaction.gid) } }
         let round = TransactionRound(transaction: transaction, branches: branches, context: context)
-        let result = try await processor.processOnce(round)
+        let result: RoundResult
+        do {
+            result = try await processor.processOnce(round)
+        } catch {
+            context.observer?.roundFinished(transType: transaction.transType, failed: true, secondsSinceCreate: now.seconds(since: transaction.createTime))
+            throw error
+        }
+        if let observer = context.observer {
+            let failed: Bool
+            if case .error = result { failed = true } else { failed = false }
+            observer.roundFinished(transType: transaction.transType, failed: failed, secondsSinceCreate: now.seconds(since: transaction.createTime))
+        }
         return (result, round.transaction)
     }
 
