@@ -9,18 +9,27 @@ public struct APIRouter: Sendable {
     public let coordinator: Coordinator
     public let version: String
     let metrics: DTMMetrics?
+    /// When set, every route but ping and metrics needs `Authorization: Bearer <token>`.
+    let authToken: BearerToken?
     let logger: Logger
 
-    public init(coordinator: Coordinator, version: String, metrics: DTMMetrics? = nil, logger: Logger) {
+    public init(coordinator: Coordinator, version: String, metrics: DTMMetrics? = nil, authToken: BearerToken? = nil, logger: Logger) {
         self.coordinator = coordinator
         self.version = version
         self.metrics = metrics
+        self.authToken = authToken
         self.logger = logger
     }
 
-    public func handle(method: String, uri: String, body: [UInt8]) async -> APIResponse {
+    public func handle(method: String, uri: String, authorization: String? = nil, body: [UInt8]) async -> APIResponse {
         let started = ContinuousClock.now
-        let response = await respond(method: method, uri: uri, body: body)
+        let response: APIResponse
+        if let authToken, !BearerToken.isPublic(path: RequestTarget(uri).path), !authToken.accepts(authorization) {
+            logger.notice("request refused: missing or wrong bearer token", metadata: ["uri": .string(String(RequestTarget(uri).path))])
+            response = APIResponse(status: 401, body: Array(#"{"message":"missing or wrong bearer token (Authorization: Bearer <token>)"}"#.utf8))
+        } else {
+            response = await respond(method: method, uri: uri, body: body)
+        }
         if let metrics {
             let path = RequestTarget(uri).path
             let api = path.split(separator: "/").last.map { $0.lowercased() } ?? ""

@@ -144,7 +144,8 @@ public final class HTTPAPIServer: Sendable {
         defer { state.withLock { $0.inFlight -= 1 } }
         let started = ContinuousClock.now
         let bytes = body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? []
-        let response = await router.handle(method: head.method.rawValue, uri: head.uri, body: bytes)
+        let response = await router.handle(
+            method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "authorization"), body: bytes)
         let close = !head.isKeepAlive || state.withLock { $0.shuttingDown }
         try await respond(outbound, head, response, close: close)
         logger.debug(

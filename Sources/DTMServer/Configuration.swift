@@ -14,6 +14,7 @@ public struct Configuration: Sendable {
     public var listenHost = "0.0.0.0"
     public var logLevel = "info"
     public var alertWebHook = ""
+    public var authToken = ""
     public var engine = EngineConfig()
     public var http = HTTPServerLimits()
     /// Keys found in the YAML file that swift-dtm does not know (reported at start-up).
@@ -73,6 +74,10 @@ public struct Configuration: Sendable {
         engine.alertRetryLimit = try int("AlertRetryLimit")
         engine.cronConcurrency = Int(try int("CronConcurrency"))
         engine.limits.maxSteps = Int(try int("MaxSteps"))
+        engine.maxRetryInterval = try int("MaxRetryInterval")
+        authToken = string("AuthToken")
+        let hosts = string("BranchHostAllowList").split(separator: ",").map { $0.filter { $0 != " " }.lowercased() }.filter { !$0.isEmpty }
+        engine.allowedBranchHosts = hosts.isEmpty ? nil : Set(hosts)
         http.maxBodyBytes = Int(try int("MaxRequestBodySize"))
         http.idleTimeoutSeconds = try int("HttpIdleTimeout")
         for key in ["Store.Port", "JsonRpcPort", "UpdateBranchSync", "ConfigUpdateInterval", "Store.MaxOpenConns"] { _ = try int(key) }
@@ -94,6 +99,7 @@ public struct Configuration: Sendable {
             throw Invalid(description: "Store.Driver: '\(storeDriver)' is not supported; swift-dtm stores in sqlite (the default)")
         }
         guard !storeFile.isEmpty else { throw Invalid(description: "Store.File must name the SQLite database file") }
+        guard engine.maxRetryInterval >= 0 else { throw Invalid(description: "MaxRetryInterval must be 0 (no cap) or a number of seconds") }
         guard engine.cronConcurrency >= 1 else { throw Invalid(description: "CronConcurrency must be at least 1") }
         guard engine.limits.maxSteps >= 1 else { throw Invalid(description: "MaxSteps must be at least 1") }
         guard http.maxBodyBytes >= 1024 else { throw Invalid(description: "MaxRequestBodySize must be at least 1024 bytes") }

@@ -44,6 +44,9 @@ enum ConfigurationKeys {
         ("HttpIdleTimeout", "60"),  // ours: seconds
         ("CronConcurrency", "16"),  // ours: transactions processed at once by the cron loop
         ("MaxSteps", "1000"),  // ours: steps per saga/msg
+        ("MaxRetryInterval", "3600"),  // ours: cap of the back-off interval, seconds (0 = none)
+        ("AuthToken", ""),  // ours: bearer token required on every API when set
+        ("BranchHostAllowList", ""),  // ours: comma-separated hosts branch URLs may name (empty = any)
     ]
 
     /// `Store.MaxOpenConns` → `STORE_MAX_OPEN_CONNS`.

@@ -12,6 +12,9 @@ import ServiceLifecycle
 /// listener and the cron loop, and shuts everything down in order on SIGINT/SIGTERM.
 public enum DTMServerApp {
     public static func run(configuration: Configuration, reset: Bool, logger: Logger) async throws {
+        if configuration.engine.allowedBranchHosts == nil {
+            logger.warning("BranchHostAllowList is empty: transactions may make this server call any host (as DTM does)")
+        }
         for key in configuration.ignoredKeys {
             logger.notice("configuration key is not used by swift-dtm and is ignored", metadata: ["key": .string(key)])
         }
@@ -31,7 +34,7 @@ public enum DTMServerApp {
                 alerts: configuration.alertWebHook.isEmpty
                     ? nil : AlertWebHook(url: configuration.alertWebHook, client: httpClient, logger: logger),
                 observer: metrics))
-        let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, logger: logger)
+        let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, authToken: BearerToken(configuration.authToken), logger: logger)
         let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, logger: logger)
 
         logger.info(

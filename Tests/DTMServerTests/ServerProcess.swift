@@ -125,9 +125,10 @@ enum HTTP {
         try await post(url, String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self))
     }
 
-    static func send(_ url: String, method: HTTPMethod, body: String?) async throws -> Response {
+    static func send(_ url: String, method: HTTPMethod, body: String?, headers: [String: String] = [:]) async throws -> Response {
         var request = HTTPClientRequest(url: url)
         request.method = method
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 16 << 20)

@@ -15,6 +15,10 @@ public struct EngineConfig: Sendable, Equatable {
     /// Most transactions processed in the background right after submit; beyond it the cron loop takes over
     /// (the transaction is already durable). Bounds memory under overload. Not a DTM key.
     public var maxInflightRounds: Int = 20_000
+    /// Longest back-off interval, seconds; 0 = no cap (DTM doubles without limit). Not a DTM key.
+    public var maxRetryInterval: Int64 = 3600
+    /// Hosts branch, check-back and resume URLs may name; nil = any host (DTM's behaviour). Not a DTM key.
+    public var allowedBranchHosts: Set<String>?
     /// Request limits.
     public var limits = Limits()
 

@@ -22,7 +22,9 @@ extension EngineConfig {
         switch update {
         case .reset: return resetInterval(for: options)
         case .keep: return max(current, 1)
-        case .backOff: return max(current, 1) * 2
+        case .backOff:
+            let doubled = max(current, 1) * 2
+            return maxRetryInterval > 0 ? min(doubled, max(maxRetryInterval, resetInterval(for: options))) : doubled
         }
     }
 
@@ -41,6 +43,15 @@ extension EngineConfig {
     public func isTimedOut(_ transaction: GlobalTransaction, now: Timestamp) -> Bool {
         let timeout = effectiveTimeout(for: transaction)
         return timeout > 0 && now.seconds(since: transaction.createTime) >= Double(timeout)
+    }
+
+    /// Throws unless `url` names an allowed host (when an allow-list is configured). An empty URL is always fine.
+    public func checkBranchHost(_ url: String, field: String) throws(DTMError) {
+        guard let allowed = allowedBranchHosts, !url.isEmpty else { return }
+        let host = BranchURL.host(of: url)
+        if !allowed.contains(host) {
+            throw .invalidArgument("\(field): host '\(host.prefix(128))' is not in BranchHostAllowList")
+        }
     }
 
     /// Branch call timeout for a transaction, seconds.

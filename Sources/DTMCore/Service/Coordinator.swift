@@ -140,8 +140,11 @@ public final class Coordinator: Sendable {
         default:
             throw DTMError.invalidArgument("unknow trans type: \(registration.transType)")
         }
-        for row in rows where row.url.utf8.count > config.limits.maxURLLength {
-            throw DTMError.invalidArgument("\(row.op) url is \(row.url.utf8.count) bytes long; the limit is \(config.limits.maxURLLength)")
+        for row in rows {
+            if row.url.utf8.count > config.limits.maxURLLength {
+                throw DTMError.invalidArgument("\(row.op) url is \(row.url.utf8.count) bytes long; the limit is \(config.limits.maxURLLength)")
+            }
+            try config.checkBranchHost(row.url, field: row.op)
         }
         do {
             try await store.insertBranches(gid: gid, requiring: .prepared, branches: rows)
@@ -310,9 +313,13 @@ public final class Coordinator: Sendable {
         if request.queryPrepared.utf8.count > limits.maxURLLength {
             throw .invalidArgument("query_prepared is \(request.queryPrepared.utf8.count) bytes long; the limit is \(limits.maxURLLength)")
         }
+        try config.checkBranchHost(request.queryPrepared, field: "query_prepared")
         for (i, step) in request.steps.enumerated() {
-            for url in [step.action, step.compensate] where url.utf8.count > limits.maxURLLength {
-                throw .invalidArgument("steps[\(i)] has a url of \(url.utf8.count) bytes; the limit is \(limits.maxURLLength)")
+            for url in [step.action, step.compensate] {
+                if url.utf8.count > limits.maxURLLength {
+                    throw .invalidArgument("steps[\(i)] has a url of \(url.utf8.count) bytes; the limit is \(limits.maxURLLength)")
+                }
+                if !url.hasPrefix("topic://") { try config.checkBranchHost(url, field: "steps[\(i)]") }
             }
         }
         let at = now

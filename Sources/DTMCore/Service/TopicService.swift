@@ -13,6 +13,7 @@ extension Coordinator {
     public func subscribe(topic: String, url: String, remark: String) async throws {
         if topic.isEmpty { throw DTMError.other("empty topic") }
         if url.isEmpty { throw DTMError.other("empty url") }
+        try config.checkBranchHost(url, field: "url")
         let at = now
         guard let record = try await store.findKV(cat: Self.topicsCategory, key: topic).first else {
             let value = try context.coding.encode([TopicSubscriber(url: url, remark: remark)])

@@ -1,0 +1,49 @@
+@testable import DTMCore
+import Testing
+
+@Suite("safety policies")
+struct SafetyPolicyTests {
+    @Test("back-off doubles up to MaxRetryInterval, and without a cap when it is 0")
+    func backOffCap() {
+        var c = EngineConfig()
+        c.maxRetryInterval = 60
+        let o = TransOptions()
+        #expect(c.nextInterval(.backOff, current: 40, options: o) == 60)
+        #expect(c.nextInterval(.backOff, current: 60, options: o) == 60)
+        c.maxRetryInterval = 0
+        #expect(c.nextInterval(.backOff, current: 640, options: o) == 1280)
+    }
+
+    @Test("branch hosts: any host without an allow-list; with one, other hosts are refused at submit")
+    func allowList() async throws {
+        var config = EngineConfig()
+        config.allowedBranchHosts = ["127.0.0.1", "::1", "busi"]
+        let h = Harness(config: config)
+        #expect(BranchURL.host(of: "http://user@Busi:8081/api?x=1") == "busi")
+        #expect(BranchURL.host(of: "127.0.0.1:58081/busi.Busi/TransIn") == "127.0.0.1")
+        #expect(BranchURL.host(of: "http://[::1]:8081/x") == "::1")
+        var r = h.saga("al1", steps: 1)
+        r.steps = [TransStep(action: "http://127.0.0.1:1/a", compensate: "http://evil.example:1/c")]
+        await #expect(throws: DTMError.invalidArgument("steps[0]: host 'evil.example' is not in BranchHostAllowList")) {
+            try await h.coordinator.submit(r)
+        }
+        #expect(try await h.status("al1") == nil)
+        r.steps = [TransStep(action: "http://127.0.0.1:1/a", compensate: "127.0.0.1:2/busi.Busi/C")]
+        try await h.coordinator.submit(r)
+        await #expect(throws: DTMError.self) { try await h.coordinator.subscribe(topic: "t", url: "http://10.1.2.3/x", remark: "") }
+    }
+
+    @Test("bearer token: exact match only, constant-time comparison, public paths")
+    func bearer() {
+        let t = BearerToken("s3cret")!
+        #expect(t.accepts("Bearer s3cret"))
+        #expect(t.accepts("bearer s3cret"))
+        #expect(!t.accepts("Bearer s3cre"))
+        #expect(!t.accepts("Bearer s3cret2"))
+        #expect(!t.accepts("s3cret"))
+        #expect(!t.accepts(nil))
+        #expect(BearerToken("") == nil)
+        #expect(BearerToken.isPublic(path: "/api/ping"))
+        #expect(!BearerToken.isPublic(path: "/api/dtmsvr/submit"))
+    }
+}

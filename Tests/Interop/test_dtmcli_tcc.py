@@ -1,0 +1,274 @@
+"""TCC global transactions driven through the official Python client (PyPI `dtmcli` 1.7.7.0).
+
+dtmcli is used exactly as its users use it (`dtmcli/tcc.py`):
+
+    from dtmcli import tcc
+    def busi(t):                                    # t is a dtmcli.tcc.Tcc
+        t.call_branch(body, try_url, confirm_url, cancel_url)
+        ...
+    gid = tcc.tcc_global_transaction(dtm, gid, busi)
+
+What dtmcli 1.7.7.0 sends:
+  * POST <dtm>/prepare and POST <dtm>/submit with exactly {"gid", "trans_type": "tcc"} (no options, so no
+    wait_result / timeout_to_fail can be set through this client);
+  * per `call_branch`: POST <dtm>/registerBranch {"gid", "branch_id" ("01", "02", ...), "trans_type": "tcc",
+    "status": "prepared", "data": json.dumps(body), "confirm", "cancel"}, then the client itself POSTs the try URL
+    with json=body and query gid, trans_type=tcc, branch_id, op=try (no `dtm` parameter);
+  * if anything in the callback raises (a try answering 409 raises utils.DTMFailureError), it prints the traceback,
+    POSTs <dtm>/abort with the same {"gid", "trans_type"} (no rollback_reason) and returns "" instead of the gid.
+
+Expected server behaviour: dtm-spec §4.3-4.7, §7.2, §8.4 and Appendix A.3: confirm (after submit) or cancel (after
+abort) is called for every registered branch, last registered first, with query exactly gid, trans_type=tcc,
+branch_id, op; POST with the registered data as body when that data is non-empty, GET otherwise.
+"""
+
+import json
+import time
+import uuid
+
+import pytest
+import requests
+from dtmcli import tcc, utils
+
+AMOUNT = {"amount": 30}
+SETTLE_SECONDS = 1.5  # keep watching after the final state to catch duplicate / late branch calls
+INSUFFICIENT = {"error": "reason:insufficient. FAILURE"}
+
+
+def new_gid(tag):
+    return "py-tcc-%s-%s" % (tag, uuid.uuid4().hex[:16])
+
+
+def call_summary(calls):
+    return [(c.name, c.query.get("branch_id"), c.query.get("op")) for c in calls]
+
+
+def branch_rows(query_answer):
+    return [(b.get("branch_id"), b.get("op"), b.get("status")) for b in query_answer["branches"]]
+
+
+def settle_and_get_calls(busi, gid):
+    time.sleep(SETTLE_SECONDS)
+    return busi.calls(gid)
+
+
+def quick_start_tcc(busi, body=AMOUNT):
+    """The DTM quick-start TCC callback: TransOut then TransIn, each with its Confirm and Revert (cancel) URL."""
+
+    def callback(t):
+        t.call_branch(body, busi.url("TransOut"), busi.url("TransOutConfirm"), busi.url("TransOutRevert"))
+        t.call_branch(body, busi.url("TransIn"), busi.url("TransInConfirm"), busi.url("TransInRevert"))
+
+    return callback
+
+
+def assert_try_call(call, name, gid, branch_id, body=AMOUNT):
+    """The try call made by dtmcli itself (not by the server)."""
+    assert call.method == "POST", call
+    assert call.path == "/api/busi/" + name, call
+    assert call.query == {"gid": gid, "trans_type": "tcc", "branch_id": branch_id, "op": "try"}, call
+    assert call.json() == body, call
+
+
+def assert_phase2_call(call, name, gid, branch_id, op, body=AMOUNT):
+    """A confirm / cancel call made by the server (dtm-spec §7.2): non-empty registered data -> POST with it."""
+    assert call.method == "POST", call
+    assert call.path == "/api/busi/" + name, call
+    assert call.query == {"gid": gid, "trans_type": "tcc", "branch_id": branch_id, "op": op}, call
+    assert all(len(v) == 1 for v in call.query_multi.values()), call.query_multi
+    assert call.headers.get("content-type", "").lower().startswith("application/json"), call.headers
+    # registerBranch `data` is json.dumps(body) -> '{"amount": 30}' (with a space), forwarded byte for byte
+    assert call.body == json.dumps(body), call
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_tcc_quick_start_confirms_last_registered_first(dtm, dtm_server, busi):
+    gid = new_gid("ok")
+    result = tcc.tcc_global_transaction(dtm, gid, quick_start_tcc(busi))
+    assert result == gid, "tcc_global_transaction returned %r (it returns '' after aborting)" % result
+
+    q = dtm_server.wait_for_status(gid, timeout=15)
+    trans = q["transaction"]
+    assert trans["status"] == "succeed", q
+    assert trans["gid"] == gid
+    assert trans["trans_type"] == "tcc"
+    assert not trans.get("rollback_reason"), trans
+
+    calls = settle_and_get_calls(busi, gid)
+    assert call_summary(calls) == [
+        ("TransOut", "01", "try"),  # by dtmcli
+        ("TransIn", "02", "try"),  # by dtmcli
+        ("TransInConfirm", "02", "confirm"),  # by the server, last registered first
+        ("TransOutConfirm", "01", "confirm"),
+    ]
+    assert_try_call(calls[0], "TransOut", gid, "01")
+    assert_try_call(calls[1], "TransIn", gid, "02")
+    assert_phase2_call(calls[2], "TransInConfirm", gid, "02", "confirm")
+    assert_phase2_call(calls[3], "TransOutConfirm", gid, "01", "confirm")
+
+    q = dtm_server.query(gid)
+    assert q["transaction"]["status"] == "succeed"
+    assert branch_rows(q) == [
+        ("01", "cancel", "prepared"),
+        ("01", "confirm", "succeed"),
+        ("02", "cancel", "prepared"),
+        ("02", "confirm", "succeed"),
+    ]
+    urls = [b.get("url") for b in q["branches"]]
+    assert urls == [
+        busi.url("TransOutRevert"),
+        busi.url("TransOutConfirm"),
+        busi.url("TransInRevert"),
+        busi.url("TransInConfirm"),
+    ], q["branches"]
+
+
+def test_tcc_failing_try_is_aborted_and_cancelled_last_first(dtm, dtm_server, busi):
+    gid = new_gid("fail")
+    busi.on("TransIn", (409, INSUFFICIENT), gid=gid, op="try")
+    result = tcc.tcc_global_transaction(dtm, gid, quick_start_tcc(busi))
+    # the second try raised DTMFailureError inside dtmcli, which then POSTed /abort and returned ""
+    assert result == "", result
+
+    q = dtm_server.wait_for_status(gid, timeout=15)
+    trans = q["transaction"]
+    assert trans["status"] == "failed", q
+    # dtmcli's abort body is only {"gid", "trans_type"}: there is no rollback_reason to record, and the server
+    # must not invent one for a client abort (dtm-spec §4.5 stores it only if non-empty)
+    assert not trans.get("rollback_reason"), trans
+
+    calls = settle_and_get_calls(busi, gid)
+    # cancel is called for every registered branch, including 02 whose try failed (dtm-spec §8.4)
+    assert call_summary(calls) == [
+        ("TransOut", "01", "try"),
+        ("TransIn", "02", "try"),
+        ("TransInRevert", "02", "cancel"),
+        ("TransOutRevert", "01", "cancel"),
+    ]
+    assert_try_call(calls[0], "TransOut", gid, "01")
+    assert_try_call(calls[1], "TransIn", gid, "02")
+    assert_phase2_call(calls[2], "TransInRevert", gid, "02", "cancel")
+    assert_phase2_call(calls[3], "TransOutRevert", gid, "01", "cancel")
+
+    q = dtm_server.query(gid)
+    assert q["transaction"]["status"] == "failed"
+    assert branch_rows(q) == [
+        ("01", "cancel", "succeed"),
+        ("01", "confirm", "prepared"),
+        ("02", "cancel", "succeed"),
+        ("02", "confirm", "prepared"),
+    ]
+
+
+def test_tcc_branches_registered_after_submit_are_rejected(dtm, dtm_server, busi):
+    """registerBranch needs the global trans to be `prepared` (dtm-spec §4.7): once dtmcli has submitted, a late
+    call_branch gets 409 and dtmcli raises DTMFailureError before calling the try URL."""
+    gid = new_gid("late")
+    assert tcc.tcc_global_transaction(dtm, gid, quick_start_tcc(busi)) == gid
+    q = dtm_server.wait_for_status(gid, timeout=15)
+    assert q["transaction"]["status"] == "succeed", q
+
+    late = tcc.Tcc(dtm, gid)  # what a user's late callback would hold
+    with pytest.raises(utils.DTMFailureError):
+        late.call_branch(AMOUNT, busi.url("Late"), busi.url("LateConfirm"), busi.url("LateRevert"))
+    calls = settle_and_get_calls(busi, gid)
+    assert "Late" not in [c.name for c in calls], calls
+    assert len(dtm_server.query(gid)["branches"]) == 4
+
+
+# -- the same protocol on the raw wire, for what dtmcli cannot express ----------------------------------------------
+
+
+def post_dtm(dtm, op, body):
+    r = requests.post("%s/%s" % (dtm, op), json=body, timeout=8)
+    return r
+
+
+def test_tcc_phase2_is_get_without_body_when_registered_data_is_empty(dtm, dtm_server, busi):
+    """dtmcli always registers json.dumps(body) (never empty), so this registers one branch with data "" directly
+    (as other SDKs may): its confirm must be a GET without body, the other one a POST (dtm-spec §7.2)."""
+    gid = new_gid("get")
+    assert post_dtm(dtm, "prepare", {"gid": gid, "trans_type": "tcc"}).status_code == 200
+    r = post_dtm(
+        dtm,
+        "registerBranch",
+        {"gid": gid, "trans_type": "tcc", "branch_id": "01", "data": json.dumps(AMOUNT),
+         "confirm": busi.url("TransOutConfirm"), "cancel": busi.url("TransOutRevert")},
+    )
+    assert r.status_code == 200, r.text
+    r = post_dtm(
+        dtm,
+        "registerBranch",
+        {"gid": gid, "trans_type": "tcc", "branch_id": "02", "data": "",
+         "confirm": busi.url("TransInConfirm"), "cancel": busi.url("TransInRevert")},
+    )
+    assert r.status_code == 200, r.text
+    r = post_dtm(dtm, "submit", {"gid": gid, "trans_type": "tcc"})
+    assert r.status_code == 200, r.text
+
+    q = dtm_server.wait_for_status(gid, timeout=15)
+    assert q["transaction"]["status"] == "succeed", q
+    calls = settle_and_get_calls(busi, gid)
+    assert call_summary(calls) == [("TransInConfirm", "02", "confirm"), ("TransOutConfirm", "01", "confirm")]
+    get_call, post_call = calls
+    assert get_call.method == "GET", get_call
+    assert get_call.body == "", get_call
+    assert get_call.query == {"gid": gid, "trans_type": "tcc", "branch_id": "02", "op": "confirm"}, get_call
+    assert_phase2_call(post_call, "TransOutConfirm", gid, "01", "confirm")
+
+
+def test_tcc_prepared_without_submit_times_out_and_is_cancelled(dtm, dtm_server, busi):
+    """A TCC whose client dies after the tries: once older than its timeout_to_fail the cron loop moves it to
+    aborting with reason "Timeout after N seconds" and cancels every branch (dtm-spec §8.4 step 2, §9.5).
+    dtmcli sends no options, so prepare is sent directly with timeout_to_fail = 2."""
+    gid = new_gid("timeout")
+    created = time.monotonic()
+    assert post_dtm(dtm, "prepare", {"gid": gid, "trans_type": "tcc", "timeout_to_fail": 2}).status_code == 200
+    for bid, name in (("01", "TransOut"), ("02", "TransIn")):
+        r = post_dtm(
+            dtm,
+            "registerBranch",
+            {"gid": gid, "trans_type": "tcc", "branch_id": bid, "status": "prepared", "data": json.dumps(AMOUNT),
+             "confirm": busi.url(name + "Confirm"), "cancel": busi.url(name + "Revert")},
+        )
+        assert r.status_code == 200, r.text
+
+    assert dtm_server.query(gid)["transaction"]["status"] == "prepared"
+    q = drive_until_not_prepared(dtm, dtm_server, gid, created, timeout_to_fail=2, timeout=15)
+    q = dtm_server.wait_for_status(gid, timeout=10)
+    trans = q["transaction"]
+    assert trans["status"] == "failed", q
+    assert trans.get("rollback_reason") == "Timeout after 2 seconds", trans
+
+    calls = settle_and_get_calls(busi, gid)
+    assert call_summary(calls) == [("TransInRevert", "02", "cancel"), ("TransOutRevert", "01", "cancel")]
+    # the cancels are not issued before the transaction is older than its timeout (1 s slack: second-granularity
+    # create_time)
+    assert calls[0].time - created >= 1.0, calls[0].time - created
+    assert branch_rows(q) == [
+        ("01", "cancel", "succeed"),
+        ("01", "confirm", "prepared"),
+        ("02", "cancel", "succeed"),
+        ("02", "confirm", "prepared"),
+    ]
+
+
+def drive_until_not_prepared(dtm, dtm_server, gid, created, timeout_to_fail, timeout):
+    """Wait until `gid` leaves `prepared`; once it is older than its timeout, bring its cron round forward with
+    POST /resetNextCronTime (every 2 s) so the test does not depend on the cron lease length."""
+    deadline = time.monotonic() + timeout
+    last_reset = 0.0
+    while True:
+        q = dtm_server.query(gid)
+        if (q.get("transaction") or {}).get("status") != "prepared":
+            return q
+        now = time.monotonic()
+        if now >= deadline:
+            pytest.fail("transaction %s still prepared after %.0f s: %s" % (gid, timeout, json.dumps(q)))
+        if now - created >= timeout_to_fail + 0.2 and now - last_reset >= 2.0:
+            r = requests.post(dtm + "/resetNextCronTime", json={"gid": gid}, timeout=5)
+            assert r.status_code == 200, "resetNextCronTime -> HTTP %d %s" % (r.status_code, r.text)
+            last_reset = now
+        time.sleep(0.1)
