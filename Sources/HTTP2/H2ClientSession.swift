@@ -112,6 +112,12 @@ public final class H2ClientSession {
             completion(GRPCCallResult(status: GRPCStatus(.unavailable, "connection is not accepting new calls"), isTransparentlyRetryable: true))
             return nil
         }
+        let headers = requestHeaders(path: path, metadata: metadata, timeout: timeout)
+        return startRawCall(headers: headers, body: GRPCFraming.frame(message), completion: completion)
+    }
+
+    /// The request HEADERS of a gRPC call (pseudo-headers first, as HTTP/2 requires).
+    func requestHeaders(path: String, metadata: [(String, String)], timeout: Duration?) -> [H2Header] {
         var headers = constantHeaders
         headers.append(H2Header(name: H2Names.path, value: Array(path.utf8)))
         headers.append(H2Header(name: H2Names.authority, value: Array(authority.utf8)))
@@ -120,8 +126,13 @@ public final class H2ClientSession {
         if let timeout { headers.append(H2Header(name: H2Names.grpcTimeout, value: Array(GRPCTimeout.encode(timeout).utf8))) }
         headers.append(H2Header("user-agent", configuration.userAgent))
         for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
+        return headers
+    }
 
-        let call = ClientCall(completion: completion, body: GRPCFraming.frame(message), maxMessageSize: configuration.maxMessageSize)
+    /// Submits a request with exactly these headers and body bytes (already framed). Internal:
+    /// tests use it to send what a well-behaved client never would.
+    func startRawCall(headers: [H2Header], body: [UInt8], completion: @escaping Completion) -> Int32? {
+        let call = ClientCall(completion: completion, body: body, maxMessageSize: configuration.maxMessageSize)
         var provider = nghttp2_data_provider()
         provider.read_callback = { _, streamID, buf, length, flags, _, userData in
             clientSession(userData).readRequestBody(streamID: streamID, into: buf!, length: length, flags: flags!)
