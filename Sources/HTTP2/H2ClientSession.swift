@@ -168,9 +168,10 @@ public final class H2ClientSession {
         try bytes.withUnsafeBytes { try feedSession(session, $0) }
     }
 
-    public func pendingOutput() throws -> ByteBuffer? {
+    /// Bytes to write to the peer, or nil; at most about `limit` bytes per call.
+    public func pendingOutput(limit: Int = .max) throws -> ByteBuffer? {
         defer { deliverFinished() }
-        return try drainSessionOutput(session, allocator: allocator)
+        return try drainSessionOutput(session, allocator: allocator, limit: limit)
     }
 
     /// The transport is gone: every call still in flight fails with UNAVAILABLE. Calls whose

@@ -81,9 +81,10 @@ public final class H2ServerSession {
         deliverCompleted()
     }
 
-    /// Bytes to write to the peer, or nil.
-    public func pendingOutput() throws -> ByteBuffer? {
-        try drainSessionOutput(session, allocator: allocator)
+    /// Bytes to write to the peer, or nil; at most about `limit` bytes per call (pass a limit to
+    /// interleave writes with back-pressure checks).
+    public func pendingOutput(limit: Int = .max) throws -> ByteBuffer? {
+        try drainSessionOutput(session, allocator: allocator, limit: limit)
     }
 
     /// False once the connection has nothing left to do (after GOAWAY with no open streams, or a

@@ -55,12 +55,14 @@ func withNVArray<R>(_ headers: [H2Header], _ body: (UnsafePointer<nghttp2_nv>, I
     return body(UnsafePointer(nva), headers.count)
 }
 
-/// Drains everything nghttp2 wants to send into one buffer (nil when there is nothing).
+/// Drains what nghttp2 wants to send into one buffer (nil when there is nothing), stopping once
+/// `limit` bytes are collected so the owner can respect back-pressure between writes (nghttp2
+/// pulls body bytes from the data providers only as we ask, so nothing piles up elsewhere).
 /// `nghttp2_session_mem_send` returns a pointer valid until the next call, so each chunk is
 /// copied before asking for the next.
-func drainSessionOutput(_ session: OpaquePointer, allocator: ByteBufferAllocator) throws -> ByteBuffer? {
+func drainSessionOutput(_ session: OpaquePointer, allocator: ByteBufferAllocator, limit: Int = .max) throws -> ByteBuffer? {
     var out: ByteBuffer?
-    while true {
+    while (out?.readableBytes ?? 0) < limit {
         var data: UnsafePointer<UInt8>?
         let n = nghttp2_session_mem_send(session, &data)
         if n < 0 { throw H2SessionError(code: Int32(n), operation: "nghttp2_session_mem_send") }
@@ -69,6 +71,7 @@ func drainSessionOutput(_ session: OpaquePointer, allocator: ByteBufferAllocator
         if out == nil { out = allocator.buffer(capacity: max(n, 1024)) }
         out!.writeBytes(chunk)
     }
+    return out
 }
 
 /// Feeds received bytes to nghttp2. `mem_recv` consumes everything unless it fails, in which case
