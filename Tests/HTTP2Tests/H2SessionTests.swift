@@ -226,4 +226,66 @@ struct H2SessionTests {
         #expect(pair.requests.isEmpty)
         #expect(try pair.call(message: [1])?.status == .ok)
     }
+
+    @Test("SETTINGS_MAX_CONCURRENT_STREAMS: calls beyond the limit wait for a free stream, none fail")
+    func concurrentStreamLimit() throws {
+        var config = H2ServerSession.Configuration()
+        config.maxConcurrentStreams = 2
+        let pair = try SessionPair(server: config, handler: nil)
+        try pair.pump()  // SETTINGS exchange first, so the client knows the limit
+        var results: [Int: GRPCCallResult] = [:]
+        for i in 0..<5 { pair.client.startCall(path: "/p/M", message: [UInt8(i)]) { results[i] = $0 } }
+        try pair.pump()
+        #expect(pair.requests.count == 2)
+        var answered = 0
+        while answered < pair.requests.count {
+            let request = pair.requests[answered]
+            pair.server.respond(streamID: request.streamID, .ok(request.message))
+            answered += 1
+            try pair.pump()
+            #expect(pair.server.openStreamCount <= 2)
+        }
+        #expect(results.count == 5)
+        #expect((0..<5).allSatisfy { results[$0]?.message == [UInt8($0)] })
+    }
+
+    @Test("garbage instead of the connection preface: receive throws (the owner closes)")
+    func badPreface() throws {
+        let server = try H2ServerSession()
+        #expect(throws: H2SessionError.self) {
+            try server.receive(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        }
+    }
+
+    @Test("connection-level protocol error (DATA on stream 0): GOAWAY queued, session inactive")
+    func protocolErrorGoaway() throws {
+        let server = try H2ServerSession()
+        let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+        let emptySettings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
+        let dataOnStream0: [UInt8] = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0x41]
+        do { try server.receive(preface + emptySettings + dataOnStream0) } catch {}  // either way the GOAWAY is queued
+        let out = try #require(try server.pendingOutput())
+        // Walk the frames: the frame type is byte 3 of each 9-byte header.
+        var bytes = Array(out.readableBytesView)
+        var types: [UInt8] = []
+        while bytes.count >= 9 {
+            let length = Int(bytes[0]) << 16 | Int(bytes[1]) << 8 | Int(bytes[2])
+            types.append(bytes[3])
+            bytes.removeFirst(9 + length)
+        }
+        #expect(types.last == 7, "frame types sent: \(types)")
+        #expect(!server.isActive)
+    }
+
+    @Test("PING from the peer is acknowledged by the server session")
+    func pingAck() throws {
+        let server = try H2ServerSession()
+        let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+        let emptySettings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
+        let ping: [UInt8] = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+        try server.receive(preface + emptySettings + ping)
+        let out = Array(try #require(try server.pendingOutput()).readableBytesView)
+        let ack: [UInt8] = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+        #expect(out.indices.contains { out[$0...].starts(with: ack) })
+    }
 }
