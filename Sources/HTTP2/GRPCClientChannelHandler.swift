@@ -4,11 +4,18 @@ import NIOCore
 /// One unary call, written into a client connection's pipeline. The handler completes `promise`
 /// exactly once with the call's outcome (never fails it).
 struct GRPCClientCall: Sendable {
+    /// Pool-wide id, so a later `GRPCClientCancelEvent` can name the call.
+    var id: UInt64
     var path: String
     var metadata: [(String, String)]
     var message: [UInt8]
     var timeout: Duration?
     var promise: EventLoopPromise<GRPCCallResult>
+}
+
+/// Sent down a client connection's pipeline when the task awaiting call `id` was cancelled.
+struct GRPCClientCancelEvent: Sendable {
+    var id: UInt64
 }
 
 /// Glue between one client TCP connection and its `H2ClientSession`. Calls arrive as outbound
@@ -28,6 +35,8 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     private var reportedUnusable = false
     private var context: ChannelHandlerContext?
     private var readHeld = false
+    /// Stream of each call in flight, by call id (for cancellation).
+    private var streamsByCall: [UInt64: Int32] = [:]
 
     init(session: H2ClientSession, logger: Logger, onUnusable: @escaping @Sendable () -> Void) {
         self.session = session
@@ -94,12 +103,14 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let call = unwrapOutboundIn(data)
         let timer = CallTimer()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let streamID = session.startCall(path: call.path, metadata: call.metadata, message: call.message, timeout: call.timeout) { result in
             timer.scheduled?.cancel()
+            loopBound.value.streamsByCall[call.id] = nil
             call.promise.succeed(result)
         }
+        if let streamID { streamsByCall[call.id] = streamID }
         if let streamID, let timeout = call.timeout {
-            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             timer.scheduled = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
                 let me = loopBound.value
                 me.session.cancel(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded after \(timeout)"))
@@ -108,6 +119,20 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         }
         promise?.succeed()
         flushOutput()
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let cancel = event as? GRPCClientCancelEvent else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        // Unknown id: the call already finished (or its write has not arrived yet; then its own
+        // deadline ends it).
+        if let streamID = streamsByCall[cancel.id] {
+            session.cancel(streamID: streamID, status: GRPCStatus(.cancelled, "call cancelled by the caller"))
+            flushOutput()
+        }
+        promise?.succeed()
     }
 
     func flush(context: ChannelHandlerContext) {

@@ -20,6 +20,7 @@ public final class GRPCConnectionPool: Sendable {
     private let configuration: Configuration
     private let logger: Logger
     private let state = Mutex(State())
+    private let nextCallID = Atomic<UInt64>(0)
 
     private struct State {
         var authorities: [String: [PooledConnection]] = [:]
@@ -37,7 +38,8 @@ public final class GRPCConnectionPool: Sendable {
     }
 
     /// Performs one unary call. Never throws: transport failures come back as a status
-    /// (UNAVAILABLE, DEADLINE_EXCEEDED, …) like any other gRPC failure.
+    /// (UNAVAILABLE, DEADLINE_EXCEEDED, …) like any other gRPC failure. Cancelling the calling
+    /// task resets the stream and returns CANCELLED.
     public func unary(
         authority: String, path: String, metadata: [(String, String)] = [], message: [UInt8], timeout: Duration?
     ) async -> GRPCCallResult {
@@ -78,16 +80,23 @@ public final class GRPCConnectionPool: Sendable {
             return GRPCCallResult(
                 status: GRPCStatus(.unavailable, "cannot connect to \(authority): \(error)"), isTransparentlyRetryable: true)
         }
+        if Task.isCancelled { return GRPCCallResult(status: GRPCStatus(.cancelled, "call cancelled by the caller")) }
         let promise = channel.eventLoop.makePromise(of: GRPCCallResult.self)
-        let call = GRPCClientCall(path: path, metadata: metadata, message: message, timeout: timeout, promise: promise)
-        channel.writeAndFlush(call).whenFailure { error in
-            // The write never reached our handler (channel already closed), so the promise is
-            // still ours to complete.
-            promise.succeed(GRPCCallResult(
-                status: GRPCStatus(.unavailable, "connection to \(authority) closed: \(error)"), isTransparentlyRetryable: true))
+        let id = nextCallID.add(1, ordering: .relaxed).newValue
+        let call = GRPCClientCall(id: id, path: path, metadata: metadata, message: message, timeout: timeout, promise: promise)
+        let result = await withTaskCancellationHandler {
+            channel.writeAndFlush(call).whenFailure { error in
+                // The write never reached our handler (channel already closed), so the promise
+                // is still ours to complete.
+                promise.succeed(GRPCCallResult(
+                    status: GRPCStatus(.unavailable, "connection to \(authority) closed: \(error)"),
+                    isTransparentlyRetryable: true))
+            }
+            return (try? await promise.futureResult.get())
+                ?? GRPCCallResult(status: GRPCStatus(.unknown, "call promise failed"))
+        } onCancel: {
+            channel.triggerUserOutboundEvent(GRPCClientCancelEvent(id: id), promise: nil)
         }
-        let result = (try? await promise.futureResult.get())
-            ?? GRPCCallResult(status: GRPCStatus(.unknown, "call promise failed"))
         // A GOAWAY or close already marked the connection unusable (handler's onUnusable); a
         // refused stream alone leaves it usable, as grpc-go does.
         return result

@@ -99,4 +99,27 @@ struct GRPCLoopbackTests {
         #expect(result.message == [5])
         await pool.shutdown()
     }
+
+    @Test("cancelling the calling task resets the stream: CANCELLED at once, server handler cancelled")
+    func cancellation() async throws {
+        let handlerCancelled = Mutex(false)
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { _ in
+            try? await Task.sleep(for: .seconds(5))
+            handlerCancelled.withLock { $0 = Task.isCancelled }
+            return .ok([])
+        }
+        let pool = GRPCConnectionPool()
+        let authority = "127.0.0.1:\(server.port)"
+        let task = Task { await pool.unary(authority: authority, path: "/s/M", message: [], timeout: .seconds(10)) }
+        try await Task.sleep(for: .milliseconds(200))
+        let start = ContinuousClock.now
+        task.cancel()
+        let result = await task.value
+        #expect(result.status.code == .cancelled)
+        #expect(ContinuousClock.now - start < .seconds(2))
+        for _ in 0..<100 where !handlerCancelled.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(handlerCancelled.withLock { $0 }, "RST_STREAM reached the server and cancelled the handler task")
+        await pool.shutdown()
+        await server.shutdown()
+    }
 }
