@@ -181,15 +181,16 @@ public final class H2ServerSession {
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
         let nameBytes = UnsafeBufferPointer(start: name, count: namelen)
-        let value = String(h2Bytes: value, count: valuelen)
         if nameBytes.first == UInt8(ascii: ":") {
+            // Only :path becomes a String; :method is compared as bytes, :scheme/:authority unused.
             if nameBytes.elementsEqual(H2Names.path) {
-                stream.path = value
+                stream.path = String(h2Bytes: value, count: valuelen)
             } else if nameBytes.elementsEqual(H2Names.method) {
-                stream.method = value
+                stream.isPost = UnsafeBufferPointer(start: value, count: valuelen).elementsEqual(H2Names.post)
             }
             return 0
         }
+        let value = String(h2Bytes: value, count: valuelen)
         if frame.pointee.headers.cat != NGHTTP2_HCAT_REQUEST { return 0 }  // request trailers: ignored
         if nameBytes.elementsEqual(H2Names.contentType) {
             stream.contentType = value
@@ -224,8 +225,8 @@ public final class H2ServerSession {
             reject(stream, httpStatus: "415", GRPCStatus(.internal, "invalid gRPC request content-type \"\(stream.contentType ?? "")\""))
             return
         }
-        if stream.method != "POST" {
-            reject(stream, httpStatus: "405", GRPCStatus(.internal, "invalid gRPC request method \"\(stream.method ?? "")\""))
+        if !stream.isPost {
+            reject(stream, httpStatus: "405", GRPCStatus(.internal, "invalid gRPC request method (gRPC requires POST)"))
             return
         }
         if stream.path == nil {
@@ -355,7 +356,7 @@ private func serverSession(_ userData: UnsafeMutableRawPointer?) -> H2ServerSess
 private final class ServerStream {
     let id: Int32
     var path: String?
-    var method: String?
+    var isPost = false
     var contentType: String?
     var timeout: Duration?
     var deadline: NIODeadline?

@@ -104,6 +104,20 @@ struct H2SessionTests {
         #expect(plus?.status == .ok)
     }
 
+    @Test("non-POST method is answered HTTP 405 with grpc-status INTERNAL")
+    func nonPost() throws {
+        let pair = try SessionPair()
+        var result: GRPCCallResult?
+        let headers = pair.client.requestHeaders(path: "/p/M", metadata: [], timeout: nil).map {
+            $0.name == H2Names.method ? H2Header(name: H2Names.method, value: Array("PUT".utf8)) : $0
+        }
+        _ = pair.client.startRawCall(headers: headers, body: GRPCFraming.frame([1])) { result = $0 }
+        try pair.pump()
+        #expect(result?.status.code == .internal)
+        #expect(result?.status.message.contains("POST") == true)
+        #expect(pair.requests.isEmpty)
+    }
+
     @Test("request stream ending without a message is answered INTERNAL")
     func missingMessage() throws {
         let pair = try SessionPair()
