@@ -15,6 +15,7 @@ public struct Configuration: Sendable {
     public var logLevel = "info"
     public var alertWebHook = ""
     public var authToken = ""
+    public var grpcMaxMessageSize = 4 * 1024 * 1024
     public var engine = EngineConfig()
     public var http = HTTPServerLimits()
     /// Keys found in the YAML file that swift-dtm does not know (reported at start-up).
@@ -79,6 +80,7 @@ public struct Configuration: Sendable {
         let hosts = string("BranchHostAllowList").split(separator: ",").map { $0.filter { $0 != " " }.lowercased() }.filter { !$0.isEmpty }
         engine.allowedBranchHosts = hosts.isEmpty ? nil : Set(hosts)
         http.maxBodyBytes = Int(try int("MaxRequestBodySize"))
+        grpcMaxMessageSize = Int(try int("GrpcMaxMessageSize"))
         http.idleTimeoutSeconds = try int("HttpIdleTimeout")
         for key in ["Store.Port", "JsonRpcPort", "UpdateBranchSync", "ConfigUpdateInterval", "Store.MaxOpenConns"] { _ = try int(key) }
         try validate()
@@ -103,6 +105,7 @@ public struct Configuration: Sendable {
         guard engine.cronConcurrency >= 1 else { throw Invalid(description: "CronConcurrency must be at least 1") }
         guard engine.limits.maxSteps >= 1 else { throw Invalid(description: "MaxSteps must be at least 1") }
         guard http.maxBodyBytes >= 1024 else { throw Invalid(description: "MaxRequestBodySize must be at least 1024 bytes") }
+        guard grpcMaxMessageSize >= 1024 else { throw Invalid(description: "GrpcMaxMessageSize must be at least 1024 bytes") }
         guard http.idleTimeoutSeconds >= 1 else { throw Invalid(description: "HttpIdleTimeout must be at least 1 second") }
     }
 

@@ -41,6 +41,7 @@ enum ConfigurationKeys {
         ("GrpcServiceConfig", #"{"loadBalancingConfig": [{"round_robin":{}}]}"#),
         ("ListenHost", "0.0.0.0"),  // ours: address both listeners bind
         ("MaxRequestBodySize", "4194304"),  // ours: bytes
+        ("GrpcMaxMessageSize", "4194304"),  // ours: largest gRPC message, bytes (gRPC's usual 4 MiB)
         ("HttpIdleTimeout", "60"),  // ours: seconds
         ("CronConcurrency", "16"),  // ours: transactions processed at once by the cron loop
         ("MaxSteps", "1000"),  // ours: steps per saga/msg

@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import DTMCore
+import DTMGRPC
 import DTMHTTP
+import HTTP2
 import DTMMetrics
 import Logging
 import NIOCore
@@ -23,9 +25,9 @@ public enum DTMServerApp {
 
         let group = MultiThreadedEventLoopGroup.singleton
         let httpClient = HTTPBranchCaller.makeClient(eventLoopGroup: group)
+        let grpcPool = GRPCConnectionPool(group: group, logger: logger)
         let caller = BranchCallRouter(
-            http: HTTPBranchCaller(client: httpClient),
-            grpc: UnavailableBranchCaller(reason: "gRPC branch calls are not available in this build"))
+            http: HTTPBranchCaller(client: httpClient), grpc: GRPCBranchCaller(transport: GRPCPoolTransport(pool: grpcPool)))
         let metrics = DTMMetrics(version: DTMVersion.current)
         let coordinator = Coordinator(
             context: ProcessingContext(
@@ -36,17 +38,23 @@ public enum DTMServerApp {
                 observer: metrics))
         let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, authToken: BearerToken(configuration.authToken), logger: logger)
         let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, logger: logger)
+        let grpc = try await DtmGRPCListener.start(
+            host: configuration.listenHost, port: configuration.grpcPort, service: DtmService(coordinator: coordinator, logger: logger),
+            maxMessageSize: configuration.grpcMaxMessageSize, authToken: BearerToken(configuration.authToken), metrics: metrics,
+            group: group, logger: logger)
 
         logger.info(
             "swift-dtm starting",
             metadata: [
                 "version": .string(DTMVersion.current), "http_port": .stringConvertible(configuration.httpPort),
+                "grpc_port": .stringConvertible(grpc.port),
                 "store": .string(configuration.storeFile),
             ])
         let services = ServiceGroup(
             configuration: .init(
                 services: [
                     .init(service: HTTPService(server: http, host: configuration.listenHost, port: configuration.httpPort)),
+                    .init(service: GRPCService(listener: grpc)),
                     .init(service: CronService(coordinator: coordinator)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -55,7 +63,9 @@ public enum DTMServerApp {
             try await services.run()
         } catch {
             logger.error("server stopped with an error", metadata: ["error": .string("\(error)")])
+            await grpc.shutdown()
             try? await httpClient.shutdown()
+            await grpcPool.shutdown()
             store.close()
             throw error
         }
@@ -65,6 +75,7 @@ public enum DTMServerApp {
             try? await Task.sleep(for: .milliseconds(20))
         }
         try? await httpClient.shutdown()
+        await grpcPool.shutdown()
         store.close()
         logger.info("swift-dtm stopped")
     }
@@ -82,6 +93,18 @@ struct HTTPService: Service {
         } onGracefulShutdown: {
             Task { await server.shutdown() }
         }
+    }
+}
+
+/// The gRPC listener as a lifecycle service: runs until graceful shutdown, then sends GOAWAY and lets
+/// in-flight calls finish.
+struct GRPCService: Service {
+    let listener: DtmGRPCListener
+
+    func run() async throws {
+        // Returns on graceful shutdown (or cancellation); the listener serves on its own channels meanwhile.
+        try? await gracefulShutdown()
+        await listener.shutdown()
     }
 }
 

@@ -1,0 +1,49 @@
+import DTMCore
+import DTMMetrics
+import HTTP2
+import Logging
+import NIOCore
+
+/// The gRPC listener (port 36790): nghttp2 server sessions in front of `DtmService`, with the optional bearer
+/// token (metadata `authorization`; the health check stays open) and DTM's request metrics.
+public final class DtmGRPCListener: Sendable {
+    private let server: GRPCServer
+
+    private init(server: GRPCServer) { self.server = server }
+
+    public var port: Int { server.port }
+
+    public static func start(
+        host: String, port: Int, service: DtmService, maxMessageSize: Int, authToken: BearerToken?, metrics: DTMMetrics?,
+        group: any EventLoopGroup, logger: Logger
+    ) async throws -> DtmGRPCListener {
+        var configuration = GRPCServer.Configuration()
+        configuration.session.maxMessageSize = maxMessageSize
+        let server = try await GRPCServer.start(host: host, port: port, group: group, configuration: configuration, logger: logger) { request in
+            let started = ContinuousClock.now
+            let response = await Self.respond(request, service: service, authToken: authToken, logger: logger)
+            if let metrics {
+                let api = request.path.split(separator: "/").last.map { $0.lowercased() } ?? ""
+                let elapsed = ContinuousClock.now - started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                metrics.apiCall(type: .grpc, api: api, failed: response.status.code != .ok, seconds: seconds)
+            }
+            return response
+        }
+        return DtmGRPCListener(server: server)
+    }
+
+    static func respond(_ request: GRPCRequest, service: DtmService, authToken: BearerToken?, logger: Logger) async -> GRPCResponse {
+        guard DtmService.methods.contains(request.path) else { return .unimplemented(path: request.path) }
+        if let authToken, request.path != "/grpc.health.v1.Health/Check", !authToken.accepts(request.metadata("authorization")) {
+            logger.notice("grpc call refused: missing or wrong bearer token", metadata: ["method": .string(request.path)])
+            return .error(.unauthenticated, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
+        }
+        let reply = await service.handle(method: request.path, message: request.message)
+        if reply.code == .ok { return .ok(reply.payload) }
+        return .error(GRPCStatusCode(rawValue: reply.code.rawValue), reply.message)
+    }
+
+    /// GOAWAY to every connection, in-flight calls finish within the grace period.
+    public func shutdown() async { await server.shutdown() }
+}

@@ -1,0 +1,15 @@
+import HTTP2
+
+/// The nghttp2 connection pool as the branch caller's transport. The pool never throws: a transport failure
+/// arrives as a status (UNAVAILABLE, DEADLINE_EXCEEDED, …), which the caller retries like any non-DTM status.
+public struct GRPCPoolTransport: GRPCUnaryTransport {
+    let pool: GRPCConnectionPool
+
+    public init(pool: GRPCConnectionPool) { self.pool = pool }
+
+    public func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double) async -> GRPCCallOutcome {
+        let result = await pool.unary(
+            authority: authority, path: path, metadata: metadata, message: message, timeout: .milliseconds(Int64(timeout * 1000)))
+        return .status(code: result.status.code.rawValue, message: result.status.message)
+    }
+}

@@ -1,0 +1,174 @@
+import Logging
+import NIOCore
+
+/// One unary call, written into a client connection's pipeline. The handler completes `promise`
+/// exactly once with the call's outcome (never fails it).
+struct GRPCClientCall: Sendable {
+    /// Pool-wide id, so a later `GRPCClientCancelEvent` can name the call.
+    var id: UInt64
+    var path: String
+    var metadata: [(String, String)]
+    var message: [UInt8]
+    var timeout: Duration?
+    var promise: EventLoopPromise<GRPCCallResult>
+}
+
+/// Sent down a client connection's pipeline when the task awaiting call `id` was cancelled.
+struct GRPCClientCancelEvent: Sendable {
+    var id: UInt64
+}
+
+/// Glue between one client TCP connection and its `H2ClientSession`. Calls arrive as outbound
+/// writes of `GRPCClientCall` (so callers on any thread use the ordinary, Sendable channel API);
+/// everything else happens on the channel's event loop. Deadlines are timers on that loop.
+final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = GRPCClientCall
+    typealias OutboundOut = ByteBuffer
+
+    private static let writeChunk = 64 * 1024
+
+    private let session: H2ClientSession
+    private let logger: Logger
+    /// Called once when the connection stops accepting calls (GOAWAY, error, close).
+    private let onUnusable: @Sendable () -> Void
+    private var reportedUnusable = false
+    private var context: ChannelHandlerContext?
+    private var readHeld = false
+    /// Stream of each call in flight, by call id (for cancellation).
+    private var streamsByCall: [UInt64: Int32] = [:]
+
+    init(session: H2ClientSession, logger: Logger, onUnusable: @escaping @Sendable () -> Void) {
+        self.session = session
+        self.logger = logger
+        self.onUnusable = onUnusable
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { flushOutput() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        session.connectionClosed("handler removed")
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        flushOutput()  // connection preface and SETTINGS
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        session.connectionClosed("connection to \(session.authority) closed")
+        reportUnusable()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("client connection error", metadata: ["authority": "\(session.authority)", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        do {
+            try session.receive(unwrapInboundIn(data))
+        } catch {
+            logger.debug("HTTP/2 protocol error from server", metadata: ["authority": "\(session.authority)", "error": "\(error)"])
+            flushOutput()
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushOutput()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            flushOutput()
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable { context.read() } else { readHeld = true }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let call = unwrapOutboundIn(data)
+        let timer = CallTimer()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let streamID = session.startCall(path: call.path, metadata: call.metadata, message: call.message, timeout: call.timeout) { result in
+            timer.scheduled?.cancel()
+            loopBound.value.streamsByCall[call.id] = nil
+            call.promise.succeed(result)
+        }
+        if let streamID { streamsByCall[call.id] = streamID }
+        if let streamID, let timeout = call.timeout {
+            timer.scheduled = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+                let me = loopBound.value
+                me.session.cancel(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded after \(timeout)"))
+                me.flushOutput()
+            }
+        }
+        promise?.succeed()
+        flushOutput()
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let cancel = event as? GRPCClientCancelEvent else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        // Unknown id: the call already finished (or its write has not arrived yet; then its own
+        // deadline ends it).
+        if let streamID = streamsByCall[cancel.id] {
+            session.cancel(streamID: streamID, status: GRPCStatus(.cancelled, "call cancelled by the caller"))
+            flushOutput()
+        }
+        promise?.succeed()
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        flushOutput()
+    }
+
+    private func flushOutput() {
+        guard let context else { return }
+        var wrote = false
+        do {
+            while context.channel.isWritable, let out = try session.pendingOutput(limit: Self.writeChunk) {
+                context.write(wrapOutboundOut(out), promise: nil)
+                wrote = true
+            }
+        } catch {
+            logger.debug("nghttp2 send failed", metadata: ["authority": "\(session.authority)", "error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        if wrote { context.flush() }
+        if !session.canStartCalls {
+            reportUnusable()
+            // After GOAWAY, the connection closes itself once its last call is done.
+            if session.activeCallCount == 0, context.channel.isActive { context.close(promise: nil) }
+        }
+    }
+
+    private func reportUnusable() {
+        guard !reportedUnusable else { return }
+        reportedUnusable = true
+        onUnusable()
+    }
+}
+
+/// The deadline timer of one call, filled in after the call started (the completion may need to
+/// cancel it). Only touched on the connection's event loop.
+private final class CallTimer {
+    var scheduled: Scheduled<Void>?
+}

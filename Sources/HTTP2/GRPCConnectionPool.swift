@@ -1,0 +1,180 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Client connections for unary gRPC calls, a few per authority (`host:port`), h2c with prior
+/// knowledge. Calls go to the connection with the fewest calls in flight; a new connection is
+/// opened while every existing one is busy and the per-authority limit allows. Connections that
+/// received GOAWAY or closed are dropped and replaced on the next call; a call that provably
+/// never reached the server (refused stream, GOAWAY, failed connect) is retried once, elsewhere.
+public final class GRPCConnectionPool: Sendable {
+    public struct Configuration: Sendable {
+        public var connectionsPerAuthority = 2
+        public var connectTimeout: Duration = .seconds(3)
+        public var session = H2ClientSession.Configuration()
+        public init() {}
+    }
+
+    private let group: any EventLoopGroup
+    private let configuration: Configuration
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let nextCallID = Atomic<UInt64>(0)
+
+    private struct State {
+        var authorities: [String: [PooledConnection]] = [:]
+        var nextID = 0
+        var isShutdown = false
+    }
+
+    public init(
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, configuration: Configuration = .init(),
+        logger: Logger = Logger(label: "swift-dtm.grpc.pool")
+    ) {
+        self.group = group
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Performs one unary call. Never throws: transport failures come back as a status
+    /// (UNAVAILABLE, DEADLINE_EXCEEDED, …) like any other gRPC failure. Cancelling the calling
+    /// task resets the stream and returns CANCELLED.
+    public func unary(
+        authority: String, path: String, metadata: [(String, String)] = [], message: [UInt8], timeout: Duration?
+    ) async -> GRPCCallResult {
+        var result = await attempt(authority: authority, path: path, metadata: metadata, message: message, timeout: timeout)
+        if result.isTransparentlyRetryable {
+            logger.debug("retrying call that never reached the server", metadata: ["authority": "\(authority)", "path": "\(path)"])
+            result = await attempt(authority: authority, path: path, metadata: metadata, message: message, timeout: timeout)
+        }
+        return result
+    }
+
+    /// Closes every connection (calls in flight fail with UNAVAILABLE); later calls fail too.
+    public func shutdown() async {
+        let all = state.withLock { state in
+            state.isShutdown = true
+            defer { state.authorities = [:] }
+            return state.authorities.values.flatMap { $0 }
+        }
+        for connection in all {
+            if let channel = try? await connection.channel.get() { try? await channel.close() }
+        }
+    }
+
+    // MARK: - Internals
+
+    private func attempt(
+        authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Duration?
+    ) async -> GRPCCallResult {
+        guard let connection = checkout(authority) else {
+            return GRPCCallResult(status: GRPCStatus(.unavailable, "connection pool is shut down"))
+        }
+        defer { checkin(connection) }
+        let channel: any Channel
+        do {
+            channel = try await connection.channel.get()
+        } catch {
+            markUnusable(connection)
+            return GRPCCallResult(
+                status: GRPCStatus(.unavailable, "cannot connect to \(authority): \(error)"), isTransparentlyRetryable: true)
+        }
+        if Task.isCancelled { return GRPCCallResult(status: GRPCStatus(.cancelled, "call cancelled by the caller")) }
+        let promise = channel.eventLoop.makePromise(of: GRPCCallResult.self)
+        let id = nextCallID.add(1, ordering: .relaxed).newValue
+        let call = GRPCClientCall(id: id, path: path, metadata: metadata, message: message, timeout: timeout, promise: promise)
+        let result = await withTaskCancellationHandler {
+            channel.writeAndFlush(call).whenFailure { error in
+                // The write never reached our handler (channel already closed), so the promise
+                // is still ours to complete.
+                promise.succeed(GRPCCallResult(
+                    status: GRPCStatus(.unavailable, "connection to \(authority) closed: \(error)"),
+                    isTransparentlyRetryable: true))
+            }
+            return (try? await promise.futureResult.get())
+                ?? GRPCCallResult(status: GRPCStatus(.unknown, "call promise failed"))
+        } onCancel: {
+            channel.triggerUserOutboundEvent(GRPCClientCancelEvent(id: id), promise: nil)
+        }
+        // A GOAWAY or close already marked the connection unusable (handler's onUnusable); a
+        // refused stream alone leaves it usable, as grpc-go does.
+        return result
+    }
+
+    /// Picks (or starts) a connection for `authority` and counts the call against it.
+    private func checkout(_ authority: String) -> PooledConnection? {
+        let (picked, isNew) = state.withLock { state -> (PooledConnection?, Bool) in
+            guard !state.isShutdown else { return (nil, false) }
+            var list = state.authorities[authority, default: []].filter { $0.usable.load(ordering: .relaxed) }
+            let least = list.min { $0.inFlight.load(ordering: .relaxed) < $1.inFlight.load(ordering: .relaxed) }
+            if let least, least.inFlight.load(ordering: .relaxed) == 0 || list.count >= configuration.connectionsPerAuthority {
+                least.inFlight.add(1, ordering: .relaxed)
+                state.authorities[authority] = list
+                return (least, false)
+            }
+            state.nextID += 1
+            let connection = PooledConnection(id: state.nextID, promise: group.next().makePromise(of: (any Channel).self))
+            connection.inFlight.add(1, ordering: .relaxed)
+            list.append(connection)
+            state.authorities[authority] = list
+            return (connection, true)
+        }
+        if let picked, isNew { connect(picked, authority: authority) }
+        return picked
+    }
+
+    private func checkin(_ connection: PooledConnection) {
+        connection.inFlight.subtract(1, ordering: .relaxed)
+    }
+
+    private func markUnusable(_ connection: PooledConnection) {
+        connection.usable.store(false, ordering: .relaxed)
+    }
+
+    private func connect(_ connection: PooledConnection, authority: String) {
+        guard let (host, port) = Self.splitAuthority(authority) else {
+            connection.promise.fail(GRPCStatus(.unavailable, "bad authority '\(authority)'"))
+            return
+        }
+        let sessionConfig = configuration.session
+        let logger = self.logger
+        let bootstrap = ClientBootstrap(group: connection.promise.futureResult.eventLoop)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let session = try H2ClientSession(authority: authority, configuration: sessionConfig, logger: logger)
+                    let handler = GRPCClientChannelHandler(session: session, logger: logger) { [connection] in
+                        connection.usable.store(false, ordering: .relaxed)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+        connection.promise.completeWith(bootstrap.connect(host: host, port: port))
+    }
+
+    /// `host:port`, `[v6]:port`.
+    static func splitAuthority(_ authority: String) -> (String, Int)? {
+        guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]) else {
+            return nil
+        }
+        var host = String(authority[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+}
+
+/// One pooled connection. Sendable: the channel future is Sendable and the counters are atomics.
+private final class PooledConnection: Sendable {
+    let id: Int
+    let promise: EventLoopPromise<any Channel>
+    var channel: EventLoopFuture<any Channel> { promise.futureResult }
+    let inFlight = Atomic<Int>(0)
+    let usable = Atomic<Bool>(true)
+
+    init(id: Int, promise: EventLoopPromise<any Channel>) {
+        self.id = id
+        self.promise = promise
+    }
+}

@@ -1,0 +1,93 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A plaintext (h2c, prior knowledge) gRPC server for unary calls. Each request goes to one async
+/// handler; routing by `request.path` is the handler's business (answer
+/// `GRPCResponse.unimplemented(path:)` for unknown methods).
+public final class GRPCServer: Sendable {
+    public typealias Handler = @Sendable (GRPCRequest) async -> GRPCResponse
+
+    public struct Configuration: Sendable {
+        public var session = H2ServerSession.Configuration()
+        /// How long a graceful shutdown waits for in-flight calls before closing connections.
+        public var shutdownGracePeriod: Duration = .seconds(5)
+        public var backlog: Int32 = 256
+        public init() {}
+    }
+
+    /// The bound address (useful with port 0).
+    public let localAddress: SocketAddress
+    private let serverChannel: any Channel
+    /// Open connections, so shutdown can send each one GOAWAY.
+    private let connections: ConnectionRegistry
+    private let logger: Logger
+
+    /// The bound port.
+    public var port: Int { localAddress.port ?? 0 }
+
+    private init(serverChannel: any Channel, connections: ConnectionRegistry, logger: Logger) {
+        self.serverChannel = serverChannel
+        self.localAddress = serverChannel.localAddress!
+        self.connections = connections
+        self.logger = logger
+    }
+
+    /// Binds `host:port` (port 0 picks a free one) and starts serving.
+    public static func start(
+        host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        configuration: Configuration = .init(), logger: Logger = Logger(label: "swift-dtm.grpc.server"),
+        handler: @escaping Handler
+    ) async throws -> GRPCServer {
+        let registry = ConnectionRegistry()
+        let grace = TimeAmount(configuration.shutdownGracePeriod)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: configuration.backlog)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.autoRead, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let session = try H2ServerSession(configuration: configuration.session, logger: logger)
+                    let handler = GRPCServerChannelHandler(
+                        session: session, handler: handler, shutdownGracePeriod: grace, logger: logger)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    registry.add(channel)
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        let server = GRPCServer(serverChannel: channel, connections: registry, logger: logger)
+        logger.info("gRPC server listening", metadata: ["address": "\(server.localAddress)"])
+        return server
+    }
+
+    /// Stops accepting, sends GOAWAY on every connection, and returns once all connections have
+    /// closed (in-flight calls get the configured grace period).
+    public func shutdown() async {
+        try? await serverChannel.close()
+        let open = connections.channels.withLock { Array($0.values) }
+        for channel in open {
+            channel.triggerUserOutboundEvent(GRPCServerShutdownEvent(), promise: nil)
+        }
+        for channel in open {
+            try? await channel.closeFuture.get()
+        }
+        logger.info("gRPC server stopped", metadata: ["address": "\(localAddress)"])
+    }
+}
+
+/// Tracks accepted connections until they close. A class so the child initializer can capture it
+/// before the server object exists; the Mutex makes it Sendable.
+private final class ConnectionRegistry: Sendable {
+    let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        channels.withLock { $0[key] = channel }
+        channel.closeFuture.whenComplete { [self] _ in
+            _ = channels.withLock { $0.removeValue(forKey: key) }
+        }
+    }
+}

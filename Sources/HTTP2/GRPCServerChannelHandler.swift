@@ -1,0 +1,182 @@
+import Logging
+import NIOCore
+
+/// Sent down a server connection's pipeline (`triggerUserOutboundEvent`) to start a graceful
+/// shutdown of that connection.
+public struct GRPCServerShutdownEvent: Sendable {
+    public init() {}
+}
+
+/// Glue between one accepted TCP connection and its `H2ServerSession`: bytes in → session,
+/// session output → channel. Requests run in their own `Task` on the async handler; answers hop
+/// back to this channel's event loop (`NIOLoopBound` + `execute`), the only place the session is
+/// touched. Back-pressure: output is drained only while the channel is writable, and reads are
+/// held while it is not, so a slow reader cannot make us buffer unboundedly.
+final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = Never
+    typealias OutboundOut = ByteBuffer
+
+    /// Bytes drained from nghttp2 per write, between writability checks.
+    private static let writeChunk = 64 * 1024
+
+    private let session: H2ServerSession
+    private let handler: GRPCServer.Handler
+    private let shutdownGracePeriod: TimeAmount
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    private var tasks: [Int32: Task<Void, Never>] = [:]
+    private var deadlineTimers: [Int32: Scheduled<Void>] = [:]
+    private var readHeld = false
+    private var closing = false
+
+    init(session: H2ServerSession, handler: @escaping GRPCServer.Handler, shutdownGracePeriod: TimeAmount, logger: Logger) {
+        self.session = session
+        self.handler = handler
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        session.onRequest = { [unowned self] request in self.dispatch(request) }
+        session.onStreamAbandoned = { [unowned self] streamID in self.finishStream(streamID)?.cancel() }
+        if context.channel.isActive { flushOutput() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelAll()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        flushOutput()  // our SETTINGS
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        cancelAll()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        do {
+            try session.receive(buffer)
+        } catch {
+            logger.debug("HTTP/2 protocol error, closing connection", metadata: ["error": "\(error)"])
+            flushOutput()
+            close()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushOutput()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            flushOutput()
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is GRPCServerShutdownEvent else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        session.beginGracefulShutdown()
+        flushOutput()
+        // A peer that never acknowledges our PING, or streams whose handlers never answer,
+        // must not hold the shutdown forever.
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: shutdownGracePeriod) {
+            let me = loopBound.value
+            me.session.submitFinalGoaway()
+            me.flushOutput()
+            me.close()
+        }
+        promise?.succeed()
+    }
+
+    // MARK: - Requests
+
+    private func dispatch(_ request: GRPCRequest) {
+        guard let context else { return }
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let handler = self.handler
+        let streamID = request.streamID
+        tasks[streamID] = Task {
+            let response = await handler(request)
+            eventLoop.execute { loopBound.value.answer(streamID, response) }
+        }
+        if let deadline = request.deadline {
+            deadlineTimers[streamID] = eventLoop.scheduleTask(deadline: deadline) {
+                // The client gives up at its deadline anyway; answering frees the stream and the
+                // cancelled handler's late answer is dropped.
+                loopBound.value.finishStream(streamID)?.cancel()
+                loopBound.value.session.respond(streamID: streamID, .error(.deadlineExceeded, "deadline exceeded"))
+                loopBound.value.flushOutput()
+            }
+        }
+    }
+
+    private func answer(_ streamID: Int32, _ response: GRPCResponse) {
+        guard finishStream(streamID) != nil else { return }
+        session.respond(streamID: streamID, response)
+        flushOutput()
+    }
+
+    /// Forgets a stream's task and timer; returns the task if it was still pending.
+    private func finishStream(_ streamID: Int32) -> Task<Void, Never>? {
+        deadlineTimers.removeValue(forKey: streamID)?.cancel()
+        return tasks.removeValue(forKey: streamID)
+    }
+
+    private func cancelAll() {
+        for task in tasks.values { task.cancel() }
+        for timer in deadlineTimers.values { timer.cancel() }
+        tasks = [:]
+        deadlineTimers = [:]
+    }
+
+    // MARK: - Output
+
+    private func flushOutput() {
+        guard let context, !closing else { return }
+        var wrote = false
+        do {
+            while context.channel.isWritable, let out = try session.pendingOutput(limit: Self.writeChunk) {
+                context.write(wrapOutboundOut(out), promise: nil)
+                wrote = true
+            }
+        } catch {
+            logger.debug("nghttp2 send failed, closing connection", metadata: ["error": "\(error)"])
+            close()
+            return
+        }
+        if wrote { context.flush() }
+        if !session.isActive { close() }
+    }
+
+    private func close() {
+        guard let context, !closing else { return }
+        closing = true
+        context.close(promise: nil)
+    }
+}

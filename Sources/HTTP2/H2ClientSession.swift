@@ -1,0 +1,361 @@
+import CNghttp2
+import Logging
+import NIOCore
+
+/// The client half of an HTTP/2 connection multiplexing unary gRPC calls, around one
+/// `nghttp2_session*`. I/O-free like `H2ServerSession`: feed `receive(_:)`, write
+/// `pendingOutput()`, call `connectionClosed(_:)` when the transport goes away. Every call's
+/// completion runs exactly once, never re-entrantly from inside nghttp2 (results are queued
+/// while nghttp2 runs and delivered when `receive`/`pendingOutput`/`cancel` return).
+///
+/// Confinement: one thread (the connection's event loop); `user_data` is an unretained pointer
+/// valid for the session's life because the session is deleted in `deinit`.
+public final class H2ClientSession {
+    public struct Configuration: Sendable {
+        /// Largest response message accepted (grpc-go's client default is also 4 MiB).
+        public var maxMessageSize: Int = 4 * 1024 * 1024
+        public var maxHeaderListSize: UInt32 = 16 * 1024
+        public var initialWindowSize: UInt32 = 1 << 20
+        public var connectionWindowSize: Int32 = 16 << 20
+        public var userAgent: String = "swift-dtm-grpc/1.0"
+        public init() {}
+    }
+
+    public typealias Completion = (GRPCCallResult) -> Void
+
+    public let authority: String
+    public let configuration: Configuration
+    let logger: Logger
+    private var session: OpaquePointer!
+    private var calls: [Int32: ClientCall] = [:]
+    private var finished: [(Completion, GRPCCallResult)] = []
+    private var inCallback = 0
+    private let allocator = ByteBufferAllocator()
+    private let constantHeaders: [H2Header]
+    /// Last stream id the peer promised to process, once it sent GOAWAY.
+    public private(set) var goawayLastStreamID: Int32?
+    private var closed = false
+
+    public init(authority: String, configuration: Configuration = .init(), logger: Logger = Logger(label: "swift-dtm.h2.client")) throws {
+        self.authority = authority
+        self.configuration = configuration
+        self.logger = logger
+        self.constantHeaders = [
+            H2Header(name: H2Names.method, value: H2Names.post),
+            H2Header(name: H2Names.scheme, value: H2Names.http),
+        ]
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, namelen, value, valuelen, _, userData in
+            clientSession(userData).onHeader(frame!, name: name, namelen: namelen, value: value, valuelen: valuelen)
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, len, userData in
+            clientSession(userData).onDataChunk(streamID: streamID, UnsafeRawBufferPointer(start: data, count: len))
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+            clientSession(userData).onFrameRecv(frame!)
+        }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
+            clientSession(userData).onFrameSend(frame!)
+        }
+        nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks) { _, frame, libError, userData in
+            clientSession(userData).onFrameNotSend(frame!, libError)
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
+            clientSession(userData).onStreamClose(streamID, errorCode: errorCode)
+        }
+        var session: OpaquePointer?
+        let rv = nghttp2_session_client_new(&session, callbacks, Unmanaged.passUnretained(self).toOpaque())
+        guard rv == 0, let session else { throw H2SessionError(code: rv, operation: "nghttp2_session_client_new") }
+        self.session = session
+        try submitSettings(session, [
+            (NGHTTP2_SETTINGS_ENABLE_PUSH, 0),
+            (NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, configuration.maxHeaderListSize),
+            (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, configuration.initialWindowSize),
+        ])
+        let windowRV = nghttp2_session_set_local_window_size(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, configuration.connectionWindowSize)
+        if windowRV != 0 { throw H2SessionError(code: windowRV, operation: "nghttp2_session_set_local_window_size") }
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    // MARK: - State
+
+    /// Calls in flight.
+    public var activeCallCount: Int { calls.count }
+
+    /// False after GOAWAY, a fatal error or close: the pool must open a new connection.
+    public var canStartCalls: Bool {
+        !closed && goawayLastStreamID == nil && nghttp2_session_want_read(session) != 0
+            && nghttp2_session_check_request_allowed(session) != 0
+    }
+
+    /// False once nothing is left to send or receive.
+    public var isActive: Bool {
+        !closed && (nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0)
+    }
+
+    // MARK: - Calls
+
+    /// Queues a unary call and returns its stream id, or nil when the call could not be started
+    /// (then `completion` has already run with a retryable UNAVAILABLE).
+    @discardableResult
+    public func startCall(
+        path: String, metadata: [(String, String)] = [], message: [UInt8], timeout: Duration? = nil,
+        completion: @escaping Completion
+    ) -> Int32? {
+        guard canStartCalls else {
+            completion(GRPCCallResult(status: GRPCStatus(.unavailable, "connection is not accepting new calls"), isTransparentlyRetryable: true))
+            return nil
+        }
+        let headers = requestHeaders(path: path, metadata: metadata, timeout: timeout)
+        return startRawCall(headers: headers, body: GRPCFraming.frame(message), completion: completion)
+    }
+
+    /// The request HEADERS of a gRPC call (pseudo-headers first, as HTTP/2 requires).
+    func requestHeaders(path: String, metadata: [(String, String)], timeout: Duration?) -> [H2Header] {
+        var headers = constantHeaders
+        headers.append(H2Header(name: H2Names.path, value: Array(path.utf8)))
+        headers.append(H2Header(name: H2Names.authority, value: Array(authority.utf8)))
+        headers.append(H2Header(name: H2Names.contentType, value: H2Names.applicationGRPC))
+        headers.append(H2Header(name: H2Names.te, value: H2Names.trailers))
+        if let timeout { headers.append(H2Header(name: H2Names.grpcTimeout, value: Array(GRPCTimeout.encode(timeout).utf8))) }
+        headers.append(H2Header("user-agent", configuration.userAgent))
+        for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
+        return headers
+    }
+
+    /// Submits a request with exactly these headers and body bytes (already framed). Internal:
+    /// tests use it to send what a well-behaved client never would.
+    func startRawCall(headers: [H2Header], body: [UInt8], completion: @escaping Completion) -> Int32? {
+        let call = ClientCall(completion: completion, body: body, maxMessageSize: configuration.maxMessageSize)
+        var provider = nghttp2_data_provider()
+        provider.read_callback = { _, streamID, buf, length, flags, _, userData in
+            clientSession(userData).readRequestBody(streamID: streamID, into: buf!, length: length, flags: flags!)
+        }
+        let streamID = withNVArray(headers) { nghttp2_submit_request(session, nil, $0, $1, &provider, nil) }
+        guard streamID > 0 else {
+            completion(GRPCCallResult(
+                status: GRPCStatus(.unavailable, "cannot start stream: \(String(cString: nghttp2_strerror(streamID)))"),
+                isTransparentlyRetryable: true))
+            return nil
+        }
+        calls[streamID] = call
+        return streamID
+    }
+
+    /// Ends a call early (deadline, caller gave up): RST_STREAM CANCEL and complete it with `status`.
+    public func cancel(streamID: Int32, status: GRPCStatus) {
+        guard let call = calls.removeValue(forKey: streamID) else { return }
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_CANCEL.rawValue))
+        finished.append((call.completion, GRPCCallResult(status: status, metadata: call.metadata)))
+        deliverFinished()
+    }
+
+    // MARK: - I/O
+
+    public func receive(_ buffer: ByteBuffer) throws {
+        defer { deliverFinished() }
+        try buffer.withUnsafeReadableBytes { try feedSession(session, $0) }
+    }
+
+    public func receive(_ bytes: [UInt8]) throws {
+        defer { deliverFinished() }
+        try bytes.withUnsafeBytes { try feedSession(session, $0) }
+    }
+
+    /// Bytes to write to the peer, or nil; at most about `limit` bytes per call.
+    public func pendingOutput(limit: Int = .max) throws -> ByteBuffer? {
+        defer { deliverFinished() }
+        return try drainSessionOutput(session, allocator: allocator, limit: limit)
+    }
+
+    /// The transport is gone: every call still in flight fails with UNAVAILABLE. Calls whose
+    /// HEADERS never left are marked transparently retryable.
+    public func connectionClosed(_ reason: String) {
+        closed = true
+        let pending = calls
+        calls = [:]
+        for (_, call) in pending.sorted(by: { $0.key < $1.key }) {
+            finished.append((call.completion, GRPCCallResult(
+                status: GRPCStatus(.unavailable, "connection closed: \(reason)"), metadata: call.metadata,
+                isTransparentlyRetryable: !call.headersSent)))
+        }
+        deliverFinished()
+    }
+
+    // MARK: - nghttp2 callbacks
+
+    fileprivate func onHeader(
+        _ frame: UnsafePointer<nghttp2_frame>, name: UnsafePointer<UInt8>?, namelen: Int,
+        value: UnsafePointer<UInt8>?, valuelen: Int
+    ) -> Int32 {
+        guard let call = calls[frame.pointee.hd.stream_id] else { return 0 }
+        let nameBytes = UnsafeBufferPointer(start: name, count: namelen)
+        let value = String(h2Bytes: value, count: valuelen)
+        if nameBytes.elementsEqual(H2Names.status) {
+            call.httpStatus = Int(value)
+        } else if nameBytes.elementsEqual(H2Names.grpcStatus) {
+            call.grpcStatus = Int(value).map(GRPCStatusCode.init(rawValue:)) ?? .unknown
+        } else if nameBytes.elementsEqual(H2Names.grpcMessage) {
+            call.grpcMessage = GRPCMessageEncoding.decode(value)
+        } else if nameBytes.first != UInt8(ascii: ":") {
+            call.metadata.append((String(h2Bytes: name, count: namelen), value))
+        }
+        return 0
+    }
+
+    fileprivate func onDataChunk(streamID: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
+        guard let call = calls[streamID], call.error == nil else { return 0 }
+        for event in call.deframer.append(data) {
+            switch event {
+            case .message(let bytes):
+                if call.response != nil {
+                    call.error = GRPCStatus(.internal, "grpc: too many response messages for unary RPC")
+                } else {
+                    call.response = bytes
+                }
+            case .compressed:
+                call.error = GRPCStatus(.internal, "grpc: compressed response without negotiated encoding")
+            case .tooLarge(let length):
+                call.error = GRPCStatus(
+                    .resourceExhausted,
+                    "grpc: received message larger than max (\(length) vs. \(configuration.maxMessageSize))")
+            }
+        }
+        if call.error != nil {
+            // Nothing more from this stream is useful; RST makes the server stop sending.
+            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_CANCEL.rawValue))
+        }
+        return 0
+    }
+
+    fileprivate func onFrameRecv(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        if frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue) {
+            // Streams above last_stream_id are closed by nghttp2 with REFUSED_STREAM right after
+            // this callback (see onStreamClose); new calls go to a fresh connection.
+            goawayLastStreamID = frame.pointee.goaway.last_stream_id
+            logger.debug("GOAWAY received", metadata: [
+                "authority": "\(authority)", "last_stream_id": "\(frame.pointee.goaway.last_stream_id)",
+                "error_code": "\(frame.pointee.goaway.error_code)",
+            ])
+        }
+        return 0
+    }
+
+    fileprivate func onFrameSend(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue), let call = calls[frame.pointee.hd.stream_id] {
+            call.headersSent = true
+        }
+        return 0
+    }
+
+    fileprivate func onFrameNotSend(_ frame: UnsafePointer<nghttp2_frame>, _ libError: Int32) -> Int32 {
+        // A request HEADERS that never left (GOAWAY arrived, stream limit): the server never saw it.
+        guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
+            let call = calls.removeValue(forKey: frame.pointee.hd.stream_id)
+        else { return 0 }
+        finished.append((call.completion, GRPCCallResult(
+            status: GRPCStatus(.unavailable, "request not sent: \(String(cString: nghttp2_strerror(libError)))"),
+            isTransparentlyRetryable: true)))
+        return 0
+    }
+
+    fileprivate func onStreamClose(_ streamID: Int32, errorCode: UInt32) -> Int32 {
+        guard let call = calls.removeValue(forKey: streamID) else { return 0 }
+        finished.append((call.completion, call.result(errorCode: errorCode)))
+        return 0
+    }
+
+    fileprivate func readRequestBody(
+        streamID: Int32, into buf: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>
+    ) -> Int {
+        guard let call = calls[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        let n = min(length, call.body.count - call.bodyOffset)
+        if n > 0 {
+            call.body.withUnsafeBufferPointer { buf.update(from: $0.baseAddress! + call.bodyOffset, count: n) }
+            call.bodyOffset += n
+        }
+        if call.bodyOffset == call.body.count {
+            call.body = []
+            call.bodyOffset = 0
+            flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+        }
+        return n
+    }
+
+    private func deliverFinished() {
+        // Completions may start new calls; deliver only at the outermost level, and loop in case
+        // they queued more results.
+        guard inCallback == 0 else { return }
+        inCallback += 1
+        defer { inCallback -= 1 }
+        while !finished.isEmpty {
+            let batch = finished
+            finished = []
+            for (completion, result) in batch { completion(result) }
+        }
+    }
+}
+
+private func clientSession(_ userData: UnsafeMutableRawPointer?) -> H2ClientSession {
+    Unmanaged<H2ClientSession>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+/// Per-stream state of one client call.
+private final class ClientCall {
+    let completion: H2ClientSession.Completion
+    var body: [UInt8]
+    var bodyOffset = 0
+    var headersSent = false
+    var httpStatus: Int?
+    var grpcStatus: GRPCStatusCode?
+    var grpcMessage = ""
+    var metadata: [(String, String)] = []
+    var deframer: GRPCMessageDeframer
+    var response: [UInt8]?
+    var error: GRPCStatus?
+
+    init(completion: @escaping H2ClientSession.Completion, body: [UInt8], maxMessageSize: Int) {
+        self.completion = completion
+        self.body = body
+        self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
+    }
+
+    /// The call's outcome once its stream closed (rules of grpc-go's http2_client).
+    func result(errorCode: UInt32) -> GRPCCallResult {
+        if let error { return GRPCCallResult(status: error, metadata: metadata) }
+        if let grpcStatus {
+            if grpcStatus == .ok {
+                guard let response, !deframer.hasPartialMessage else {
+                    return GRPCCallResult(status: GRPCStatus(.internal, "grpc: no response message for unary RPC"), metadata: metadata)
+                }
+                return GRPCCallResult(status: .ok, message: response, metadata: metadata)
+            }
+            return GRPCCallResult(status: GRPCStatus(grpcStatus, grpcMessage), metadata: metadata)
+        }
+        switch errorCode {
+        case NGHTTP2_REFUSED_STREAM.rawValue:
+            return GRPCCallResult(
+                status: GRPCStatus(.unavailable, "stream refused by server"), metadata: metadata,
+                isTransparentlyRetryable: true)
+        case NGHTTP2_CANCEL.rawValue:
+            return GRPCCallResult(status: GRPCStatus(.cancelled, "stream cancelled"), metadata: metadata)
+        case NGHTTP2_ENHANCE_YOUR_CALM.rawValue:
+            return GRPCCallResult(status: GRPCStatus(.resourceExhausted, "stream reset: ENHANCE_YOUR_CALM"), metadata: metadata)
+        case NGHTTP2_NO_ERROR.rawValue:
+            break
+        default:
+            return GRPCCallResult(status: GRPCStatus(.internal, "stream reset with HTTP/2 error code \(errorCode)"), metadata: metadata)
+        }
+        if let httpStatus, httpStatus != 200 {
+            return GRPCCallResult(
+                status: GRPCStatus(.fromHTTPStatus(httpStatus), "unexpected HTTP status \(httpStatus)"), metadata: metadata)
+        }
+        return GRPCCallResult(status: GRPCStatus(.internal, "server closed the stream without sending trailers"), metadata: metadata)
+    }
+}

@@ -1,0 +1,129 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+@testable import HTTP2
+
+@Suite("gRPC server and connection pool over loopback")
+struct GRPCLoopbackTests {
+    static func echoServer(configuration: GRPCServer.Configuration = .init()) async throws -> GRPCServer {
+        try await GRPCServer.start(host: "127.0.0.1", port: 0, configuration: configuration) { request in
+            switch request.path {
+            case "/test.Echo/Echo":
+                return .ok(request.message, metadata: [("x-gid", request.metadata("dtm-gid") ?? "")])
+            case "/test.Echo/Fail":
+                return .error(.aborted, "FAILURE: ü 100%")
+            case "/test.Echo/Sleep":
+                try? await Task.sleep(for: .seconds(5))
+                return .ok([])
+            default:
+                return .unimplemented(path: request.path)
+            }
+        }
+    }
+
+    @Test("200 concurrent unary calls through the pool all echo correctly")
+    func concurrentEcho() async throws {
+        let server = try await Self.echoServer()
+        let pool = GRPCConnectionPool()
+        let authority = "127.0.0.1:\(server.port)"
+        let failures = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    let message = Array("message \(i)".utf8)
+                    let result = await pool.unary(
+                        authority: authority, path: "/test.Echo/Echo", metadata: [("dtm-gid", "gid-\(i)")],
+                        message: message, timeout: .seconds(10))
+                    return result.isOK && result.message == message && result.metadata.contains { $0 == ("x-gid", "gid-\(i)") }
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 0 : 1) }
+        }
+        #expect(failures == 0)
+        await pool.shutdown()
+        await server.shutdown()
+    }
+
+    @Test("error status, unknown method, 3 MiB payload, deadline over a real socket")
+    func statusesOverSocket() async throws {
+        let server = try await Self.echoServer()
+        let pool = GRPCConnectionPool()
+        let authority = "127.0.0.1:\(server.port)"
+        let failed = await pool.unary(authority: authority, path: "/test.Echo/Fail", message: [], timeout: .seconds(5))
+        #expect(failed.status == GRPCStatus(.aborted, "FAILURE: ü 100%"))
+        let unknown = await pool.unary(authority: authority, path: "/test.Echo/Nope", message: [], timeout: .seconds(5))
+        #expect(unknown.status.code == .unimplemented)
+        let big = bytes(3 * 1024 * 1024)
+        let echoed = await pool.unary(authority: authority, path: "/test.Echo/Echo", message: big, timeout: .seconds(20))
+        #expect(echoed.isOK)
+        #expect(echoed.message == big)
+        let start = ContinuousClock.now
+        let slow = await pool.unary(authority: authority, path: "/test.Echo/Sleep", message: [], timeout: .milliseconds(200))
+        #expect(slow.status.code == .deadlineExceeded)
+        #expect(ContinuousClock.now - start < .seconds(3))
+        await pool.shutdown()
+        await server.shutdown()
+    }
+
+    @Test("connection refused is UNAVAILABLE; the pool reconnects after the server restarts")
+    func reconnect() async throws {
+        let first = try await Self.echoServer()
+        let port = first.port
+        let pool = GRPCConnectionPool()
+        let authority = "127.0.0.1:\(port)"
+        #expect(await pool.unary(authority: authority, path: "/test.Echo/Echo", message: [1], timeout: .seconds(5)).isOK)
+        await first.shutdown()
+        let down = await pool.unary(authority: authority, path: "/test.Echo/Echo", message: [1], timeout: .seconds(5))
+        #expect(down.status.code == .unavailable)
+        let second = try await GRPCServer.start(host: "127.0.0.1", port: port) { .ok($0.message + [2]) }
+        let again = await pool.unary(authority: authority, path: "/test.Echo/Echo", message: [1], timeout: .seconds(5))
+        #expect(again.message == [1, 2])
+        await pool.shutdown()
+        await second.shutdown()
+    }
+
+    @Test("graceful server shutdown lets an in-flight call finish")
+    func gracefulShutdown() async throws {
+        let started = Mutex(false)
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { request in
+            started.withLock { $0 = true }
+            try? await Task.sleep(for: .milliseconds(300))
+            return .ok(request.message)
+        }
+        let pool = GRPCConnectionPool()
+        let authority = "127.0.0.1:\(server.port)"
+        async let inFlight = pool.unary(authority: authority, path: "/s/M", message: [5], timeout: .seconds(5))
+        while !started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        await server.shutdown()
+        let result = await inFlight
+        #expect(result.message == [5])
+        await pool.shutdown()
+    }
+
+    @Test("cancelling the calling task resets the stream: CANCELLED at once, server handler cancelled")
+    func cancellation() async throws {
+        let handlerCancelled = Mutex(false)
+        let handlerStarted = Mutex(false)
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { _ in
+            handlerStarted.withLock { $0 = true }
+            try? await Task.sleep(for: .seconds(5))
+            handlerCancelled.withLock { $0 = Task.isCancelled }
+            return .ok([])
+        }
+        let pool = GRPCConnectionPool()
+        let authority = "127.0.0.1:\(server.port)"
+        let task = Task { await pool.unary(authority: authority, path: "/s/M", message: [], timeout: .seconds(10)) }
+        // Cancel only once the request reached the handler (a fixed sleep is a race on a loaded machine).
+        for _ in 0..<500 where !handlerStarted.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(handlerStarted.withLock { $0 })
+        let start = ContinuousClock.now
+        task.cancel()
+        let result = await task.value
+        #expect(result.status.code == .cancelled)
+        #expect(ContinuousClock.now - start < .seconds(2))
+        for _ in 0..<100 where !handlerCancelled.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(handlerCancelled.withLock { $0 }, "RST_STREAM reached the server and cancelled the handler task")
+        await pool.shutdown()
+        await server.shutdown()
+    }
+}
