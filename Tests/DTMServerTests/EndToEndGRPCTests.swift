@@ -168,6 +168,45 @@ struct EndToEndGRPCTests {
         await busi.stop()
     }
 
+    @Test("msg, xa and workflow over gRPC: check-back, commit order, resume call with workflow.WorkflowData")
+    func msgXAWorkflow() async throws {
+        let busi = try await GRPCBranchService.start()
+        let server = try ServerProcess()
+        try await server.start()
+        var msg = TransactionRequest(gid: "gm-1", transType: "msg")
+        msg.steps = [TransStep(action: busi.url("/busi.Busi/TransOut")), TransStep(action: busi.url("/busi.Busi/TransIn"))]
+        msg.payloads = [[1], [2]]
+        msg.queryPrepared = busi.url("/busi.Busi/QueryPrepared")
+        msg.options.timeoutToFail = 1
+        #expect(await Self.call(server, "Prepare", ProtoCodec.encodeRequest(msg)).isOK)
+        _ = try await EndToEndSagaTests.waitForStatus(server, "gm-1", "succeed", timeout: 10)
+        #expect(busi.trail(gid: "gm-1") == ["QueryPrepared/msg", "TransOut/action", "TransIn/action"])
+        #expect(busi.calls(gid: "gm-1").first?.metadata["dtm-branch_id"] == "00")
+
+        var xa = TransactionRequest(gid: "gx-1", transType: "xa")
+        xa.options.waitResult = true
+        #expect(await Self.call(server, "Prepare", ProtoCodec.encodeRequest(xa)).isOK)
+        for (id, name) in [("01", "TransOutXa"), ("02", "TransInXa")] {
+            let reg = BranchRegistration(gid: "gx-1", transType: "xa", branchID: id, data: ["url": busi.url("/busi.Busi/\(name)")], busiPayload: [])
+            #expect(await Self.call(server, "RegisterBranch", ProtoCodec.encodeBranchRequest(reg)).isOK)
+        }
+        #expect(await Self.call(server, "Submit", ProtoCodec.encodeRequest(xa)).isOK)
+        #expect(busi.trail(gid: "gx-1") == ["TransOutXa/commit", "TransInXa/commit"])
+
+        var wf = TransactionRequest(gid: "gw-2", transType: "workflow")
+        wf.customData = #"{"data":"YWJj","name":"wfname"}"#
+        wf.queryPrepared = busi.url("/workflow.Workflow/Execute")
+        #expect(await Self.call(server, "PrepareWorkflow", ProtoCodec.encodeRequest(wf)).isOK)
+        _ = try await HTTP.post("\(server.base)/resetNextCronTime", json: ["gid": "gw-2"])
+        #expect(await Self.waitFor { !busi.calls(gid: "gw-2").isEmpty })
+        let resume = try #require(busi.calls(gid: "gw-2").first)
+        #expect(resume.method == "/workflow.Workflow/Execute")
+        #expect(resume.op == "wfname")
+        #expect(resume.message == [0x0A, 3, 0x61, 0x62, 0x63], "workflow.WorkflowData { Data: \"abc\" }")
+        _ = server.terminate()
+        await busi.stop()
+    }
+
     static func waitFor(timeout: Double = 10, _ predicate: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
