@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "dtm-server", targets: ["dtm-server"]),
+        .executable(name: "dtm-bench", targets: ["dtm-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -95,6 +96,13 @@ let package = Package(
         .executableTarget(
             name: "dtm-server",
             dependencies: ["DTMServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+
+        // Benchmark: a fast gRPC branch service and a load generator (scripts/bench.sh).
+        .executableTarget(
+            name: "dtm-bench",
+            dependencies: ["DTMCore", "DTMGRPC", "HTTP2", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
 
