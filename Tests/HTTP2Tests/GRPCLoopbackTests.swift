@@ -126,4 +126,20 @@ struct GRPCLoopbackTests {
         await pool.shutdown()
         await server.shutdown()
     }
+
+    @Test("GRPCRouter: registered paths dispatch, others are UNIMPLEMENTED")
+    func router() async throws {
+        var router = GRPCRouter()
+        router.register("/dtmgimp.Dtm/NewGid") { _ in .ok(Array("gid".utf8)) }
+        router.register("/dtmgimp.Dtm/Submit") { _ in .error(.aborted, "FAILURE") }
+        #expect(router.paths == ["/dtmgimp.Dtm/NewGid", "/dtmgimp.Dtm/Submit"])
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, handler: router.handle)
+        let pool = GRPCConnectionPool()
+        let authority = "127.0.0.1:\(server.port)"
+        #expect(await pool.unary(authority: authority, path: "/dtmgimp.Dtm/NewGid", message: [], timeout: .seconds(5)).message == Array("gid".utf8))
+        #expect(await pool.unary(authority: authority, path: "/dtmgimp.Dtm/Submit", message: [], timeout: .seconds(5)).status.code == .aborted)
+        #expect(await pool.unary(authority: authority, path: "/dtmgimp.Dtm/Nope", message: [], timeout: .seconds(5)).status.code == .unimplemented)
+        await pool.shutdown()
+        await server.shutdown()
+    }
 }

@@ -118,6 +118,21 @@ struct H2SessionTests {
         #expect(pair.requests.isEmpty)
     }
 
+    @Test("grpc-timeout: the largest legal value saturates the deadline; garbage means no deadline")
+    func extremeTimeouts() throws {
+        let pair = try SessionPair()
+        for (value, expectDeadline) in [("99999999H", true), ("soon", false)] {
+            var headers = pair.client.requestHeaders(path: "/p/M", metadata: [], timeout: nil)
+            headers.append(H2Header("grpc-timeout", value))
+            var result: GRPCCallResult?
+            _ = pair.client.startRawCall(headers: headers, body: GRPCFraming.frame([1])) { result = $0 }
+            try pair.pump()
+            #expect(result?.status == .ok)
+            #expect((pair.requests.last?.deadline != nil) == expectDeadline, "\(value)")
+        }
+        #expect(pair.requests.first?.timeout == .seconds(99_999_999 * 3600))
+    }
+
     @Test("request stream ending without a message is answered INTERNAL")
     func missingMessage() throws {
         let pair = try SessionPair()
