@@ -1,4 +1,6 @@
 @testable import DTMCore
+import Logging
+import Synchronization
 import Testing
 
 @Suite("coordinator API rules")
@@ -153,5 +155,37 @@ struct CoordinatorAPITests {
         #expect(c.resetInterval(for: o) == 5)
         o.retryInterval = 3
         #expect(c.resetInterval(for: o) == 3)
+    }
+}
+
+@Suite("coordinator: concurrent rounds of one gid")
+struct ConcurrentRoundTests {
+    /// A caller whose first call waits until released, so a round stays in flight.
+    final class GateCaller: BranchCaller {
+        let released = Mutex(false)
+        let entered = Mutex(0)
+        func call(_ call: BranchCall) async -> BranchCallResult {
+            entered.withLock { $0 += 1 }
+            while !released.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(2)) }
+            return .success
+        }
+    }
+
+    @Test("a wait_result submit that finds a round of its gid running reports the stored status, not success")
+    func busyGid() async throws {
+        let gate = GateCaller()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let store = InMemoryStore()
+        let coordinator = Coordinator(
+            context: ProcessingContext(store: store, caller: gate, clock: ManualClock(), coding: JSONTestCoding(), config: EngineConfig(), logger: logger))
+        var r = TransactionRequest(gid: "busy", transType: "saga")
+        r.steps = [TransStep(action: "a1", compensate: "c1")]
+        try await coordinator.submit(r)  // background round, blocked in the branch call
+        while gate.entered.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        r.options.waitResult = true
+        await #expect(throws: DTMError.failure("wait result not return success:")) { try await coordinator.submit(r) }
+        #expect(gate.entered.withLock { $0 } == 1, "the second submit did not start a second round")
+        gate.released.withLock { $0 = true }
     }
 }

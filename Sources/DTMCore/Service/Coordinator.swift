@@ -225,8 +225,11 @@ public final class Coordinator: Sendable {
         case .error(let m): throw DTMError.other(m)
         case .ok: break
         }
-        if isSubmit, let after, after.status != .succeed {
-            if !after.rollbackReason.isEmpty { throw DTMError.failure(after.rollbackReason) }
+        guard isSubmit else { return }
+        // A round of the same gid already running here means this one did not run: judge by what is stored.
+        let current: GlobalTransaction? = if let after { after } else { try await store.transaction(gid: transaction.gid) }
+        if let current, current.status != .succeed {
+            if !current.rollbackReason.isEmpty { throw DTMError.failure(current.rollbackReason) }
             throw DTMError.failure("wait result not return success:")
         }
     }
