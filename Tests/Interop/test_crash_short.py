@@ -1,0 +1,56 @@
+"""Short crash test: scripts/crash_test.py with 3 kill -9 rounds against the binary the other interop tests use
+(DTM_SERVER_BIN, else <repo>/.build/debug/dtm-server — as in conftest.py).
+
+The script starts its own server instances (fresh temp dir, SQLite store), so this test does not use the session
+fixtures.  It proves that acknowledged sagas survive kill -9 and finish with correct saga semantics; on failure the
+assertion message carries the script's full output (every violation with its branch calls and final query).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "scripts" / "crash_test.py"
+BOUND_SECONDS = 100
+
+
+def _server_binary():
+    b = os.environ.get("DTM_SERVER_BIN")
+    return Path(b) if b else REPO_ROOT / ".build" / "debug" / "dtm-server"
+
+
+def test_crash_three_rounds():
+    binary = _server_binary()
+    assert binary.is_file() and os.access(binary, os.X_OK), (
+        "dtm-server binary not found at %s; build it (swift build) or set DTM_SERVER_BIN" % binary
+    )
+    env = dict(os.environ, DTM_SERVER_BIN=str(binary))
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "3", "--natural-wait", "35", "--quiesce-timeout", "45"],
+        cwd=str(REPO_ROOT),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the script and the servers it started
+    )
+    try:
+        raw, _ = proc.communicate(timeout=BOUND_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # the script stops its server and branch service in `finally`
+        try:
+            raw, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raw, _ = proc.communicate()
+        raise AssertionError(
+            "crash test did not finish within %d s; output:\n%s" % (BOUND_SECONDS, raw.decode("utf-8", "replace"))
+        )
+    out = raw.decode("utf-8", "replace")
+    lines = out.strip().splitlines()
+    assert proc.returncode == 0, "crash test failed (exit %d):\n%s" % (proc.returncode, out)
+    assert lines and lines[-1].endswith(" passed, 0 failed"), out
+    assert any(l.startswith("rounds=3 ") and "lost=0 stuck=0 violations=0" in l for l in lines), out

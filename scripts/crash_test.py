@@ -1,0 +1,861 @@
+#!/usr/bin/env python3
+"""Crash test for swift-dtm: kill -9 the coordinator under saga load and prove it never loses an acknowledged
+transaction nor breaks saga semantics (spec §4.4, §4.9, §7.2/§7.5, §8.2, §9).
+
+What it does (stdlib only; everything on 127.0.0.1):
+
+1. starts the dtm-server binary ($DTM_SERVER_BIN, else <repo>/.build/release/dtm-server, else
+   <repo>/.build/debug/dtm-server) in a fresh temp dir on a SQLite store, TRANS_CRON_INTERVAL=1, LOG_LEVEL=warn;
+2. starts a threaded HTTP branch service whose behaviour is chosen by the gid prefix:
+   ``ok-…`` every action succeeds; ``fail<K>-…`` the action of step K answers 409 FAILURE; ``slow-…`` the action of
+   step 2 answers 425 ONGOING twice, then 200.  Compensations always answer 200.  Some calls sleep 0–300 ms.
+   Every call is logged in memory and appended to <tmp>/branch-calls.jsonl;
+3. several client threads submit sagas of 2–4 steps (some with wait_result) — a gid is *acknowledged* only when
+   the submit answered 200 (or, with wait_result, 409 with dtm_result FAILURE);
+4. each round runs the load for a random 0.5–3 s, then SIGKILLs the server and restarts it on the same store;
+5. afterwards waits until every stored transaction is succeed/failed (≤ ~120 s; after a natural period that
+   covers the cron lease and ONGOING retries, stragglers get POST resetNextCronTime), then checks every
+   transaction (lost / stuck / saga-semantics violations) and prints
+
+       rounds=R transactions=N acknowledged=A lost=L stuck=S violations=V
+       P passed, F failed
+
+   exiting non-zero if anything is wrong.
+
+Usage: scripts/crash_test.py [ROUNDS] [--threads N] [--seed S] [--keep] ...
+"""
+
+import argparse
+import collections
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FINAL = ("succeed", "failed")
+READY_TIMEOUT = 30.0
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# tiny HTTP client (one connection per request, no keep-alive, no proxies)
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def http_request(port, method, path, body=None, timeout=10.0):
+    """Returns (status, parsed JSON or raw text). Raises OSError/http.client errors on transport failures."""
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        headers = {"Connection": "close"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        text = raw.decode("utf-8", "replace")
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = text
+        return resp.status, parsed
+    finally:
+        conn.close()
+
+
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+
+
+def free_port(exclude=()):
+    """A free loopback TCP port below 32768 (outside Linux' default ephemeral range)."""
+    for _ in range(1000):
+        p = random.randint(20000, 32767)
+        if p in exclude:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((LOOPBACK, p))
+            except OSError:
+                continue
+        return p
+    raise RuntimeError("no free port found below 32768")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# gids
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def parse_gid(gid):
+    """gid layout: <kind>-<steps>s-r<round>-t<thread>-<seq>, kind = ok | slow | fail<K>.
+
+    Returns dict(kind, fail_step, steps) or None for a gid we never generate."""
+    try:
+        head, steps_part = gid.split("-")[:2]
+        steps = int(steps_part.rstrip("s"))
+        if head == "ok" or head == "slow":
+            return {"kind": head, "fail_step": None, "steps": steps}
+        if head.startswith("fail"):
+            return {"kind": "fail", "fail_step": int(head[4:]), "steps": steps}
+    except (ValueError, IndexError):
+        pass
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# branch service
+# ------------------------------------------------------------------------------------------------------------------
+
+
+class BranchService:
+    """Threaded stdlib HTTP server playing the saga branches; logs every call."""
+
+    SLOW_ONGOING_TIMES = 2
+
+    def __init__(self, workdir, sleep_probability=0.3, max_sleep=0.3):
+        self.lock = threading.Lock()
+        self.seq = 0
+        self.calls = collections.defaultdict(list)  # gid -> [call dict]
+        self.total = 0
+        self.slow_count = collections.Counter()  # gid -> calls of step-2 action so far
+        self.sleep_probability = sleep_probability
+        self.max_sleep = max_sleep
+        self.rng = random.Random()
+        self.log_path = Path(workdir) / "branch-calls.jsonl"
+        self.log_file = open(self.log_path, "a", encoding="utf-8")
+        owner = self
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+            allow_reuse_address = True
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "crash-test-busi/1.0"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > 0:
+                    self.rfile.read(length)
+                call, status, body, delay = owner._respond(self.command, self.path)
+                if delay:
+                    time.sleep(delay)
+                owner._answered(call)
+                payload = json.dumps(body).encode("utf-8")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the coordinator was killed while we slept
+
+            do_GET = do_POST = do_PUT = _handle
+
+        port = free_port()
+        self.httpd = Server((LOOPBACK, port), Handler)
+        self.port = self.httpd.server_address[1]
+        self.base_url = "http://%s:%d/busi" % (LOOPBACK, self.port)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="branch-service", daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        try:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+        finally:
+            self.thread.join(timeout=5)
+            with self.lock:
+                self.log_file.close()
+
+    def _respond(self, method, raw_path):
+        parts = urllib.parse.urlsplit(raw_path)
+        q = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        gid = q.get("gid", "")
+        segs = parts.path.strip("/").split("/")  # busi/<action|compensate>/<step>
+        path_op = segs[1] if len(segs) == 3 else "?"
+        try:
+            step = int(segs[2]) if len(segs) == 3 else 0
+        except ValueError:
+            step = 0
+        info = parse_gid(gid)
+        with self.lock:
+            self.seq += 1
+            call = {
+                "seq": self.seq,
+                "t": time.time(),
+                "gid": gid,
+                "branch_id": q.get("branch_id"),
+                "op": q.get("op"),
+                "path": parts.path,
+                "path_op": path_op,
+                "step": step,
+                "method": method,
+                "trans_type": q.get("trans_type"),
+            }
+            status, body = 200, {"dtm_result": "SUCCESS"}
+            if path_op == "action" and info is not None:
+                if info["kind"] == "fail" and step == info["fail_step"]:
+                    status, body = 409, {"dtm_result": "FAILURE", "message": "step %d fails FAILURE" % step}
+                elif info["kind"] == "slow" and step == 2:
+                    self.slow_count[gid] += 1
+                    if self.slow_count[gid] <= self.SLOW_ONGOING_TIMES:
+                        status, body = 425, {"dtm_result": "ONGOING"}
+            elif path_op not in ("action", "compensate"):
+                status, body = 404, {"message": "unknown path"}
+            delay = self.rng.uniform(0, self.max_sleep) if self.rng.random() < self.sleep_probability else 0.0
+            call["status"] = status
+            call["sleep"] = round(delay, 3)
+            call["resp_seq"] = None
+            self.calls[gid].append(call)
+            self.total += 1
+        return call, status, body, delay
+
+    def _answered(self, call):
+        """Called right before the answer is written: every call arriving later has a larger seq than resp_seq."""
+        with self.lock:
+            self.seq += 1
+            call["resp_seq"] = self.seq
+            if not self.log_file.closed:
+                self.log_file.write(json.dumps(call) + "\n")
+                self.log_file.flush()
+
+    def calls_for(self, gid):
+        with self.lock:
+            return list(self.calls.get(gid, ()))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# dtm-server process
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL the server if this script dies (even by SIGKILL). Linux only, best effort."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class DtmServer:
+    def __init__(self, binary, workdir):
+        self.binary = str(binary)
+        self.workdir = Path(workdir)
+        self.store_file = self.workdir / "dtm.sqlite"
+        self.http_port = free_port()
+        self.grpc_port = free_port(exclude=(self.http_port,))
+        self.proc = None
+        self.incarnation = 0
+        self.unexpected_exits = []
+        self.log_path = self.workdir / "dtm-server.log"
+        self._log = None
+
+    def _spawn(self):
+        env = dict(os.environ)
+        env.update(
+            HTTP_PORT=str(self.http_port),
+            GRPC_PORT=str(self.grpc_port),
+            LISTEN_HOST=LOOPBACK,
+            STORE_DRIVER="sqlite",
+            STORE_FILE=str(self.store_file),
+            TRANS_CRON_INTERVAL="1",
+            LOG_LEVEL="warn",
+        )
+        self.incarnation += 1
+        if self._log is None:
+            self._log = open(self.log_path, "ab")
+        self._log.write(
+            ("\n===== incarnation %d (http %d, grpc %d) at %s =====\n"
+             % (self.incarnation, self.http_port, self.grpc_port, time.strftime("%H:%M:%S"))).encode()
+        )
+        self._log.flush()
+        self.proc = subprocess.Popen(
+            [self.binary], cwd=str(self.workdir), env=env, stdin=subprocess.DEVNULL,
+            stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        )
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False, "exited with code %s" % self.proc.returncode
+            try:
+                st, body = http_request(self.http_port, "GET", "/api/ping", timeout=1)
+                if st == 200 and body == {"msg": "pong"}:
+                    return True, ""
+                last = "HTTP %d %r" % (st, body)
+            except TRANSPORT_ERRORS as e:
+                last = repr(e)
+            time.sleep(0.05)
+        return False, "not ready within %.0f s (last: %s)" % (READY_TIMEOUT, last)
+
+    def start(self):
+        """Starts (or restarts) the server; same ports if possible, else fresh ones. Returns seconds taken."""
+        t0 = time.monotonic()
+        errors = []
+        for attempt in range(3):
+            self._spawn()
+            ok, why = self._wait_ready()
+            if ok:
+                return time.monotonic() - t0
+            errors.append(why)
+            self._kill_proc()
+            # Perhaps the port was taken meanwhile: move to fresh ports.
+            self.http_port = free_port()
+            self.grpc_port = free_port(exclude=(self.http_port,))
+        raise RuntimeError("dtm-server could not be started: %s\n%s" % ("; ".join(errors), self.log_tail()))
+
+    def check_alive(self, context):
+        if self.proc is not None and self.proc.poll() is not None:
+            self.unexpected_exits.append((context, self.proc.returncode))
+            return False
+        return True
+
+    def kill9(self):
+        pid = self.proc.pid
+        os.kill(pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        return pid
+
+    def _kill_proc(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._kill_proc()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, max_bytes=6000):
+        try:
+            if self._log is not None:
+                self._log.flush()
+            data = self.log_path.read_bytes()
+        except OSError:
+            return "(no server log)"
+        return data[-max_bytes:].decode("utf-8", "replace")
+
+    # -- API --------------------------------------------------------------------------------------------------------
+
+    def api(self, method, name, body=None, timeout=10.0):
+        return http_request(self.http_port, method, "/api/dtmsvr/" + name, body=body, timeout=timeout)
+
+    def query(self, gid):
+        st, body = self.api("GET", "query?" + urllib.parse.urlencode({"gid": gid}))
+        if st != 200 or not isinstance(body, dict):
+            raise RuntimeError("query %s -> HTTP %d %r" % (gid, st, body))
+        return body
+
+    def all_transactions(self):
+        """Every stored transaction (GET all, limit=1000, following next_position)."""
+        out = []
+        position = ""
+        for _ in range(10000):
+            params = {"limit": "1000"}
+            if position:
+                params["position"] = position
+            st, body = self.api("GET", "all?" + urllib.parse.urlencode(params), timeout=30)
+            if st != 200 or not isinstance(body, dict):
+                raise RuntimeError("all -> HTTP %d %r" % (st, body))
+            out.extend(body.get("transactions") or [])
+            nxt = body.get("next_position") or ""
+            if not nxt or nxt == position:
+                return out
+            position = nxt
+        raise RuntimeError("all: too many pages")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# load
+# ------------------------------------------------------------------------------------------------------------------
+
+
+class Load:
+    def __init__(self, server, busi, threads, seed, pace):
+        self.server = server
+        self.busi = busi
+        self.nthreads = threads
+        self.pace = pace
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.attempts = {}  # gid -> dict
+        self.round = 0
+        self.threads = []
+        self.seed = seed
+
+    def start(self):
+        for i in range(self.nthreads):
+            t = threading.Thread(target=self._run, args=(i,), name="client-%d" % i, daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def stop(self, timeout=40.0):
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(timeout=max(0.1, deadline - time.monotonic()))
+        return [t.name for t in self.threads if t.is_alive()]
+
+    def _saga(self, rng, tid, seq):
+        steps = rng.randint(2, 4)
+        r = rng.random()
+        if r < 0.5:
+            kind, head = "ok", "ok"
+        elif r < 0.8:
+            k = rng.randint(1, steps)
+            kind, head = "fail", "fail%d" % k
+        else:
+            kind, head = "slow", "slow"
+        gid = "%s-%ds-r%d-t%d-%d" % (head, steps, self.round, tid, seq)
+        wait = rng.random() < 0.3
+        body = {
+            "gid": gid,
+            "trans_type": "saga",
+            "steps": [
+                {"action": "%s/action/%d" % (self.busi.base_url, i), "compensate": "%s/compensate/%d" % (self.busi.base_url, i)}
+                for i in range(1, steps + 1)
+            ],
+            "payloads": [json.dumps({"step": i, "amount": 30}) for i in range(1, steps + 1)],
+            "wait_result": wait,
+            "custom_data": "",
+            "protocol": "",
+            "concurrent": False,
+        }
+        return gid, wait, body
+
+    def _run(self, tid):
+        rng = random.Random(None if self.seed is None else self.seed * 1000 + tid)
+        seq = 0
+        while not self.stop_event.is_set():
+            seq += 1
+            gid, wait, body = self._saga(rng, tid, seq)
+            rec = {"gid": gid, "wait_result": wait, "round": self.round, "acked": False, "status_code": None,
+                   "answer": None, "error": None, "t_sent": time.time()}
+            with self.lock:
+                self.attempts[gid] = rec
+            try:
+                st, ans = self.server.api("POST", "submit", body=body, timeout=20.0 if wait else 10.0)
+                rec["status_code"] = st
+                rec["answer"] = ans
+                if st == 200:
+                    rec["acked"] = True
+                elif wait and st == 409 and isinstance(ans, dict) and ans.get("dtm_result") == "FAILURE":
+                    rec["acked"] = True
+            except TRANSPORT_ERRORS as e:
+                rec["error"] = "%s: %s" % (type(e).__name__, e)
+                time.sleep(0.02)  # the server is (re)starting
+            rec["t_done"] = time.time()
+            if self.pace:
+                time.sleep(rng.uniform(0, self.pace))
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.attempts)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# checks
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def check_transaction(gid, info, query, calls, attempt):
+    """Returns a list of problem strings (empty = fine) for a stored transaction."""
+    problems = []
+    trans = query.get("transaction") or {}
+    branches = query.get("branches") or []
+    status = trans.get("status")
+    steps = info["steps"]
+    kind = info["kind"]
+    k = info["fail_step"]
+
+    if trans.get("trans_type") != "saga":
+        problems.append("trans_type is %r, not saga" % trans.get("trans_type"))
+
+    # -- branch rows: exactly compensate+action per step, nothing else ("no half-stored transaction") ----------
+    rows = {}
+    for b in branches:
+        key = (b.get("branch_id"), b.get("op"))
+        if key in rows:
+            problems.append("duplicate branch row %s/%s" % key)
+        rows[key] = b.get("status")
+    expected = {("%02d" % i, op) for i in range(1, steps + 1) for op in ("compensate", "action")}
+    if len(branches) != 2 * steps or set(rows) != expected:
+        problems.append("has %d branch rows %s, expected exactly %d (compensate+action for steps 1..%d)"
+                        % (len(branches), sorted(rows), 2 * steps, steps))
+
+    # -- calls ----------------------------------------------------------------------------------------------------
+    actions = collections.defaultdict(list)
+    comps = collections.defaultdict(list)
+    for c in calls:
+        if c["path_op"] == "action":
+            actions[c["step"]].append(c)
+        elif c["path_op"] == "compensate":
+            comps[c["step"]].append(c)
+        else:
+            problems.append("unexpected call %s" % c["path"])
+        want_bid = "%02d" % c["step"]
+        if c["branch_id"] != want_bid or c["op"] != c["path_op"]:
+            problems.append("call seq %d to %s carried branch_id=%r op=%r (expected %s/%s)"
+                            % (c["seq"], c["path"], c["branch_id"], c["op"], want_bid, c["path_op"]))
+        if not (1 <= c["step"] <= steps):
+            problems.append("call seq %d to step %d outside 1..%d" % (c["seq"], c["step"], steps))
+
+    def first_seq(lst, status=None):
+        s = [c["seq"] for c in lst if status is None or c["status"] == status]
+        return min(s) if s else None
+
+    def first_answer(lst, status):
+        s = [c["resp_seq"] for c in lst if c["status"] == status and c["resp_seq"] is not None]
+        return min(s) if s else None
+
+    # actions strictly in order: action j+1 only after action j answered 200
+    for j in range(2, steps + 1):
+        fj = first_seq(actions[j])
+        if fj is None:
+            continue
+        prev_ok = first_answer(actions[j - 1], 200)
+        if prev_ok is None or fj < prev_ok:
+            problems.append("action %d called (seq %d) before action %d had answered success (%s)"
+                            % (j, fj, j - 1, prev_ok))
+
+    # -- per kind -------------------------------------------------------------------------------------------
+    if kind in ("ok", "slow"):
+        if status != "succeed":
+            problems.append("%s saga ended %r, expected succeed" % (kind, status))
+        if comps:
+            problems.append("%s saga had compensations called: steps %s" % (kind, sorted(comps)))
+        if status == "succeed":
+            for j in range(1, steps + 1):
+                if not actions[j]:
+                    problems.append("succeeded but action %d was never called" % j)
+                elif first_answer(actions[j], 200) is None:
+                    problems.append("succeeded but action %d never answered success" % j)
+                if rows.get(("%02d" % j, "action")) != "succeed":
+                    problems.append("succeeded but action row %02d is %r" % (j, rows.get(("%02d" % j, "action"))))
+    else:
+        if status != "failed":
+            problems.append("fail%d saga ended %r, expected failed" % (k, status))
+        late = sorted(j for j in actions if j > k and actions[j])
+        if late:
+            problems.append("actions after the failing step %d were called: steps %s" % (k, late))
+        bad_comp = sorted(j for j in comps if j > k and comps[j])
+        if bad_comp:
+            problems.append("compensations of steps after the failing step %d were called: %s" % (k, bad_comp))
+        failed_answer = first_answer(actions[k], 409)
+        first_comp = first_seq([c for j in comps for c in comps[j]])
+        if first_comp is not None and (failed_answer is None or first_comp < failed_answer):
+            problems.append("compensation called (seq %d) before action %d had answered FAILURE (%s)"
+                            % (first_comp, k, failed_answer))
+        if status == "failed":
+            if not actions[k]:
+                problems.append("failed but the failing action %d was never called" % k)
+            for j in range(1, k + 1):
+                if not comps[j]:
+                    problems.append("failed but compensation of step %d was never called" % j)
+        for j in range(1, k):
+            fj, fj1 = first_seq(comps[j]), first_seq(comps[j + 1])
+            if fj is None:
+                continue
+            if fj1 is None or fj1 > fj:
+                problems.append("compensation %d (first seq %d) was called before compensation %d (first seq %s): "
+                                "not reverse order" % (j, fj, j + 1, fj1))
+            else:
+                done = first_answer(comps[j + 1], 200)
+                if done is None or fj < done:
+                    problems.append("compensation %d started (seq %d) before compensation %d had answered (%s)"
+                                    % (j, fj, j + 1, done))
+        if status == "failed":
+            for j in range(1, steps + 1):
+                a = rows.get(("%02d" % j, "action"))
+                c = rows.get(("%02d" % j, "compensate"))
+                want_a = "succeed" if j < k else ("failed" if j == k else "prepared")
+                want_c = "succeed" if j <= k else "prepared"
+                if a != want_a or c != want_c:
+                    problems.append("step %d rows action=%r compensate=%r, expected %s/%s" % (j, a, c, want_a, want_c))
+        if attempt and attempt["acked"] and attempt["wait_result"] and attempt["status_code"] == 200:
+            problems.append("submit with wait_result answered 200 SUCCESS for a saga that must fail")
+    return problems
+
+
+def describe(gid, attempt, calls, query):
+    lines = ["  gid %s" % gid]
+    if attempt:
+        lines.append("    submit: round %s wait_result=%s acked=%s http=%s answer=%s error=%s"
+                     % (attempt["round"], attempt["wait_result"], attempt["acked"], attempt["status_code"],
+                        json.dumps(attempt["answer"])[:300] if attempt["answer"] is not None else None, attempt["error"]))
+    else:
+        lines.append("    submit: never sent by this run")
+    if calls:
+        lines.append("    calls (seq op step -> http [answer seq]):")
+        for c in calls:
+            lines.append("      %6d %-10s %d -> %d [%s] %s%s" % (
+                c["seq"], c["path_op"], c["step"], c["status"], c["resp_seq"],
+                time.strftime("%H:%M:%S", time.localtime(c["t"])) + (".%03d" % int((c["t"] % 1) * 1000)),
+                " sleep %.3f" % c["sleep"] if c["sleep"] else ""))
+    else:
+        lines.append("    calls: none")
+    if query is None:
+        lines.append("    query: (not stored)")
+    else:
+        t = query.get("transaction") or {}
+        keep = {k: t.get(k) for k in ("status", "rollback_reason", "create_time", "update_time", "next_cron_time",
+                                      "next_cron_interval", "finish_time", "rollback_time") if k in t}
+        lines.append("    query transaction: %s" % json.dumps(keep))
+        lines.append("    query branches: %s" % ", ".join(
+            "%s/%s=%s" % (b.get("branch_id"), b.get("op"), b.get("status")) for b in query.get("branches") or []))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# main
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def pick_binary():
+    b = os.environ.get("DTM_SERVER_BIN")
+    if b:
+        return Path(b)
+    rel = REPO_ROOT / ".build" / "release" / "dtm-server"
+    if rel.is_file() and os.access(rel, os.X_OK):
+        return rel
+    return REPO_ROOT / ".build" / "debug" / "dtm-server"
+
+
+def wait_quiet(server, total_timeout, natural_wait, workdir):
+    """Waits until every stored transaction is succeed/failed. Returns (stored list, gids that needed a reset)."""
+    start = time.monotonic()
+    nudged = set()
+    nudge_log = Path(workdir) / "nudged.jsonl"
+    last_report = start
+    while True:
+        if not server.check_alive("quiesce"):
+            raise RuntimeError("dtm-server died on its own while finishing the transactions\n" + server.log_tail())
+        stored = server.all_transactions()
+        open_ = [t["gid"] for t in stored if t.get("status") not in FINAL]
+        now = time.monotonic()
+        if not open_:
+            log("quiet after %.1f s: %d transactions, all final" % (now - start, len(stored)))
+            return stored, nudged
+        if now - start >= total_timeout:
+            log("NOT quiet after %.1f s: %d of %d transactions unfinished" % (now - start, len(open_), len(stored)))
+            return stored, nudged
+        if now - last_report >= 10:
+            log("  waiting: %d of %d transactions unfinished (%.0f s)" % (len(open_), len(stored), now - start))
+            last_report = now
+        if now - start >= natural_wait:
+            # Stragglers beyond the cron lease + ONGOING retries (spec §9.3): make them due now.
+            by_gid = {t["gid"]: t for t in stored}
+            for gid in open_[:200]:
+                try:
+                    if gid not in nudged:
+                        with open(nudge_log, "a", encoding="utf-8") as f:
+                            f.write(json.dumps(dict(by_gid[gid], nudged_at=time.time())) + "\n")
+                    server.api("POST", "resetNextCronTime", body={"gid": gid})
+                    nudged.add(gid)
+                except TRANSPORT_ERRORS:
+                    pass
+            time.sleep(2.0)
+        else:
+            time.sleep(1.0)
+
+
+def run(args):
+    binary = pick_binary()
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise RuntimeError("dtm-server binary not found or not executable: %s (set DTM_SERVER_BIN)" % binary)
+    if args.seed is not None:
+        random.seed(args.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="dtm-crash-"))
+    log("crash test: %d rounds, binary %s, workdir %s" % (args.rounds, binary, workdir))
+    server = DtmServer(binary, workdir)
+    busi = BranchService(workdir)
+    load = None
+    ok = False
+    try:
+        busi.start()
+        server.start()
+        log("dtm-server up on http %d / grpc %d, branch service on %d" % (server.http_port, server.grpc_port, busi.port))
+        load = Load(server, busi, args.threads, args.seed, args.pace)
+        load.round = 1
+        load.start()
+        prev = {}
+        for r in range(1, args.rounds + 1):
+            load.round = r
+            dur = random.uniform(0.5, 3.0)
+            time.sleep(dur)
+            if not server.check_alive("round %d" % r):
+                raise RuntimeError("dtm-server died on its own during round %d\n%s" % (r, server.log_tail()))
+            pid = server.kill9()
+            killed_at = time.time()
+            restart = server.start()
+            snap = load.snapshot()
+            new = {g: a for g, a in snap.items() if g not in prev}
+            prev = snap
+            acked = sum(1 for a in new.values() if a["acked"])
+            inflight = sum(1 for a in snap.values()
+                           if a["t_sent"] < killed_at and (a.get("t_done") is None or a["t_done"] >= killed_at))
+            log("round %d/%d: load %.2f s, submitted %d, acknowledged %d, not acknowledged %d (%d in flight at the kill), "
+                "killed pid %d, restarted in %.2f s (pid %d), branch calls so far %d"
+                % (r, args.rounds, dur, len(new), acked, len(new) - acked, inflight, pid, restart, server.proc.pid,
+                   busi.total))
+        stuck_threads = load.stop()
+        if stuck_threads:
+            log("warning: client threads still running after stop: %s" % stuck_threads)
+        attempts = load.snapshot()
+        log("load stopped: %d submits, %d acknowledged; waiting for all transactions to finish"
+            % (len(attempts), sum(1 for a in attempts.values() if a["acked"])))
+        stored, nudged = wait_quiet(server, args.quiesce_timeout, args.natural_wait, workdir)
+        time.sleep(0.5)  # let the last branch answers reach the log
+        stored_gids = {t["gid"] for t in stored}
+        acked_gids = {g for g, a in attempts.items() if a["acked"]}
+        all_gids = sorted(stored_gids | acked_gids)
+
+        lost, stuck, violating = [], [], []
+        details = []
+        for gid in all_gids:
+            attempt = attempts.get(gid)
+            calls = busi.calls_for(gid)
+            query = server.query(gid)
+            if query.get("transaction") is None:
+                # Not in the store: lost if it was acknowledged (gids listed by `all` are always queryable).
+                lost.append(gid)
+                why = "acknowledged but not in the store" if gid in acked_gids else "listed by all but query finds nothing"
+                details.append(("LOST", gid, [why], attempt, calls, None))
+                continue
+            info = parse_gid(gid)
+            if info is None:
+                violating.append(gid)
+                details.append(("VIOLATION", gid, ["unknown gid in the store"], attempt, calls, query))
+                continue
+            problems = check_transaction(gid, info, query, calls, attempt)
+            if gid not in stored_gids:
+                problems.append("query finds it but GET all did not list it")
+            status = (query.get("transaction") or {}).get("status")
+            if status not in FINAL:
+                stuck.append(gid)
+                details.append(("STUCK", gid, ["status %r at the end" % status] + problems, attempt, calls, query))
+            elif problems:
+                violating.append(gid)
+                details.append(("VIOLATION", gid, problems, attempt, calls, query))
+
+        # Sanity: acknowledged gids the store did not list but query finds are already covered (query used).
+        for label, gid, problems, attempt, calls, query in details:
+            log("%s %s:" % (label, gid))
+            for p in problems:
+                log("    - %s" % p)
+            log(describe(gid, attempt, calls, query))
+
+        counts = collections.Counter()
+        for gid in stored_gids:
+            info = parse_gid(gid)
+            counts[info["kind"] if info else "?"] += 1
+        final = collections.Counter(t.get("status") for t in stored)
+        log("store: %d transactions (%s), statuses %s; branch calls %d; unacknowledged submits %d (%d of them stored)"
+            % (len(stored), ", ".join("%s=%d" % kv for kv in sorted(counts.items())),
+               dict(final), busi.total, len(attempts) - len(acked_gids),
+               len(stored_gids - acked_gids)))
+        odd = collections.Counter()
+        for a in attempts.values():
+            if not a["acked"] and a["status_code"] is not None:
+                odd["HTTP %d" % a["status_code"]] += 1
+        if odd:
+            log("note: unacknowledged submits that got an HTTP answer: %s" % dict(odd))
+        if nudged:
+            log("note: %d transactions were still unfinished after %.0f s and got resetNextCronTime "
+                "(their state then: %s/nudged.jsonl): %s"
+                % (len(nudged), args.natural_wait, workdir, " ".join(sorted(nudged)[:50])))
+        if server.unexpected_exits:
+            log("ERROR: dtm-server exited on its own: %s" % server.unexpected_exits)
+
+        n = len(all_gids)
+        bad = len(lost) + len(stuck) + len(violating)
+        log("rounds=%d transactions=%d acknowledged=%d lost=%d stuck=%d violations=%d"
+            % (args.rounds, n, len(acked_gids), len(lost), len(stuck), len(violating)))
+        failed = bad + len(server.unexpected_exits)
+        log("%d passed, %d failed" % (n - bad, failed))
+        ok = failed == 0
+        return 0 if ok else 1
+    finally:
+        if load is not None:
+            load.stop(timeout=5)
+        server.stop()
+        busi.stop()
+        if ok and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print("workdir kept for post-mortem: %s (dtm-server.log, branch-calls.jsonl, dtm.sqlite)" % workdir,
+                  file=sys.stderr, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("rounds", type=int, nargs="?", default=5, help="kill -9 / restart rounds (default 5)")
+    ap.add_argument("--threads", type=int, default=4, help="client threads submitting sagas (default 4)")
+    ap.add_argument("--pace", type=float, default=0.02,
+                    help="each client sleeps U(0, PACE) s between submits (default 0.02)")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (timing stays nondeterministic)")
+    ap.add_argument("--natural-wait", type=float, default=35.0,
+                    help="seconds to let cron finish things on its own before nudging stragglers (default 35: "
+                         "10 s lease after the crash + 2 ONGOING retries 10 s apart)")
+    ap.add_argument("--quiesce-timeout", type=float, default=120.0,
+                    help="upper bound for waiting until every transaction is final (default 120)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir even when everything passed")
+    args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("ROUNDS must be >= 1")
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+
+    signal.signal(signal.SIGTERM, _terminate)  # so that `finally` stops the server and the branch service
+    try:
+        code = run(args)
+    except (Exception, KeyboardInterrupt):
+        traceback.print_exc()
+        log("0 passed, 1 failed")
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
