@@ -189,3 +189,54 @@ struct ConcurrentRoundTests {
         gate.released.withLock { $0 = true }
     }
 }
+
+@Suite("cron loop")
+struct CronLoopTests {
+    /// Blocks every call to the URL "slow" until released; answers success to everything else.
+    final class SlowCaller: BranchCaller {
+        let released = Mutex(false)
+        let calls = Mutex<[String]>([])
+        func call(_ call: BranchCall) async -> BranchCallResult {
+            calls.withLock { $0.append(call.gid) }
+            if call.url == "slow" { while !released.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(2)) } }
+            return .success
+        }
+    }
+
+    @Test("runCron: a round stuck on a slow branch does not hold up transactions that fall due later")
+    func pipelined() async throws {
+        let caller = SlowCaller()
+        let clock = ManualClock()
+        var config = EngineConfig()
+        config.cronConcurrency = 2
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let store = InMemoryStore()
+        let coordinator = Coordinator(context: ProcessingContext(store: store, caller: caller, clock: clock, coding: JSONTestCoding(), config: config, logger: logger))
+        func stored(_ gid: String, action: String) async throws {
+            var r = TransactionRequest(gid: gid, transType: "saga")
+            r.steps = [TransStep(action: action, compensate: "")]
+            let (t, b) = try coordinator.makeTransaction(r, status: .submitted)
+            _ = try await store.saveNew(t, branches: b)
+        }
+        try await stored("stuck", action: "slow")
+        clock.advance(11)
+        let cron = Task { await coordinator.runCron() }
+        defer { cron.cancel() }
+        func waitFor(_ gid: String) async -> Bool {
+            for _ in 0..<2000 {
+                if (try? await store.transaction(gid: gid))?.status == .succeed { return true }
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+            return false
+        }
+        while caller.calls.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(2)) }
+        try await stored("later", action: "fast")
+        clock.advance(11)
+        coordinator.cronWake.signal()
+        #expect(await waitFor("later"), "processed while 'stuck' is still in its round")
+        #expect(try await store.transaction(gid: "stuck")?.status == .submitted)
+        caller.released.withLock { $0 = true }
+        #expect(await waitFor("stuck"))
+    }
+}

@@ -3,13 +3,14 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// The real `dtm-server` binary, started on loopback with a fresh SQLite file in a temporary directory.
 final class ServerProcess: @unchecked Sendable {
     // @unchecked: used from one test task at a time.
     let directory: URL
-    let httpPort: Int
-    let grpcPort: Int
+    private(set) var httpPort: Int
+    private(set) var grpcPort: Int
     var extraEnvironment: [String: String]
     private var process: Process?
     let logFile: URL
@@ -43,8 +44,22 @@ final class ServerProcess: @unchecked Sendable {
         return env
     }
 
-    /// Starts the server and waits until it answers ping.
+    /// Starts the server and waits until it answers ping. If another process took one of its ports in the
+    /// meantime, it tries again on fresh ports (only before the first successful start: restarts keep them).
     func start(arguments: [String] = []) async throws {
+        for attempt in 1...3 {
+            do {
+                return try await startOnce(arguments: arguments)
+            } catch let failure as TestFailure where failure.description.contains("Address already in use") && attempt < 3 && !started {
+                httpPort = try freePort()
+                grpcPort = try freePort()
+            }
+        }
+    }
+
+    private var started = false
+
+    private func startOnce(arguments: [String]) async throws {
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = arguments
@@ -59,7 +74,10 @@ final class ServerProcess: @unchecked Sendable {
         process = p
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if let r = try? await HTTP.get("http://127.0.0.1:\(httpPort)/api/ping"), r.body == #"{"msg":"pong"}"# { return }
+            if let r = try? await HTTP.get("http://127.0.0.1:\(httpPort)/api/ping"), r.body == #"{"msg":"pong"}"# {
+                started = true
+                return
+            }
             if !p.isRunning { throw TestFailure("dtm-server exited at start:\n\(log())") }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -96,11 +114,15 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
+/// Ports handed out in this test process, never handed out twice.
+private let handedOut = Mutex<Set<Int>>([])
+
 /// A free TCP port on 127.0.0.1, chosen below Linux's ephemeral range (32768+) so that no port-0 bind of a
 /// concurrently running test can be handed the same port after we release it.
 func freePort() throws -> Int {
     for _ in 0..<100 {
         let port = Int.random(in: 20_000..<32_000)
+        guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
         if let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: port).wait() {
             try channel.close().wait()
             return port
