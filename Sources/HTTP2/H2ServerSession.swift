@@ -56,10 +56,7 @@ public final class H2ServerSession {
             (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, configuration.maxConcurrentStreams),
             (NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, configuration.maxHeaderListSize),
             (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, configuration.initialWindowSize),
-        ])
-        let windowRV = nghttp2_session_set_local_window_size(
-            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, configuration.connectionWindowSize)
-        if windowRV != 0 { throw H2SessionError(code: windowRV, operation: "nghttp2_session_set_local_window_size") }
+        ], connectionWindowSize: configuration.connectionWindowSize)
     }
 
     deinit {

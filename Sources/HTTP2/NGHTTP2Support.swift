@@ -83,12 +83,16 @@ func feedSession(_ session: OpaquePointer, _ bytes: UnsafeRawBufferPointer) thro
 }
 
 /// Settings both our sessions advertise.
-func submitSettings(_ session: OpaquePointer, _ settings: [(nghttp2_settings_id, UInt32)]) throws {
+/// Queues our SETTINGS and opens the connection-level receive window to `connectionWindowSize` (both sides
+/// of a session start the same way).
+func submitSettings(_ session: OpaquePointer, _ settings: [(nghttp2_settings_id, UInt32)], connectionWindowSize: Int32) throws {
     let entries = settings.map { nghttp2_settings_entry(settings_id: Int32($0.0.rawValue), value: $0.1) }
     let rv = entries.withUnsafeBufferPointer {
         nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress, $0.count)
     }
     if rv != 0 { throw H2SessionError(code: rv, operation: "nghttp2_submit_settings") }
+    let windowRV = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, connectionWindowSize)
+    if windowRV != 0 { throw H2SessionError(code: windowRV, operation: "nghttp2_session_set_local_window_size") }
 }
 
 extension String {
