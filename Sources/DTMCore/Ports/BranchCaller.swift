@@ -64,11 +64,3 @@ public struct BranchCallRouter: BranchCaller {
         return await grpc.call(call)
     }
 }
-
-/// Stands in for the gRPC transport until one is configured: every call is an error (retried), with a message
-/// that says why.
-public struct UnavailableBranchCaller: BranchCaller {
-    public let reason: String
-    public init(reason: String) { self.reason = reason }
-    public func call(_ call: BranchCall) async -> BranchCallResult { .error(reason) }
-}
