@@ -9,3 +9,4 @@ swift build --build-tests
 swift test --skip-build
 
 DTM_SERVER_BIN="$PWD/.build/debug/dtm-server" .venv/bin/python -m pytest -q -p no:cacheprovider Tests/Interop
+DTM_SERVER_BIN="$PWD/.build/debug/dtm-server" .venv/bin/python -m pytest -q -p no:cacheprovider Tests/InteropGRPC

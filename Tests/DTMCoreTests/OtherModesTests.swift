@@ -210,7 +210,7 @@ struct MsgTests {
         try await h.coordinator.unsubscribe(topic: "t", url: "s2")
         await #expect(throws: DTMError.other("this topic is empty")) { try await h.coordinator.unsubscribe(topic: "t", url: "s2") }
         try await h.coordinator.deleteTopic("t")
-        await #expect(throws: DTMError.storageNotFound("")) { try await h.coordinator.deleteTopic("t") }
+        await #expect(throws: DTMError.other("storage: NotFound")) { try await h.coordinator.deleteTopic("t") }
         await #expect(throws: DTMError.other("empty topic")) { try await h.coordinator.subscribe(topic: "", url: "x", remark: "") }
     }
 }

@@ -129,6 +129,15 @@ struct SagaProcessorTests {
         #expect(t.rollbackReason == "RetryCount is greater than RetryLimit, RetryLimit: 2")
     }
 
+    @Test("saga: retry_limit exhausted on step 1 compensates step 1 only; step 2 never ran")
+    func retryLimitFirstStep() async throws {
+        let h = Harness()
+        h.caller.script("a1", .error("e1"), .error("e2"))
+        try? await h.coordinator.submit(h.saga("r3", steps: 2) { $0.options.retryLimit = 1 })
+        #expect(h.caller.trail == ["a1/action", "a1/action", "c1/compensate"])
+        #expect(try await h.status("r3") == .failed)
+    }
+
     @Test("saga: retry_limit not exhausted lets the action succeed in the same round")
     func retryLimitRecovers() async throws {
         let h = Harness()

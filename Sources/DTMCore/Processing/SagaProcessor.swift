@@ -77,9 +77,12 @@ public struct SagaProcessor: ModeProcessor {
 
         // An action that was started (or could start now) but has no definite answer may have executed:
         // treat it as done, in memory only, so that it is compensated.
-        var view = statuses()
-        for k in 0..<stepCount where view[SagaPlan.actionIndex(k)] == .prepared {
-            if started.contains(k) || plan.shouldRunAction(k, statuses: view) {
+        // Which actions count as possibly run is decided on the statuses as they are, before any is marked
+        // (marking step k first would make step k+1 look runnable although it never ran).
+        let before = statuses()
+        var view = before
+        for k in 0..<stepCount where before[SagaPlan.actionIndex(k)] == .prepared {
+            if started.contains(k) || plan.shouldRunAction(k, statuses: before) {
                 view[SagaPlan.actionIndex(k)] = .succeed
             }
         }

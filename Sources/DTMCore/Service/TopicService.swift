@@ -43,8 +43,13 @@ extension Coordinator {
         try await store.updateKV(updated, now: now)
     }
 
+    /// A missing topic is a plain error (`storage: NotFound`), answered 500 / UNKNOWN like every topic error.
     public func deleteTopic(_ topic: String) async throws {
-        try await store.deleteKV(cat: Self.topicsCategory, key: topic)
+        do {
+            try await store.deleteKV(cat: Self.topicsCategory, key: topic)
+        } catch DTMError.storageNotFound {
+            throw DTMError.other("storage: NotFound")
+        }
     }
 
     public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
