@@ -4,7 +4,7 @@ import HTTP2
 import Logging
 import NIOCore
 
-/// The gRPC listener (port 36790): nghttp2 server sessions in front of `DtmService`, with the optional bearer
+/// The gRPC listener (port 36790): nghttp2 server sessions in front of `DtmService` and `ServerReflection`, with the optional bearer
 /// token (metadata `authorization`; the health check stays open) and DTM's request metrics.
 public final class DtmGRPCListener: Sendable {
     private let server: GRPCServer
@@ -19,6 +19,13 @@ public final class DtmGRPCListener: Sendable {
     ) async throws -> DtmGRPCListener {
         var configuration = GRPCServer.Configuration()
         configuration.session.maxMessageSize = maxMessageSize
+        let reflection = ServerReflection(services: Self.services)
+        for path in ServerReflection.paths {
+            configuration.streamHandlers[path] = { request in
+                if let refusal = refusal(request, authToken: authToken, logger: logger) { return refusal }
+                return reflection.answer(request)
+            }
+        }
         let server = try await GRPCServer.start(host: host, port: port, group: group, configuration: configuration, logger: logger) { request in
             let started = ContinuousClock.now
             let response = await Self.respond(request, service: service, authToken: authToken, logger: logger)
@@ -35,13 +42,24 @@ public final class DtmGRPCListener: Sendable {
 
     static func respond(_ request: GRPCRequest, service: DtmService, authToken: BearerToken?, logger: Logger) async -> GRPCResponse {
         guard DtmService.methods.contains(request.path) else { return .unimplemented(path: request.path) }
-        if let authToken, request.path != "/grpc.health.v1.Health/Check", !authToken.accepts(request.metadata("authorization")) {
-            logger.notice("grpc call refused: missing or wrong bearer token", metadata: ["method": .string(request.path)])
-            return .error(.unauthenticated, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
-        }
+        if let refusal = refusal(request, authToken: authToken, logger: logger) { return refusal }
         let reply = await service.handle(method: request.path, message: request.message)
         if reply.code == .ok { return .ok(reply.payload) }
         return .error(GRPCStatusCode(rawValue: reply.code.rawValue), reply.message)
+    }
+
+    /// What server reflection lists: DTM's service, the health check and reflection itself.
+    static let services = [
+        "dtmgimp.Dtm", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
+    ]
+
+    /// UNAUTHENTICATED when a bearer token is configured and the call lacks it (the health check stays open).
+    private static func refusal(_ request: GRPCRequest, authToken: BearerToken?, logger: Logger) -> GRPCResponse? {
+        guard let authToken, request.path != "/grpc.health.v1.Health/Check", !authToken.accepts(request.metadata("authorization")) else {
+            return nil
+        }
+        logger.notice("grpc call refused: missing or wrong bearer token", metadata: ["method": .string(request.path)])
+        return .error(.unauthenticated, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
     }
 
     /// GOAWAY to every connection, in-flight calls finish within the grace period.

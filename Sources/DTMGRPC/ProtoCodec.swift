@@ -217,46 +217,20 @@ public enum ProtoCodec {
 
     // MARK: - Helpers
 
-    private static func string(_ p: UnsafeMutablePointer<CChar>?) -> String {
+    static func string(_ p: UnsafeMutablePointer<CChar>?) -> String {
         guard let p else { return "" }
         return String(cString: p)
     }
 
-    private static func bytesOf(_ b: ProtobufCBinaryData) -> [UInt8] {
+    static func bytesOf(_ b: ProtobufCBinaryData) -> [UInt8] {
         guard b.len > 0, let data = b.data else { return [] }
         return Array(UnsafeBufferPointer(start: data, count: b.len))
     }
 
-    private static func pack(size: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) -> [UInt8] {
+    static func pack(size: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) -> [UInt8] {
         guard size > 0 else { return [] }
         return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             count = body(buffer.baseAddress!)
         }
     }
-}
-
-/// Memory for one message being packed: everything allocated here is freed together.
-private struct CArena {
-    private var blocks: [UnsafeMutableRawPointer] = []
-
-    mutating func allocate<T>(_ type: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
-        let raw = calloc(count, MemoryLayout<T>.stride)!
-        blocks.append(raw)
-        return raw.bindMemory(to: T.self, capacity: count)
-    }
-
-    mutating func string(_ s: String) -> UnsafeMutablePointer<CChar> {
-        let p = strdup(s)!
-        blocks.append(UnsafeMutableRawPointer(p))
-        return p
-    }
-
-    mutating func binary(_ bytes: [UInt8]) -> ProtobufCBinaryData {
-        guard !bytes.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
-        let p = allocate(UInt8.self, count: bytes.count)
-        p.initialize(from: bytes, count: bytes.count)
-        return ProtobufCBinaryData(len: bytes.count, data: p)
-    }
-
-    func free() { for b in blocks { Glibc.free(b) } }
 }

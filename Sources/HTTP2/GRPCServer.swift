@@ -3,17 +3,24 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// A plaintext (h2c, prior knowledge) gRPC server for unary calls. Each request goes to one async
-/// handler; routing by `request.path` is the handler's business (answer
-/// `GRPCResponse.unimplemented(path:)` for unknown methods).
+/// A plaintext (h2c, prior knowledge) gRPC server. Each unary request goes to one async handler;
+/// routing by `request.path` is the handler's business (answer `GRPCResponse.unimplemented(path:)`
+/// for unknown methods). Bidirectional streams are served only for the paths in
+/// `Configuration.streamHandlers`, one synchronous answer per request message.
 public final class GRPCServer: Sendable {
     public typealias Handler = @Sendable (GRPCRequest) async -> GRPCResponse
+    /// Answers one message of a bidirectional stream, synchronously on the connection's event loop
+    /// (so answers keep the order of requests). An OK response is sent as the next message; an error
+    /// status ends the call. The call ends OK when the client half-closes.
+    public typealias StreamMessageHandler = @Sendable (GRPCRequest) -> GRPCResponse
 
     public struct Configuration: Sendable {
         public var session = H2ServerSession.Configuration()
         /// How long a graceful shutdown waits for in-flight calls before closing connections.
         public var shutdownGracePeriod: Duration = .seconds(5)
         public var backlog: Int32 = 256
+        /// Bidirectional-stream methods by path (server reflection); every other path is unary.
+        public var streamHandlers: [String: StreamMessageHandler] = [:]
         public init() {}
     }
 
@@ -42,6 +49,9 @@ public final class GRPCServer: Sendable {
     ) async throws -> GRPCServer {
         let registry = ConnectionRegistry()
         let grace = TimeAmount(configuration.shutdownGracePeriod)
+        var sessionConfiguration = configuration.session
+        sessionConfiguration.streamingPaths.formUnion(configuration.streamHandlers.keys)
+        let streamHandlers = configuration.streamHandlers
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -49,9 +59,10 @@ public final class GRPCServer: Sendable {
             .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let session = try H2ServerSession(configuration: configuration.session, logger: logger)
+                    let session = try H2ServerSession(configuration: sessionConfiguration, logger: logger)
                     let handler = GRPCServerChannelHandler(
-                        session: session, handler: handler, shutdownGracePeriod: grace, logger: logger)
+                        session: session, handler: handler, streamHandlers: streamHandlers, shutdownGracePeriod: grace,
+                        logger: logger)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     registry.add(channel)
                 }

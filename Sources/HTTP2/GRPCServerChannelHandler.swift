@@ -22,6 +22,7 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private let session: H2ServerSession
     private let handler: GRPCServer.Handler
+    private let streamHandlers: [String: GRPCServer.StreamMessageHandler]
     private let shutdownGracePeriod: TimeAmount
     private let logger: Logger
     private var context: ChannelHandlerContext?
@@ -30,9 +31,13 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     private var readHeld = false
     private var closing = false
 
-    init(session: H2ServerSession, handler: @escaping GRPCServer.Handler, shutdownGracePeriod: TimeAmount, logger: Logger) {
+    init(
+        session: H2ServerSession, handler: @escaping GRPCServer.Handler,
+        streamHandlers: [String: GRPCServer.StreamMessageHandler] = [:], shutdownGracePeriod: TimeAmount, logger: Logger
+    ) {
         self.session = session
         self.handler = handler
+        self.streamHandlers = streamHandlers
         self.shutdownGracePeriod = shutdownGracePeriod
         self.logger = logger
     }
@@ -41,6 +46,8 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         self.context = context
         session.onRequest = { [unowned self] request in self.dispatch(request) }
         session.onStreamAbandoned = { [unowned self] streamID in self.finishStream(streamID)?.cancel() }
+        session.onStreamMessage = { [unowned self] request in self.answerStreamMessage(request) }
+        session.onStreamHalfClosed = { [unowned self] streamID in self.session.finishStream(streamID: streamID, .ok) }
         if context.channel.isActive { flushOutput() }
     }
 
@@ -133,6 +140,21 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
                 loopBound.value.session.respond(streamID: streamID, .error(.deadlineExceeded, "deadline exceeded"))
                 loopBound.value.flushOutput()
             }
+        }
+    }
+
+    /// Streaming calls are answered inline: their handlers are synchronous, so the order of answers
+    /// is the order of requests, and the output is flushed after the read that brought them.
+    private func answerStreamMessage(_ request: GRPCRequest) {
+        guard let handler = streamHandlers[request.path] else {
+            session.finishStream(streamID: request.streamID, .unimplementedMethod(request.path))
+            return
+        }
+        let response = handler(request)
+        if response.status.code == .ok {
+            session.sendStreamMessage(streamID: request.streamID, response.message)
+        } else {
+            session.finishStream(streamID: request.streamID, response.status)
         }
     }
 

@@ -2,9 +2,15 @@ import CNghttp2
 import Logging
 import NIOCore
 
-/// The server half of an HTTP/2 connection carrying unary gRPC calls, around one
-/// `nghttp2_session*`. I/O-free: the owner feeds received bytes with `receive(_:)`, writes what
-/// `pendingOutput()` returns, and answers each delivered request with `respond(streamID:_:)`.
+/// The server half of an HTTP/2 connection carrying gRPC calls, around one `nghttp2_session*`.
+/// I/O-free: the owner feeds received bytes with `receive(_:)`, writes what `pendingOutput()`
+/// returns, and answers each delivered request with `respond(streamID:_:)`.
+///
+/// Unary calls are the norm. Paths in `Configuration.streamingPaths` are served as bidirectional
+/// streams instead: each request message is delivered as it completes (`onStreamMessage`), the
+/// owner sends any number of messages back (`sendStreamMessage`) and ends the call with
+/// `finishStream` once the client has half-closed (`onStreamHalfClosed`). Server reflection is
+/// the one user; it answers every request message with one response message.
 ///
 /// Confinement: not thread-safe and not Sendable; the NIO glue uses it only on its channel's
 /// event loop. nghttp2 callbacks reach this object through `user_data`, an unretained pointer
@@ -21,6 +27,8 @@ public final class H2ServerSession {
         /// a multi-MiB message does not stall on a window update per 64 KiB.
         public var initialWindowSize: UInt32 = 1 << 20
         public var connectionWindowSize: Int32 = 16 << 20
+        /// Method paths served as bidirectional streams (see the type's documentation).
+        public var streamingPaths: Set<String> = []
 
         public init() {}
     }
@@ -30,16 +38,34 @@ public final class H2ServerSession {
     /// Called when a stream ends before it was answered (client reset, connection error), so the
     /// owner can cancel work it started for it.
     public var onStreamAbandoned: ((Int32) -> Void)?
+    /// Called for every complete request message of a streaming call, in arrival order.
+    public var onStreamMessage: ((GRPCRequest) -> Void)?
+    /// Called when the client of a streaming call has sent its last message (END_STREAM).
+    public var onStreamHalfClosed: ((Int32) -> Void)?
 
     public let configuration: Configuration
     let logger: Logger
     private var session: OpaquePointer!
     private var streams: [Int32: ServerStream] = [:]
-    private var completed: [GRPCRequest] = []
+    private var completed: [InboundEvent] = []
     private var shutdownState = ShutdownState.running
     private let allocator = ByteBufferAllocator()
 
     private enum ShutdownState { case running, noticeSent, goawaySubmitted }
+
+    /// What `receive` completed, delivered in order once nghttp2 has processed the input.
+    private enum InboundEvent {
+        case request(GRPCRequest)
+        case streamMessage(GRPCRequest)
+        case streamHalfClosed(Int32)
+
+        var streamID: Int32 {
+            switch self {
+            case .request(let r), .streamMessage(let r): r.streamID
+            case .streamHalfClosed(let id): id
+            }
+        }
+    }
 
     public init(configuration: Configuration = .init(), logger: Logger = Logger(label: "swift-dtm.h2.server")) throws {
         self.configuration = configuration
@@ -105,18 +131,34 @@ public final class H2ServerSession {
         }
         stream.responseBody = GRPCFraming.frame(response.message)
         stream.trailerStatus = response.status
-        var headers = [
-            H2Header(name: H2Names.status, value: H2Names.status200),
-            H2Header(name: H2Names.contentType, value: H2Names.applicationGRPC),
-        ]
-        for (name, value) in response.metadata { headers.append(H2Header(name.lowercased(), value)) }
-        var provider = nghttp2_data_provider()
-        provider.read_callback = { session, streamID, buf, length, flags, _, userData in
-            Unmanaged<H2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
-                .readResponseBody(streamID: streamID, into: buf!, length: length, flags: flags!)
+        submitResponseHeaders(stream, metadata: response.metadata)
+    }
+
+    /// Sends one message on a streaming call (response HEADERS go out with the first).
+    public func sendStreamMessage(streamID: Int32, _ message: [UInt8]) {
+        guard let stream = streams[streamID], stream.isStreaming, !stream.responded else { return }
+        if stream.responseOffset > 0 {
+            stream.responseBody.removeFirst(stream.responseOffset)
+            stream.responseOffset = 0
         }
-        let rv = withNVArray(headers) { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
-        if rv != 0 { logger.warning("nghttp2_submit_response failed", metadata: ["rv": "\(rv)"]) }
+        stream.responseBody.append(contentsOf: GRPCFraming.frame(message))
+        if !stream.headersSent {
+            submitResponseHeaders(stream, metadata: [])
+        } else {
+            resumeDeferredBody(stream)
+        }
+    }
+
+    /// Ends a streaming call with `status` after the messages already sent (trailers-only if none).
+    public func finishStream(streamID: Int32, _ status: GRPCStatus) {
+        guard let stream = streams[streamID], stream.isStreaming, !stream.responded else { return }
+        stream.responded = true
+        guard stream.headersSent else {
+            submitTrailersOnly(stream, httpStatus: H2Names.status200, status: status, metadata: [])
+            return
+        }
+        stream.trailerStatus = status
+        resumeDeferredBody(stream)
     }
 
     /// Starts a graceful shutdown: GOAWAY notice (last id 2^31-1), a PING, and on its ACK the final
@@ -217,6 +259,7 @@ public final class H2ServerSession {
     }
 
     private func validateRequestHeaders(_ stream: ServerStream) {
+        defer { if let path = stream.path, !stream.responded { stream.isStreaming = configuration.streamingPaths.contains(path) } }
         guard let contentType = stream.contentType, isGRPCContentType(contentType) else {
             // grpc-go answers a non-gRPC content-type with HTTP 415 carrying grpc-status INTERNAL.
             reject(stream, httpStatus: "415", GRPCStatus(.internal, "invalid gRPC request content-type \"\(stream.contentType ?? "")\""))
@@ -237,6 +280,10 @@ public final class H2ServerSession {
         guard let stream = streams[streamID], !stream.responded else { return 0 }
         for event in stream.deframer.append(data) {
             switch event {
+            case .message(let bytes) where stream.isStreaming:
+                completed.append(.streamMessage(GRPCRequest(
+                    streamID: stream.id, path: stream.path ?? "", metadata: stream.metadata, message: bytes,
+                    timeout: stream.timeout, deadline: stream.deadline)))
             case .message(let bytes):
                 if stream.message != nil {
                     reject(stream, httpStatus: "200", GRPCStatus(.internal, "grpc: too many request messages for unary RPC"))
@@ -257,14 +304,18 @@ public final class H2ServerSession {
     private func requestEnded(_ stream: ServerStream) {
         stream.remoteClosed = true
         guard !stream.responded else { return }
+        if stream.isStreaming, !stream.deframer.hasPartialMessage {
+            completed.append(.streamHalfClosed(stream.id))
+            return
+        }
         guard let message = stream.message, !stream.deframer.hasPartialMessage else {
             reject(stream, httpStatus: "200", GRPCStatus(.internal, "grpc: request stream ended without a complete message"))
             return
         }
         stream.message = nil
-        completed.append(GRPCRequest(
+        completed.append(.request(GRPCRequest(
             streamID: stream.id, path: stream.path ?? "", metadata: stream.metadata, message: message,
-            timeout: stream.timeout, deadline: stream.deadline))
+            timeout: stream.timeout, deadline: stream.deadline)))
         stream.metadata = []
     }
 
@@ -300,6 +351,12 @@ public final class H2ServerSession {
         if stream.responseOffset == stream.responseBody.count {
             stream.responseBody = []
             stream.responseOffset = 0
+            if stream.isStreaming, !stream.responded {
+                // More messages may follow: park the stream until sendStreamMessage/finishStream.
+                if n > 0 { return n }
+                stream.bodyDeferred = true
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
             flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
             let status = stream.trailerStatus ?? .ok
             var trailers = [H2Header(name: H2Names.grpcStatus, value: Array(String(status.code.rawValue).utf8))]
@@ -313,6 +370,30 @@ public final class H2ServerSession {
     }
 
     // MARK: - Helpers
+
+    /// Response HEADERS (:status 200, gRPC content-type, `metadata`) with the stream's body
+    /// (`responseBody`, then trailers) as the data source.
+    private func submitResponseHeaders(_ stream: ServerStream, metadata: [(String, String)]) {
+        stream.headersSent = true
+        var headers = [
+            H2Header(name: H2Names.status, value: H2Names.status200),
+            H2Header(name: H2Names.contentType, value: H2Names.applicationGRPC),
+        ]
+        for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
+        var provider = nghttp2_data_provider()
+        provider.read_callback = { session, streamID, buf, length, flags, _, userData in
+            Unmanaged<H2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+                .readResponseBody(streamID: streamID, into: buf!, length: length, flags: flags!)
+        }
+        let rv = withNVArray(headers) { nghttp2_submit_response(session, stream.id, $0, $1, &provider) }
+        if rv != 0 { logger.warning("nghttp2_submit_response failed", metadata: ["rv": "\(rv)"]) }
+    }
+
+    private func resumeDeferredBody(_ stream: ServerStream) {
+        guard stream.bodyDeferred else { return }
+        stream.bodyDeferred = false
+        nghttp2_session_resume_data(session, stream.id)
+    }
 
     private func reject(_ stream: ServerStream, httpStatus: String, _ status: GRPCStatus) {
         guard !stream.responded else { return }
@@ -339,7 +420,13 @@ public final class H2ServerSession {
         guard !completed.isEmpty else { return }
         let ready = completed
         completed = []
-        for request in ready { onRequest?(request) }
+        for event in ready {
+            switch event {
+            case .request(let request): onRequest?(request)
+            case .streamMessage(let request): onStreamMessage?(request)
+            case .streamHalfClosed(let streamID): onStreamHalfClosed?(streamID)
+            }
+        }
     }
 }
 
@@ -366,6 +453,11 @@ private final class ServerStream {
     var responseBody: [UInt8] = []
     var responseOffset = 0
     var trailerStatus: GRPCStatus?
+    /// Served as a bidirectional stream (its path is in `streamingPaths`).
+    var isStreaming = false
+    var headersSent = false
+    /// The data source returned NGHTTP2_ERR_DEFERRED and waits for `nghttp2_session_resume_data`.
+    var bodyDeferred = false
 
     init(id: Int32, maxMessageSize: Int) {
         self.id = id
