@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 clients=${2:-64}
-swift build -c release --product dtm-server >/dev/null
-swift build -c release --product dtm-bench >/dev/null
+flock /tmp/swift-build.lock swift build -c release --product dtm-server >/dev/null
+flock /tmp/swift-build.lock swift build -c release --product dtm-bench >/dev/null
 dir=$(mktemp -d)
 http=$((20000 + RANDOM % 5000)); grpc=$((http + 1))
 HTTP_PORT=$http GRPC_PORT=$grpc LISTEN_HOST=127.0.0.1 STORE_FILE="$dir/dtm.sqlite" LOG_LEVEL=warn \

@@ -35,16 +35,21 @@ public struct GRPCBranchCaller: BranchCaller {
 
     /// `host:port/pkg.Service/Method` → (`host:port`, `/pkg.Service/Method`). Discovery targets such as
     /// `etcd://…` or `discov://…` need a naming driver, which swift-dtm does not have yet.
+    /// Scans UTF-8 bytes: `String.contains(String)` goes through the string-processing library and
+    /// showed up in profiles of the per-branch path.
     static func split(_ url: String) -> Result<(authority: String, path: String), DTMError> {
-        if url.contains("://") {
-            let scheme = url.prefix { $0 != ":" }
+        let bytes = url.utf8
+        guard let slash = bytes.firstIndex(of: UInt8(ascii: "/")) else {
+            return .failure(.other("bad url: '\(url)'. no '/' found"))
+        }
+        let beforeSlash = bytes[..<slash]
+        if beforeSlash.last == UInt8(ascii: ":"), bytes[bytes.index(after: slash)...].first == UInt8(ascii: "/") {
+            let scheme = String(decoding: beforeSlash.dropLast(), as: UTF8.self)
             return .failure(.other(
                 "gRPC branch url '\(url)' uses the scheme '\(scheme)://': service discovery (etcd, consul, nacos, …) is not supported yet; use host:port/package.Service/Method"))
         }
-        guard let slash = url.firstIndex(of: "/") else { return .failure(.other("bad url: '\(url)'. no '/' found")) }
-        let authority = String(url[..<slash])
-        guard !authority.isEmpty else { return .failure(.other("bad url: '\(url)'. no host:port before '/'")) }
-        return .success((authority, String(url[slash...])))
+        guard !beforeSlash.isEmpty else { return .failure(.other("bad url: '\(url)'. no host:port before '/'")) }
+        return .success((String(Substring(beforeSlash)), String(Substring(bytes[slash...]))))
     }
 
     static func metadata(for call: BranchCall) -> [(String, String)] {

@@ -45,6 +45,12 @@ public enum ProtoCodec {
     /// `data` fields are not payloads on the gRPC path (spec §6.1).
     static func decodeSteps(_ text: String) throws(DTMError) -> [TransStep] {
         if text.isEmpty || text == "null" { return [] }
+        if let steps = StepsJSONScanner.scan(text) { return steps }
+        return try decodeStepsWithJSONDecoder(text)
+    }
+
+    /// The general path: any JSON the Go client could send (escapes, other value types answered as errors).
+    static func decodeStepsWithJSONDecoder(_ text: String) throws(DTMError) -> [TransStep] {
         struct Step: Decodable {
             var action: String?
             var compensate: String?

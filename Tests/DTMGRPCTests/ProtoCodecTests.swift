@@ -33,6 +33,30 @@ struct ProtoCodecTests {
         #expect(ProtoCodec.stepsText([]) == "null")
     }
 
+    @Test("the Steps fast path agrees with JSONDecoder wherever it answers, and answers the common shapes")
+    func stepsScannerAgreesWithDecoder() throws {
+        let common = [
+            #"[{"action":"127.0.0.1:1/busi.Busi/TransOut","compensate":"127.0.0.1:1/busi.Busi/TransOutRevert"}]"#,
+            #"[ {"compensate":"c","action":"a"} , null, {"action":"a2"}, {} ]"#,
+            #"[{"action":"x","other":"z"}]"#,
+            "[]",
+        ]
+        for text in common { #expect(StepsJSONScanner.scan(text) != nil, "fast path should handle \(text)") }
+        let fallBack = [
+            #"[{"action":"a\u003cb","compensate":"\"q\""}]"#, #"[{"action":1}]"#, #"[{"action":"a"}] x"#,
+            #"[{"action":"a",}]"#, #"[{"action":"a"},]"#, #"[{"action":"é\n"}]"#, "[nul]", #"{"action":"a"}"#,
+            #"[{"action":["a"]}]"#, #"[{"action":"unterminated]"#, "[", #"[{"action":null}]"#,
+            #"[{"action":"x","action":"y"}]"#,
+        ]
+        for text in common + fallBack {
+            let decoded = Result { try ProtoCodec.decodeStepsWithJSONDecoder(text) }
+            guard let fast = StepsJSONScanner.scan(text) else { continue }
+            #expect(try decoded.get() == fast, "fast path disagrees with JSONDecoder on \(text)")
+        }
+        #expect(try ProtoCodec.decodeSteps(#"[{"action":"a\u003cb"}]"#) == [TransStep(action: "a<b", compensate: "")])
+        #expect(StepsJSONScanner.scan(#"[{"action":"a\u003cb"}]"#) == nil)
+    }
+
     @Test("malformed protobuf is refused with a message naming the message type")
     func malformed() {
         #expect(throws: DTMError.invalidArgument("the request is not a valid dtmgimp.DtmRequest protobuf message")) {
