@@ -33,6 +33,7 @@ public final class HTTPAPIServer: Sendable {
     /// Binds and serves until `shutdown()` (or cancellation). `onBound` receives the port actually bound.
     public func run(host: String, port: Int, onBound: @Sendable (Int) -> Void = { _ in }) async throws {
         let idle = limits.idleTimeoutSeconds
+        let readTimeout = TimeAmount.seconds(limits.readTimeoutSeconds)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -42,7 +43,10 @@ public final class HTTPAPIServer: Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(IdleStateHandler(allTimeout: .seconds(idle)))
                     try sync.addHandler(CloseOnIdleHandler())
+                    let deadline = RequestReadDeadline(timeout: readTimeout)
+                    try sync.addHandler(RequestStartWatcher(deadline))
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandler(RequestEndWatcher(deadline))
                     return try Connection(wrappingChannelSynchronously: channel)
                 }
             }

@@ -4,6 +4,9 @@ public struct HTTPServerLimits: Sendable, Equatable {
     public var maxBodyBytes = 4 * 1024 * 1024
     /// A connection with no traffic for this long is closed (seconds).
     public var idleTimeoutSeconds: Int64 = 60
+    /// A request must arrive completely (head and body) within this long of its first byte, or the
+    /// connection is closed: a client dripping bytes cannot hold a connection past it (seconds).
+    public var readTimeoutSeconds: Int64 = 30
     /// On graceful shutdown, how long in-flight requests may take before connections are closed (seconds).
     public var shutdownGraceSeconds: Double = 10
 

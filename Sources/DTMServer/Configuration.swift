@@ -82,6 +82,7 @@ public struct Configuration: Sendable {
         http.maxBodyBytes = Int(try int("MaxRequestBodySize"))
         grpcMaxMessageSize = Int(try int("GrpcMaxMessageSize"))
         http.idleTimeoutSeconds = try int("HttpIdleTimeout")
+        http.readTimeoutSeconds = try int("HttpReadTimeout")
         for key in ["Store.Port", "JsonRpcPort", "UpdateBranchSync", "ConfigUpdateInterval", "Store.MaxOpenConns"] { _ = try int(key) }
         try validate()
     }
@@ -107,6 +108,7 @@ public struct Configuration: Sendable {
         guard http.maxBodyBytes >= 1024 else { throw Invalid(description: "MaxRequestBodySize must be at least 1024 bytes") }
         guard grpcMaxMessageSize >= 1024 else { throw Invalid(description: "GrpcMaxMessageSize must be at least 1024 bytes") }
         guard http.idleTimeoutSeconds >= 1 else { throw Invalid(description: "HttpIdleTimeout must be at least 1 second") }
+        guard http.readTimeoutSeconds >= 1 else { throw Invalid(description: "HttpReadTimeout must be at least 1 second") }
     }
 
     private static func flatten(_ map: [String: Any], prefix: String, into out: inout [String: String]) {

@@ -43,6 +43,7 @@ enum ConfigurationKeys {
         ("MaxRequestBodySize", "4194304"),  // ours: bytes
         ("GrpcMaxMessageSize", "4194304"),  // ours: largest gRPC message, bytes (gRPC's usual 4 MiB)
         ("HttpIdleTimeout", "60"),  // ours: seconds
+        ("HttpReadTimeout", "30"),  // ours: seconds from a request's first byte to its last
         ("CronConcurrency", "16"),  // ours: transactions processed at once by the cron loop
         ("MaxSteps", "1000"),  // ours: steps per saga/msg
         ("MaxRetryInterval", "3600"),  // ours: cap of the back-off interval, seconds (0 = none)

@@ -55,8 +55,9 @@ def free_port():
 class DtmServer:
     """A running swift-dtm process and helpers to talk to its HTTP API."""
 
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, extra_env=None):
         self.binary = str(binary)
+        self.extra_env = dict(extra_env or {})
         self.workdir = Path(workdir)
         self.http_port = free_port()
         self.grpc_port = free_port()
@@ -84,6 +85,7 @@ class DtmServer:
             TRANS_CRON_INTERVAL="1",
             LOG_LEVEL="info",
         )
+        env.update(self.extra_env)
         err = open(self.stderr_path, "wb")
         out = open(self.stdout_path, "wb")
         self._files = [err, out]
