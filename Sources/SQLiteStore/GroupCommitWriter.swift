@@ -12,6 +12,7 @@ final class GroupCommitWriter: Sendable {
     /// A queued job: `run` executes inside the batch transaction on the writer thread; `finish` is called
     /// once after COMMIT with the job's outcome.
     private struct Job: Sendable {
+        let savepoint: Bool
         let run: @Sendable (SQLiteConnection) throws -> Void
         let finish: @Sendable ((any Error)?) -> Void
     }
@@ -44,10 +45,15 @@ final class GroupCommitWriter: Sendable {
     }
 
     /// Runs `body` in the next batch transaction and returns its value once that transaction is committed.
-    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+    ///
+    /// `savepoint: false` saves the SAVEPOINT/RELEASE pair for a job that makes at most one change, with one
+    /// statement, and never throws after that statement changed something: SQLite undoes a failed statement by
+    /// itself, so such a job cannot leave a partial change behind for the batch to commit.
+    func write<T: Sendable>(savepoint: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         let box = ResultBox<T>()
         return try await withCheckedThrowingContinuation { continuation in
             let job = Job(
+                savepoint: savepoint,
                 run: { db in box.value = try body(db) },
                 finish: { error in
                     if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: box.value!) }
@@ -100,6 +106,10 @@ final class GroupCommitWriter: Sendable {
             let release = try db.statement("RELEASE job")
             let rollbackTo = try db.statement("ROLLBACK TO job")
             for (i, job) in batch.enumerated() {
+                guard job.savepoint else {
+                    do { try job.run(db) } catch { errors[i] = error }
+                    continue
+                }
                 try savepoint.run([])
                 do {
                     try job.run(db)

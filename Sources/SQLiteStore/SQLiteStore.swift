@@ -132,7 +132,8 @@ public final class SQLiteStore: TransactionStore {
     }
 
     public func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws {
-        try await writer.write { db in
+        // One UPDATE; it throws only when that UPDATE changed nothing.
+        try await writer.write(savepoint: false) { db in
             try db.statement(
                 """
                 UPDATE trans_global SET status = ?3, update_time = ?4,
@@ -157,7 +158,8 @@ public final class SQLiteStore: TransactionStore {
     }
 
     public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
-        try await writer.write { db in
+        // A single update is one UPDATE after a read, throwing only when it changed nothing; more need the savepoint.
+        try await writer.write(savepoint: updates.count > 1) { db in
             try Self.require(gid, status: requiring, db)
             let update = try db.statement(
                 "UPDATE trans_branch_op SET status = ?4, finish_time = ?5, update_time = ?6 WHERE gid = ?1 AND branch_id = ?2 AND op = ?3")
@@ -169,7 +171,7 @@ public final class SQLiteStore: TransactionStore {
     }
 
     public func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws {
-        try await writer.write { db in
+        try await writer.write(savepoint: false) { db in
             try db.statement(
                 "UPDATE trans_global SET next_cron_interval = ?3, next_cron_time = ?4, update_time = ?5 WHERE gid = ?1 AND status = ?2"
             ).run([.text(gid), .text(requiring.rawValue), .int(interval), .int(nextCronTime.microseconds), .int(now.microseconds)])

@@ -58,6 +58,31 @@ struct SQLiteStoreTests {
         #expect(try await store.transaction(gid: "iso")?.status == .submitted)
     }
 
+    @Test("a multi-update job that fails half-way leaves nothing behind; single-update jobs skip the savepoint safely")
+    func partialJobUndone() async throws {
+        let store = try SQLiteStore(path: TempDB.path())
+        _ = try await store.saveNew(sampleTransaction("half"), branches: sampleBranches("half"))
+        let good = BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: t0)
+        let missing = BranchStatusUpdate(branchID: "09", op: "action", status: .succeed, finishTime: t0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await #expect(throws: DTMError.self) {
+                    try await store.updateBranches(gid: "half", requiring: .submitted, updates: [good, missing], now: t0)
+                }
+            }
+            group.addTask {
+                // Same batch (likely): a single update that succeeds, without a savepoint.
+                try await store.updateBranches(
+                    gid: "half", requiring: .submitted,
+                    updates: [BranchStatusUpdate(branchID: "02", op: "action", status: .succeed, finishTime: t0)], now: t0)
+            }
+            try await group.waitForAll()
+        }
+        let statuses = Dictionary(uniqueKeysWithValues: try await store.branches(gid: "half").map { ("\($0.branchID)/\($0.op)", $0.status) })
+        #expect(statuses["01/action"] == .prepared, "the failed job's first update must be undone")
+        #expect(statuses["02/action"] == .succeed)
+    }
+
     @Test("schema version is recorded; reopening keeps data; reset drops it")
     func migrations() async throws {
         let path = TempDB.path()

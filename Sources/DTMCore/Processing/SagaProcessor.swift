@@ -118,9 +118,12 @@ public struct SagaProcessor: ModeProcessor {
     }
 
     /// Runs branch calls until nothing more may start: `nextBatch` names the rows to start now (given the rows
-    /// running), each call runs in a child task, and its result is recorded in this task before `onResult`
-    /// decides whether to run the same row again. When the round's budget is spent no new call starts; calls
-    /// in flight are still awaited and recorded.
+    /// running), and each result is recorded in this task before `onResult` decides whether to run the same row
+    /// again. When the round's budget is spent no new call starts; calls in flight are still awaited and recorded.
+    ///
+    /// While one call at a time may run (every sequential saga), it is awaited in this task; child tasks are
+    /// made only once two calls may run together (concurrent sagas). Same order of calls and records either
+    /// way; a task per branch call was a measurable part of a saga's CPU.
     private func runPhase(
         _ round: TransactionRound,
         withinBudget: () -> Bool,
@@ -128,6 +131,17 @@ public struct SagaProcessor: ModeProcessor {
         onResult: (Int, BranchOutcome) async throws -> Bool
     ) async throws {
         let caller = round.context.caller
+        guard withinBudget() else { return }
+        var pending = nextBatch([])
+        while pending.count == 1 {
+            let index = pending[0]
+            let result = await TransactionRound.call(round.branchCall(index: index), caller: caller)
+            let outcome = try await round.record(result, index: index)
+            let again = try await onResult(index, outcome)
+            guard withinBudget() else { return }
+            pending = again ? [index] + nextBatch([index]) : nextBatch([])
+        }
+        guard !pending.isEmpty else { return }
         try await withThrowingTaskGroup(of: (Int, BranchCallResult).self) { group in
             var running = Set<Int>()
             func start(_ index: Int) {
@@ -135,7 +149,7 @@ public struct SagaProcessor: ModeProcessor {
                 running.insert(index)
                 group.addTask { (index, await TransactionRound.call(call, caller: caller)) }
             }
-            if withinBudget() { for index in nextBatch(running) { start(index) } }
+            for index in pending { start(index) }
             while let (index, result) = try await group.next() {
                 running.remove(index)
                 let outcome = try await round.record(result, index: index)
