@@ -15,10 +15,13 @@ public final class DtmGRPCListener: Sendable {
 
     public static func start(
         host: String, port: Int, service: DtmService, maxMessageSize: Int, authToken: BearerToken?, metrics: DTMMetrics?,
+        requestReadTimeout: Duration = .seconds(30), idleTimeout: Duration? = .seconds(60),
         group: any EventLoopGroup, logger: Logger
     ) async throws -> DtmGRPCListener {
         var configuration = GRPCServer.Configuration()
         configuration.session.maxMessageSize = maxMessageSize
+        configuration.requestReadTimeout = requestReadTimeout
+        configuration.idleTimeout = idleTimeout
         let reflection = ServerReflection(services: Self.services)
         for path in ServerReflection.paths {
             configuration.streamHandlers[path] = { request in

@@ -41,6 +41,7 @@ public enum DTMServerApp {
         let grpc = try await DtmGRPCListener.start(
             host: configuration.listenHost, port: configuration.grpcPort, service: DtmService(coordinator: coordinator, logger: logger),
             maxMessageSize: configuration.grpcMaxMessageSize, authToken: BearerToken(configuration.authToken), metrics: metrics,
+            requestReadTimeout: .seconds(configuration.http.readTimeoutSeconds), idleTimeout: .seconds(configuration.http.idleTimeoutSeconds),
             group: group, logger: logger)
 
         logger.info(

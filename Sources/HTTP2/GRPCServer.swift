@@ -19,6 +19,12 @@ public final class GRPCServer: Sendable {
         /// How long a graceful shutdown waits for in-flight calls before closing connections.
         public var shutdownGracePeriod: Duration = .seconds(5)
         public var backlog: Int32 = 256
+        /// A unary request must arrive completely within this long of its HEADERS, and a new connection must
+        /// send its preface and SETTINGS within it; else the stream is cancelled / the connection closed.
+        public var requestReadTimeout: Duration = .seconds(30)
+        /// A connection with no open stream and nothing received for this long gets GOAWAY and is closed
+        /// (nil: never).
+        public var idleTimeout: Duration? = .seconds(60)
         /// Bidirectional-stream methods by path (server reflection); every other path is unary.
         public var streamHandlers: [String: StreamMessageHandler] = [:]
         public init() {}
@@ -62,7 +68,7 @@ public final class GRPCServer: Sendable {
                     let session = try H2ServerSession(configuration: sessionConfiguration, logger: logger)
                     let handler = GRPCServerChannelHandler(
                         session: session, handler: handler, streamHandlers: streamHandlers, shutdownGracePeriod: grace,
-                        logger: logger)
+                        timeouts: .init(requestRead: configuration.requestReadTimeout, idle: configuration.idleTimeout), logger: logger)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     registry.add(channel)
                 }

@@ -29,12 +29,24 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     private var tasks: [Int32: Task<Void, Never>] = [:]
     private var deadlineTimers: [Int32: Scheduled<Void>] = [:]
     private var readHeld = false
+    private let timeouts: Timeouts
+    private var sweep: RepeatedTask?
+    /// When bytes last arrived; the handshake counts as done once the peer's first SETTINGS did.
+    private var lastRead = NIODeadline.now()
+    private var handshakeDone = false
+
+    struct Timeouts {
+        var requestRead: Duration
+        var idle: Duration?
+    }
     private var closing = false
 
     init(
         session: H2ServerSession, handler: @escaping GRPCServer.Handler,
-        streamHandlers: [String: GRPCServer.StreamMessageHandler] = [:], shutdownGracePeriod: TimeAmount, logger: Logger
+        streamHandlers: [String: GRPCServer.StreamMessageHandler] = [:], shutdownGracePeriod: TimeAmount,
+        timeouts: Timeouts = Timeouts(requestRead: .seconds(30), idle: nil), logger: Logger
     ) {
+        self.timeouts = timeouts
         self.session = session
         self.handler = handler
         self.streamHandlers = streamHandlers
@@ -58,18 +70,23 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func channelActive(context: ChannelHandlerContext) {
         flushOutput()  // our SETTINGS
+        startSweep(context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        sweep?.cancel()
+        sweep = nil
         cancelAll()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        lastRead = .now()
         do {
             try session.receive(buffer)
+            if !handshakeDone { handshakeDone = session.hasReceivedPeerSettings }
         } catch {
             logger.debug("HTTP/2 protocol error, closing connection", metadata: ["error": "\(error)"])
             flushOutput()
@@ -118,6 +135,38 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
             me.close()
         }
         promise?.succeed()
+    }
+
+    // MARK: - Timeouts
+
+    /// Once a second: cut off requests dripping in past the read timeout, close a connection whose handshake
+    /// never finished, and send GOAWAY to one idle past the idle timeout.
+    private func startSweep(_ context: ChannelHandlerContext) {
+        guard sweep == nil else { return }
+        let opened = NIODeadline.now()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        sweep = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            let me = loopBound.value
+            let now = NIODeadline.now()
+            let readTimeout = TimeAmount(me.timeouts.requestRead)
+            if !me.handshakeDone {
+                if now - opened >= readTimeout {
+                    me.logger.debug("closing a gRPC connection that did not finish its handshake in time")
+                    me.close()
+                }
+                return
+            }
+            if me.session.expireIncompleteRequests(beganBefore: now - readTimeout, timeout: me.timeouts.requestRead) > 0 {
+                me.flushOutput()
+            }
+            if let idle = me.timeouts.idle, me.session.openStreamCount == 0, now - me.lastRead >= TimeAmount(idle) {
+                me.logger.debug("closing an idle gRPC connection")
+                me.session.beginGracefulShutdown()
+                me.session.submitFinalGoaway()
+                me.flushOutput()
+                me.close()
+            }
+        }
     }
 
     // MARK: - Requests

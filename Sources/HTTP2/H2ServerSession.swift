@@ -118,6 +118,9 @@ public final class H2ServerSession {
 
     public var openStreamCount: Int { streams.count }
 
+    /// True once the client's first SETTINGS frame arrived (its handshake is complete).
+    public private(set) var hasReceivedPeerSettings = false
+
     // MARK: - Responses
 
     /// Answers a request. OK responses are HEADERS, DATA (prefixed message), trailers; errors are a
@@ -159,6 +162,19 @@ public final class H2ServerSession {
         }
         stream.trailerStatus = status
         resumeDeferredBody(stream)
+    }
+
+    /// Answers every unary request still being received that began before `cutoff` with CANCELLED and
+    /// stops reading it: a client dripping a request cannot hold a stream (and its buffer) for ever.
+    /// Streaming calls are exempt (they stay open by design). Returns how many were cut off.
+    @discardableResult
+    public func expireIncompleteRequests(beganBefore cutoff: NIODeadline, timeout: Duration) -> Int {
+        var expired = 0
+        for stream in streams.values where !stream.remoteClosed && !stream.responded && !stream.isStreaming && stream.began < cutoff {
+            reject(stream, httpStatus: "200", GRPCStatus(.cancelled, "request not received completely within \(timeout) of its headers"))
+            expired += 1
+        }
+        return expired
     }
 
     /// Starts a graceful shutdown: GOAWAY notice (last id 2^31-1), a PING, and on its ACK the final
@@ -205,7 +221,7 @@ public final class H2ServerSession {
     private func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let hd = frame.pointee.hd
         guard hd.type == UInt8(NGHTTP2_HEADERS.rawValue), frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
-        streams[hd.stream_id] = ServerStream(id: hd.stream_id, maxMessageSize: configuration.maxMessageSize)
+        streams[hd.stream_id] = ServerStream(id: hd.stream_id, maxMessageSize: configuration.maxMessageSize, began: .now())
         return 0
     }
 
@@ -250,6 +266,8 @@ public final class H2ServerSession {
         case NGHTTP2_DATA.rawValue:
             guard let stream = streams[hd.stream_id] else { return 0 }
             if hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 { requestEnded(stream) }
+        case NGHTTP2_SETTINGS.rawValue:
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { hasReceivedPeerSettings = true }
         case NGHTTP2_PING.rawValue:
             if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0, shutdownState == .noticeSent { submitFinalGoaway() }
         default:
@@ -459,8 +477,12 @@ private final class ServerStream {
     /// The data source returned NGHTTP2_ERR_DEFERRED and waits for `nghttp2_session_resume_data`.
     var bodyDeferred = false
 
-    init(id: Int32, maxMessageSize: Int) {
+    /// When its HEADERS began (for the request read timeout).
+    let began: NIODeadline
+
+    init(id: Int32, maxMessageSize: Int, began: NIODeadline) {
         self.id = id
+        self.began = began
         self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
     }
 }

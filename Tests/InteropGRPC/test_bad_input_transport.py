@@ -306,6 +306,50 @@ def test_garbage_frames_get_goaway_and_the_server_keeps_serving(strict_server, s
     _assert_serving(strict_server, strict_grpc, pb)
 
 
+def test_grpc_request_dripped_after_its_headers_is_cancelled_at_the_read_timeout(strict_server, strict_grpc, pb):
+    c = RawH2(strict_server.grpc_port)
+    c.events(0.3)
+    c.headers(1)
+    c.flush()
+    began = time.monotonic()
+    ended = None
+    message = b"\x00\x00\x00\x00\x10" + b"x" * 16  # a 16-byte message, sent a byte at a time
+    for i in range(len(message)):
+        c.conn.send_data(1, message[i:i + 1])
+        c.flush()
+        evs = c.events(0.25)
+        done = [e for e in evs if isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.TrailersReceived,
+                                                 h2.events.ResponseReceived))]
+        headers = dict((k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v)
+                       for e in evs if isinstance(e, (h2.events.ResponseReceived, h2.events.TrailersReceived))
+                       for k, v in e.headers)
+        if done:
+            ended = time.monotonic() - began
+            break
+    c.close()
+    assert ended is not None, "the dripping stream was never cut off"
+    assert READ_TIMEOUT - 0.5 <= ended <= READ_TIMEOUT + 2.5, ended
+    assert headers.get("grpc-status") == str(grpc.StatusCode.CANCELLED.value[0]), headers
+    assert "not received completely" in headers.get("grpc-message", ""), headers
+    _assert_serving(strict_server, strict_grpc, pb)
+
+
+def test_grpc_connection_without_handshake_is_closed(strict_server):
+    s = _connect(strict_server.grpc_port)
+    s.sendall(b"PRI * HTTP/2.0\r\n")  # half a preface, then nothing
+    waited = _closed_within(s, READ_TIMEOUT + 3)
+    s.close()
+    assert waited is not None and READ_TIMEOUT - 1 <= waited <= READ_TIMEOUT + 2.5, waited
+
+
+def test_idle_grpc_connection_gets_goaway(strict_server):
+    c = RawH2(strict_server.grpc_port)
+    evs = c.events(IDLE_TIMEOUT + 3)
+    c.close()
+    goaway = [e for e in evs if isinstance(e, h2.events.ConnectionTerminated)]
+    assert goaway and goaway[0].error_code == h2.errors.ErrorCodes.NO_ERROR, evs
+
+
 def test_slow_and_fast_clients_together(strict_server, strict_grpc, pb):
     """While slow-drip connections are open, normal requests are served at once."""
     drips = [_connect(strict_server.http_port) for _ in range(50)]
