@@ -175,6 +175,27 @@ def test_10000_steps_over_http_name_the_limit(strict_server):
     assert strict_server.query("ten-thousand-http")["transaction"] is None
 
 
+BAD_GIDS = [
+    ("", "gid is missing or empty"),
+    ("x" * 129, "gid is 129 bytes long; the limit is 128"),
+    ('a"b', "gid contains the character '\"'"),
+    ("a;b", "gid contains the character ';'"),
+    ("a\nb", "gid contains the character 0xa"),
+    ("a'b", "gid contains the character"),
+]
+
+
+@pytest.mark.parametrize("gid,message", BAD_GIDS)
+def test_bad_gids_over_http_and_grpc(strict_server, strict_grpc, pb, gid, message):
+    before = _stored_count(strict_server)
+    r = requests.post(strict_server.api + "/submit", json={"gid": gid, "trans_type": "saga", "steps": []}, timeout=5)
+    assert r.status_code == 400 and message in r.json()["message"], (r.status_code, r.text)
+    with pytest.raises(grpc.RpcError) as err:
+        strict_grpc.Submit(h.saga_request(pb, gid, [], []), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in err.value.details(), err.value.details()
+    assert _stored_count(strict_server) == before
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # gRPC / HTTP/2
 
