@@ -190,7 +190,9 @@ public enum ProtoCodec {
             var action: String
             var compensate: String
         }
-        guard !steps.isEmpty, let data = try? JSONEncoder().encode(steps.map { Step(action: $0.action, compensate: $0.compensate) }) else {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes  // as Go's encoding/json writes URLs
+        guard !steps.isEmpty, let data = try? encoder.encode(steps.map { Step(action: $0.action, compensate: $0.compensate) }) else {
             return "null"
         }
         return String(decoding: data, as: UTF8.self)

@@ -3,8 +3,8 @@ import DTMCore
 /// A fast path for the `Steps` field of a gRPC `DtmRequest`: the JSON text dtmgrpc sends for every saga
 /// and msg (`[{"action":"…","compensate":"…"},…]`). JSONDecoder cost ~4% of a saga's CPU; this scanner
 /// reads the common shape directly. It accepts only a strict subset — an array of `null` or of objects
-/// whose values are strings without escapes — and returns nil for anything else, so the caller falls
-/// back to JSONDecoder and every other input keeps JSONDecoder's exact result or error.
+/// whose values are strings (escapes other than `\u` allowed) — and returns nil for anything else, so the
+/// caller falls back to JSONDecoder and every other input keeps JSONDecoder's exact result or error.
 enum StepsJSONScanner {
     static func scan(_ text: String) -> [TransStep]? {
         var text = text
@@ -46,32 +46,56 @@ enum StepsJSONScanner {
             repeat {
                 guard let key = string(), consume(UInt8(ascii: ":")), let value = string() else { return nil }
                 // A repeated key is left to JSONDecoder, whose choice between the values is the reference.
-                if key.elementsEqual("action".utf8) {
-                    guard action == nil, let v = String(validating: value, as: UTF8.self) else { return nil }
-                    action = v
-                } else if key.elementsEqual("compensate".utf8) {
-                    guard compensate == nil, let v = String(validating: value, as: UTF8.self) else { return nil }
-                    compensate = v
+                if key == "action" {
+                    guard action == nil else { return nil }
+                    action = value
+                } else if key == "compensate" {
+                    guard compensate == nil else { return nil }
+                    compensate = value
                 }
             } while consume(UInt8(ascii: ","))
             let step = TransStep(action: action ?? "", compensate: compensate ?? "")
             return consume(UInt8(ascii: "}")) ? step : nil
         }
 
-        /// The bytes of a string without escapes or control characters; nil otherwise.
-        private mutating func string() -> UnsafeBufferPointer<UInt8>.SubSequence? {
+        /// A string literal: valid UTF-8, no control characters, escapes other than `\u` decoded (Foundation's
+        /// JSONEncoder writes `\/` in every URL). Nil for anything else.
+        private mutating func string() -> String? {
             guard consume(UInt8(ascii: "\"")) else { return nil }
             let start = i
+            var decoded: [UInt8]?  // only once an escape is seen
             while i < bytes.count {
                 let b = bytes[i]
                 if b == UInt8(ascii: "\"") {
                     defer { i += 1 }
-                    return bytes[start..<i]
+                    if let decoded { return String(validating: decoded, as: UTF8.self) }
+                    return String(validating: bytes[start..<i], as: UTF8.self)
                 }
-                if b == UInt8(ascii: "\\") || b < 0x20 { return nil }
+                if b < 0x20 { return nil }
+                if b == UInt8(ascii: "\\") {
+                    guard i + 1 < bytes.count, let unescaped = Self.unescape(bytes[i + 1]) else { return nil }
+                    if decoded == nil { decoded = Array(bytes[start..<i]) }
+                    decoded!.append(unescaped)
+                    i += 2
+                    continue
+                }
+                decoded?.append(b)
                 i += 1
             }
             return nil
+        }
+
+        /// The byte a two-character escape stands for; nil for `\u` (left to JSONDecoder) and invalid ones.
+        private static func unescape(_ b: UInt8) -> UInt8? {
+            switch b {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): b
+            case UInt8(ascii: "b"): 0x08
+            case UInt8(ascii: "f"): 0x0C
+            case UInt8(ascii: "n"): 0x0A
+            case UInt8(ascii: "r"): 0x0D
+            case UInt8(ascii: "t"): 0x09
+            default: nil
+            }
         }
 
         private mutating func consume(_ byte: UInt8) -> Bool {

@@ -40,10 +40,11 @@ struct ProtoCodecTests {
             #"[ {"compensate":"c","action":"a"} , null, {"action":"a2"}, {} ]"#,
             #"[{"action":"x","other":"z"}]"#,
             "[]",
+            #"[{"action":"127.0.0.1:1\/busi.Busi\/TransOut","compensate":"a\"b\\c\n\t"}]"#,
         ]
         for text in common { #expect(StepsJSONScanner.scan(text) != nil, "fast path should handle \(text)") }
         let fallBack = [
-            #"[{"action":"a\u003cb","compensate":"\"q\""}]"#, #"[{"action":1}]"#, #"[{"action":"a"}] x"#,
+            #"[{"action":"a\u003cb","compensate":"\"q\""}]"#, #"[{"action":"a\x"}]"#, #"[{"action":"a\"}]"#, #"[{"action":1}]"#, #"[{"action":"a"}] x"#,
             #"[{"action":"a",}]"#, #"[{"action":"a"},]"#, #"[{"action":"é\n"}]"#, "[nul]", #"{"action":"a"}"#,
             #"[{"action":["a"]}]"#, #"[{"action":"unterminated]"#, "[", #"[{"action":null}]"#,
             #"[{"action":"x","action":"y"}]"#,
