@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C libraries from Debian, each wrapped by exactly one Swift target.
@@ -99,10 +100,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // Benchmark: a fast gRPC branch service and a load generator (scripts/bench.sh).
+        // Benchmark: a fast gRPC and HTTP/1.1 branch service and a load generator (scripts/bench.sh).
         .executableTarget(
             name: "dtm-bench",
-            dependencies: ["DTMCore", "DTMGRPC", "HTTP2", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "DTMCore", "DTMGRPC", "HTTP2",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
 

@@ -1,28 +1,122 @@
 #!/usr/bin/env bash
-# Builds release, starts the coordinator on a fresh SQLite file (synchronous=FULL, as in production) and
-# drives it with dtm-bench; prints the figures, and h2load's NewGid rate as the machine's ceiling.
-# Usage: scripts/bench.sh [SECONDS] [CLIENTS]
+# Benchmark: builds release, starts the coordinator on a fresh SQLite file (synchronous=FULL, as in production)
+# and drives it with dtm-bench (its own gRPC + HTTP/1.1 branch service on the loopback), then prints one table
+# and the machine's ceiling (h2load against the coordinator's gRPC NewGid).
+#
+# Usage: scripts/bench.sh [--seconds S] [--clients N] [--rate R] [--open-clients N] [--compare 'COMMAND'] [S [N]]
+#   --seconds S       seconds of load per scenario (default 10; a bare first number means the same)
+#   --clients N       closed-loop clients per scenario (default 64; a bare second number means the same)
+#   --rate R          sagas/s of the open-loop gRPC scenario (default 5000)
+#   --open-clients N  most submits in flight in the open-loop scenario (default 1024)
+#   --compare 'CMD'   also start another DTM-compatible server with CMD (run with `bash -c "exec CMD"` in an
+#                     empty directory, environment HTTP_PORT and GRPC_PORT set to the ports it must listen on;
+#                     DTM itself reads both) and run the same load against it; prints its rows and the ratios.
+#                     CMD should exec one process (its CPU and memory are read from /proc by its PID), e.g.
+#                     --compare '/usr/local/bin/dtm'  or  --compare 'dtm -c /path/conf.yml'.
+# Scenarios: grpc and http submit (2 branches of the same protocol), each with wait_result false and true,
+# closed loop; grpc open loop at --rate. Columns: completed sagas/s (last action reached the branch service,
+# per gid), submit latency p50/p99/p999 ms (open loop: from the due time), submit→succeed p50/p99 ms, the
+# server's CPU µs per completed saga and resident memory, and a store check (gids sampled, found `succeed`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-10}
-clients=${2:-64}
+
+seconds=10 clients=64 rate=5000 open_clients=1024 compare="" positional=0
+while (($#)); do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --clients) clients=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --open-clients) open_clients=$2; shift 2 ;;
+    --compare) compare=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    [0-9]*) if ((positional == 0)); then seconds=$1; else clients=$1; fi; positional=$((positional + 1)); shift ;;
+    *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
 flock /tmp/swift-build.lock swift build -c release --product dtm-server >/dev/null
 flock /tmp/swift-build.lock swift build -c release --product dtm-bench >/dev/null
+bench=.build/release/dtm-bench
+
 dir=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+trap cleanup EXIT
+
+# wait_ready HTTP_PORT PID NAME: until the HTTP API answers NewGid (both DTM and swift-dtm serve it).
+wait_ready() {
+  for _ in $(seq 300); do
+    curl -sf "http://127.0.0.1:$1/api/dtmsvr/newGid" >/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { echo "bench.sh: $3 exited at start-up" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "bench.sh: $3 did not answer on port $1" >&2; return 1
+}
+
+# run_scenarios SERVER HTTP_PORT GRPC_PORT PID: appends "SERVER<TAB>ROW fields" lines to $dir/rows.
+run_scenarios() {
+  local server=$1 http=$2 grpc=$3 pid=$4 args
+  for args in "--scenario grpc --wait-result false --clients $clients" \
+              "--scenario grpc --wait-result true --clients $clients" \
+              "--scenario http --wait-result false --clients $clients" \
+              "--scenario http --wait-result true --clients $clients" \
+              "--scenario grpc --wait-result false --rate $rate --clients $open_clients"; do
+    # shellcheck disable=SC2086
+    "$bench" $args --target "127.0.0.1:$grpc" --http-target "127.0.0.1:$http" --seconds "$seconds" \
+      --pid "$pid" --row >"$dir/out" 2>&1 || { echo "bench.sh: dtm-bench failed ($server: $args)" >&2; cat "$dir/out" >&2; }
+    grep -v '^ROW' "$dir/out" | sed "s/^/[$server] /" >&2
+    grep '^ROW' "$dir/out" | cut -f2- | sed "s/^/$server\t/" >>"$dir/rows" || true
+  done
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
+
+# swift-dtm on a fresh SQLite file.
 http=$((20000 + RANDOM % 5000)); grpc=$((http + 1))
 HTTP_PORT=$http GRPC_PORT=$grpc LISTEN_HOST=127.0.0.1 STORE_FILE="$dir/dtm.sqlite" LOG_LEVEL=warn \
   .build/release/dtm-server >"$dir/server.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/api/ping" >/dev/null && break; sleep 0.1; done
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-for wait in false true; do
-  .build/release/dtm-bench --target "127.0.0.1:$grpc" --clients "$clients" --seconds "$seconds" --wait-result "$wait" --pid "$pid"
-  echo
-done
+pid=$!; pids+=("$pid")
+wait_ready "$http" "$pid" swift-dtm
+run_scenarios swift-dtm "$http" "$grpc" "$pid"
+ceiling="h2load not installed (Debian: nghttp2-client)"
 if command -v h2load >/dev/null; then
   printf '\x00\x00\x00\x00\x00' > "$dir/empty.grpc"
-  echo "ceiling: h2load gRPC NewGid:"
-  h2load -n 200000 -c 8 -m 64 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$dir/empty.grpc" \
-    "http://127.0.0.1:$grpc/dtmgimp.Dtm/NewGid" | grep -E 'finished in'
+  ceiling=$(h2load -n 200000 -c 8 -m 64 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$dir/empty.grpc" \
+    "http://127.0.0.1:$grpc/dtmgimp.Dtm/NewGid" | grep -E 'finished in' || echo "h2load failed")
+fi
+kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+
+if [[ -n "$compare" ]]; then
+  mkdir "$dir/compare"
+  chttp=$((25000 + RANDOM % 5000)); cgrpc=$((chttp + 1))
+  (cd "$dir/compare" && HTTP_PORT=$chttp GRPC_PORT=$cgrpc exec bash -c "exec $compare") >"$dir/compare.log" 2>&1 &
+  cpid=$!; pids+=("$cpid")
+  if wait_ready "$chttp" "$cpid" "compare server"; then
+    run_scenarios other "$chttp" "$cgrpc" "$cpid"
+  else
+    tail -20 "$dir/compare.log" >&2
+  fi
+  kill "$cpid" 2>/dev/null || true; wait "$cpid" 2>/dev/null || true
+fi
+
+echo
+echo "| server | scenario | sagas/s | submit p50 | p99 | p999 (ms) | submit→succeed p50 / p99 (ms) | CPU µs/saga | RSS MiB | store check |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$dir/rows"
+echo
+echo "ceiling, h2load gRPC NewGid on swift-dtm (8 connections × 64 streams): $ceiling"
+if [[ -n "$compare" ]]; then
+  echo
+  echo "ratios swift-dtm / other: sagas/s (higher is better), submit p99 and CPU per saga (lower is better)"
+  awk -F'\t' '
+    function ratio(a, b) { return (b + 0 > 0 && a != "-" && b != "-") ? sprintf("%.2f×", a / b) : "-" }
+    $1 == "swift-dtm" { ours[$2] = $0; order[n++] = $2 }
+    $1 == "other" { theirs[$2] = $0 }
+    END {
+      for (i = 0; i < n; i++) {
+        s = order[i]; if (!(s in theirs)) { print "  " s ": no result from the other server"; continue }
+        split(ours[s], o, "\t"); split(theirs[s], t, "\t")
+        printf "  %s: sagas/s %s, p99 %s, CPU/saga %s\n", s, ratio(o[3], t[3]), ratio(o[5], t[5]), ratio(o[9], t[9])
+      }
+    }' "$dir/rows"
 fi
