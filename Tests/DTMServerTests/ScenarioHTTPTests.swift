@@ -1,0 +1,431 @@
+import Foundation
+import Testing
+
+/// Spec §2.5 rows and DTM's own scenarios (spec §16.3) that the other HTTP end-to-end tests do not reach: the
+/// real server over JSON/HTTP, a real HTTP branch service; final statuses and branch rows read back with
+/// `query`, call order from the branch service's log. `resetNextCronTime` stands in for DTM's test-only
+/// `cronTransOnce` (spec §16.1).
+@Suite("end to end: DTM scenarios over JSON/HTTP")
+struct ScenarioHTTPTests {
+    let S = EndToEndModesTests.status
+    let B = EndToEndModesTests.branchStatuses
+
+    /// Brings the next cron round of `gid` forward once the round that made the last call has stored its outcome.
+    func cronOnce(_ server: ServerProcess, _ gid: String) async throws {
+        try await Task.sleep(for: .milliseconds(300))
+        let r = try await HTTP.post("\(server.base)/resetNextCronTime", json: ["gid": gid])
+        #expect(r.status == 200, "\(r.body)")
+    }
+
+    func transaction(_ server: ServerProcess, _ gid: String) async throws -> [String: Any] {
+        try await HTTP.get("\(server.base)/query?gid=\(gid)").json["transaction"] as? [String: Any] ?? [:]
+    }
+
+    func post(_ server: ServerProcess, _ api: String, _ json: [String: Any]) async throws -> HTTP.Response {
+        try await HTTP.post("\(server.base)/\(api)", json: json)
+    }
+
+    func registerTCC(_ server: ServerProcess, _ busi: BranchService, _ gid: String, _ id: String, _ name: String) async throws {
+        let r = try await post(server, "registerBranch", [
+            "gid": gid, "trans_type": "tcc", "branch_id": id, "data": #"{"amount":30}"#,
+            "confirm": "\(busi.base)/\(name)Confirm", "cancel": "\(busi.base)/\(name)Revert",
+        ])
+        #expect(r.status == 200, "\(r.body)")
+    }
+
+    @Test("(new) → submitted for tcc and xa; prepared → submitted for a saga; forceStop of an aborting tcc runs no further cancel")
+    func transitions() async throws {
+        let busi = try await BranchService.start()
+        let server = try ServerProcess()
+        try await server.start()
+        for type in ["tcc", "xa"] {
+            let r = try await post(server, "submit", ["gid": "np-\(type)", "trans_type": type, "wait_result": true])
+            #expect(r.status == 200, "\(type): \(r.body)")
+            #expect(try await S(server, "np-\(type)") == "succeed")
+        }
+        #expect(try await post(server, "prepare", EndToEndSagaTests.quickStart("prep-saga", busi: busi)).status == 200)
+        #expect(try await S(server, "prep-saga") == "prepared")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(busi.calls(gid: "prep-saga").isEmpty, "a prepared saga is not processed")
+        #expect(try await post(server, "submit", EndToEndSagaTests.quickStart("prep-saga", busi: busi, waitResult: true)).status == 200)
+        #expect(busi.trail(gid: "prep-saga") == ["TransOut/action", "TransIn/action"])
+        #expect(try await B(server, "prep-saga") == ["prepared", "succeed", "prepared", "succeed"])
+
+        // aborting → failed by forceStop: the cancel that errored is not called again, even by the cron loop.
+        busi.script("TransOutRevert", .error)
+        #expect(try await post(server, "prepare", ["gid": "fs-abort", "trans_type": "tcc", "retry_interval": 1]).status == 200)
+        try await registerTCC(server, busi, "fs-abort", "01", "TransOut")
+        #expect(try await post(server, "abort", ["gid": "fs-abort", "trans_type": "tcc"]).status == 200)
+        #expect(await busi.waitFor { _ in busi.calls(gid: "fs-abort").count == 1 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await S(server, "fs-abort") == "aborting")
+        #expect(try await post(server, "forceStop", ["gid": "fs-abort"]).status == 200)
+        #expect(try await S(server, "fs-abort") == "failed")
+        try await Task.sleep(for: .milliseconds(3500))  // past the backed-off retry (2 s) plus a cron pass
+        #expect(busi.trail(gid: "fs-abort") == ["TransOutRevert/cancel"])
+        #expect(try await B(server, "fs-abort") == ["prepared", "prepared"])
+        _ = server.terminate()
+        await busi.stop()
+    }
+
+    @Test("xa: abort rolls back first to last; a failing rollback stays aborting until abort again (TestXaRollback, TestXaCoverDBError); timeout (TestXaTimeout); commit ONGOING then cron (TestXaNotTimeout)")
+    func xa() async throws {
+        let busi = try await BranchService.start()
+        let server = try ServerProcess()
+        try await server.start()
+        func prepareXA(_ gid: String, _ names: [String], extra: [String: Any] = [:]) async throws {
+            #expect(try await post(server, "prepare", ["gid": gid, "trans_type": "xa"].merging(extra) { a, _ in a }).status == 200)
+            for (i, name) in names.enumerated() {
+                let r = try await post(server, "registerBranch", ["gid": gid, "trans_type": "xa", "branch_id": String(format: "%02d", i + 1), "url": "\(busi.base)/\(name)"])
+                #expect(r.status == 200, "\(r.body)")
+            }
+        }
+        busi.script("TransOutXa", .error)
+        try await prepareXA("xa-ab", ["TransOutXa", "TransInXa"])
+        #expect(try await post(server, "abort", ["gid": "xa-ab", "trans_type": "xa"]).status == 200)
+        #expect(await busi.waitFor { _ in busi.calls(gid: "xa-ab").count == 1 })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await S(server, "xa-ab") == "aborting")
+        #expect(try await post(server, "abort", ["gid": "xa-ab", "trans_type": "xa"]).status == 200)
+        _ = try await EndToEndSagaTests.waitForStatus(server, "xa-ab", "failed", timeout: 10)
+        #expect(busi.trail(gid: "xa-ab") == ["TransOutXa/rollback", "TransOutXa/rollback", "TransInXa/rollback"])
+        #expect(busi.calls(gid: "xa-ab").allSatisfy { $0.method == "POST" })
+        #expect(try await B(server, "xa-ab") == ["succeed", "prepared", "succeed", "prepared"])
+
+        // TestXaTimeout: a prepared xa past its timeout is rolled back; the client's submit is refused.
+        try await prepareXA("xa-to", ["TransOutXa"], extra: ["timeout_to_fail": 1])
+        _ = try await EndToEndSagaTests.waitForStatus(server, "xa-to", "failed", timeout: 15)
+        #expect(try await transaction(server, "xa-to")["rollback_reason"] as? String == "Timeout after 1 seconds")
+        #expect(busi.trail(gid: "xa-to") == ["TransOutXa/rollback"])
+        #expect(try await B(server, "xa-to") == ["succeed", "prepared"])
+        #expect(try await post(server, "submit", ["gid": "xa-to", "trans_type": "xa"]).status == 409)
+
+        // TestXaNotTimeout: commit answers ONGOING → stays submitted; the next cron round commits → [p,s].
+        busi.script("TransOutXa", .ongoing)
+        try await prepareXA("xa-on", ["TransOutXa"])
+        #expect(try await post(server, "submit", ["gid": "xa-on", "trans_type": "xa"]).status == 200)
+        #expect(await busi.waitFor { _ in busi.calls(gid: "xa-on").count == 1 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await S(server, "xa-on") == "submitted")
+        #expect(try await B(server, "xa-on") == ["prepared", "prepared"])
+        try await cronOnce(server, "xa-on")
+        _ = try await EndToEndSagaTests.waitForStatus(server, "xa-on", "succeed", timeout: 10)
+        #expect(busi.trail(gid: "xa-on") == ["TransOutXa/commit", "TransOutXa/commit"])
+        #expect(try await B(server, "xa-on") == ["prepared", "succeed"])
+        _ = server.terminate()
+        await busi.stop()
+    }
+
+    @Test("tcc: cancel ONGOING stays aborting, cron finishes (TestTccRollback); nested 0201 (TestTccNested); headers on confirm, empty confirm (TestTccHeaders); wait_result confirm ONGOING → 425")
+    func tcc() async throws {
+        let busi = try await BranchService.start()
+        let server = try ServerProcess()
+        try await server.start()
+        busi.script("TransOutRevert", .ongoing)
+        #expect(try await post(server, "prepare", ["gid": "tcc-rb", "trans_type": "tcc"]).status == 200)
+        try await registerTCC(server, busi, "tcc-rb", "01", "TransOut")
+        try await registerTCC(server, busi, "tcc-rb", "02", "TransIn")
+        #expect(try await post(server, "abort", ["gid": "tcc-rb", "trans_type": "tcc", "rollback_reason": "reason:Insufficient balance. FAILURE"]).status == 200)
+        #expect(await busi.waitFor { _ in busi.calls(gid: "tcc-rb").count == 2 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await S(server, "tcc-rb") == "aborting")
+        try await cronOnce(server, "tcc-rb")
+        _ = try await EndToEndSagaTests.waitForStatus(server, "tcc-rb", "failed", timeout: 10)
+        #expect(busi.trail(gid: "tcc-rb") == ["TransInRevert/cancel", "TransOutRevert/cancel", "TransOutRevert/cancel"])
+        #expect(try await B(server, "tcc-rb") == ["succeed", "prepared", "succeed", "prepared"])
+        #expect((try await transaction(server, "tcc-rb")["rollback_reason"] as? String)?.contains("FAILURE") == true)
+
+        #expect(try await post(server, "prepare", ["gid": "tcc-nest", "trans_type": "tcc"]).status == 200)
+        try await registerTCC(server, busi, "tcc-nest", "01", "TransOut")
+        try await registerTCC(server, busi, "tcc-nest", "02", "TransIn")
+        try await registerTCC(server, busi, "tcc-nest", "0201", "TransInNested")
+        #expect(try await post(server, "submit", ["gid": "tcc-nest", "trans_type": "tcc", "wait_result": true]).status == 200)
+        #expect(busi.trail(gid: "tcc-nest") == ["TransInNestedConfirm/confirm", "TransInConfirm/confirm", "TransOutConfirm/confirm"])
+        #expect(busi.calls(gid: "tcc-nest").map { $0.query["branch_id"] ?? "" } == ["0201", "02", "01"])
+        #expect(try await B(server, "tcc-nest") == ["prepared", "succeed", "prepared", "succeed", "prepared", "succeed"])
+
+        #expect(try await post(server, "prepare", ["gid": "tcc-hdr", "trans_type": "tcc", "branch_headers": ["test_header": "test"]]).status == 200)
+        #expect(try await post(server, "registerBranch", ["gid": "tcc-hdr", "trans_type": "tcc", "branch_id": "01", "confirm": "", "cancel": ""]).status == 200)
+        try await registerTCC(server, busi, "tcc-hdr", "02", "TransIn")
+        #expect(try await post(server, "submit", ["gid": "tcc-hdr", "trans_type": "tcc", "wait_result": true, "branch_headers": ["test_header": "test"]]).status == 200)
+        #expect(busi.trail(gid: "tcc-hdr") == ["TransInConfirm/confirm"])
+        #expect(busi.calls(gid: "tcc-hdr").first?.headers["test_header"] == "test")
+        #expect(try await B(server, "tcc-hdr") == ["prepared", "succeed", "prepared", "succeed"])
+
+        // wait_result with a confirm that answers ONGOING: 425, still submitted; the cron loop finishes it.
+        busi.script("TransInConfirm", .ongoing)
+        #expect(try await post(server, "prepare", ["gid": "tcc-wait", "trans_type": "tcc"]).status == 200)
+        try await registerTCC(server, busi, "tcc-wait", "01", "TransIn")
+        let waited = try await post(server, "submit", ["gid": "tcc-wait", "trans_type": "tcc", "wait_result": true])
+        #expect(waited.status == 425, "\(waited.body)")
+        #expect(waited.json["dtm_result"] as? String == "ONGOING")
+        #expect(try await S(server, "tcc-wait") == "submitted")
+        try await cronOnce(server, "tcc-wait")
+        _ = try await EndToEndSagaTests.waitForStatus(server, "tcc-wait", "succeed", timeout: 10)
+        #expect(busi.trail(gid: "tcc-wait") == ["TransInConfirm/confirm", "TransInConfirm/confirm"])
+        _ = server.terminate()
+        await busi.stop()
+    }
+
+    @Test("concurrent sagas (TestSagaCon*): normal, rollback with and without orders, committed ONGOING")
+    func concurrentSagas() async throws {
+        let busi = try await BranchService.start()
+        let server = try ServerProcess()
+        try await server.start()
+        func saga(_ gid: String, orders: Bool, wait: Bool = false) -> [String: Any] {
+            var s = EndToEndSagaTests.quickStart(gid, busi: busi, waitResult: wait)
+            s["custom_data"] = orders ? #"{"concurrent":true,"orders":{"1":[0]}}"# : #"{"concurrent":true}"#
+            return s
+        }
+        // TestSagaConNormal
+        #expect(try await post(server, "submit", saga("con-ok", orders: false, wait: true)).status == 200)
+        #expect(Set(busi.trail(gid: "con-ok")) == ["TransOut/action", "TransIn/action"])
+        #expect(try await B(server, "con-ok") == ["prepared", "succeed", "prepared", "succeed"])
+
+        // TestSagaConRollbackOrder: TransOut FAILURE, TransIn depends on it and never starts → [s,f,p,p].
+        busi.script("TransOut", .failure)
+        #expect(try await post(server, "submit", saga("con-rb1", orders: true, wait: true)).status == 409)
+        #expect(busi.trail(gid: "con-rb1") == ["TransOut/action", "TransOutRevert/compensate"])
+        #expect(try await S(server, "con-rb1") == "failed")
+        #expect(try await B(server, "con-rb1") == ["succeed", "failed", "prepared", "prepared"])
+
+        // TestSagaConRollbackOrder2: TransIn FAILURE → step 2 compensated before step 1 → [s,s,s,f].
+        busi.script("TransIn", .failure)
+        #expect(try await post(server, "submit", saga("con-rb2", orders: true, wait: true)).status == 409)
+        #expect(busi.trail(gid: "con-rb2") == ["TransOut/action", "TransIn/action", "TransInRevert/compensate", "TransOutRevert/compensate"])
+        #expect(try await B(server, "con-rb2") == ["succeed", "succeed", "succeed", "failed"])
+
+        // TestSagaConRollbackNormal: TransOut FAILURE, TransOutRevert ONGOING once → aborting; cron → failed [s,f,s,s].
+        busi.script("TransOut", .failure)
+        busi.script("TransOutRevert", .ongoing)
+        #expect(try await post(server, "submit", saga("con-rb3", orders: false)).status == 200)
+        #expect(await busi.waitFor { _ in busi.calls(gid: "con-rb3").filter { $0.name == "TransOutRevert" }.count == 1 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await S(server, "con-rb3") == "aborting")
+        try await cronOnce(server, "con-rb3")
+        _ = try await EndToEndSagaTests.waitForStatus(server, "con-rb3", "failed", timeout: 10)
+        #expect(try await B(server, "con-rb3") == ["succeed", "failed", "succeed", "succeed"])
+        #expect(busi.trail(gid: "con-rb3").filter { $0 == "TransOutRevert/compensate" }.count == 2)
+
+        // TestSagaConCommittedOngoing: TransOut ONGOING once → [p,p,p,s] submitted; cron → [p,s,p,s].
+        busi.script("TransOut", .ongoing)
+        #expect(try await post(server, "submit", saga("con-on", orders: false)).status == 200)
+        #expect(await busi.waitFor { _ in busi.calls(gid: "con-on").count == 2 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await S(server, "con-on") == "submitted")
+        #expect(try await B(server, "con-on") == ["prepared", "prepared", "prepared", "succeed"])
+        try await cronOnce(server, "con-on")
+        _ = try await EndToEndSagaTests.waitForStatus(server, "con-on", "succeed", timeout: 10)
+        #expect(try await B(server, "con-on") == ["prepared", "succeed", "prepared", "succeed"])
+        #expect(busi.trail(gid: "con-on").filter { $0 == "TransIn/action" }.count == 1, "a succeeded branch is not called again")
+        _ = server.terminate()
+        await busi.stop()
+    }
+
+    @Test("saga options: empty URL (TestSagaEmptyUrl), legacy steps[].data (TestSagaCompatibleNormal), branch_headers on the first call and on the cron retry (TestSagaHeaders, TestSagaHeadersYes1), wait_result + ONGOING (TestSagaOptionsCommittedOngoingWait)")
+    func sagaOptions() async throws {
+        let busi = try await BranchService.start()
+        let server = try ServerProcess()
+        try await server.start()
+        let empty: [String: Any] = [
+            "gid": "s-empty", "trans_type": "saga", "wait_result": true,
+            "steps": [["action": "\(busi.base)/TransOut", "compensate": ""], ["action": "", "compensate": ""]], "payloads": ["{}", "{}"],
+        ]
+        #expect(try await post(server, "submit", empty).status == 200)
+        #expect(busi.trail(gid: "s-empty") == ["TransOut/action"])
+        #expect(try await B(server, "s-empty") == ["prepared", "succeed", "prepared", "succeed"])
+
+        // Raw legacy body: steps carry "data" strings, no payloads.
+        let legacy = #"{"gid":"s-legacy","trans_type":"saga","wait_result":true,"steps":[{"action":"\#(busi.base)/TransOut","compensate":"\#(busi.base)/TransOutRevert","data":"{\"amount\":30}"},{"action":"\#(busi.base)/TransIn","compensate":"\#(busi.base)/TransInRevert","data":"{\"amount\":30}"}]}"#
+        let r = try await HTTP.post("\(server.base)/submit", legacy)
+        #expect(r.status == 200, "\(r.body)")
+        #expect(busi.trail(gid: "s-legacy") == ["TransOut/action", "TransIn/action"])
+        #expect(busi.calls(gid: "s-legacy").allSatisfy { $0.body == #"{"amount":30}"# })
+        #expect(try await B(server, "s-legacy") == ["prepared", "succeed", "prepared", "succeed"])
+
+        busi.script("TransOut", .ongoing)
+        var headers = EndToEndSagaTests.quickStart("s-hdr", busi: busi)
+        headers["branch_headers"] = ["test_header": "test"]
+        #expect(try await post(server, "submit", headers).status == 200)
+        #expect(await busi.waitFor { _ in busi.calls(gid: "s-hdr").count == 1 })
+        try await cronOnce(server, "s-hdr")
+        _ = try await EndToEndSagaTests.waitForStatus(server, "s-hdr", "succeed", timeout: 10)
+        #expect(busi.trail(gid: "s-hdr") == ["TransOut/action", "TransOut/action", "TransIn/action"])
+        #expect(busi.calls(gid: "s-hdr").allSatisfy { $0.headers["test_header"] == "test" })
+
+        busi.script("TransOut", .ongoing)
+        let waited = try await post(server, "submit", EndToEndSagaTests.quickStart("s-wait-on", busi: busi, waitResult: true))
+        #expect(waited.status == 409, "\(waited.body)")
+        #expect(try await S(server, "s-wait-on") == "submitted")
+        #expect(try await B(server, "s-wait-on") == ["prepared", "prepared", "prepared", "prepared"])
+        try await cronOnce(server, "s-wait-on")
+        _ = try await EndToEndSagaTests.waitForStatus(server, "s-wait-on", "succeed", timeout: 10)
+        #expect(try await B(server, "s-wait-on") == ["prepared", "succeed", "prepared", "succeed"])
+        _ = server.terminate()
+        await busi.stop()
+    }
+
+    @Test("msg: check-back ONGOING, then SUCCESS with TransIn ONGOING → submitted, cron → succeed (TestMsgTimeoutSuccess); delay (TestMsgDelayNormal); concurrent (TestMsgConcurrent); prepare twice, prepare after finish (TestMsgAbnormal)")
+    func msg() async throws {
+        let busi = try await BranchService.start()
+        let server = try ServerProcess()
+        try await server.start()
+        func msg(_ gid: String, _ extra: [String: Any] = [:]) -> [String: Any] {
+            [
+                "gid": gid, "trans_type": "msg", "query_prepared": "\(busi.base)/QueryPrepared",
+                "steps": [["action": "\(busi.base)/TransOut"], ["action": "\(busi.base)/TransIn"]],
+                "payloads": [#"{"amount":30}"#, #"{"amount":30}"#],
+            ].merging(extra) { _, b in b }
+        }
+        busi.script("QueryPrepared", .ongoing)
+        busi.script("TransIn", .ongoing)
+        #expect(try await post(server, "prepare", msg("m-to", ["timeout_to_fail": 1, "retry_interval": 60])).status == 200)
+        try await Task.sleep(for: .milliseconds(1100))
+        try await cronOnce(server, "m-to")
+        #expect(await busi.waitFor { _ in busi.calls(gid: "m-to").count == 1 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await S(server, "m-to") == "prepared")
+        try await cronOnce(server, "m-to")
+        #expect(await busi.waitFor { _ in busi.calls(gid: "m-to").count == 4 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await S(server, "m-to") == "submitted")
+        #expect(try await B(server, "m-to") == ["succeed", "prepared"])
+        try await cronOnce(server, "m-to")
+        _ = try await EndToEndSagaTests.waitForStatus(server, "m-to", "succeed", timeout: 10)
+        #expect(busi.trail(gid: "m-to") == ["QueryPrepared/msg", "QueryPrepared/msg", "TransOut/action", "TransIn/action", "TransIn/action"])
+        #expect(try await B(server, "m-to") == ["succeed", "succeed"])
+
+        // delay 2: the submit round defers the branches; they run about 2 s later.
+        let submitted = Date()
+        #expect(try await post(server, "submit", msg("m-delay", ["custom_data": #"{"delay":2}"#])).status == 200)
+        try await Task.sleep(for: .milliseconds(700))
+        #expect(busi.calls(gid: "m-delay").isEmpty)
+        #expect(try await S(server, "m-delay") == "submitted")
+        #expect(try await B(server, "m-delay") == ["prepared", "prepared"])
+        _ = try await EndToEndSagaTests.waitForStatus(server, "m-delay", "succeed", timeout: 10)
+        #expect(Date().timeIntervalSince(submitted) >= 1.9)
+        #expect(busi.trail(gid: "m-delay") == ["TransOut/action", "TransIn/action"])
+
+        // concurrent: both branches in one round.
+        busi.script("TransOut", BranchService.Answer(delay: 0.5))
+        busi.script("TransIn", BranchService.Answer(delay: 0.5))
+        let started = Date()
+        #expect(try await post(server, "submit", msg("m-con", ["concurrent": true, "wait_result": true])).status == 200)
+        #expect(Date().timeIntervalSince(started) < 0.95, "two 0.5 s branches one after the other take ≥ 1 s")
+        #expect(Set(busi.trail(gid: "m-con")) == ["TransOut/action", "TransIn/action"])
+        #expect(try await B(server, "m-con") == ["succeed", "succeed"])
+
+        // TestMsgAbnormal: prepare twice is fine, submit, then prepare again is refused with 409.
+        #expect(try await post(server, "prepare", msg("m-ab")).status == 200)
+        #expect(try await post(server, "prepare", msg("m-ab")).status == 200)
+        #expect(try await post(server, "submit", msg("m-ab", ["wait_result": true])).status == 200)
+        let again = try await post(server, "prepare", msg("m-ab"))
+        #expect(again.status == 409, "\(again.body)")
+        _ = server.terminate()
+        await busi.stop()
+    }
+    @Test("TCC over JSON-RPC (TestTccJrpcNormal); abort with no branches (TestTccCoverPanic, TestXaLocalError); legacy 200 ONGOING body from a cancel (TestTccOldRollback); resubmit while submitted (TestSagaAbnormal)")
+    func jsonRPCTCCAndAbnormal() async throws {
+        let busi = try await BranchService.start()
+        let server = try ServerProcess()
+        try await server.start()
+        let rpc = "http://127.0.0.1:\(server.httpPort)/api/json-rpc"
+        func call(_ method: String, _ params: [String: Any]) async throws -> [String: Any] {
+            try await HTTP.post(rpc, json: ["jsonrpc": "2.0", "id": "no-use", "method": method, "params": params]).json
+        }
+        #expect(try await call("prepare", ["gid": "jt-1", "trans_type": "tcc", "protocol": "json-rpc"])["error"] is NSNull)
+        for (id, name) in [("01", "TransOut"), ("02", "TransIn")] {
+            let r = try await call("registerBranch", [
+                "gid": "jt-1", "trans_type": "tcc", "branch_id": id, "data": #"{"amount":30}"#,
+                "confirm": "\(busi.base)/\(name)Confirm", "cancel": "\(busi.base)/\(name)Revert",
+            ])
+            #expect(r["error"] is NSNull, "\(r)")
+        }
+        #expect(try await call("submit", ["gid": "jt-1", "trans_type": "tcc", "wait_result": true])["error"] is NSNull)
+        #expect(try await S(server, "jt-1") == "succeed")
+        #expect(busi.trail(gid: "jt-1") == ["TransInConfirm/confirm", "TransOutConfirm/confirm"])
+        #expect(try await B(server, "jt-1") == ["prepared", "succeed", "prepared", "succeed"])
+
+        // A client whose global function failed before registering anything aborts: failed, nothing called.
+        for type in ["tcc", "xa"] {
+            #expect(try await post(server, "prepare", ["gid": "ab-\(type)", "trans_type": type]).status == 200)
+            #expect(try await post(server, "abort", ["gid": "ab-\(type)", "trans_type": type, "rollback_reason": "user panic"]).status == 200)
+            _ = try await EndToEndSagaTests.waitForStatus(server, "ab-\(type)", "failed", timeout: 5)
+            #expect(try await transaction(server, "ab-\(type)")["rollback_reason"] as? String == "user panic")
+            #expect(try await B(server, "ab-\(type)") == [])
+        }
+
+        // A cancel answering the legacy way, 200 {"dtm_result":"ONGOING"}, is ONGOING: aborting until the cron round.
+        busi.script("TransOutRevert", BranchService.Answer(status: 200, body: #"{"dtm_result":"ONGOING"}"#))
+        #expect(try await post(server, "prepare", ["gid": "tcc-old", "trans_type": "tcc"]).status == 200)
+        try await registerTCC(server, busi, "tcc-old", "01", "TransOut")
+        try await registerTCC(server, busi, "tcc-old", "02", "TransIn")
+        #expect(try await post(server, "abort", ["gid": "tcc-old", "trans_type": "tcc"]).status == 200)
+        #expect(await busi.waitFor { _ in busi.calls(gid: "tcc-old").count == 2 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await S(server, "tcc-old") == "aborting")
+        try await cronOnce(server, "tcc-old")
+        _ = try await EndToEndSagaTests.waitForStatus(server, "tcc-old", "failed", timeout: 10)
+        #expect(try await B(server, "tcc-old") == ["succeed", "prepared", "succeed", "prepared"])
+
+        // TestSagaAbnormal: submit again while submitted re-processes it; after succeed it is refused.
+        busi.script("TransOut", .ongoing)
+        #expect(try await post(server, "submit", EndToEndSagaTests.quickStart("s-ab", busi: busi)).status == 200)
+        #expect(await busi.waitFor { _ in busi.calls(gid: "s-ab").count == 1 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await S(server, "s-ab") == "submitted")
+        #expect(try await post(server, "submit", EndToEndSagaTests.quickStart("s-ab", busi: busi, waitResult: true)).status == 200)
+        #expect(try await S(server, "s-ab") == "succeed")
+        #expect(busi.trail(gid: "s-ab") == ["TransOut/action", "TransOut/action", "TransIn/action"])
+        #expect(try await post(server, "submit", EndToEndSagaTests.quickStart("s-ab", busi: busi)).status == 409)
+        _ = server.terminate()
+        await busi.stop()
+    }
+
+    @Test("topics: 20 concurrent subscribes to one new topic, version counts every successful update (TestConcurrentUpdateTopic); HTTP argument errors (TestTopicNormal)")
+    func topics() async throws {
+        let server = try ServerProcess()
+        try await server.start()
+        let base = server.base
+        let results = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            for i in 0..<20 {
+                group.addTask { (i, try await HTTP.get("\(base)/subscribe?topic=conc&url=http://127.0.0.1:1/u\(i)").status) }
+            }
+            return try await group.reduce(into: [(Int, Int)]()) { $0.append($1) }
+        }
+        let ok = results.filter { $0.1 == 200 }.map(\.0)
+        #expect(!ok.isEmpty)
+        for i in ok {
+            #expect(try await HTTP.get("\(base)/unsubscribe?topic=conc&url=http://127.0.0.1:1/u\(i)").status == 200)
+        }
+        let kv = try #require((try await HTTP.get("\(base)/queryKV?cat=topics&key=conc").json["kv"] as? [[String: Any]])?.first)
+        #expect(kv["version"] as? Int == 2 * ok.count, "\(ok.count) successful subscribes")
+        #expect(kv["v"] as? String == "[]")
+        // TestTopicNormal's error cases over HTTP.
+        #expect(try await HTTP.get("\(base)/subscribe?topic=&url=http://x/a").json["message"] as? String == "empty topic")
+        #expect(try await HTTP.get("\(base)/subscribe?topic=t1&url=").json["message"] as? String == "empty url")
+        #expect(try await HTTP.get("\(base)/unsubscribe?topic=nosuch&url=http://x/a").status == 500)
+        #expect(try await HTTP.send("\(base)/topic/nosuch", method: .DELETE, body: nil).status == 500)
+        _ = server.terminate()
+    }
+
+    @Test("workflow: a second progress row with the same branch id and op is refused (TestWorkflowBranchConflict); prepareWorkflow of a finished workflow returns its result (TestWorkflowRet)")
+    func workflowConflictAndResult() async throws {
+        let server = try ServerProcess()
+        try await server.start()
+        let wf: [String: Any] = ["gid": "wf-r", "trans_type": "workflow", "custom_data": #"{"data":"","name":"w"}"#]
+        #expect(try await post(server, "prepareWorkflow", wf).status == 200)
+        let progress: [String: Any] = ["gid": "wf-r", "trans_type": "workflow", "branch_id": "01", "op": "action", "status": "succeed", "data": "r1"]
+        #expect(try await post(server, "registerBranch", progress).status == 200)
+        let dup = try await post(server, "registerBranch", progress)
+        #expect(dup.status != 200, "\(dup.body)")
+        #expect(try await B(server, "wf-r") == ["succeed"])
+        #expect(try await post(server, "submit", ["gid": "wf-r", "trans_type": "workflow", "req_extra": ["status": "succeed", "result": "cmVz"]]).status == 200)
+        let again = try await post(server, "prepareWorkflow", wf).json
+        let t = try #require(again["transaction"] as? [String: Any])
+        #expect(t["status"] as? String == "succeed")
+        #expect(t["result"] as? String == "cmVz")
+        #expect((again["progresses"] as? [Any])?.count == 1)
+        _ = server.terminate()
+    }
+}
