@@ -76,6 +76,8 @@ struct EndToEndGRPCTests {
         user.script("/user.UserService/UserCreate", GRPCStatus(.failedPrecondition, "later"))
         _ = await Self.call(server, "Submit", Self.goZeroSaga("gz-ongoing", tag: tag, user: user, waitResult: false))
         #expect(await Self.waitFor { user.calls(gid: "gz-ongoing").count == 1 })
+        // Let the round store its ONGOING outcome first: its schedule update would push an earlier reset back out.
+        try await Task.sleep(for: .milliseconds(300))
         _ = try await HTTP.post("\(server.base)/resetNextCronTime", json: ["gid": "gz-ongoing"])
         _ = try await EndToEndSagaTests.waitForStatus(server, "gz-ongoing", "succeed", timeout: 10)
         _ = server.terminate()

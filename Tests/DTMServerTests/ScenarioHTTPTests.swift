@@ -324,7 +324,7 @@ struct ScenarioHTTPTests {
         _ = server.terminate()
         await busi.stop()
     }
-    @Test("TCC over JSON-RPC (TestTccJrpcNormal); abort with no branches (TestTccCoverPanic, TestXaLocalError); legacy 200 ONGOING body from a cancel (TestTccOldRollback); resubmit while submitted (TestSagaAbnormal)")
+    @Test("TCC over JSON-RPC (TestTccJrpcNormal); newGid with params \"\" and registerBranch with a bad trans_type (TestMsgJprcAbnormal2, TestMsgJprcAbnormal); abort with no branches (TestTccCoverPanic, TestXaLocalError); legacy 200 ONGOING body from a cancel (TestTccOldRollback); resubmit while submitted (TestSagaAbnormal)")
     func jsonRPCTCCAndAbnormal() async throws {
         let busi = try await BranchService.start()
         let server = try ServerProcess()
@@ -345,6 +345,17 @@ struct ScenarioHTTPTests {
         #expect(try await S(server, "jt-1") == "succeed")
         #expect(busi.trail(gid: "jt-1") == ["TransInConfirm/confirm", "TransOutConfirm/confirm"])
         #expect(try await B(server, "jt-1") == ["prepared", "succeed", "prepared", "succeed"])
+
+        // TestMsgJprcAbnormal2: newGid with params "" succeeds.
+        let gid = try await HTTP.post(rpc, #"{"jsonrpc":"2.0","id":"x","method":"newGid","params":""}"#).json
+        #expect(gid["error"] is NSNull, "\(gid)")
+        #expect(((gid["result"] as? [String: Any])?["gid"] as? String)?.count == 22)
+        // TestMsgJprcAbnormal: registerBranch with an unknown trans_type is refused. DTM panics and answers -32603;
+        // we report the bad argument as -32602 (invalid params) with DTM's text, and `result` is `{}` as DTM's.
+        let bad = try await call("registerBranch", ["gid": "jt-1", "trans_type": "not-exists", "branch_id": "03"])
+        #expect((bad["error"] as? [String: Any])?["code"] as? Int == -32602, "\(bad)")
+        #expect((bad["error"] as? [String: Any])?["message"] as? String == "unknow trans type: not-exists")
+        #expect((bad["result"] as? [String: Any])?.isEmpty == true)
 
         // A client whose global function failed before registering anything aborts: failed, nothing called.
         for type in ["tcc", "xa"] {

@@ -71,7 +71,7 @@ struct TransitionTableGRPCTests {
         await busi.stop()
     }
 
-    @Test("msg: Abort of a prepared msg fails it; check-back ONGOING then SUCCESS submits (TestMsgGrpcTimeoutSuccess); ONGOING then FAILURE fails (TestMsgGrpcTimeoutFailed)")
+    @Test("msg: Abort of a prepared msg fails it; Prepare then Submit; check-back ONGOING then SUCCESS submits (TestMsgGrpcTimeoutSuccess); ONGOING then FAILURE fails (TestMsgGrpcTimeoutFailed)")
     func msgCheckBack() async throws {
         let busi = try await GRPCBranchService.start()
         let server = try ServerProcess()
@@ -90,6 +90,15 @@ struct TransitionTableGRPCTests {
         #expect(await call(server, "Abort", msg("gm-abort")).isOK)
         #expect(try await S(server, "gm-abort") == "failed")
         #expect(try await B(server, "gm-abort") == ["prepared", "prepared"])
+
+        // prepared → submitted by Submit (no check-back) → succeed.
+        #expect(await call(server, "Prepare", msg("gm-sub")).isOK)
+        #expect(try await S(server, "gm-sub") == "prepared")
+        var submit = msg("gm-sub")
+        submit.options.waitResult = true
+        #expect(await call(server, "Submit", submit).isOK)
+        #expect(try await S(server, "gm-sub") == "succeed")
+        #expect(busi.trail(gid: "gm-sub") == ["TransOut/action", "TransIn/action"])
 
         // prepared → (check-back ONGOING) prepared → (SUCCESS) submitted → (TransOut ONGOING) stays → succeed.
         busi.script("/busi.Busi/QueryPrepared", GRPCStatus(.failedPrecondition, "ONGOING"), .init(.ok))
@@ -127,7 +136,7 @@ struct TransitionTableGRPCTests {
         await busi.stop()
     }
 
-    @Test("xa: Abort rolls back first to last; a failing rollback leaves it aborting, Abort again finishes it; timeout rolls back (TestXaGrpcRollback, TestXaTimeout)")
+    @Test("xa: Abort without branches (TestXaGrpcLocalError, TestTccGrpcCoverPanic); Abort rolls back first to last; a failing rollback leaves it aborting, Abort again finishes it; timeout rolls back (TestXaGrpcRollback, TestXaTimeout)")
     func xaAbortAndTimeout() async throws {
         let busi = try await GRPCBranchService.start()
         let server = try ServerProcess()
@@ -148,6 +157,17 @@ struct TransitionTableGRPCTests {
         _ = try await EndToEndSagaTests.waitForStatus(server, "gx-ab", "failed", timeout: 10)
         #expect(busi.trail(gid: "gx-ab") == ["TransOutXa/rollback", "TransOutXa/rollback", "TransInXa/rollback"])
         #expect(try await B(server, "gx-ab") == ["succeed", "prepared", "succeed", "prepared"])
+
+        // TestXaGrpcLocalError / TestTccGrpcCoverPanic: the client aborts before registering anything → failed.
+        for type in ["xa", "tcc"] {
+            #expect(await call(server, "Prepare", TransactionRequest(gid: "g-le-\(type)", transType: type)).isOK)
+            var abort = TransactionRequest(gid: "g-le-\(type)", transType: type)
+            abort.rollbackReason = "user panic"
+            #expect(await call(server, "Abort", abort).isOK)
+            _ = try await EndToEndSagaTests.waitForStatus(server, "g-le-\(type)", "failed", timeout: 10)
+            #expect(try await reason(server, "g-le-\(type)") == "user panic")
+            #expect(try await B(server, "g-le-\(type)") == [])
+        }
 
         // TestXaGrpcRollback: only branch 01 registered, the client aborts → failed, [s,p].
         #expect(await call(server, "Prepare", TransactionRequest(gid: "gx-rb", transType: "xa")).isOK)
@@ -172,7 +192,7 @@ struct TransitionTableGRPCTests {
         await busi.stop()
     }
 
-    @Test("tcc: cancel ONGOING leaves it aborting, cron finishes it (TestTccGrpcRollback); nested 0201 (TestTccGrpcNested); headers and empty confirm (TestTccGrpcHeaders); timeout (TestTccTimeout)")
+    @Test("tcc: cancel ONGOING leaves it aborting, cron finishes it (TestTccGrpcRollback); Abort again while aborting; nested 0201 (TestTccGrpcNested); headers and empty confirm (TestTccGrpcHeaders); timeout (TestTccTimeout)")
     func tccScenarios() async throws {
         let busi = try await GRPCBranchService.start()
         let server = try ServerProcess()
@@ -194,6 +214,19 @@ struct TransitionTableGRPCTests {
         #expect(busi.trail(gid: "gt-rb") == ["TransInRevert/cancel", "TransOutRevert/cancel", "TransOutRevert/cancel"])
         #expect(try await B(server, "gt-rb") == ["succeed", "prepared", "succeed", "prepared"])
         #expect(try await reason(server, "gt-rb") == "rpc error: code = Aborted desc = reason:")
+
+        // aborting → aborting: a tcc Abort while aborting re-runs the cancel that failed, then → failed.
+        busi.script("/busi.Busi/TransOutRevert", GRPCStatus(.unavailable, "down"))
+        #expect(await call(server, "Prepare", TransactionRequest(gid: "gt-again", transType: "tcc")).isOK)
+        #expect(await register(server, "gt-again", "tcc", "01", tccBranch(busi, "TransOut")).isOK)
+        #expect(await call(server, "Abort", TransactionRequest(gid: "gt-again", transType: "tcc")).isOK)
+        #expect(await EndToEndGRPCTests.waitFor { busi.calls(gid: "gt-again").count == 1 })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await S(server, "gt-again") == "aborting")
+        #expect(await call(server, "Abort", TransactionRequest(gid: "gt-again", transType: "tcc")).isOK)
+        _ = try await EndToEndSagaTests.waitForStatus(server, "gt-again", "failed", timeout: 10)
+        #expect(busi.trail(gid: "gt-again") == ["TransOutRevert/cancel", "TransOutRevert/cancel"])
+        #expect(try await B(server, "gt-again") == ["succeed", "prepared"])
 
         // TestTccGrpcNested: the try of 02 registers its nested branch 0201; confirms run last to first.
         #expect(await call(server, "Prepare", TransactionRequest(gid: "gt-nest", transType: "tcc")).isOK)

@@ -6,7 +6,7 @@ import Testing
 struct TransitionTableTests {
     let S = EndToEndModesTests.status
 
-    @Test("prepared → failed by msg abort, workflow submit failed and forceStop; aborting → failed by forceStop")
+    @Test("prepared → failed by msg abort, workflow submit failed and forceStop; aborting → aborting by tcc abort again, then failed")
     func toFailed() async throws {
         let busi = try await BranchService.start()
         let server = try ServerProcess()
