@@ -72,12 +72,10 @@ struct BranchHTTPClientTests {
     func deadline() async throws {
         let server = try await BranchHTTPTestServer.start()
         let pool = Self.makePool { $0.maxConnectionsPerHost = 1 }
-        // The slow call's deadline is long enough that the waiter below surely queues behind it even on a
-        // loaded machine (with a short one the connection could be gone, and the waiter would connect anew).
-        let slow = Task { try await Self.get(pool, server, "/slow", timeout: .seconds(2)) }
+        let slow = Task { try await Self.get(pool, server, "/slow", timeout: .milliseconds(300)) }
         #expect(await Self.eventually { server.stats.withLock { $0.heads.count } == 1 })
         // The one connection is busy: this call waits in the queue and fails there at its deadline.
-        await #expect(throws: HTTP1ClientError.deadlineExceeded) { try await Self.get(pool, server, "/ok", timeout: .milliseconds(200)) }
+        await #expect(throws: HTTP1ClientError.deadlineExceeded) { try await Self.get(pool, server, "/ok", timeout: .milliseconds(100)) }
         // /slow answers after 10 s: the call fails at its deadline, well before.
         await #expect(throws: HTTP1ClientError.deadlineExceeded) { try await slow.value }
         #expect(await Self.eventually { server.open == 0 }, "the timed-out connection is closed")
