@@ -115,6 +115,17 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer,address and -DFUZZING; a plain
+        // build gives a replayer that runs the harness on the files named as arguments).
+        .executableTarget(
+            name: "FuzzProtoRequest", dependencies: ["DTMGRPC", "DTMCore", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Fuzz/FuzzProtoRequest", swiftSettings: strict),
+        .executableTarget(
+            name: "FuzzJSONRequest", dependencies: ["DTMHTTP", "DTMCore", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Fuzz/FuzzJSONRequest", swiftSettings: strict),
+        .executableTarget(name: "FuzzH2Server", dependencies: ["HTTP2"], path: "Sources/Fuzz/FuzzH2Server", swiftSettings: strict),
+        .executableTarget(name: "FuzzGRPCFraming", dependencies: ["HTTP2"], path: "Sources/Fuzz/FuzzGRPCFraming", swiftSettings: strict),
+
         .testTarget(name: "DTMCoreTests", dependencies: ["DTMCore"], swiftSettings: strict),
         .testTarget(name: "DTMGRPCTests", dependencies: ["DTMGRPC", "DTMCore"], swiftSettings: strict),
         .testTarget(

@@ -28,12 +28,15 @@ public enum GRPCTimeout {
         let (seconds, attoseconds) = duration.components
         if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return "1n" }
         let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let totalNanos = nanos.overflow ? Int64.max : nanos.partialValue &+ (attoseconds + 999_999_999) / 1_000_000_000
+        // Past Int64 nanoseconds (~292 years): the largest value gRPC can express.
+        if nanos.overflow { return "99999999H" }
+        let totalNanos = nanos.partialValue + (attoseconds + 999_999_999) / 1_000_000_000
         let units: [(Int64, Character)] = [
             (1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"), (3_600_000_000_000, "H"),
         ]
         for (scale, unit) in units {
-            let value = (totalNanos + scale - 1) / scale
+            // Rounded up without `totalNanos + scale - 1`, which overflows near Int64.max.
+            let value = totalNanos / scale + (totalNanos % scale == 0 ? 0 : 1)
             if value <= 99_999_999 { return "\(value)\(unit)" }
         }
         return "99999999H"

@@ -67,6 +67,31 @@ struct CoordinatorAPITests {
         #expect(try await h.status("m2") == nil)
     }
 
+    /// Found while fuzzing (Tests/FuzzCorpus/regressions/*/retry-interval-overflow): retry_interval Int64.max
+    /// trapped converting the next cron time to microseconds; request_timeout did the same in the branch callers.
+    @Test("timeout_to_fail, retry_interval and request_timeout beyond 100 years are refused")
+    func optionLimits() async throws {
+        let h = Harness()
+        for (name, set) in [
+            ("timeout_to_fail", { (r: inout TransactionRequest) in r.options.timeoutToFail = .max }),
+            ("retry_interval", { (r: inout TransactionRequest) in r.options.retryInterval = .max }),
+            ("request_timeout", { (r: inout TransactionRequest) in r.options.requestTimeout = 3_153_600_001 }),
+        ] as [(String, (inout TransactionRequest) -> Void)] {
+            let r = h.saga("o-\(name)", steps: 1, configure: set)
+            await #expect(throws: DTMError.self) { try await h.coordinator.submit(r) }
+            await #expect(throws: DTMError.self) { try await h.coordinator.prepare(r) }
+            do {
+                try await h.coordinator.submit(r)
+            } catch let DTMError.invalidArgument(m) {
+                #expect(m.hasPrefix("\(name) is ") && m.hasSuffix("the limit is 3153600000"), "\(m)")
+            }
+            #expect(try await h.status("o-\(name)") == nil)
+        }
+        #expect(h.caller.calls.isEmpty)
+        try await h.coordinator.submit(h.saga("o-ok", steps: 1) { $0.options.retryInterval = 3_153_600_000 })
+        #expect(try await h.status("o-ok") == .succeed)
+    }
+
     @Test("legacy step data is the payload when payloads is empty")
     func legacyData() async throws {
         let h = Harness()

@@ -13,6 +13,9 @@ public struct Limits: Sendable, Equatable {
     public var maxBranchIDLength = 128
     /// Longest rollback reason stored.
     public var maxRollbackReasonLength = 1024
+    /// Largest `timeout_to_fail`, `retry_interval` and `request_timeout`, seconds (100 years): larger ones
+    /// overflowed the microsecond and millisecond arithmetic of cron times and branch call deadlines.
+    public var maxOptionSeconds: Int64 = 100 * 365 * 24 * 3600
 
     public init() {}
 
@@ -40,6 +43,16 @@ public struct Limits: Sendable, Equatable {
         if let bad = bytes.first(where: { !Limits.isAllowedGidByte($0) }) {
             throw .invalidArgument(
                 "gid contains the character \(Limits.describe(byte: bad)); allowed are letters, digits and -_.:@+=~")
+        }
+    }
+
+    /// Validates the time options of a request; the thrown message names the option.
+    public func checkOptions(_ options: TransOptions) throws(DTMError) {
+        for (name, value) in [
+            ("timeout_to_fail", options.timeoutToFail), ("retry_interval", options.retryInterval),
+            ("request_timeout", options.requestTimeout),
+        ] where value > maxOptionSeconds {
+            throw .invalidArgument("\(name) is \(value) seconds; the limit is \(maxOptionSeconds)")
         }
     }
 

@@ -310,6 +310,7 @@ public final class Coordinator: Sendable {
         if !request.payloads.isEmpty && request.payloads.count != request.steps.count {
             throw .invalidArgument("payloads has \(request.payloads.count) entries but steps has \(request.steps.count)")
         }
+        try limits.checkOptions(request.options)
         if request.customData.utf8.count > limits.maxCustomDataLength {
             throw .invalidArgument("custom_data is \(request.customData.utf8.count) bytes long; the limit is \(limits.maxCustomDataLength)")
         }
