@@ -2,27 +2,37 @@
 """Crash test for swift-dtm: kill -9 the coordinator under saga load and prove it never loses an acknowledged
 transaction nor breaks saga semantics (spec §4.4, §4.9, §7.2/§7.5, §8.2, §9).
 
-What it does (stdlib only; everything on 127.0.0.1):
+What it does (everything on 127.0.0.1; stdlib only, plus grpcio / grpcio-tools / protobuf for the gRPC share of the
+load — without them it warns and runs HTTP only):
 
 1. starts the dtm-server binary ($DTM_SERVER_BIN, else <repo>/.build/release/dtm-server, else
    <repo>/.build/debug/dtm-server) in a fresh temp dir on a SQLite store, TRANS_CRON_INTERVAL=1, LOG_LEVEL=warn;
-2. starts a threaded HTTP branch service whose behaviour is chosen by the gid prefix:
-   ``ok-…`` every action succeeds; ``fail<K>-…`` the action of step K answers 409 FAILURE; ``slow-…`` the action of
-   step 2 answers 425 ONGOING twice, then 200.  Compensations always answer 200.  Some calls sleep 0–300 ms.
-   Every call is logged in memory and appended to <tmp>/branch-calls.jsonl;
-3. several client threads submit sagas of 2–4 steps (some with wait_result) — a gid is *acknowledged* only when
-   the submit answered 200 (or, with wait_result, 409 with dtm_result FAILURE);
+2. starts a threaded HTTP branch service and a grpcio branch service whose behaviour is chosen by the gid prefix:
+   ``ok-…`` every action succeeds; ``fail<K>-…`` the action of step K answers FAILURE (HTTP 409 / gRPC ABORTED);
+   ``slow-…`` the action of step 2 answers ONGOING (HTTP 425 / gRPC FAILED_PRECONDITION) twice, then succeeds.
+   Compensations always succeed.  Some calls sleep 0–300 ms.  Every call of either protocol is logged in memory
+   (one log, one sequence) and appended to <tmp>/branch-calls.jsonl; gRPC calls are logged with the HTTP status
+   of the same outcome (200 / 409 / 425 / 404) besides their gRPC code, so one set of checks covers both;
+3. several client threads submit sagas of 2–4 steps (some with wait_result); a share of them (--grpc-share,
+   default a third) is submitted over gRPC (/dtmgimp.Dtm/Submit, Steps JSON + BinPayloads) with gRPC branches
+   (127.0.0.1:<port>/busi.Busi/Action<K>, …/Compensate<K>), the rest over HTTP with HTTP branches.  A gid is
+   *acknowledged* only when the submit answered 200 / gRPC OK (or, with wait_result, 409 with dtm_result FAILURE /
+   gRPC ABORTED);
 4. each round runs the load for a random 0.5–3 s, then SIGKILLs the server and restarts it on the same store;
 5. afterwards waits until every stored transaction is succeed/failed (≤ ~120 s; after a natural period that
    covers the cron lease and ONGOING retries, stragglers get POST resetNextCronTime), then checks every
-   transaction (lost / stuck / saga-semantics violations) and prints
+   transaction (lost / stuck / saga-semantics violations; a branch call must also come over the saga's own
+   protocol and carry its own step's payload) and prints
 
        rounds=R transactions=N acknowledged=A lost=L stuck=S violations=V
+       protocols: http transactions=… acknowledged=… lost=… stuck=… violations=…; grpc transactions=… …
        P passed, F failed
 
    exiting non-zero if anything is wrong.
 
-Usage: scripts/crash_test.py [ROUNDS] [--threads N] [--seed S] [--keep] ...
+gid layout: <kind>-<steps>s-<http|grpc>-r<round>-t<thread>-<seq>, e.g. fail2-3s-grpc-r7-t1-42.
+
+Usage: scripts/crash_test.py [ROUNDS] [--threads N] [--seed S] [--grpc-share F] [--keep] ...
 """
 
 import argparse
@@ -31,6 +41,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -44,10 +55,37 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+# grpcio's fork handlers only print "Other threads are currently calling into gRPC, skipping fork() handlers" at
+# every server (re)start; the forked child execs dtm-server at once and never uses gRPC.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+try:  # optional: the gRPC share of the load (scripts/setup.sh puts grpcio, grpcio-tools, protobuf in .venv)
+    import grpc
+    from concurrent import futures
+    _GRPC_IMPORT_ERROR = None
+except ImportError as _e:  # stdlib-only fallback: HTTP only
+    grpc = None
+    _GRPC_IMPORT_ERROR = _e
+
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FINAL = ("succeed", "failed")
 READY_TIMEOUT = 30.0
+PROTOCOLS = ("http", "grpc")
+PROTO_DIR = REPO_ROOT / "Protos"
+GRPC_SUBMIT = "/dtmgimp.Dtm/Submit"
+GRPC_BRANCH_SERVICE = "busi.Busi"
+# Channels to the coordinator: no proxy from the environment, no transparent retries (every submit is one attempt),
+# and quick reconnects after a kill -9 (grpcio's default back-off would idle the gRPC clients for seconds).
+GRPC_CHANNEL_OPTIONS = [
+    ("grpc.enable_http_proxy", 0),
+    ("grpc.enable_retries", 0),
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 500),
+]
+# One outcome, two protocols.  The call log and the checks use the HTTP status; gRPC calls also log their code.
+HTTP_STATUS_FOR = {"ok": 200, "fail": 409, "ongoing": 425, "unknown": 404}
+GRPC_CODE_FOR = {"ok": "OK", "fail": "ABORTED", "ongoing": "FAILED_PRECONDITION", "unknown": "UNIMPLEMENTED"}
 
 
 def log(msg):
@@ -100,21 +138,72 @@ def free_port(exclude=()):
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# gRPC messages, generated from <repo>/Protos at start-up
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def load_grpc_stubs(out_dir):
+    """Returns (stubs, None) or (None, why not).  stubs: DtmRequest, DtmTransOptions, ReqGrpc.
+
+    The same protoc run as Tests/InteropGRPC/grpc_harness.generate_stubs (a copy: the harness imports pytest).
+    Only the messages are generated: the client and the branch service call methods on raw bytes."""
+    if grpc is None:
+        return None, "cannot import grpc (%s)" % _GRPC_IMPORT_ERROR
+    try:
+        import grpc_tools  # noqa: F401
+        from google.protobuf import empty_pb2  # noqa: F401
+    except ImportError as e:
+        return None, "cannot import grpc_tools / protobuf (%s)" % e
+    files = ("dtmgimp.proto", "busi.proto")
+    for name in files + ("google/protobuf/empty.proto",):
+        if not (PROTO_DIR / name).is_file():
+            return None, "missing proto file %s" % (PROTO_DIR / name)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # google/protobuf/empty.proto is not generated: the generated code imports it from the protobuf runtime.
+    cmd = [sys.executable, "-m", "grpc_tools.protoc", "-I", str(PROTO_DIR), "--python_out=%s" % out_dir] + list(files)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, "grpc_tools.protoc did not run: %s" % e
+    if r.returncode != 0:
+        return None, "grpc_tools.protoc failed (%d): %s%s" % (r.returncode, r.stdout, r.stderr)
+    if str(out_dir) not in sys.path:
+        sys.path.insert(0, str(out_dir))
+    try:
+        import importlib
+
+        mods = {}
+        for name in ("dtmgimp_pb2", "busi_pb2"):
+            sys.modules.pop(name, None)
+            mods[name] = importlib.import_module(name)
+        stubs = type("GrpcStubs", (), {})()
+        stubs.DtmRequest = mods["dtmgimp_pb2"].DtmRequest
+        stubs.DtmTransOptions = mods["dtmgimp_pb2"].DtmTransOptions
+        stubs.ReqGrpc = mods["busi_pb2"].ReqGrpc
+    except Exception as e:  # version mismatch between generated code and runtime, missing message, ...
+        return None, "generated stubs unusable: %s: %s" % (type(e).__name__, e)
+    return stubs, None
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # gids
 # ------------------------------------------------------------------------------------------------------------------
 
 
 def parse_gid(gid):
-    """gid layout: <kind>-<steps>s-r<round>-t<thread>-<seq>, kind = ok | slow | fail<K>.
+    """gid layout: <kind>-<steps>s-<proto>-r<round>-t<thread>-<seq>, kind = ok | slow | fail<K>, proto = http | grpc.
 
-    Returns dict(kind, fail_step, steps) or None for a gid we never generate."""
+    Returns dict(kind, fail_step, steps, proto) or None for a gid we never generate."""
     try:
-        head, steps_part = gid.split("-")[:2]
+        head, steps_part, proto = gid.split("-")[:3]
         steps = int(steps_part.rstrip("s"))
+        if proto not in PROTOCOLS:
+            return None
         if head == "ok" or head == "slow":
-            return {"kind": head, "fail_step": None, "steps": steps}
+            return {"kind": head, "fail_step": None, "steps": steps, "proto": proto}
         if head.startswith("fail"):
-            return {"kind": "fail", "fail_step": int(head[4:]), "steps": steps}
+            return {"kind": "fail", "fail_step": int(head[4:]), "steps": steps, "proto": proto}
     except (ValueError, IndexError):
         pass
     return None
@@ -126,15 +215,17 @@ def parse_gid(gid):
 
 
 class BranchService:
-    """Threaded stdlib HTTP server playing the saga branches; logs every call."""
+    """The saga branches: a threaded stdlib HTTP server and (with stubs) a grpcio server; logs every call of both."""
 
     SLOW_ONGOING_TIMES = 2
+    GRPC_WORKERS = 64
 
-    def __init__(self, workdir, sleep_probability=0.3, max_sleep=0.3):
+    def __init__(self, workdir, stubs=None, sleep_probability=0.3, max_sleep=0.3):
         self.lock = threading.Lock()
         self.seq = 0
         self.calls = collections.defaultdict(list)  # gid -> [call dict]
         self.total = 0
+        self.total_by_proto = collections.Counter()
         self.slow_count = collections.Counter()  # gid -> calls of step-2 action so far
         self.sleep_probability = sleep_probability
         self.max_sleep = max_sleep
@@ -156,9 +247,8 @@ class BranchService:
 
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                if length > 0:
-                    self.rfile.read(length)
-                call, status, body, delay = owner._respond(self.command, self.path)
+                raw = self.rfile.read(length) if length > 0 else b""
+                call, status, body, delay = owner._respond_http(self.command, self.path, raw)
                 if delay:
                     time.sleep(delay)
                 owner._answered(call)
@@ -180,60 +270,133 @@ class BranchService:
         self.base_url = "http://%s:%d/busi" % (LOOPBACK, self.port)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="branch-service", daemon=True)
 
+        # gRPC: every method path is served as a unary RPC on raw bytes; /busi.Busi/Action<K> and
+        # /busi.Busi/Compensate<K> are the branches (the step is in the method, as it is in the HTTP path).
+        self.stubs = stubs
+        self.grpc_server = None
+        self.grpc_port = None
+        self.grpc_target = None
+        if stubs is not None:
+            class AnyMethod(grpc.GenericRpcHandler):
+                def service(self, handler_call_details):
+                    method = handler_call_details.method
+
+                    def handle(request, context):
+                        return owner._handle_grpc(method, request, context)
+
+                    return grpc.unary_unary_rpc_method_handler(handle)
+
+            self.grpc_server = grpc.server(
+                futures.ThreadPoolExecutor(max_workers=self.GRPC_WORKERS, thread_name_prefix="grpc-busi"),
+                handlers=[AnyMethod()], options=[("grpc.so_reuseport", 0)],
+            )
+            self.grpc_port = self.grpc_server.add_insecure_port("%s:%d" % (LOOPBACK, free_port(exclude=(port,))))
+            if not self.grpc_port:
+                raise RuntimeError("could not bind the gRPC branch service on %s" % LOOPBACK)
+            self.grpc_target = "%s:%d" % (LOOPBACK, self.grpc_port)
+
     def start(self):
         self.thread.start()
+        if self.grpc_server is not None:
+            self.grpc_server.start()
 
     def stop(self):
         try:
             self.httpd.shutdown()
             self.httpd.server_close()
+            if self.grpc_server is not None:
+                self.grpc_server.stop(grace=None).wait(timeout=5)
         finally:
             self.thread.join(timeout=5)
             with self.lock:
                 self.log_file.close()
 
-    def _respond(self, method, raw_path):
+    def _respond_http(self, method, raw_path, raw_body):
         parts = urllib.parse.urlsplit(raw_path)
         q = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-        gid = q.get("gid", "")
         segs = parts.path.strip("/").split("/")  # busi/<action|compensate>/<step>
         path_op = segs[1] if len(segs) == 3 else "?"
         try:
             step = int(segs[2]) if len(segs) == 3 else 0
         except ValueError:
             step = 0
+        try:
+            payload_step = json.loads(raw_body.decode("utf-8")).get("step")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            payload_step = "undecodable %r" % raw_body[:60]
+        call, outcome, delay = self._record(
+            "http", method, q.get("gid", ""), q.get("branch_id"), q.get("op"), q.get("trans_type"),
+            parts.path, path_op, step, payload_step)
+        body = {
+            "ok": {"dtm_result": "SUCCESS"},
+            "fail": {"dtm_result": "FAILURE", "message": "step %d fails FAILURE" % step},
+            "ongoing": {"dtm_result": "ONGOING"},
+            "unknown": {"message": "unknown path"},
+        }[outcome]
+        return call, HTTP_STATUS_FOR[outcome], body, delay
+
+    def _handle_grpc(self, method, request, context):
+        md = {}
+        for k, v in context.invocation_metadata():
+            md[k.lower()] = v
+        service, _, name = method.strip("/").partition("/")
+        m = re.fullmatch(r"(Action|Compensate)([0-9]+)", name) if service == GRPC_BRANCH_SERVICE else None
+        path_op = m.group(1).lower() if m else "?"
+        step = int(m.group(2)) if m else 0
+        try:
+            payload_step = self.stubs.ReqGrpc.FromString(bytes(request)).Amount
+        except Exception:
+            payload_step = "undecodable %s" % bytes(request)[:60].hex()
+        call, outcome, delay = self._record(
+            "grpc", "grpc", md.get("dtm-gid", ""), md.get("dtm-branch_id"), md.get("dtm-op"),
+            md.get("dtm-trans_type"), method, path_op, step, payload_step)
+        if delay:
+            time.sleep(delay)
+        self._answered(call)
+        if outcome != "ok":
+            context.set_code(getattr(grpc.StatusCode, GRPC_CODE_FOR[outcome]))
+            context.set_details({"fail": "FAILURE", "ongoing": "ONGOING"}.get(outcome, "unknown method %s" % method))
+        return b""  # google.protobuf.Empty
+
+    def _record(self, proto, method, gid, branch_id, op, trans_type, path, path_op, step, payload_step):
+        """Logs the call (seq under the lock) and decides its outcome: ok | fail | ongoing | unknown."""
         info = parse_gid(gid)
         with self.lock:
             self.seq += 1
             call = {
                 "seq": self.seq,
                 "t": time.time(),
+                "proto": proto,
                 "gid": gid,
-                "branch_id": q.get("branch_id"),
-                "op": q.get("op"),
-                "path": parts.path,
+                "branch_id": branch_id,
+                "op": op,
+                "path": path,
                 "path_op": path_op,
                 "step": step,
+                "payload_step": payload_step,
                 "method": method,
-                "trans_type": q.get("trans_type"),
+                "trans_type": trans_type,
             }
-            status, body = 200, {"dtm_result": "SUCCESS"}
+            outcome = "ok"
             if path_op == "action" and info is not None:
                 if info["kind"] == "fail" and step == info["fail_step"]:
-                    status, body = 409, {"dtm_result": "FAILURE", "message": "step %d fails FAILURE" % step}
+                    outcome = "fail"
                 elif info["kind"] == "slow" and step == 2:
                     self.slow_count[gid] += 1
                     if self.slow_count[gid] <= self.SLOW_ONGOING_TIMES:
-                        status, body = 425, {"dtm_result": "ONGOING"}
+                        outcome = "ongoing"
             elif path_op not in ("action", "compensate"):
-                status, body = 404, {"message": "unknown path"}
+                outcome = "unknown"
             delay = self.rng.uniform(0, self.max_sleep) if self.rng.random() < self.sleep_probability else 0.0
-            call["status"] = status
+            call["status"] = HTTP_STATUS_FOR[outcome]
+            if proto == "grpc":
+                call["grpc_code"] = GRPC_CODE_FOR[outcome]
             call["sleep"] = round(delay, 3)
             call["resp_seq"] = None
             self.calls[gid].append(call)
             self.total += 1
-        return call, status, body, delay
+            self.total_by_proto[proto] += 1
+        return call, outcome, delay
 
     def _answered(self, call):
         """Called right before the answer is written: every call arriving later has a larger seq than resp_seq."""
@@ -412,9 +575,11 @@ class DtmServer:
 
 
 class Load:
-    def __init__(self, server, busi, threads, seed, pace):
+    def __init__(self, server, busi, threads, seed, pace, grpc_share=0.0):
         self.server = server
         self.busi = busi
+        self.stubs = busi.stubs
+        self.grpc_share = grpc_share if busi.stubs is not None else 0.0
         self.nthreads = threads
         self.pace = pace
         self.stop_event = threading.Event()
@@ -438,6 +603,7 @@ class Load:
         return [t.name for t in self.threads if t.is_alive()]
 
     def _saga(self, rng, tid, seq):
+        """Returns (gid, proto, wait_result, request): a JSON body (http) or serialized DtmRequest bytes (grpc)."""
         steps = rng.randint(2, 4)
         r = rng.random()
         if r < 0.5:
@@ -447,8 +613,23 @@ class Load:
             kind, head = "fail", "fail%d" % k
         else:
             kind, head = "slow", "slow"
-        gid = "%s-%ds-r%d-t%d-%d" % (head, steps, self.round, tid, seq)
+        proto = "grpc" if rng.random() < self.grpc_share else "http"
+        gid = "%s-%ds-%s-r%d-t%d-%d" % (head, steps, proto, self.round, tid, seq)
         wait = rng.random() < 0.3
+        if proto == "grpc":
+            pb = self.stubs
+            target = self.busi.grpc_target
+            step_list = [
+                {"action": "%s/%s/Action%d" % (target, GRPC_BRANCH_SERVICE, i),
+                 "compensate": "%s/%s/Compensate%d" % (target, GRPC_BRANCH_SERVICE, i)}
+                for i in range(1, steps + 1)
+            ]
+            req = pb.DtmRequest(
+                Gid=gid, TransType="saga", Steps=json.dumps(step_list, separators=(",", ":")),
+                BinPayloads=[pb.ReqGrpc(Amount=i).SerializeToString() for i in range(1, steps + 1)],
+                TransOptions=pb.DtmTransOptions(WaitResult=wait),
+            )
+            return gid, proto, wait, req.SerializeToString()
         body = {
             "gid": gid,
             "trans_type": "saga",
@@ -462,32 +643,68 @@ class Load:
             "protocol": "",
             "concurrent": False,
         }
-        return gid, wait, body
+        return gid, proto, wait, body
+
+    # gRPC answers that mean "no answer from a live coordinator" (killed, restarting, not listening yet)
+    GRPC_TRANSPORT_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED")
+
+    def _grpc_submit(self, chan, request, rec, timeout):
+        """One /dtmgimp.Dtm/Submit on this thread's channel (re-created when the server moved to another port)."""
+        port = self.server.grpc_port
+        if chan.get("port") != port:
+            if chan.get("channel") is not None:
+                chan["channel"].close()
+            channel = grpc.insecure_channel("%s:%d" % (LOOPBACK, port), options=GRPC_CHANNEL_OPTIONS)
+            chan.update(port=port, channel=channel, submit=channel.unary_unary(GRPC_SUBMIT))
+        try:
+            chan["submit"](request, timeout=timeout)
+            code, details = "OK", ""
+        except grpc.RpcError as e:
+            code = e.code().name if e.code() is not None else "UNKNOWN"
+            details = e.details() or ""
+        rec["grpc_code"] = code
+        rec["answer"] = details
+        if code == "OK":
+            rec["acked"] = True
+        elif rec["wait_result"] and code == "ABORTED":  # FAILURE (dtm-spec §3.2: FAILURE -> ABORTED)
+            rec["acked"] = True
+        elif code in self.GRPC_TRANSPORT_CODES:
+            rec["error"] = "gRPC %s: %s" % (code, details)
+            time.sleep(0.02)  # the server is (re)starting
 
     def _run(self, tid):
         rng = random.Random(None if self.seed is None else self.seed * 1000 + tid)
         seq = 0
-        while not self.stop_event.is_set():
-            seq += 1
-            gid, wait, body = self._saga(rng, tid, seq)
-            rec = {"gid": gid, "wait_result": wait, "round": self.round, "acked": False, "status_code": None,
-                   "answer": None, "error": None, "t_sent": time.time()}
-            with self.lock:
-                self.attempts[gid] = rec
-            try:
-                st, ans = self.server.api("POST", "submit", body=body, timeout=20.0 if wait else 10.0)
-                rec["status_code"] = st
-                rec["answer"] = ans
-                if st == 200:
-                    rec["acked"] = True
-                elif wait and st == 409 and isinstance(ans, dict) and ans.get("dtm_result") == "FAILURE":
-                    rec["acked"] = True
-            except TRANSPORT_ERRORS as e:
-                rec["error"] = "%s: %s" % (type(e).__name__, e)
-                time.sleep(0.02)  # the server is (re)starting
-            rec["t_done"] = time.time()
-            if self.pace:
-                time.sleep(rng.uniform(0, self.pace))
+        chan = {}
+        try:
+            while not self.stop_event.is_set():
+                seq += 1
+                gid, proto, wait, request = self._saga(rng, tid, seq)
+                rec = {"gid": gid, "proto": proto, "wait_result": wait, "round": self.round, "acked": False,
+                       "status_code": None, "grpc_code": None, "answer": None, "error": None, "t_sent": time.time()}
+                with self.lock:
+                    self.attempts[gid] = rec
+                timeout = 20.0 if wait else 10.0
+                if proto == "grpc":
+                    self._grpc_submit(chan, request, rec, timeout)
+                else:
+                    try:
+                        st, ans = self.server.api("POST", "submit", body=request, timeout=timeout)
+                        rec["status_code"] = st
+                        rec["answer"] = ans
+                        if st == 200:
+                            rec["acked"] = True
+                        elif wait and st == 409 and isinstance(ans, dict) and ans.get("dtm_result") == "FAILURE":
+                            rec["acked"] = True
+                    except TRANSPORT_ERRORS as e:
+                        rec["error"] = "%s: %s" % (type(e).__name__, e)
+                        time.sleep(0.02)  # the server is (re)starting
+                rec["t_done"] = time.time()
+                if self.pace:
+                    time.sleep(rng.uniform(0, self.pace))
+        finally:
+            if chan.get("channel") is not None:
+                chan["channel"].close()
 
     def snapshot(self):
         with self.lock:
@@ -540,6 +757,12 @@ def check_transaction(gid, info, query, calls, attempt):
                             % (c["seq"], c["path"], c["branch_id"], c["op"], want_bid, c["path_op"]))
         if not (1 <= c["step"] <= steps):
             problems.append("call seq %d to step %d outside 1..%d" % (c["seq"], c["step"], steps))
+        if c.get("proto") != info["proto"]:
+            problems.append("call seq %d to %s came over %s, the saga's branches are %s"
+                            % (c["seq"], c["path"], c.get("proto"), info["proto"]))
+        if c.get("payload_step") != c["step"]:
+            problems.append("call seq %d to %s (step %d) carried the payload of step %r"
+                            % (c["seq"], c["path"], c["step"], c.get("payload_step")))
 
     def first_seq(lst, status=None):
         s = [c["seq"] for c in lst if status is None or c["status"] == status]
@@ -613,24 +836,32 @@ def check_transaction(gid, info, query, calls, attempt):
                 want_c = "succeed" if j <= k else "prepared"
                 if a != want_a or c != want_c:
                     problems.append("step %d rows action=%r compensate=%r, expected %s/%s" % (j, a, c, want_a, want_c))
-        if attempt and attempt["acked"] and attempt["wait_result"] and attempt["status_code"] == 200:
-            problems.append("submit with wait_result answered 200 SUCCESS for a saga that must fail")
+        if attempt and attempt["acked"] and attempt["wait_result"] and (
+                attempt.get("status_code") == 200 or attempt.get("grpc_code") == "OK"):
+            problems.append("submit with wait_result answered success (%s) for a saga that must fail"
+                            % ("HTTP 200" if attempt.get("status_code") == 200 else "gRPC OK"))
+    # Not checked: a wait_result submit answering FAILURE for a saga that then succeeds.  DTM answers
+    # "wait result not return success: FAILURE" whenever the first round did not end in succeed (a slow saga's
+    # ONGOING step), and swift-dtm does the same.
     return problems
 
 
 def describe(gid, attempt, calls, query):
     lines = ["  gid %s" % gid]
     if attempt:
-        lines.append("    submit: round %s wait_result=%s acked=%s http=%s answer=%s error=%s"
-                     % (attempt["round"], attempt["wait_result"], attempt["acked"], attempt["status_code"],
+        lines.append("    submit: %s round %s wait_result=%s acked=%s %s answer=%s error=%s"
+                     % (attempt.get("proto"), attempt["round"], attempt["wait_result"], attempt["acked"],
+                        "grpc=%s" % attempt.get("grpc_code") if attempt.get("proto") == "grpc"
+                        else "http=%s" % attempt["status_code"],
                         json.dumps(attempt["answer"])[:300] if attempt["answer"] is not None else None, attempt["error"]))
     else:
         lines.append("    submit: never sent by this run")
     if calls:
-        lines.append("    calls (seq op step -> http [answer seq]):")
+        lines.append("    calls (seq proto op step -> http-equivalent status [answer seq]):")
         for c in calls:
-            lines.append("      %6d %-10s %d -> %d [%s] %s%s" % (
-                c["seq"], c["path_op"], c["step"], c["status"], c["resp_seq"],
+            lines.append("      %6d %-4s %-10s %d -> %d%s [%s] %s%s" % (
+                c["seq"], c.get("proto"), c["path_op"], c["step"], c["status"],
+                " %s" % c["grpc_code"] if c.get("grpc_code") else "", c["resp_seq"],
                 time.strftime("%H:%M:%S", time.localtime(c["t"])) + (".%03d" % int((c["t"] % 1) * 1000)),
                 " sleep %.3f" % c["sleep"] if c["sleep"] else ""))
     else:
@@ -709,14 +940,21 @@ def run(args):
     workdir = Path(tempfile.mkdtemp(prefix="dtm-crash-"))
     log("crash test: %d rounds, binary %s, workdir %s" % (args.rounds, binary, workdir))
     server = DtmServer(binary, workdir)
-    busi = BranchService(workdir)
+    stubs = None
+    if args.grpc_share > 0:
+        stubs, why = load_grpc_stubs(workdir / "grpc-stubs")
+        if stubs is None:
+            log("WARNING: gRPC unavailable (%s): running the HTTP load only. Use the venv of scripts/setup.sh "
+                "(.venv/bin/python, which scripts/crash-test.sh picks) for HTTP and gRPC." % why)
+    busi = BranchService(workdir, stubs=stubs)
     load = None
     ok = False
     try:
         busi.start()
         server.start()
-        log("dtm-server up on http %d / grpc %d, branch service on %d" % (server.http_port, server.grpc_port, busi.port))
-        load = Load(server, busi, args.threads, args.seed, args.pace)
+        log("dtm-server up on http %d / grpc %d, branch services on http %d / grpc %s; gRPC share of the load %.2f"
+            % (server.http_port, server.grpc_port, busi.port, busi.grpc_port, args.grpc_share if stubs else 0.0))
+        load = Load(server, busi, args.threads, args.seed, args.pace, grpc_share=args.grpc_share)
         load.round = 1
         load.start()
         prev = {}
@@ -799,6 +1037,8 @@ def run(args):
         for a in attempts.values():
             if not a["acked"] and a["status_code"] is not None:
                 odd["HTTP %d" % a["status_code"]] += 1
+            elif not a["acked"] and a.get("grpc_code") and a.get("error") is None:
+                odd["gRPC %s" % a["grpc_code"]] += 1
         if odd:
             log("note: unacknowledged submits that got an HTTP answer: %s" % dict(odd))
         if nudged:
@@ -812,6 +1052,23 @@ def run(args):
         bad = len(lost) + len(stuck) + len(violating)
         log("rounds=%d transactions=%d acknowledged=%d lost=%d stuck=%d violations=%d"
             % (args.rounds, n, len(acked_gids), len(lost), len(stuck), len(violating)))
+
+        def proto_of(gid):
+            info = parse_gid(gid)
+            return info["proto"] if info else "?"
+
+        parts = []
+        for proto in PROTOCOLS + ("?",):
+            tx = [g for g in all_gids if proto_of(g) == proto]
+            if proto == "?" and not tx:
+                continue
+            parts.append("%s transactions=%d acknowledged=%d lost=%d stuck=%d violations=%d submits=%d branch_calls=%d"
+                         % (proto, len(tx), sum(1 for g in tx if g in acked_gids),
+                            sum(1 for g in lost if proto_of(g) == proto), sum(1 for g in stuck if proto_of(g) == proto),
+                            sum(1 for g in violating if proto_of(g) == proto),
+                            sum(1 for a in attempts.values() if a.get("proto") == proto),
+                            busi.total_by_proto.get(proto, 0)))
+        log("protocols: " + "; ".join(parts))
         failed = bad + len(server.unexpected_exits)
         log("%d passed, %d failed" % (n - bad, failed))
         ok = failed == 0
@@ -840,10 +1097,15 @@ def main():
                          "10 s lease after the crash + 2 ONGOING retries 10 s apart)")
     ap.add_argument("--quiesce-timeout", type=float, default=120.0,
                     help="upper bound for waiting until every transaction is final (default 120)")
+    ap.add_argument("--grpc-share", type=float, default=1.0 / 3,
+                    help="share of the sagas submitted over gRPC with gRPC branches (default 1/3; 0 = HTTP only; "
+                         "without grpcio/grpcio-tools it warns and runs HTTP only)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir even when everything passed")
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("ROUNDS must be >= 1")
+    if not 0.0 <= args.grpc_share <= 1.0:
+        ap.error("--grpc-share must be within 0..1")
     def _terminate(signum, frame):
         raise KeyboardInterrupt("signal %d" % signum)
 

@@ -4,9 +4,15 @@
 The script starts its own server instances (fresh temp dir, SQLite store), so this test does not use the session
 fixtures.  It proves that acknowledged sagas survive kill -9 and finish with correct saga semantics; on failure the
 assertion message carries the script's full output (every violation with its branch calls and final query).
+
+The load mixes HTTP and gRPC sagas (a third over gRPC).  The script falls back to HTTP only when grpcio /
+grpcio-tools cannot be imported; this test runs it with its own interpreter and, when that interpreter has them
+(the suite's venv does), requires gRPC sagas in the run.
 """
 
+import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,3 +60,15 @@ def test_crash_three_rounds():
     assert proc.returncode == 0, "crash test failed (exit %d):\n%s" % (proc.returncode, out)
     assert lines and lines[-1].endswith(" passed, 0 failed"), out
     assert any(l.startswith("rounds=3 ") and "lost=0 stuck=0 violations=0" in l for l in lines), out
+    if _grpc_available():
+        m = [re.search(r"grpc transactions=(\d+) acknowledged=(\d+) lost=0 stuck=0 violations=0", l)
+             for l in lines if l.startswith("protocols: ")]
+        assert m and m[-1] is not None, "no clean gRPC breakdown in the output:\n%s" % out
+        assert int(m[-1].group(2)) > 0, "grpc is importable but no gRPC saga was acknowledged:\n%s" % out
+
+
+def _grpc_available():
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("grpc", "grpc_tools", "google.protobuf"))
+    except ImportError:  # no "google" package at all
+        return False
