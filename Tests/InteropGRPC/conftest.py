@@ -13,6 +13,7 @@
 When a test fails, its report gets the tail of the server's log and the gRPC branch calls of that test.
 """
 
+import contextlib
 import importlib.util
 import json
 import sys
@@ -144,3 +145,25 @@ def pytest_runtest_makereport(item, call):
                 "\n".join(json.dumps(c.as_dict()) for c in recorded) or "(none)",
             ))
     return rep
+
+
+@contextlib.contextmanager
+def private_dtm_server(tmp_path_factory, name, env):
+    """A dtm-server of a test module's own, with extra configuration `env` (e.g. short timeouts)."""
+    server = http_interop.DtmServer(http_interop._server_binary(), tmp_path_factory.mktemp(name), extra_env=env)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def dtm_stub(server, pb):
+    """A dtmgimp.Dtm stub on a channel of its own to `server`'s gRPC listener."""
+    ch = grpc.insecure_channel(server.grpc_target)
+    grpc.channel_ready_future(ch).result(timeout=10)
+    try:
+        yield pb.DtmStub(ch)
+    finally:
+        ch.close()

@@ -25,25 +25,18 @@ IDLE_TIMEOUT = 4  # HTTP_IDLE_TIMEOUT
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory):
-    from swift_dtm_interop_http_conftest import DtmServer, _server_binary
+    from conftest import private_dtm_server
 
-    server = DtmServer(_server_binary(), tmp_path_factory.mktemp("strict-dtm"),
-                       extra_env={"HTTP_READ_TIMEOUT": str(READ_TIMEOUT), "HTTP_IDLE_TIMEOUT": str(IDLE_TIMEOUT)})
-    server.start()
-    try:
+    with private_dtm_server(tmp_path_factory, "strict-dtm", {"HTTP_READ_TIMEOUT": str(READ_TIMEOUT), "HTTP_IDLE_TIMEOUT": str(IDLE_TIMEOUT)}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def strict_grpc(strict_server, pb):
-    ch = grpc.insecure_channel(strict_server.grpc_target)
-    grpc.channel_ready_future(ch).result(timeout=10)
-    try:
-        yield pb.DtmStub(ch)
-    finally:
-        ch.close()
+    from conftest import dtm_stub
+
+    with dtm_stub(strict_server, pb) as stub:
+        yield stub
 
 
 def _rss_kib(server):

@@ -20,25 +20,18 @@ CONVERGE = 20  # seconds a saga may take to finish once its fault is lifted
 
 @pytest.fixture(scope="module")
 def faulty_server(tmp_path_factory):
-    from swift_dtm_interop_http_conftest import DtmServer, _server_binary
+    from conftest import private_dtm_server
 
-    server = DtmServer(_server_binary(), tmp_path_factory.mktemp("faults-dtm"),
-                       extra_env={"REQUEST_TIMEOUT": "1", "MAX_RETRY_INTERVAL": "2"})
-    server.start()
-    try:
+    with private_dtm_server(tmp_path_factory, "faults-dtm", {"REQUEST_TIMEOUT": "1", "MAX_RETRY_INTERVAL": "2"}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def faulty_grpc(faulty_server, pb):
-    ch = grpc.insecure_channel(faulty_server.grpc_target)
-    grpc.channel_ready_future(ch).result(timeout=10)
-    try:
-        yield pb.DtmStub(ch)
-    finally:
-        ch.close()
+    from conftest import dtm_stub
+
+    with dtm_stub(faulty_server, pb) as stub:
+        yield stub
 
 
 class FaultyHTTPBranch:
