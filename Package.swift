@@ -117,14 +117,17 @@ let package = Package(
 
         // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer,address and -DFUZZING; a plain
         // build gives a replayer that runs the harness on the files named as arguments).
+        .target(
+            name: "FuzzSupport", dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Sources/Fuzz/FuzzSupport", swiftSettings: strict),
         .executableTarget(
-            name: "FuzzProtoRequest", dependencies: ["DTMGRPC", "DTMCore", .product(name: "Logging", package: "swift-log")],
+            name: "FuzzProtoRequest", dependencies: ["FuzzSupport", "DTMGRPC", "DTMCore", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Fuzz/FuzzProtoRequest", swiftSettings: strict),
         .executableTarget(
-            name: "FuzzJSONRequest", dependencies: ["DTMHTTP", "DTMCore", .product(name: "Logging", package: "swift-log")],
+            name: "FuzzJSONRequest", dependencies: ["FuzzSupport", "DTMHTTP", "DTMCore", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Fuzz/FuzzJSONRequest", swiftSettings: strict),
-        .executableTarget(name: "FuzzH2Server", dependencies: ["HTTP2"], path: "Sources/Fuzz/FuzzH2Server", swiftSettings: strict),
-        .executableTarget(name: "FuzzGRPCFraming", dependencies: ["HTTP2"], path: "Sources/Fuzz/FuzzGRPCFraming", swiftSettings: strict),
+        .executableTarget(name: "FuzzH2Server", dependencies: ["FuzzSupport", "HTTP2"], path: "Sources/Fuzz/FuzzH2Server", swiftSettings: strict),
+        .executableTarget(name: "FuzzGRPCFraming", dependencies: ["FuzzSupport", "HTTP2"], path: "Sources/Fuzz/FuzzGRPCFraming", swiftSettings: strict),
 
         .testTarget(name: "DTMCoreTests", dependencies: ["DTMCore"], swiftSettings: strict),
         .testTarget(name: "DTMGRPCTests", dependencies: ["DTMGRPC", "DTMCore"], swiftSettings: strict),

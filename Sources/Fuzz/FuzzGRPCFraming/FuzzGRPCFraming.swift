@@ -3,6 +3,7 @@
 // Input: byte 0 picks the size limit (low 3 bits) and the chunk size (high 5 bits, 1…32); the rest is
 // the DATA stream. The stream is fed in chunks and, separately, in one piece: both must give the same
 // events, and every message must be exactly the payload its prefix announced, at that offset.
+import FuzzSupport
 import FoundationEssentials
 import HTTP2
 
@@ -60,12 +61,6 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
 #if !FUZZING
 /// Without libFuzzer: runs the harness on each file named on the command line.
 @main struct Replay {
-    static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            let bytes = [UInt8](try Data(contentsOf: URL(filePath: path)))
-            bytes.withUnsafeBufferPointer { fuzzOne($0) }
-            print("ok \(path) (\(bytes.count) bytes)")
-        }
-    }
+    static func main() throws { try replayFiles(fuzzOne) }
 }
 #endif

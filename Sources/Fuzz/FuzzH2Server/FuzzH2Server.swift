@@ -4,6 +4,7 @@
 // session is fed the bytes, answers what they complete (unary calls OK or with an error status chosen by
 // the request's first byte, half of them only after all input; streaming calls echo), and its output is
 // drained; then a graceful shutdown runs and is drained too.
+import FuzzSupport
 import FoundationEssentials
 import HTTP2
 import Logging
@@ -76,12 +77,6 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
 #if !FUZZING
 /// Without libFuzzer: runs the harness on each file named on the command line.
 @main struct Replay {
-    static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            let bytes = [UInt8](try Data(contentsOf: URL(filePath: path)))
-            bytes.withUnsafeBufferPointer { fuzzOne($0) }
-            print("ok \(path) (\(bytes.count) bytes)")
-        }
-    }
+    static func main() throws { try replayFiles(fuzzOne) }
 }
 #endif

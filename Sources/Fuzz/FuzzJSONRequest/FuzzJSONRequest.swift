@@ -6,6 +6,7 @@
 // left when its length runs past the end). Each input gets a fresh in-memory coordinator whose branch
 // caller answers from the URL (…fail… FAILURE, …ongoing… ONGOING, …err… error, else SUCCESS).
 // Background rounds are off (maxInflightRounds 0): only wait_result rounds run, inline.
+import FuzzSupport
 import DTMCore
 import DTMHTTP
 import Dispatch
@@ -96,12 +97,6 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
 #if !FUZZING
 /// Without libFuzzer: runs the harness on each file named on the command line.
 @main struct Replay {
-    static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            let bytes = [UInt8](try Data(contentsOf: URL(filePath: path)))
-            bytes.withUnsafeBufferPointer { fuzzOne($0) }
-            print("ok \(path) (\(bytes.count) bytes)")
-        }
-    }
+    static func main() throws { try replayFiles(fuzzOne) }
 }
 #endif

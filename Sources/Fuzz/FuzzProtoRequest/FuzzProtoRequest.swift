@@ -7,6 +7,7 @@
 // Prepare can be followed by a RegisterBranch and an Abort. Background rounds are off
 // (maxInflightRounds 0): only wait_result rounds run, inline. Every message that decodes as a DtmRequest
 // or DtmBranchRequest must survive encode → decode unchanged.
+import FuzzSupport
 import DTMCore
 import DTMGRPC
 import Dispatch
@@ -101,12 +102,6 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
 #if !FUZZING
 /// Without libFuzzer: runs the harness on each file named on the command line.
 @main struct Replay {
-    static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            let bytes = [UInt8](try Data(contentsOf: URL(filePath: path)))
-            bytes.withUnsafeBufferPointer { fuzzOne($0) }
-            print("ok \(path) (\(bytes.count) bytes)")
-        }
-    }
+    static func main() throws { try replayFiles(fuzzOne) }
 }
 #endif

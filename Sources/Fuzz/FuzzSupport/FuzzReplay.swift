@@ -1,0 +1,13 @@
+import Foundation
+import Logging
+
+/// The `main` of every fuzz target built without libFuzzer: runs `harness` on each file named on the
+/// command line (a seed, a crash artifact), so a finding can be replayed under a debugger or in CI.
+public func replayFiles(_ harness: (UnsafeBufferPointer<UInt8>) -> Void) throws {
+    let logger = Logger(label: "swift-dtm.fuzz-replay")
+    for path in CommandLine.arguments.dropFirst() {
+        let bytes = [UInt8](try Data(contentsOf: URL(filePath: path)))
+        bytes.withUnsafeBufferPointer { harness($0) }
+        logger.info("replayed", metadata: ["file": .string(path), "bytes": .stringConvertible(bytes.count)])
+    }
+}
