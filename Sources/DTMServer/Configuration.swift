@@ -83,7 +83,8 @@ public struct Configuration: Sendable {
         grpcMaxMessageSize = Int(try int("GrpcMaxMessageSize"))
         http.idleTimeoutSeconds = try int("HttpIdleTimeout")
         http.readTimeoutSeconds = try int("HttpReadTimeout")
-        for key in ["Store.Port", "JsonRpcPort", "UpdateBranchSync", "ConfigUpdateInterval", "Store.MaxOpenConns"] { _ = try int(key) }
+        engine.updateBranchSync = try int("UpdateBranchSync") != 0
+        for key in ["Store.Port", "JsonRpcPort", "ConfigUpdateInterval", "Store.MaxOpenConns"] { _ = try int(key) }
         try validate()
     }
 

@@ -20,7 +20,7 @@ struct GRPCClientCancelEvent: Sendable {
 
 /// Glue between one client TCP connection and its `H2ClientSession`. Calls arrive as outbound
 /// writes of `GRPCClientCall` (so callers on any thread use the ordinary, Sendable channel API);
-/// everything else happens on the channel's event loop. Deadlines are timers on that loop.
+/// everything else happens on the channel's event loop. Deadlines share one timer on that loop.
 final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = GRPCClientCall
@@ -35,8 +35,10 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     private var reportedUnusable = false
     private var context: ChannelHandlerContext?
     private var readHeld = false
-    /// Stream of each call in flight, by call id (for cancellation).
+    /// Stream of each call in flight, by call id (for cancellation and deadlines).
     private var streamsByCall: [UInt64: Int32] = [:]
+    /// Deadlines of the calls in flight, by call id.
+    private var deadlines: DeadlineQueue<(call: UInt64, timeout: Duration)>?
 
     init(session: H2ClientSession, logger: Logger, onUnusable: @escaping @Sendable () -> Void) {
         self.session = session
@@ -46,11 +48,20 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let deadlines = DeadlineQueue<(call: UInt64, timeout: Duration)>(eventLoop: context.eventLoop)
+        deadlines.onExpired = { [unowned self] expired in
+            guard let streamID = self.streamsByCall[expired.call] else { return }  // answered in time
+            self.session.cancel(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded after \(expired.timeout)"))
+            self.flushOutput()
+        }
+        self.deadlines = deadlines
         if context.channel.isActive { flushOutput() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         session.connectionClosed("handler removed")
+        deadlines?.removeAll()
+        deadlines = nil
         self.context = nil
     }
 
@@ -102,20 +113,14 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let call = unwrapOutboundIn(data)
-        let timer = CallTimer()
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let streamID = session.startCall(path: call.path, metadata: call.metadata, message: call.message, timeout: call.timeout) { result in
-            timer.scheduled?.cancel()
             loopBound.value.streamsByCall[call.id] = nil
             call.promise.succeed(result)
         }
-        if let streamID { streamsByCall[call.id] = streamID }
-        if let streamID, let timeout = call.timeout {
-            timer.scheduled = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
-                let me = loopBound.value
-                me.session.cancel(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded after \(timeout)"))
-                me.flushOutput()
-            }
+        if let streamID {
+            streamsByCall[call.id] = streamID
+            if let timeout = call.timeout { deadlines?.add((call.id, timeout), at: .now() + TimeAmount(timeout)) }
         }
         promise?.succeed()
         flushOutput()
@@ -165,10 +170,4 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         reportedUnusable = true
         onUnusable()
     }
-}
-
-/// The deadline timer of one call, filled in after the call started (the completion may need to
-/// cancel it). Only touched on the connection's event loop.
-private final class CallTimer {
-    var scheduled: Scheduled<Void>?
 }

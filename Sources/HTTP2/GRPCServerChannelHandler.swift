@@ -27,7 +27,8 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     private let logger: Logger
     private var context: ChannelHandlerContext?
     private var tasks: [Int32: Task<Void, Never>] = [:]
-    private var deadlineTimers: [Int32: Scheduled<Void>] = [:]
+    /// Deadlines (grpc-timeout) of the requests in flight, by stream id.
+    private var deadlines: DeadlineQueue<Int32>?
     private var readHeld = false
     private let timeouts: Timeouts
     private var sweep: RepeatedTask?
@@ -56,6 +57,17 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let deadlines = DeadlineQueue<Int32>(eventLoop: context.eventLoop)
+        deadlines.onExpired = { [unowned self] streamID in
+            // The client gives up at its deadline anyway; answering frees the stream and the cancelled
+            // handler's late answer is dropped. Stream ids are never reused on a connection, so an id whose
+            // task is gone was answered in time.
+            guard let task = self.finishStream(streamID) else { return }
+            task.cancel()
+            self.session.respond(streamID: streamID, .error(.deadlineExceeded, "deadline exceeded"))
+            self.flushOutput()
+        }
+        self.deadlines = deadlines
         session.onRequest = { [unowned self] request in self.dispatch(request) }
         session.onStreamAbandoned = { [unowned self] streamID in self.finishStream(streamID)?.cancel() }
         session.onStreamMessage = { [unowned self] request in self.answerStreamMessage(request) }
@@ -181,15 +193,7 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
             let response = await handler(request)
             eventLoop.execute { loopBound.value.answer(streamID, response) }
         }
-        if let deadline = request.deadline {
-            deadlineTimers[streamID] = eventLoop.scheduleTask(deadline: deadline) {
-                // The client gives up at its deadline anyway; answering frees the stream and the
-                // cancelled handler's late answer is dropped.
-                loopBound.value.finishStream(streamID)?.cancel()
-                loopBound.value.session.respond(streamID: streamID, .error(.deadlineExceeded, "deadline exceeded"))
-                loopBound.value.flushOutput()
-            }
-        }
+        if let deadline = request.deadline { deadlines?.add(streamID, at: deadline) }
     }
 
     /// Streaming calls are answered inline: their handlers are synchronous, so the order of answers
@@ -213,17 +217,15 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         flushOutput()
     }
 
-    /// Forgets a stream's task and timer; returns the task if it was still pending.
+    /// Forgets a stream's task; returns it if it was still pending.
     private func finishStream(_ streamID: Int32) -> Task<Void, Never>? {
-        deadlineTimers.removeValue(forKey: streamID)?.cancel()
-        return tasks.removeValue(forKey: streamID)
+        tasks.removeValue(forKey: streamID)
     }
 
     private func cancelAll() {
         for task in tasks.values { task.cancel() }
-        for timer in deadlineTimers.values { timer.cancel() }
         tasks = [:]
-        deadlineTimers = [:]
+        deadlines?.removeAll()
     }
 
     // MARK: - Output

@@ -101,10 +101,10 @@ final class GroupCommitWriter: Sendable {
     private func commit(_ batch: [Job], _ db: SQLiteConnection) {
         var errors = [(any Error)?](repeating: nil, count: batch.count)
         do {
-            try db.statement("BEGIN IMMEDIATE").run([])
-            let savepoint = try db.statement("SAVEPOINT job")
-            let release = try db.statement("RELEASE job")
-            let rollbackTo = try db.statement("ROLLBACK TO job")
+            try db.statement(.begin).run([])
+            let savepoint = try db.statement(.savepoint)
+            let release = try db.statement(.release)
+            let rollbackTo = try db.statement(.rollbackTo)
             for (i, job) in batch.enumerated() {
                 guard job.savepoint else {
                     do { try job.run(db) } catch { errors[i] = error }
@@ -119,7 +119,7 @@ final class GroupCommitWriter: Sendable {
                 }
                 try release.run([])
             }
-            try db.statement("COMMIT").run([])
+            try db.statement(.commit).run([])
             commitCount.add(1, ordering: .relaxed)
         } catch {
             logger.error("group commit failed; every write of the batch is refused", metadata: ["error": .string("\(error)"), "jobs": .stringConvertible(batch.count)])

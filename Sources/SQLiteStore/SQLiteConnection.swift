@@ -7,10 +7,12 @@ import CSQLite
 final class SQLiteConnection: @unchecked Sendable {
     private let db: OpaquePointer
     private var statements: [String: SQLiteStatement] = [:]
+    private var prepared = [SQLiteStatement?](repeating: nil, count: SQL.allCases.count)
 
     init(path: String, readOnly: Bool) throws {
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+        _ = Self.configureLibrary
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -22,8 +24,13 @@ final class SQLiteConnection: @unchecked Sendable {
         sqlite3_busy_timeout(db, 10_000)
     }
 
+    /// Once per process, before the first connection: no memory statistics, whose global mutex every sqlite
+    /// malloc and free would otherwise take.
+    private static let configureLibrary: Void = { _ = swiftdtm_sqlite_disable_memstatus() }()
+
     deinit {
         statements.removeAll()
+        prepared.removeAll()
         sqlite3_close_v2(db)
     }
 
@@ -38,7 +45,15 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
-    /// The cached prepared statement for `sql` (prepared on first use).
+    /// The prepared statement of `sql` (prepared on first use).
+    func statement(_ sql: SQL) throws -> SQLiteStatement {
+        if let s = prepared[sql.rawValue] { return s }
+        let s = try SQLiteStatement(db: db, sql: sql.text)
+        prepared[sql.rawValue] = s
+        return s
+    }
+
+    /// The cached prepared statement for SQL text outside `SQL` (schema checks; prepared on first use).
     func statement(_ sql: String) throws -> SQLiteStatement {
         if let s = statements[sql] { return s }
         let s = try SQLiteStatement(db: db, sql: sql)

@@ -47,27 +47,16 @@ public final class SQLiteStore: TransactionStore {
     }
 
     public func transaction(gid: String) async throws -> GlobalTransaction? {
-        try read { db in
-            try db.statement("SELECT \(RowMapping.globalColumns) FROM trans_global WHERE gid = ?1").query([.text(gid)], row: RowMapping.global).first
-        }
+        try read { db in try db.statement(.globalByGid).query([.text(gid)], row: RowMapping.global).first }
     }
 
     public func branches(gid: String) async throws -> [Branch] {
-        try read { db in
-            try db.statement("SELECT \(RowMapping.branchColumns) FROM trans_branch_op WHERE gid = ?1 ORDER BY id").query([.text(gid)], row: RowMapping.branch)
-        }
+        try read { db in try db.statement(.branchesByGid).query([.text(gid)], row: RowMapping.branch) }
     }
 
     public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
         let rows = try read { db in
-            try db.statement(
-                """
-                SELECT \(RowMapping.globalColumns) FROM trans_global
-                WHERE (?1 IS NULL OR id < ?1) AND (?2 = '' OR status = ?2) AND (?3 = '' OR trans_type = ?3)
-                  AND (?4 IS NULL OR create_time >= ?4) AND (?5 IS NULL OR create_time <= ?5)
-                ORDER BY id DESC LIMIT ?6
-                """
-            ).query(
+            try db.statement(.scan).query(
                 [position.map { .int($0) } ?? .null, .text(filter.status), .text(filter.transType),
                  RowMapping.time(filter.createTimeStart), RowMapping.time(filter.createTimeEnd), .int(Int64(limit))],
                 row: RowMapping.global)
@@ -77,48 +66,39 @@ public final class SQLiteStore: TransactionStore {
 
     public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
         let rows = try read { db in
-            try db.statement("SELECT \(RowMapping.kvColumns) FROM kv WHERE cat = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3")
-                .query([.text(cat), position.map { .int($0) } ?? .null, .int(Int64(limit))], row: RowMapping.kv)
+            try db.statement(.scanKV).query([.text(cat), position.map { .int($0) } ?? .null, .int(Int64(limit))], row: RowMapping.kv)
         }
         return (rows, rows.count == limit ? rows.last?.id : nil)
     }
 
     public func findKV(cat: String, key: String) async throws -> [KVRecord] {
-        try read { db in
-            try db.statement("SELECT \(RowMapping.kvColumns) FROM kv WHERE (?1 = '' OR cat = ?1) AND (?2 = '' OR k = ?2) ORDER BY id")
-                .query([.text(cat), .text(key)], row: RowMapping.kv)
-        }
+        try read { db in try db.statement(.findKV).query([.text(cat), .text(key)], row: RowMapping.kv) }
     }
 
     // MARK: - Writes
+    //
+    // Row values are built before a job is queued, in the caller's task: the writer thread is the one serial
+    // part of the store, so it only binds and steps.
 
     public func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
-        try await writer.write { db in
-            try db.statement(
-                """
-                INSERT INTO trans_global (gid, trans_type, status, query_prepared, protocol, create_time, update_time, finish_time,
-                  rollback_time, options, custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT(gid) DO NOTHING
-                """
-            ).run(RowMapping.globalValues(transaction))
+        let global = RowMapping.globalValues(transaction)
+        let rows = branches.map { (RowMapping.branchValues($0), $0) }
+        let gid = transaction.gid
+        return try await writer.write { db in
+            try db.statement(.insertGlobal).run(global)
             if db.changes == 0 {
-                return try db.statement("SELECT \(RowMapping.globalColumns) FROM trans_global WHERE gid = ?1")
-                    .query([.text(transaction.gid)], row: RowMapping.global).first
+                return try db.statement(.globalByGid).query([.text(gid)], row: RowMapping.global).first
             }
-            try Self.insert(branches, db)
+            try Self.insert(rows, db)
             return nil
         }
     }
 
-    private static func insert(_ branches: [Branch], _ db: SQLiteConnection) throws {
-        let insert = try db.statement(
-            """
-            INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, finish_time, rollback_time, create_time, update_time)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-            """)
-        for b in branches {
+    private static func insert(_ rows: [([SQLiteStatement.Value], Branch)], _ db: SQLiteConnection) throws {
+        let insert = try db.statement(.insertBranch)
+        for (values, b) in rows {
             do {
-                try insert.run(RowMapping.branchValues(b))
+                try insert.run(values)
             } catch let e as SQLiteError where e.isConstraintViolation {
                 throw DTMError.uniqueConflict("branch \(b.branchID)/\(b.op) of \(b.gid) exists")
             }
@@ -127,33 +107,41 @@ public final class SQLiteStore: TransactionStore {
 
     /// Throws `storageNotFound` unless the stored status of `gid` is `status`.
     private static func require(_ gid: String, status: GlobalStatus, _ db: SQLiteConnection) throws {
-        let found = try db.statement("SELECT status FROM trans_global WHERE gid = ?1").query([.text(gid)]) { $0.text(0) }.first
+        let found = try db.statement(.statusByGid).query([.text(gid)]) { $0.text(0) }.first
         guard found == status.rawValue else { throw DTMError.storageNotFound("") }
     }
 
-    public func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws {
-        // One UPDATE; it throws only when that UPDATE changed nothing.
-        try await writer.write(savepoint: false) { db in
-            try db.statement(
-                """
-                UPDATE trans_global SET status = ?3, update_time = ?4,
-                  finish_time = coalesce(?5, finish_time), rollback_time = coalesce(?6, rollback_time),
-                  rollback_reason = coalesce(?7, rollback_reason), result = coalesce(?8, result)
-                WHERE gid = ?1 AND status = ?2
-                """
-            ).run([
-                .text(gid), .text(from.rawValue), .text(to.rawValue), .int(now.microseconds),
-                RowMapping.time(change.finishTime), RowMapping.time(change.rollbackTime),
-                change.rollbackReason.map { .text($0) } ?? .null, change.result.map { .text($0) } ?? .null,
-            ])
+    /// Applies branch status updates; `storageNotFound` if one names no row.
+    private static func update(_ gid: String, _ updates: [BranchStatusUpdate], now: Timestamp, _ db: SQLiteConnection) throws {
+        guard !updates.isEmpty else { return }
+        let update = try db.statement(.updateBranch)
+        for u in updates {
+            try update.run([.text(gid), .text(u.branchID), .text(u.op), .text(u.status.rawValue), .int(u.finishTime.microseconds), .int(now.microseconds)])
+            if db.changes == 0 { throw DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)") }
+        }
+    }
+
+    public func changeStatus(
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
+    ) async throws {
+        let values: [SQLiteStatement.Value] = [
+            .text(gid), .text(from.rawValue), .text(to.rawValue), .int(now.microseconds),
+            RowMapping.time(change.finishTime), RowMapping.time(change.rollbackTime),
+            change.rollbackReason.map { .text($0) } ?? .null, change.result.map { .text($0) } ?? .null,
+        ]
+        // Alone, it is one UPDATE that throws only when it changed nothing: no savepoint needed.
+        try await writer.write(savepoint: !branchUpdates.isEmpty) { db in
+            try db.statement(.changeStatus).run(values)
             if db.changes == 0 { throw DTMError.storageNotFound("") }
+            try Self.update(gid, branchUpdates, now: now, db)
         }
     }
 
     public func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
+        let rows = branches.map { (RowMapping.branchValues($0), $0) }
         try await writer.write { db in
             try Self.require(gid, status: requiring, db)
-            try Self.insert(branches, db)
+            try Self.insert(rows, db)
         }
     }
 
@@ -161,34 +149,31 @@ public final class SQLiteStore: TransactionStore {
         // A single update is one UPDATE after a read, throwing only when it changed nothing; more need the savepoint.
         try await writer.write(savepoint: updates.count > 1) { db in
             try Self.require(gid, status: requiring, db)
-            let update = try db.statement(
-                "UPDATE trans_branch_op SET status = ?4, finish_time = ?5, update_time = ?6 WHERE gid = ?1 AND branch_id = ?2 AND op = ?3")
-            for u in updates {
-                try update.run([.text(gid), .text(u.branchID), .text(u.op), .text(u.status.rawValue), .int(u.finishTime.microseconds), .int(now.microseconds)])
-                if db.changes == 0 { throw DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)") }
-            }
+            try Self.update(gid, updates, now: now, db)
         }
     }
 
-    public func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws {
-        try await writer.write(savepoint: false) { db in
-            try db.statement(
-                "UPDATE trans_global SET next_cron_interval = ?3, next_cron_time = ?4, update_time = ?5 WHERE gid = ?1 AND status = ?2"
-            ).run([.text(gid), .text(requiring.rawValue), .int(interval), .int(nextCronTime.microseconds), .int(now.microseconds)])
+    public func touchCronTime(
+        gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
+        now: Timestamp
+    ) async throws {
+        let values: [SQLiteStatement.Value] = [
+            .text(gid), .text(requiring.rawValue), .int(interval), .int(nextCronTime.microseconds), .int(now.microseconds),
+        ]
+        try await writer.write(savepoint: !branchUpdates.isEmpty) { db in
+            try db.statement(.touchCronTime).run(values)
+            guard !branchUpdates.isEmpty else { return }
+            if db.changes == 0 { throw DTMError.storageNotFound("") }
+            try Self.update(gid, branchUpdates, now: now, db)
         }
     }
 
     public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
         try await writer.write { db in
-            let ids = try db.statement(
-                """
-                SELECT id FROM trans_global WHERE status IN ('prepared', 'submitted', 'aborting') AND next_cron_time <= ?1
-                ORDER BY next_cron_time LIMIT ?2
-                """
-            ).query([.int(dueBefore.microseconds), .int(Int64(limit))]) { $0.int(0) }
+            let ids = try db.statement(.dueIDs).query([.int(dueBefore.microseconds), .int(Int64(limit))]) { $0.int(0) }
             guard !ids.isEmpty else { return [] }
-            let claim = try db.statement("UPDATE trans_global SET owner = ?2, next_cron_time = ?3, update_time = ?4 WHERE id = ?1")
-            let load = try db.statement("SELECT \(RowMapping.globalColumns) FROM trans_global WHERE id = ?1")
+            let claim = try db.statement(.claim)
+            let load = try db.statement(.globalByID)
             var claimed: [GlobalTransaction] = []
             for id in ids {
                 try claim.run([.int(id), .text(owner), .int(leaseUntil.microseconds), .int(now.microseconds)])
@@ -200,12 +185,7 @@ public final class SQLiteStore: TransactionStore {
 
     public func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
         try await writer.write { db in
-            try db.statement(
-                """
-                UPDATE trans_global SET next_cron_time = ?2, update_time = ?2 WHERE id IN (
-                  SELECT id FROM trans_global WHERE status IN ('prepared', 'submitted', 'aborting') AND next_cron_time > ?1 LIMIT ?3)
-                """
-            ).run([.int(laterThan.microseconds), .int(now.microseconds), .int(Int64(limit))])
+            try db.statement(.resetCronTime).run([.int(laterThan.microseconds), .int(now.microseconds), .int(Int64(limit))])
             let count = db.changes
             return (count, count == limit)
         }
@@ -213,14 +193,14 @@ public final class SQLiteStore: TransactionStore {
 
     public func resetNextCronTime(gid: String, now: Timestamp) async throws {
         try await writer.write { db in
-            try db.statement("UPDATE trans_global SET next_cron_time = ?2, update_time = ?2 WHERE gid = ?1").run([.text(gid), .int(now.microseconds)])
+            try db.statement(.resetNextCronTime).run([.text(gid), .int(now.microseconds)])
             if db.changes == 0 { throw DTMError.storageNotFound("") }
         }
     }
 
     public func createKV(_ record: KVRecord) async throws {
         try await writer.write { db in
-            try db.statement("INSERT INTO kv (cat, k, v, version, create_time, update_time) VALUES (?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT(cat, k) DO NOTHING")
+            try db.statement(.createKV)
                 .run([.text(record.cat), .text(record.key), .text(record.value), .int(record.createTime.microseconds)])
             if db.changes == 0 { throw DTMError.uniqueConflict("") }
         }
@@ -228,7 +208,7 @@ public final class SQLiteStore: TransactionStore {
 
     public func updateKV(_ record: KVRecord, now: Timestamp) async throws {
         try await writer.write { db in
-            try db.statement("UPDATE kv SET v = ?3, version = version + 1, update_time = ?5 WHERE cat = ?1 AND k = ?2 AND version = ?4")
+            try db.statement(.updateKV)
                 .run([.text(record.cat), .text(record.key), .text(record.value), .int(record.version), .int(now.microseconds)])
             if db.changes == 0 { throw DTMError.storageNotFound("") }
         }
@@ -236,7 +216,7 @@ public final class SQLiteStore: TransactionStore {
 
     public func deleteKV(cat: String, key: String) async throws {
         try await writer.write { db in
-            try db.statement("DELETE FROM kv WHERE cat = ?1 AND k = ?2").run([.text(cat), .text(key)])
+            try db.statement(.deleteKV).run([.text(cat), .text(key)])
             if db.changes == 0 { throw DTMError.storageNotFound("") }
         }
     }

@@ -52,9 +52,12 @@ public protocol TransactionStore: Sendable {
     /// The branch rows of `gid` in insertion order.
     func branches(gid: String) async throws -> [Branch]
 
-    /// Sets `status = to` (with `update_time = now` and the given fields) only if the stored status is `from`;
-    /// otherwise throws `DTMError.storageNotFound`.
-    func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws
+    /// Sets `status = to` (with `update_time = now` and the given fields) only if the stored status is `from`,
+    /// and records `branchUpdates` in the same atomic write; otherwise throws `DTMError.storageNotFound` and
+    /// changes nothing.
+    func changeStatus(
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
+    ) async throws
 
     /// Inserts branch rows (registerBranch) only if the stored global status is `requiring`; otherwise throws
     /// `storageNotFound`. A duplicate (gid, branch_id, op) throws `uniqueConflict` and inserts nothing.
@@ -64,8 +67,13 @@ public protocol TransactionStore: Sendable {
     /// `storageNotFound` and changes nothing.
     func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws
 
-    /// Sets the schedule if the stored status is still `requiring`; silently does nothing otherwise (as DTM's SQL stores).
-    func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws
+    /// Sets the schedule if the stored status is still `requiring`, and records `branchUpdates` in the same
+    /// atomic write. If the status moved, nothing changes: silently without branch updates (as DTM's SQL stores),
+    /// else with `storageNotFound` (as `updateBranches`).
+    func touchCronTime(
+        gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
+        now: Timestamp
+    ) async throws
 
     /// Claims up to `limit` unfinished transactions whose `next_cron_time` is at or before `dueBefore`: sets
     /// `next_cron_time = leaseUntil`, `owner`, `update_time = now` and returns them (spec §9.2).
@@ -90,4 +98,16 @@ public protocol TransactionStore: Sendable {
     func updateKV(_ record: KVRecord, now: Timestamp) async throws
     /// Deletes (cat, key); nothing deleted throws `storageNotFound`.
     func deleteKV(cat: String, key: String) async throws
+}
+
+extension TransactionStore {
+    /// `changeStatus` without branch updates.
+    public func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws {
+        try await changeStatus(gid: gid, from: from, to: to, change: change, branchUpdates: [], now: now)
+    }
+
+    /// `touchCronTime` without branch updates: a no-op if the status moved.
+    public func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws {
+        try await touchCronTime(gid: gid, requiring: requiring, interval: interval, nextCronTime: nextCronTime, branchUpdates: [], now: now)
+    }
 }

@@ -19,6 +19,11 @@ public struct EngineConfig: Sendable, Equatable {
     public var maxRetryInterval: Int64 = 3600
     /// Hosts branch, check-back and resume URLs may name; nil = any host (DTM's behaviour). Not a DTM key.
     public var allowedBranchHosts: Set<String>?
+    /// DTM's `UpdateBranchSync`: true (1, the default) stores a branch's new status before the round calls or
+    /// waits on another branch, so a step that answered is not called again after a crash; false (0) keeps the
+    /// statuses in memory until the round's next write of the global row or its end (one write per round), at
+    /// the price of repeating those steps after a crash. Both write the last status with the final status change.
+    public var updateBranchSync = true
     /// Request limits.
     public var limits = Limits()
 

@@ -40,11 +40,15 @@ public struct MsgProcessor: ModeProcessor {
             let caller = round.context.caller
             let calls = pending.map { ($0, round.branchCall(index: $0)) }
             var firstProblem: RoundResult?
+            try await round.settle()
             try await withThrowingTaskGroup(of: (Int, BranchCallResult).self) { group in
                 for (index, call) in calls { group.addTask { (index, await TransactionRound.call(call, caller: caller)) } }
+                var inFlight = calls.count
                 for try await (index, result) in group {
+                    inFlight -= 1
                     let outcome = try await round.record(result, index: index)
                     if firstProblem == nil { firstProblem = Self.problem(outcome) }
+                    if inFlight > 0 { try await round.settle() }
                 }
             }
             if let firstProblem { return firstProblem }

@@ -135,6 +135,7 @@ public struct SagaProcessor: ModeProcessor {
         var pending = nextBatch([])
         while pending.count == 1 {
             let index = pending[0]
+            try await round.settle()
             let result = await TransactionRound.call(round.branchCall(index: index), caller: caller)
             let outcome = try await round.record(result, index: index)
             let again = try await onResult(index, outcome)
@@ -149,14 +150,19 @@ public struct SagaProcessor: ModeProcessor {
                 running.insert(index)
                 group.addTask { (index, await TransactionRound.call(call, caller: caller)) }
             }
+            try await round.settle()
             for index in pending { start(index) }
             while let (index, result) = try await group.next() {
                 running.remove(index)
                 let outcome = try await round.record(result, index: index)
                 let again = try await onResult(index, outcome)
-                guard withinBudget() else { continue }
-                if again { start(index) }
-                for next in nextBatch(running) { start(next) }
+                var next: [Int] = []
+                if withinBudget() {
+                    if again { next.append(index) }
+                    next += nextBatch(running.union(next))
+                }
+                if !running.isEmpty || !next.isEmpty { try await round.settle() }
+                for index in next { start(index) }
             }
         }
     }

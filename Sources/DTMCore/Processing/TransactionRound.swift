@@ -19,6 +19,11 @@ public final class TransactionRound {
     }()
     /// When the schedule was last pushed forward (DTM's `lastTouched`): also the lease renewal.
     private var lastTouched: Timestamp
+    /// Branch statuses recorded in memory and not yet stored. They go to the store with the round's next write
+    /// of the global row (a status change or a schedule move) in the same atomic write, or, with
+    /// `updateBranchSync`, before the round calls or waits on another branch (`settle`), or at the round's end.
+    /// A two-step saga thus makes two writes after submit instead of three (one without `updateBranchSync`).
+    private var pendingUpdates: [BranchStatusUpdate] = []
 
     public init(transaction: GlobalTransaction, branches: [Branch], context: ProcessingContext) {
         self.transaction = transaction
@@ -46,6 +51,7 @@ public final class TransactionRound {
 
     /// Calls branch row `index` and records the result (spec §8.1 `execBranch`).
     public func execBranch(index: Int) async throws -> BranchOutcome {
+        try await settle()
         let result = await Self.call(branchCall(index: index), caller: context.caller)
         return try await record(result, index: index)
     }
@@ -64,8 +70,8 @@ public final class TransactionRound {
         return await caller.call(call)
     }
 
-    /// Records the result of a call to branch row `index`: new branch status (guarded by the global status),
-    /// then the schedule update, then the alert check.
+    /// Records the result of a call to branch row `index`: new branch status (stored with the round's next
+    /// write, guarded by the global status), then the schedule update, then the alert check.
     public func record(_ result: BranchCallResult, index: Int) async throws -> BranchOutcome {
         let branch = branches[index]
 
@@ -89,10 +95,7 @@ public final class TransactionRound {
 
         if let newStatus {
             let at = now
-            try await context.store.updateBranches(
-                gid: transaction.gid, requiring: transaction.status,
-                updates: [BranchStatusUpdate(branchID: branch.branchID, op: branch.op, status: newStatus, finishTime: at)],
-                now: at)
+            pendingUpdates.append(BranchStatusUpdate(branchID: branch.branchID, op: branch.op, status: newStatus, finishTime: at))
             branches[index].status = newStatus
             branches[index].finishTime = at
             branches[index].updateTime = at
@@ -126,7 +129,8 @@ public final class TransactionRound {
         let interval = config.nextInterval(update, current: transaction.nextCronInterval, options: transaction.options)
         let next = at.adding(seconds: Double(interval))
         try await context.store.touchCronTime(
-            gid: transaction.gid, requiring: transaction.status, interval: interval, nextCronTime: next, now: at)
+            gid: transaction.gid, requiring: transaction.status, interval: interval, nextCronTime: next,
+            branchUpdates: takePendingUpdates(), now: at)
         transaction.nextCronInterval = interval
         transaction.nextCronTime = next
         lastTouched = at
@@ -138,7 +142,7 @@ public final class TransactionRound {
         let next = at.adding(seconds: Double(seconds))
         try await context.store.touchCronTime(
             gid: transaction.gid, requiring: transaction.status, interval: transaction.nextCronInterval,
-            nextCronTime: next, now: at)
+            nextCronTime: next, branchUpdates: takePendingUpdates(), now: at)
         transaction.nextCronTime = next
     }
 
@@ -148,7 +152,8 @@ public final class TransactionRound {
         var change = StatusChange(rollbackReason: rollbackReason, result: result)
         if status == .succeed { change.finishTime = at }
         if status == .failed { change.rollbackTime = at }
-        try await context.store.changeStatus(gid: transaction.gid, from: transaction.status, to: status, change: change, now: at)
+        try await context.store.changeStatus(
+            gid: transaction.gid, from: transaction.status, to: status, change: change, branchUpdates: takePendingUpdates(), now: at)
         if context.logger.logLevel <= .info {
             logger.info(
                 "status \(transaction.status.rawValue) -> \(status.rawValue)",
@@ -160,6 +165,23 @@ public final class TransactionRound {
         if let r = change.rollbackTime { transaction.rollbackTime = r }
         if let r = rollbackReason { transaction.rollbackReason = r }
         if let r = result { transaction.result = r }
+    }
+
+    /// To be called before the round starts a branch call or waits for one in flight: with `updateBranchSync`
+    /// (DTM's default) the statuses recorded so far are stored first, as DTM stores each one at once.
+    public func settle() async throws {
+        if config.updateBranchSync { try await storePendingUpdates() }
+    }
+
+    /// Stores the branch statuses recorded since the round's last write (at the end of a round).
+    public func storePendingUpdates() async throws {
+        guard !pendingUpdates.isEmpty else { return }
+        try await context.store.updateBranches(gid: transaction.gid, requiring: transaction.status, updates: takePendingUpdates(), now: now)
+    }
+
+    private func takePendingUpdates() -> [BranchStatusUpdate] {
+        defer { pendingUpdates.removeAll() }
+        return pendingUpdates
     }
 
     /// A branch's log metadata (the round's logger already carries gid and trans_type).

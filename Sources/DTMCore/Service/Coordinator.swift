@@ -250,6 +250,7 @@ public final class Coordinator: Sendable {
         let result: RoundResult
         do {
             result = try await processor.processOnce(round)
+            try await round.storePendingUpdates()
         } catch {
             context.observer?.roundFinished(transType: transaction.transType, failed: true, secondsSinceCreate: now.seconds(since: transaction.createTime))
             throw error

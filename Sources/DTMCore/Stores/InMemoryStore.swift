@@ -38,9 +38,12 @@ public final class InMemoryStore: TransactionStore {
         state.withLock { $0.branches[gid] ?? [] }
     }
 
-    public func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws {
+    public func changeStatus(
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
+    ) async throws {
         try state.withLock { s throws(DTMError) in
             guard var t = s.transactions[gid], t.status == from else { throw DTMError.storageNotFound("") }
+            let rows = try Self.applying(branchUpdates, to: s.branches[gid] ?? [], gid: gid, now: now)
             t.status = to
             t.updateTime = now
             if let v = change.finishTime { t.finishTime = v }
@@ -48,6 +51,7 @@ public final class InMemoryStore: TransactionStore {
             if let v = change.rollbackReason { t.rollbackReason = v }
             if let v = change.result { t.result = v }
             s.transactions[gid] = t
+            if !branchUpdates.isEmpty { s.branches[gid] = rows }
         }
     }
 
@@ -70,27 +74,40 @@ public final class InMemoryStore: TransactionStore {
     public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
         try state.withLock { s throws(DTMError) in
             guard let t = s.transactions[gid], t.status == requiring else { throw DTMError.storageNotFound("") }
-            var rows = s.branches[gid] ?? []
-            for u in updates {
-                guard let i = rows.firstIndex(where: { $0.branchID == u.branchID && $0.op == u.op }) else {
-                    throw DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)")
-                }
-                rows[i].status = u.status
-                rows[i].finishTime = u.finishTime
-                rows[i].updateTime = now
-            }
-            s.branches[gid] = rows
+            s.branches[gid] = try Self.applying(updates, to: s.branches[gid] ?? [], gid: gid, now: now)
         }
     }
 
-    public func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws {
-        state.withLock { s in
-            guard var t = s.transactions[gid], t.status == requiring else { return }
+    public func touchCronTime(
+        gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
+        now: Timestamp
+    ) async throws {
+        try state.withLock { s throws(DTMError) in
+            guard var t = s.transactions[gid], t.status == requiring else {
+                if branchUpdates.isEmpty { return }
+                throw DTMError.storageNotFound("")
+            }
+            let rows = try Self.applying(branchUpdates, to: s.branches[gid] ?? [], gid: gid, now: now)
             t.nextCronInterval = interval
             t.nextCronTime = nextCronTime
             t.updateTime = now
             s.transactions[gid] = t
+            if !branchUpdates.isEmpty { s.branches[gid] = rows }
         }
+    }
+
+    /// `rows` with `updates` applied; `storageNotFound` if one names no row.
+    private static func applying(_ updates: [BranchStatusUpdate], to rows: [Branch], gid: String, now: Timestamp) throws(DTMError) -> [Branch] {
+        var rows = rows
+        for u in updates {
+            guard let i = rows.firstIndex(where: { $0.branchID == u.branchID && $0.op == u.op }) else {
+                throw DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)")
+            }
+            rows[i].status = u.status
+            rows[i].finishTime = u.finishTime
+            rows[i].updateTime = now
+        }
+        return rows
     }
 
     public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
