@@ -31,7 +31,9 @@ public final class DtmGRPCListener: Sendable {
         }
         let server = try await GRPCServer.start(host: host, port: port, group: group, configuration: configuration, logger: logger) { request in
             let started = ContinuousClock.now
-            let response = await Self.respond(request, service: service, authToken: authToken, logger: logger)
+            let response = await RoundExecutor.$preferred.withValue(request.taskExecutor) {
+                await Self.respond(request, service: service, authToken: authToken, logger: logger)
+            }
             if let metrics {
                 let api = request.path.split(separator: "/").last.map { $0.lowercased() } ?? ""
                 let elapsed = ContinuousClock.now - started

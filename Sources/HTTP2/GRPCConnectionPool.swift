@@ -4,8 +4,10 @@ import NIOPosix
 import Synchronization
 
 /// Client connections for unary gRPC calls, a few per authority (`host:port`), h2c with prior
-/// knowledge. Calls go to the connection with the fewest calls in flight; a new connection is
-/// opened while every existing one is busy and the per-authority limit allows. Connections that
+/// knowledge. A call made on an event loop (a task preferring an `EventLoopTaskExecutor`) goes to a
+/// connection of that loop, so that neither the call nor its answer changes threads; other calls go to
+/// the connection with the fewest calls in flight. A new connection is opened, on the caller's loop if
+/// it has one, while every fitting one is busy and the per-authority limit allows. Connections that
 /// received GOAWAY or closed are dropped and replaced on the next call; a call that provably
 /// never reached the server (refused stream, GOAWAY, failed connect) is retried once, elsewhere.
 public final class GRPCConnectionPool: Sendable {
@@ -102,19 +104,31 @@ public final class GRPCConnectionPool: Sendable {
         return result
     }
 
+    /// The event loops of the usable connections to `authority`, in the order they were opened.
+    func connectionLoops(_ authority: String) -> [any EventLoop] {
+        state.withLock { $0.authorities[authority, default: []].filter { $0.usable.load(ordering: .relaxed) }.map(\.eventLoop) }
+    }
+
     /// Picks (or starts) a connection for `authority` and counts the call against it.
     private func checkout(_ authority: String) -> PooledConnection? {
+        let here = MultiThreadedEventLoopGroup.currentEventLoop
         let (picked, isNew) = state.withLock { state -> (PooledConnection?, Bool) in
             guard !state.isShutdown else { return (nil, false) }
             var list = state.authorities[authority, default: []].filter { $0.usable.load(ordering: .relaxed) }
-            let least = list.min { $0.inFlight.load(ordering: .relaxed) < $1.inFlight.load(ordering: .relaxed) }
-            if let least, least.inFlight.load(ordering: .relaxed) == 0 || list.count >= configuration.connectionsPerAuthority {
-                least.inFlight.add(1, ordering: .relaxed)
+            func leastBusy(_ candidates: [PooledConnection]) -> PooledConnection? {
+                candidates.min { $0.inFlight.load(ordering: .relaxed) < $1.inFlight.load(ordering: .relaxed) }
+            }
+            let full = list.count >= configuration.connectionsPerAuthority
+            let local = here.flatMap { loop in leastBusy(list.filter { $0.eventLoop === loop }) }
+            let pick = local ?? (here == nil || full ? leastBusy(list) : nil)
+            if let pick, pick.inFlight.load(ordering: .relaxed) == 0 || full {
+                pick.inFlight.add(1, ordering: .relaxed)
                 state.authorities[authority] = list
-                return (least, false)
+                return (pick, false)
             }
             state.nextID += 1
-            let connection = PooledConnection(id: state.nextID, promise: group.next().makePromise(of: (any Channel).self))
+            let loop = here ?? group.next()
+            let connection = PooledConnection(id: state.nextID, promise: loop.makePromise(of: (any Channel).self))
             connection.inFlight.add(1, ordering: .relaxed)
             list.append(connection)
             state.authorities[authority] = list
@@ -170,6 +184,7 @@ private final class PooledConnection: Sendable {
     let id: Int
     let promise: EventLoopPromise<any Channel>
     var channel: EventLoopFuture<any Channel> { promise.futureResult }
+    var eventLoop: any EventLoop { promise.futureResult.eventLoop }
     let inFlight = Atomic<Int>(0)
     let usable = Atomic<Bool>(true)
 

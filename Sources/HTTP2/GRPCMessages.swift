@@ -15,6 +15,9 @@ public struct GRPCRequest: Sendable {
     public var timeout: Duration?
     /// When the call expires: arrival time plus `timeout`.
     public var deadline: NIODeadline?
+    /// The executor of the connection's event loop, on which the handler runs: work the handler starts
+    /// for this request may prefer it too.
+    public var taskExecutor: (any TaskExecutor)?
 
     public init(
         streamID: Int32, path: String, metadata: [(String, String)], message: [UInt8],

@@ -8,9 +8,9 @@ public struct GRPCServerShutdownEvent: Sendable {
 }
 
 /// Glue between one accepted TCP connection and its `H2ServerSession`: bytes in → session,
-/// session output → channel. Requests run in their own `Task` on the async handler; answers hop
-/// back to this channel's event loop (`NIOLoopBound` + `execute`), the only place the session is
-/// touched. Back-pressure: output is drained only while the channel is writable, and reads are
+/// session output → channel. Requests run in their own `Task` on the async handler, preferring this
+/// channel's event loop as executor, so that the answer is given on the loop, the only place the session
+/// is touched, without a hop (answers from elsewhere hop back with `execute`). Back-pressure: output is drained only while the channel is writable, and reads are
 /// held while it is not, so a slow reader cannot make us buffer unboundedly.
 final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -27,6 +27,8 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     private let logger: Logger
     private var context: ChannelHandlerContext?
     private var tasks: [Int32: Task<Void, Never>] = [:]
+    /// Runs the request handlers on this connection's event loop (see `EventLoopTaskExecutor`).
+    private var executor: EventLoopTaskExecutor?
     /// Deadlines (grpc-timeout) of the requests in flight, by stream id.
     private var deadlines: DeadlineQueue<Int32>?
     private var readHeld = false
@@ -57,6 +59,7 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        executor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
         let deadlines = DeadlineQueue<Int32>(eventLoop: context.eventLoop)
         deadlines.onExpired = { [unowned self] streamID in
             // The client gives up at its deadline anyway; answering frees the stream and the cancelled
@@ -189,9 +192,15 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         let handler = self.handler
         let streamID = request.streamID
-        tasks[streamID] = Task {
+        var request = request
+        request.taskExecutor = executor
+        tasks[streamID] = Task(executorPreference: executor) { [request] in
             let response = await handler(request)
-            eventLoop.execute { loopBound.value.answer(streamID, response) }
+            if eventLoop.inEventLoop {
+                loopBound.value.answer(streamID, response)
+            } else {
+                eventLoop.execute { loopBound.value.answer(streamID, response) }
+            }
         }
         if let deadline = request.deadline { deadlines?.add(streamID, at: deadline) }
     }

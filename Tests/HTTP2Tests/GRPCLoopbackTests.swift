@@ -44,6 +44,32 @@ struct GRPCLoopbackTests {
         await server.shutdown()
     }
 
+    @Test("calls made on an event loop use a connection of that loop; the server runs handlers on its connection's loop")
+    func eventLoopAffinity() async throws {
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { request in
+            let onLoop = request.taskExecutor.map { ($0 as? EventLoopTaskExecutor)?.eventLoop.inEventLoop == true } ?? false
+            return .ok(Array((onLoop ? "loop" : "elsewhere").utf8))
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = Array(group.makeIterator())
+        let pool = GRPCConnectionPool(group: group)
+        let authority = "127.0.0.1:\(server.port)"
+        for loop in loops + loops {
+            let answer = await Task(executorPreference: EventLoopTaskExecutor(eventLoop: loop)) {
+                let result = await pool.unary(authority: authority, path: "/test.Echo/Where", message: [], timeout: .seconds(5))
+                #expect(loop.inEventLoop)  // resumed on the same loop
+                return String(decoding: result.message, as: UTF8.self)
+            }.value
+            #expect(answer == "loop")
+        }
+        let used = pool.connectionLoops(authority)
+        #expect(used.count == 2)
+        #expect(used.map { ObjectIdentifier($0) } == loops.map { ObjectIdentifier($0) })
+        await pool.shutdown()
+        await server.shutdown()
+        try await group.shutdownGracefully()
+    }
+
     @Test("error status, unknown method, 3 MiB payload, deadline over a real socket")
     func statusesOverSocket() async throws {
         let server = try await Self.echoServer()

@@ -213,8 +213,8 @@ public final class Coordinator: Sendable {
                 backgroundRounds.subtract(1, ordering: .relaxed)
                 return
             }
-            Task {
-                defer { backgroundRounds.subtract(1, ordering: .relaxed) }
+            Task(executorPreference: RoundExecutor.preferred) {
+                defer { self.backgroundRounds.subtract(1, ordering: .relaxed) }
                 _ = await self.runRoundLogged(transaction, branches: branches)
             }
             return
