@@ -117,24 +117,22 @@ let package = Package(
 
         // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer,address and -DFUZZING; a plain
         // build gives a replayer that runs the harness on the files named as arguments).
+        // FuzzSupport holds the harnesses themselves, so that the replay tests run exactly what the fuzzers run.
         .target(
-            name: "FuzzSupport", dependencies: [.product(name: "Logging", package: "swift-log")],
+            name: "FuzzSupport",
+            dependencies: ["DTMCore", "DTMGRPC", "DTMHTTP", "HTTP2", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Fuzz/FuzzSupport", swiftSettings: strict),
-        .executableTarget(
-            name: "FuzzProtoRequest", dependencies: ["FuzzSupport", "DTMGRPC", "DTMCore", .product(name: "Logging", package: "swift-log")],
-            path: "Sources/Fuzz/FuzzProtoRequest", swiftSettings: strict),
-        .executableTarget(
-            name: "FuzzJSONRequest", dependencies: ["FuzzSupport", "DTMHTTP", "DTMCore", .product(name: "Logging", package: "swift-log")],
-            path: "Sources/Fuzz/FuzzJSONRequest", swiftSettings: strict),
-        .executableTarget(name: "FuzzH2Server", dependencies: ["FuzzSupport", "HTTP2"], path: "Sources/Fuzz/FuzzH2Server", swiftSettings: strict),
-        .executableTarget(name: "FuzzGRPCFraming", dependencies: ["FuzzSupport", "HTTP2"], path: "Sources/Fuzz/FuzzGRPCFraming", swiftSettings: strict),
+        .executableTarget(name: "FuzzProtoRequest", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzProtoRequest", swiftSettings: strict),
+        .executableTarget(name: "FuzzJSONRequest", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzJSONRequest", swiftSettings: strict),
+        .executableTarget(name: "FuzzH2Server", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzH2Server", swiftSettings: strict),
+        .executableTarget(name: "FuzzGRPCFraming", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzGRPCFraming", swiftSettings: strict),
 
         .testTarget(name: "DTMCoreTests", dependencies: ["DTMCore"], swiftSettings: strict),
-        .testTarget(name: "DTMGRPCTests", dependencies: ["DTMGRPC", "DTMCore"], swiftSettings: strict),
+        .testTarget(name: "DTMGRPCTests", dependencies: ["DTMGRPC", "DTMCore", "FuzzSupport"], swiftSettings: strict),
         .testTarget(
             name: "HTTP2Tests",
             dependencies: [
-                "HTTP2", "DTMProtoC",
+                "HTTP2", "DTMProtoC", "FuzzSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -146,7 +144,7 @@ let package = Package(
         .testTarget(
             name: "DTMServerTests",
             dependencies: [
-                "DTMCore", "DTMHTTP", "DTMServer", "DTMGRPC", "HTTP2",
+                "DTMCore", "DTMHTTP", "DTMServer", "DTMGRPC", "HTTP2", "FuzzSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -22,8 +22,6 @@ final class DeadlineQueue<ID> {
         self.slack = slack
     }
 
-    var count: Int { entries.count - head }
-
     func add(_ id: ID, at deadline: NIODeadline) {
         if let last = entries.last, deadline < last.deadline {
             var low = head

@@ -1,0 +1,39 @@
+import DTMHTTP
+
+/// FuzzJSONRequest: JSON request decoding (TransactionRequestJSON, BranchRegistrationJSON, the JSON-RPC
+/// endpoint) through APIRouter.handle, which decodes a body into a request and runs it; GET and DELETE routes
+/// take the record's bytes as their query string / topic name.
+///
+/// Input: up to 8 records `route byte, u16 length, body` (`Fixtures.records`), each input on a fresh
+/// in-memory coordinator (`Fixtures.coordinator`). Every answer must be an HTTP status.
+public enum JSONRequestHarness {
+    /// (method, path; a path ending in "?" or "/" gets the body appended instead of sending it).
+    static let routes: [(String, String)] = [
+        ("POST", "/api/dtmsvr/prepare"), ("POST", "/api/dtmsvr/submit"), ("POST", "/api/dtmsvr/abort"),
+        ("POST", "/api/dtmsvr/forceStop"), ("POST", "/api/dtmsvr/resetNextCronTime"), ("POST", "/api/dtmsvr/registerBranch"),
+        ("POST", "/api/dtmsvr/registerTccBranch"), ("POST", "/api/dtmsvr/registerXaBranch"), ("POST", "/api/dtmsvr/prepareWorkflow"),
+        ("POST", "/api/json-rpc"), ("GET", "/api/dtmsvr/query?"), ("GET", "/api/dtmsvr/all?"), ("GET", "/api/dtmsvr/scanKV?"),
+        ("GET", "/api/dtmsvr/queryKV?"), ("GET", "/api/dtmsvr/resetCronTime?"), ("GET", "/api/dtmsvr/subscribe?"),
+        ("GET", "/api/dtmsvr/unsubscribe?"), ("DELETE", "/api/dtmsvr/topic/"), ("GET", "/api/dtmsvr/newGid"), ("GET", "/api/ping"),
+    ]
+
+    /// The HTTP status of every call, and every broken invariant (empty when all hold).
+    public static func run(_ input: [UInt8]) async -> (statuses: [Int], problems: [String]) {
+        let calls = Fixtures.records(input).map { record -> (String, String, [UInt8]) in
+            let (method, path) = routes[Int(record.selector) % routes.count]
+            if path.hasSuffix("?") || path.hasSuffix("/") {
+                return (method, path + String(decoding: record.body, as: UTF8.self), [])
+            }
+            return (method, path, record.body)
+        }
+        let router = APIRouter(coordinator: Fixtures.coordinator(), version: "fuzz", logger: Fixtures.quiet)
+        var statuses: [Int] = []
+        var problems: [String] = []
+        for (method, uri, body) in calls {
+            let status = await router.handle(method: method, uri: uri, body: body).status
+            if !(200..<600).contains(status) { problems.append("\(method) \(uri): status \(status)") }
+            statuses.append(status)
+        }
+        return (statuses, problems)
+    }
+}

@@ -1,0 +1,42 @@
+import DTMGRPC
+
+/// FuzzProtoRequest: protobuf request decoding and model conversion (ProtoCodec over protobuf-c) and
+/// DtmService.handle, which decodes, validates and runs the call.
+///
+/// Input: up to 8 records `method byte, u16 length, message` (`Fixtures.records`). Each input gets a fresh
+/// in-memory coordinator (`Fixtures.coordinator`), so a Prepare can be followed by a RegisterBranch and an
+/// Abort. Every message that decodes as a DtmRequest or DtmBranchRequest must survive encode → decode
+/// unchanged, and a reply that is not OK carries no payload.
+public enum ProtoRequestHarness {
+    public static let methods = DtmService.methods.sorted() + ["/dtmgimp.Dtm/Unknown"]
+
+    /// The status of every call, and every broken invariant (empty when all hold).
+    public static func run(_ input: [UInt8]) async -> (codes: [StatusMapping.Code], problems: [String]) {
+        let calls = Fixtures.records(input).map { (methods[Int($0.selector) % methods.count], $0.body) }
+        var problems = calls.flatMap { roundTripProblems($0.1) }
+        let service = DtmService(coordinator: Fixtures.coordinator(), logger: Fixtures.quiet)
+        var codes: [StatusMapping.Code] = []
+        for (method, message) in calls {
+            let reply = await service.handle(method: method, message: message)
+            if reply.code != .ok && !reply.payload.isEmpty { problems.append("\(method): \(reply.code) with a payload") }
+            codes.append(reply.code)
+        }
+        return (codes, problems)
+    }
+
+    static func roundTripProblems(_ message: [UInt8]) -> [String] {
+        var problems: [String] = []
+        if let request = try? ProtoCodec.decodeRequest(message),
+            (try? ProtoCodec.decodeRequest(ProtoCodec.encodeRequest(request))) != request
+        {
+            problems.append("DtmRequest does not survive encode → decode")
+        }
+        if let registration = try? ProtoCodec.decodeBranchRequest(message),
+            (try? ProtoCodec.decodeBranchRequest(ProtoCodec.encodeBranchRequest(registration))) != registration
+        {
+            problems.append("DtmBranchRequest does not survive encode → decode")
+        }
+        _ = try? ProtoCodec.decodeTopicRequest(message)
+        return problems
+    }
+}
