@@ -248,6 +248,12 @@ class BranchService:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length > 0 else b""
+                if len(raw) < length:
+                    # The coordinator was killed while sending: like any HTTP server, the service never saw a
+                    # whole request, so it neither runs nor records one.
+                    log("busi: dropped a request cut short by the kill (%s, %d of %d body bytes)" % (self.path, len(raw), length))
+                    self.close_connection = True
+                    return
                 call, status, body, delay = owner._respond_http(self.command, self.path, raw)
                 if delay:
                     time.sleep(delay)
