@@ -5,14 +5,13 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// The HTTP/1.1 listener of the JSON API (port 36789). Each connection is served by its own task, requests in
-/// order; the request body is collected up to `limits.maxBodyBytes` and handed to the `APIRouter`.
+/// The HTTP/1.1 listener of the JSON API (port 36789). Each connection is served by an
+/// `HTTPAPIConnectionHandler`, which runs each request's handling in a task preferring the connection's event
+/// loop (see `EventLoopTaskExecutor`), as the gRPC listener does.
 public final class HTTPAPIServer: Sendable {
-    private typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
-
-    private let router: APIRouter
-    private let limits: HTTPServerLimits
-    private let logger: Logger
+    let router: APIRouter
+    let limits: HTTPServerLimits
+    let logger: Logger
     private let group: any EventLoopGroup
     private let state = Mutex(State())
 
@@ -30,7 +29,8 @@ public final class HTTPAPIServer: Sendable {
         self.logger = logger
     }
 
-    /// Binds and serves until `shutdown()` (or cancellation). `onBound` receives the port actually bound.
+    /// Binds and serves until `shutdown()` has closed the listener and every connection (or until cancelled,
+    /// which closes them at once). `onBound` receives the port actually bound.
     public func run(host: String, port: Int, onBound: @Sendable (Int) -> Void = { _ in }) async throws {
         let idle = limits.idleTimeoutSeconds
         let readTimeout = TimeAmount.seconds(limits.readTimeoutSeconds)
@@ -38,7 +38,7 @@ public final class HTTPAPIServer: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: host, port: port) { channel in
+            .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(IdleStateHandler(allTimeout: .seconds(idle)))
@@ -47,27 +47,26 @@ public final class HTTPAPIServer: Sendable {
                     try sync.addHandler(RequestStartWatcher(deadline))
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(RequestEndWatcher(deadline))
-                    return try Connection(wrappingChannelSynchronously: channel)
+                    try sync.addHandler(HTTPAPIConnectionHandler(server: self))
+                    self.track(channel)
                 }
             }
+            .bind(host: host, port: port).get()
         let shutdownEarly = state.withLock { s -> Bool in
-            s.serverChannel = server.channel
+            s.serverChannel = server
             return s.shuttingDown
         }
-        if shutdownEarly { try? await server.channel.close() }
-        onBound(server.channel.localAddress?.port ?? port)
-        logger.info("HTTP API listening", metadata: ["host": .string(host), "port": .stringConvertible(server.channel.localAddress?.port ?? port)])
+        if shutdownEarly { try? await server.close() }
+        onBound(server.localAddress?.port ?? port)
+        logger.info("HTTP API listening", metadata: ["host": .string(host), "port": .stringConvertible(server.localAddress?.port ?? port)])
 
         try await withTaskCancellationHandler {
-            try await withThrowingDiscardingTaskGroup { tasks in
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        tasks.addTask { await self.serve(connection) }
-                    }
-                }
-            }
+            try await server.closeFuture.get()
+            // The listener is closed; `shutdown()` closes the connections once their requests are answered.
+            while state.withLock({ !$0.connections.isEmpty }) { try await Task.sleep(for: .milliseconds(10)) }
         } onCancel: {
             self.closeListener()
+            self.closeConnections()
         }
         logger.info("HTTP API stopped")
     }
@@ -80,6 +79,22 @@ public final class HTTPAPIServer: Sendable {
         while state.withLock({ $0.inFlight }) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
+        closeConnections()
+    }
+
+    /// Whether answers should ask their client to close the connection (shutdown has begun).
+    var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
+
+    func requestStarted() { state.withLock { $0.inFlight += 1 } }
+    func requestFinished() { state.withLock { $0.inFlight -= 1 } }
+
+    private func track(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        state.withLock { $0.connections[id] = channel }
+        channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.connections.removeValue(forKey: id) } }
+    }
+
+    private func closeConnections() {
         let open = state.withLock { Array($0.connections.values) }
         for channel in open { channel.close(promise: nil) }
     }
@@ -90,87 +105,6 @@ public final class HTTPAPIServer: Sendable {
             return s.serverChannel
         }
         channel?.close(promise: nil)
-    }
-
-    private func serve(_ connection: Connection) async {
-        let channel = connection.channel
-        let id = ObjectIdentifier(channel)
-        state.withLock { $0.connections[id] = channel }
-        defer { _ = state.withLock { $0.connections.removeValue(forKey: id) } }
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var head: HTTPRequestHead?
-                var body = channel.allocator.buffer(capacity: 0)
-                var refused: String?
-                for try await part in inbound {
-                    switch part {
-                    case .head(let h):
-                        head = h
-                        body.clear()
-                        refused = nil
-                        if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
-                            refused = "request body of \(length) bytes exceeds the limit of \(limits.maxBodyBytes) bytes"
-                        }
-                    case .body(var chunk):
-                        guard refused == nil else { continue }
-                        if body.readableBytes + chunk.readableBytes > limits.maxBodyBytes {
-                            refused = "request body exceeds the limit of \(limits.maxBodyBytes) bytes"
-                            body.clear()
-                        } else {
-                            body.writeBuffer(&chunk)
-                        }
-                    case .end:
-                        guard let requestHead = head else { continue }
-                        head = nil
-                        if let refused {
-                            // The rest of an oversized body is not read: answer and close.
-                            try await respond(outbound, requestHead, APIResponse.error(DTMError.invalidArgument(refused), gid: nil), close: true)
-                            return
-                        }
-                        let keepAlive = try await handle(requestHead, body: body, outbound: outbound)
-                        if !keepAlive { return }
-                    }
-                    // An oversized body is refused at once (announced or found while reading), not read to its end.
-                    if let refused, let h = head {
-                        try await respond(outbound, h, APIResponse.error(DTMError.invalidArgument(refused), gid: nil), close: true)
-                        return
-                    }
-                }
-            }
-        } catch {
-            logger.debug("connection ended", metadata: ["error": .string("\(error)")])
-        }
-    }
-
-    /// Serves one request; returns whether the connection stays open.
-    private func handle(_ head: HTTPRequestHead, body: ByteBuffer, outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Bool {
-        state.withLock { $0.inFlight += 1 }
-        defer { state.withLock { $0.inFlight -= 1 } }
-        let started = ContinuousClock.now
-        let bytes = body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? []
-        let response = await router.handle(
-            method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "authorization"), body: bytes)
-        let close = !head.isKeepAlive || state.withLock { $0.shuttingDown }
-        try await respond(outbound, head, response, close: close)
-        logger.debug(
-            "http request",
-            metadata: [
-                "method": .string(head.method.rawValue), "uri": .string(head.uri), "status": .stringConvertible(response.status),
-                "ms": .stringConvertible((ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000),
-            ])
-        return !close
-    }
-
-    private func respond(
-        _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, _ request: HTTPRequestHead,
-        _ response: APIResponse, close: Bool
-    ) async throws {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: response.contentType)
-        headers.add(name: "Content-Length", value: String(response.body.count))
-        if close { headers.add(name: "Connection", value: "close") }
-        let head = HTTPResponseHead(version: request.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
-        try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(ByteBuffer(bytes: response.body))), .end(nil)])
     }
 }
 

@@ -8,12 +8,26 @@ import NIOHTTP1
 /// `op` query parameters; POST with the payload when there is one (always for XA), else GET;
 /// `Content-Type: application/json` and the branch headers; the transaction's request timeout.
 /// Transactions with protocol `json-rpc` whose URL names a `method` are called with JSON-RPC (spec §7.4).
+/// Plain `http://` URLs go through `plainHTTP` (a lean keep-alive HTTP/1.1 pool on NIO, when given) with the same
+/// request AsyncHTTPClient would send; `https://` and any URL or header the lean client does not take verbatim go
+/// through AsyncHTTPClient.
 public struct HTTPBranchCaller: BranchCaller {
     private let client: HTTPClient
+    private let plainHTTP: HTTP1ConnectionPool?
     /// How much of a branch's answer is read to classify it; the rest is discarded.
     static let maxClassifiedBody = 64 * 1024
 
-    public init(client: HTTPClient) { self.client = client }
+    public init(client: HTTPClient, plainHTTP: HTTP1ConnectionPool? = nil) {
+        self.client = client
+        self.plainHTTP = plainHTTP
+    }
+
+    /// The lean pool for plain `http://` branch calls (64 connections per host, 60 s idle timeout, 3 s connect).
+    public static func makePlainHTTPPool(eventLoopGroup: any EventLoopGroup, logger: Logger) -> HTTP1ConnectionPool {
+        var config = HTTP1PoolConfiguration()
+        config.maxResponseBody = maxClassifiedBody
+        return HTTP1ConnectionPool(group: eventLoopGroup, configuration: config, logger: logger)
+    }
 
     /// A client configured for branch calls: pooled keep-alive connections, bounded connect time.
     public static func makeClient(eventLoopGroup: any EventLoopGroup) -> HTTPClient {
@@ -26,11 +40,8 @@ public struct HTTPBranchCaller: BranchCaller {
 
     public func call(_ call: BranchCall) async -> BranchCallResult {
         if call.transProtocol == TransProtocol.jsonRPC && call.url.contains("method") { return await jsonRPC(call) }
-        var request = HTTPClientRequest(url: Self.url(for: call))
         let post = !call.payload.isEmpty || call.transType == .xa
-        request.method = post ? .POST : .GET
-        if post { request.body = .bytes(ByteBuffer(bytes: call.payload)) }
-        return await execute(request, call, classify: Self.classify)
+        return await execute(Self.url(for: call), post ? call.payload : nil, call, classify: Self.classify)
     }
 
     /// A JSON-RPC branch (spec §7.4): the payload object gets gid, trans_type, branch_id and op and is posted as
@@ -49,10 +60,7 @@ public struct HTTPBranchCaller: BranchCaller {
         var body = w.bytes
         body += params
         body.append(UInt8(ascii: "}"))
-        var request = HTTPClientRequest(url: call.url)
-        request.method = .POST
-        request.body = .bytes(ByteBuffer(bytes: body))
-        return await execute(request, call) { status, answer in
+        return await execute(call.url, body, call) { status, answer in
             let http = Self.classify(status: status, body: answer)
             guard http == .success else { return http }
             let text = String(decoding: answer, as: UTF8.self)
@@ -84,18 +92,34 @@ public struct HTTPBranchCaller: BranchCaller {
         return out
     }
 
-    /// Sends with DTM's headers and timeout, reads at most `maxClassifiedBody` of the answer and classifies it.
-    private func execute(_ request: HTTPClientRequest, _ call: BranchCall, classify: (Int, [UInt8]) -> BranchCallResult) async -> BranchCallResult {
-        var request = request
-        request.headers.add(name: "Content-Type", value: "application/json")
-        for (name, value) in call.headers { request.headers.replaceOrAdd(name: name, value: value) }
+    /// Sends with DTM's headers and timeout (POST when there is a body, else GET), reads at most
+    /// `maxClassifiedBody` of the answer and classifies it.
+    private func execute(
+        _ url: String, _ body: [UInt8]?, _ call: BranchCall, classify: (Int, [UInt8]) -> BranchCallResult
+    ) async -> BranchCallResult {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        for (name, value) in call.headers { headers.replaceOrAdd(name: name, value: value) }
+        let timeout = TimeAmount.milliseconds(Int64(call.timeout * 1000))
+        let method: HTTPMethod = body == nil ? .GET : .POST
         do {
-            let response = try await client.execute(request, timeout: .milliseconds(Int64(call.timeout * 1000)))
-            var body: [UInt8] = []
-            for try await chunk in response.body where body.count < Self.maxClassifiedBody {
-                body += chunk.readableBytesView.prefix(Self.maxClassifiedBody - body.count)
+            if let pool = plainHTTP, let target = HTTP1Target(url),
+                let head = target.requestHead(method: method, headers: headers, bodyLength: body?.count ?? 0)
+            {
+                let request = HTTP1Request(head: head, body: body.map { ByteBuffer(bytes: $0) })
+                let response = try await pool.execute(request, to: target.endpoint, deadline: .now() + timeout)
+                return classify(response.status, response.body)
             }
-            return classify(Int(response.status.code), body)
+            var request = HTTPClientRequest(url: url)
+            request.method = method
+            request.headers = headers
+            if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+            let response = try await client.execute(request, timeout: timeout)
+            var answer: [UInt8] = []
+            for try await chunk in response.body where answer.count < Self.maxClassifiedBody {
+                answer += chunk.readableBytesView.prefix(Self.maxClassifiedBody - answer.count)
+            }
+            return classify(Int(response.status.code), answer)
         } catch {
             return .error("\(call.url): \(error)")
         }
@@ -111,10 +135,25 @@ public struct HTTPBranchCaller: BranchCaller {
     /// DTM's order (spec §7.5): 425 or a body containing ONGOING is ongoing; 409 or a body containing FAILURE is a
     /// failure; any other status than 200 is an error; else success.
     public static func classify(status: Int, body: [UInt8]) -> BranchCallResult {
-        let text = String(decoding: body, as: UTF8.self)
-        if status == 425 || text.contains("ONGOING") { return .ongoing(text) }
-        if status == 409 || text.contains("FAILURE") { return .failure(text) }
-        if status != 200 { return .error("status \(status): \(text.prefix(512))") }
+        func text() -> String { String(decoding: body, as: UTF8.self) }
+        if status == 425 || contains(body, "ONGOING") { return .ongoing(text()) }
+        if status == 409 || contains(body, "FAILURE") { return .failure(text()) }
+        if status != 200 { return .error("status \(status): \(text().prefix(512))") }
         return .success
+    }
+
+    /// Whether `body` holds the ASCII `word`: a byte search (String.contains cost ~3 % of an HTTP saga).
+    static func contains(_ body: [UInt8], _ word: StaticString) -> Bool {
+        let n = word.utf8CodeUnitCount
+        guard body.count >= n else { return false }
+        let w = UnsafeBufferPointer(start: word.utf8Start, count: n)
+        return body.withUnsafeBufferPointer { b in
+            var i = 0
+            while i <= b.count - n {
+                if b[i] == w[0] && (1..<n).allSatisfy({ b[i + $0] == w[$0] }) { return true }
+                i += 1
+            }
+            return false
+        }
     }
 }

@@ -25,9 +25,10 @@ public enum DTMServerApp {
 
         let group = MultiThreadedEventLoopGroup.singleton
         let httpClient = HTTPBranchCaller.makeClient(eventLoopGroup: group)
+        let plainHTTP = HTTPBranchCaller.makePlainHTTPPool(eventLoopGroup: group, logger: logger)
         let grpcPool = GRPCConnectionPool(group: group, logger: logger)
         let caller = BranchCallRouter(
-            http: HTTPBranchCaller(client: httpClient), grpc: GRPCBranchCaller(transport: GRPCPoolTransport(pool: grpcPool)))
+            http: HTTPBranchCaller(client: httpClient, plainHTTP: plainHTTP), grpc: GRPCBranchCaller(transport: GRPCPoolTransport(pool: grpcPool)))
         let metrics = DTMMetrics(version: DTMVersion.current)
         let coordinator = Coordinator(
             context: ProcessingContext(
@@ -66,6 +67,7 @@ public enum DTMServerApp {
             logger.error("server stopped with an error", metadata: ["error": .string("\(error)")])
             await grpc.shutdown()
             try? await httpClient.shutdown()
+            plainHTTP.shutdown()
             await grpcPool.shutdown()
             store.close()
             throw error
@@ -76,6 +78,7 @@ public enum DTMServerApp {
             try? await Task.sleep(for: .milliseconds(20))
         }
         try? await httpClient.shutdown()
+        plainHTTP.shutdown()
         await grpcPool.shutdown()
         store.close()
         logger.info("swift-dtm stopped")

@@ -55,8 +55,11 @@ public final class GRPCServer: Sendable {
     ) async throws -> GRPCServer {
         let registry = ConnectionRegistry()
         let grace = TimeAmount(configuration.shutdownGracePeriod)
-        var sessionConfiguration = configuration.session
-        sessionConfiguration.streamingPaths.formUnion(configuration.streamHandlers.keys)
+        let sessionConfiguration = {
+            var c = configuration.session
+            c.streamingPaths.formUnion(configuration.streamHandlers.keys)
+            return c
+        }()
         let streamHandlers = configuration.streamHandlers
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)

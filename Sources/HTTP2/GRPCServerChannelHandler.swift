@@ -1,3 +1,4 @@
+import EventLoopSupport
 import Logging
 import NIOCore
 

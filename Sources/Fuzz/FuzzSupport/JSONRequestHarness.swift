@@ -5,7 +5,8 @@ import DTMHTTP
 /// take the record's bytes as their query string / topic name.
 ///
 /// Input: up to 8 records `route byte, u16 length, body` (`Fixtures.records`), each input on a fresh
-/// in-memory coordinator (`Fixtures.coordinator`). Every answer must be an HTTP status.
+/// in-memory coordinator (`Fixtures.coordinator`). Every answer must be an HTTP status, and every body the JSON
+/// fast path decodes must decode to the same request with JSONDecoder.
 public enum JSONRequestHarness {
     /// (method, path; a path ending in "?" or "/" gets the body appended instead of sending it).
     static let routes: [(String, String)] = [
@@ -30,6 +31,7 @@ public enum JSONRequestHarness {
         var statuses: [Int] = []
         var problems: [String] = []
         for (method, uri, body) in calls {
+            if let disagreement = TransactionRequestJSON.fastPathDisagreement(body) { problems.append("\(uri): \(disagreement)") }
             let status = await router.handle(method: method, uri: uri, body: body).status
             if !(200..<600).contains(status) { problems.append("\(method) \(uri): status \(status)") }
             statuses.append(status)

@@ -8,21 +8,21 @@ import NIOCore
 /// skipped when it expires), and the single timer wakes at most once per `slack`, handing every expired id to
 /// `onExpired`, which ignores ids that already finished. Deadlines may thus be served up to `slack` late.
 /// Used only on the event loop it was made for.
-final class DeadlineQueue<ID> {
+public final class DeadlineQueue<ID> {
     private var entries: [(deadline: NIODeadline, id: ID)] = []
     private var head = 0
     private var armed: (deadline: NIODeadline, task: Scheduled<Void>)?
     private let eventLoop: any EventLoop
     private let slack: TimeAmount
     /// Set by the owner after init (it usually captures the owner unowned).
-    var onExpired: (ID) -> Void = { _ in }
+    public var onExpired: (ID) -> Void = { _ in }
 
-    init(eventLoop: any EventLoop, slack: TimeAmount = .milliseconds(10)) {
+    public init(eventLoop: any EventLoop, slack: TimeAmount = .milliseconds(10)) {
         self.eventLoop = eventLoop
         self.slack = slack
     }
 
-    func add(_ id: ID, at deadline: NIODeadline) {
+    public func add(_ id: ID, at deadline: NIODeadline) {
         if let last = entries.last, deadline < last.deadline {
             var low = head
             var high = entries.count
@@ -38,7 +38,7 @@ final class DeadlineQueue<ID> {
     }
 
     /// Stops the timer and forgets every deadline (the connection is gone).
-    func removeAll() {
+    public func removeAll() {
         armed?.task.cancel()
         armed = nil
         entries.removeAll()

@@ -1,0 +1,77 @@
+import DTMCore
+import Testing
+
+@testable import DTMHTTP
+
+/// The JSON fast paths: what the request scanner takes must decode exactly as JSONDecoder decodes it, and what it
+/// does not take must be left to JSONDecoder (and so keep its answers and error messages).
+@Suite("JSON fast paths")
+struct JSONFastPathTests {
+    /// Bodies the fast path takes: the shapes dtm-bench, dtmcli and curl users send.
+    static let taken: [String] = [
+        #"{"gid":"g1","trans_type":"saga","steps":[{"action":"http://127.0.0.1:1/a","compensate":"http://127.0.0.1:1/b"}],"payloads":["{\"amount\":30}"],"wait_result":false}"#,
+        #"{"gid":"g2","trans_type":"msg","steps":[{"action":"http:\/\/127.0.0.1:1\/a"}],"payloads":["x"],"query_prepared":"http://127.0.0.1:1/q","custom_data":"","timeout_to_fail":-3,"request_timeout":0,"retry_interval":9223372036854775807,"retry_limit":2}"#,
+        #" { "gid" : null , "trans_type" : "tcc" , "steps" : null , "payloads" : [ ] , "branch_headers" : { "a" : "b\n\t\"" } , "req_extra" : {} , "concurrent" : true , "protocol" : "json-rpc" } "#,
+        #"{"gid":"é😀","trans_type":"saga","steps":[{"action":null,"compensate":"c","data":"d"},{}],"status":"prepared","create_time":null,"owner":7,"x":false}"#,
+        #"{}"#,
+    ]
+
+    /// Bodies left to JSONDecoder: outside the subset, or with a repeated key whose winner JSONDecoder decides.
+    static let leftToDecoder: [String] = [
+        #"{"gid":"a","gid":"b"}"#,
+        #"{"timeout_to_fail":1.5}"#,
+        #"{"timeout_to_fail":1e3}"#,
+        #"{"timeout_to_fail":01}"#,
+        #"{"timeout_to_fail":9223372036854775808}"#,
+        #"{"gid":"\u0041"}"#,
+        #"{"steps":[null]}"#,
+        #"{"steps":[{"action":"a","action":"b"}]}"#,
+        #"{"steps":[{"action":"a","other":"b"}]}"#,
+        #"{"payloads":[null]}"#,
+        #"{"branch_headers":{"a":null}}"#,
+        #"{"wait_result":1}"#,
+        #"{"unknown":[1,2]}"#,
+        #"{"unknown":{"a":1}}"#,
+        #"{"gid":"a"} x"#,
+        #"{"gid":"a",}"#,
+        #"["gid"]"#,
+        "{\"gid\":\"a\u{1}\"}",
+        "",
+    ]
+
+    @Test("the fast path takes the common shapes and decodes them as JSONDecoder does")
+    func takenAgree() throws {
+        for body in Self.taken {
+            let bytes = Array(body.utf8)
+            #expect(TransactionRequestJSON.scan(bytes) != nil, "fast path refused \(body)")
+            #expect(TransactionRequestJSON.fastPathDisagreement(bytes) == nil, "\(body)")
+        }
+        let first = try TransactionRequestJSON.decode(Array(Self.taken[0].utf8))
+        #expect(first.gid == "g1" && first.transType == "saga" && first.payloads == [Array(#"{"amount":30}"#.utf8)])
+        #expect(first.steps == [TransStep(action: "http://127.0.0.1:1/a", compensate: "http://127.0.0.1:1/b")])
+    }
+
+    @Test("bodies outside the subset go to JSONDecoder, with its answers and errors")
+    func leftToDecoder() {
+        for body in Self.leftToDecoder {
+            #expect(TransactionRequestJSON.scan(Array(body.utf8)) == nil, "fast path took \(body)")
+        }
+        // JSONDecoder's error message still names the field.
+        #expect(throws: DTMError.invalidArgument("wait_result: expected true or false")) {
+            try TransactionRequestJSON.decode(Array(#"{"wait_result":1}"#.utf8))
+        }
+    }
+
+    @Test("branch answers are classified by status and by the words in their body, as DTM does")
+    func classify() {
+        #expect(HTTPBranchCaller.classify(status: 200, body: Array(#"{"dtm_result":"SUCCESS"}"#.utf8)) == .success)
+        #expect(HTTPBranchCaller.classify(status: 200, body: Array(#"{"dtm_result":"FAILURE"}"#.utf8)) == .failure(#"{"dtm_result":"FAILURE"}"#))
+        #expect(HTTPBranchCaller.classify(status: 200, body: Array("xONGOING".utf8)) == .ongoing("xONGOING"))
+        #expect(HTTPBranchCaller.classify(status: 409, body: []) == .failure(""))
+        #expect(HTTPBranchCaller.classify(status: 425, body: Array("FAILURE".utf8)) == .ongoing("FAILURE"))
+        #expect(HTTPBranchCaller.classify(status: 500, body: Array("FAILUR".utf8)) == .error("status 500: FAILUR"))
+        #expect(HTTPBranchCaller.classify(status: 200, body: Array("ONGOIN".utf8)) == .success)
+        #expect(HTTPBranchCaller.contains(Array("FFAILURE".utf8), "FAILURE"))
+        #expect(!HTTPBranchCaller.contains(Array("FAILUR".utf8), "FAILURE"))
+    }
+}
