@@ -12,9 +12,19 @@ public final class DTMMetrics: ProcessingObserver {
 
     private let registry = PrometheusCollectorRegistry()
     private let buckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    /// A metric and its label values (at most four); label names are fixed per metric.
+    private struct Key: Hashable {
+        var name: String
+        var v0 = "", v1 = "", v2 = "", v3 = ""
+    }
+    private static let apiCallLabels = ["type", "api", "status"]
+    private static let apiDurationLabels = ["type", "api"]
+    private static let roundLabels = ["model", "status"]
+    private static let modelLabel = ["model"]
+    private static let branchLabels = ["model", "branchid", "branchtype", "status"]
     private struct Cache {
-        var counters: [String: Counter] = [:]
-        var histograms: [String: ValueHistogram] = [:]
+        var counters: [Key: Counter] = [:]
+        var histograms: [Key: ValueHistogram] = [:]
     }
     private let cache = Mutex(Cache())
 
@@ -25,47 +35,45 @@ public final class DTMMetrics: ProcessingObserver {
     /// One API request answered (`dtm_server_process_total`, `dtm_server_response_duration`).
     public func apiCall(type: APIType, api: String, failed: Bool, seconds: Double) {
         let status = failed ? "fail" : "ok"
-        counter("dtm_server_process_total", [("type", type.rawValue), ("api", api), ("status", status)]).increment()
-        histogram("dtm_server_response_duration", [("type", type.rawValue), ("api", api)]).record(seconds)
+        counter(Key(name: "dtm_server_process_total", v0: type.rawValue, v1: api, v2: status), Self.apiCallLabels).increment()
+        histogram(Key(name: "dtm_server_response_duration", v0: type.rawValue, v1: api), Self.apiDurationLabels).record(seconds)
     }
 
     public func roundFinished(transType: TransType, failed: Bool, secondsSinceCreate: Double) {
-        counter("dtm_transaction_process_total", [("model", transType.rawValue), ("status", failed ? "fail" : "ok")]).increment()
-        histogram("dtm_transaction_handled_duration", [("model", transType.rawValue)]).record(secondsSinceCreate)
+        counter(Key(name: "dtm_transaction_process_total", v0: transType.rawValue, v1: failed ? "fail" : "ok"), Self.roundLabels)
+            .increment()
+        histogram(Key(name: "dtm_transaction_handled_duration", v0: transType.rawValue), Self.modelLabel).record(secondsSinceCreate)
     }
 
     public func branchFinished(transType: TransType, branchID: String, op: String, succeeded: Bool) {
         counter(
-            "dtm_branch_process_total",
-            [("model", transType.rawValue), ("branchid", branchID), ("branchtype", op), ("status", succeeded ? "ok" : "fail")]
+            Key(name: "dtm_branch_process_total", v0: transType.rawValue, v1: branchID, v2: op, v3: succeeded ? "ok" : "fail"),
+            Self.branchLabels
         ).increment()
     }
 
     /// The Prometheus text exposition.
     public func exposition() -> [UInt8] { registry.emitToBuffer() }
 
-    private func key(_ name: String, _ labels: [(String, String)]) -> String {
-        var k = name
-        for (_, v) in labels { k += "\u{1}" + v }
-        return k
+    /// The key's label values paired with `names`, in order (only on a cache miss).
+    private static func labels(_ key: Key, _ names: [String]) -> [(String, String)] {
+        Array(zip(names, [key.v0, key.v1, key.v2, key.v3]))
     }
 
-    private func counter(_ name: String, _ labels: [(String, String)]) -> Counter {
-        let k = key(name, labels)
-        return cache.withLock { c in
-            if let hit = c.counters[k] { return hit }
-            let made = registry.makeCounter(name: name, labels: labels)
-            c.counters[k] = made
+    private func counter(_ key: Key, _ names: [String]) -> Counter {
+        cache.withLock { c in
+            if let hit = c.counters[key] { return hit }
+            let made = registry.makeCounter(name: key.name, labels: Self.labels(key, names))
+            c.counters[key] = made
             return made
         }
     }
 
-    private func histogram(_ name: String, _ labels: [(String, String)]) -> ValueHistogram {
-        let k = key(name, labels)
-        return cache.withLock { c in
-            if let hit = c.histograms[k] { return hit }
-            let made = registry.makeValueHistogram(name: name, labels: labels, buckets: buckets)
-            c.histograms[k] = made
+    private func histogram(_ key: Key, _ names: [String]) -> ValueHistogram {
+        cache.withLock { c in
+            if let hit = c.histograms[key] { return hit }
+            let made = registry.makeValueHistogram(name: key.name, labels: Self.labels(key, names), buckets: buckets)
+            c.histograms[key] = made
             return made
         }
     }

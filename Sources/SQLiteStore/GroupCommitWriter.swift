@@ -10,11 +10,33 @@ import Synchronization
 /// its job returned: with `synchronous=FULL` that is after fsync, so an acknowledged write survives a crash.
 final class GroupCommitWriter: Sendable {
     /// A queued job: `run` executes inside the batch transaction on the writer thread; `finish` is called
-    /// once after COMMIT with the job's outcome.
-    private struct Job: Sendable {
+    /// once after COMMIT with the job's outcome. One object per write (the body, its result and the caller's
+    /// continuation), where closures and a result box made four.
+    /// `@unchecked Sendable`: made by the caller, then touched only by the writer thread until `finish`.
+    private class Job: @unchecked Sendable {
         let savepoint: Bool
-        let run: @Sendable (SQLiteConnection) throws -> Void
-        let finish: @Sendable ((any Error)?) -> Void
+        init(savepoint: Bool) { self.savepoint = savepoint }
+        func run(_ db: SQLiteConnection) throws {}
+        func finish(_ error: (any Error)?) {}
+    }
+
+    private final class TypedJob<T: Sendable>: Job, @unchecked Sendable {
+        private let body: @Sendable (SQLiteConnection) throws -> T
+        private let continuation: UnsafeContinuation<T, any Error>
+        private var value: T?
+
+        init(savepoint: Bool, body: @escaping @Sendable (SQLiteConnection) throws -> T, continuation: UnsafeContinuation<T, any Error>) {
+            self.body = body
+            self.continuation = continuation
+            super.init(savepoint: savepoint)
+        }
+
+        override func run(_ db: SQLiteConnection) throws { value = try body(db) }
+
+        /// Called exactly once per job (after its COMMIT, or at once when the job is refused).
+        override func finish(_ error: (any Error)?) {
+            if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: value!) }
+        }
     }
 
     private struct Queue {
@@ -50,14 +72,8 @@ final class GroupCommitWriter: Sendable {
     /// statement, and never throws after that statement changed something: SQLite undoes a failed statement by
     /// itself, so such a job cannot leave a partial change behind for the batch to commit.
     func write<T: Sendable>(savepoint: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        let box = ResultBox<T>()
-        return try await withCheckedThrowingContinuation { continuation in
-            let job = Job(
-                savepoint: savepoint,
-                run: { db in box.value = try body(db) },
-                finish: { error in
-                    if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: box.value!) }
-                })
+        try await withUnsafeThrowingContinuation { continuation in
+            let job = TypedJob(savepoint: savepoint, body: body, continuation: continuation)
             let refusal: (any Error)? = queue.withLock { q in
                 if q.closed { return SQLiteError(code: 21, message: "the store is closed", sql: "") }
                 if q.jobs.count >= maxQueued {
@@ -82,12 +98,18 @@ final class GroupCommitWriter: Sendable {
     }
 
     private func loop(_ db: SQLiteConnection) {
+        // Two buffers trade places: the queue's jobs become the batch, and the emptied batch (its capacity kept)
+        // becomes the queue.
+        var batch: [Job] = []
         while true {
-            let (batch, closed) = queue.withLock { q -> ([Job], Bool) in
-                let n = min(q.jobs.count, maxBatch)
-                let batch = Array(q.jobs.prefix(n))
-                q.jobs.removeFirst(n)
-                return (batch, q.closed)
+            let closed = queue.withLock { q -> Bool in
+                if q.jobs.count <= maxBatch {
+                    swap(&batch, &q.jobs)
+                } else {
+                    batch.append(contentsOf: q.jobs.prefix(maxBatch))
+                    q.jobs.removeFirst(maxBatch)
+                }
+                return q.closed
             }
             if batch.isEmpty {
                 if closed { return }
@@ -95,6 +117,7 @@ final class GroupCommitWriter: Sendable {
                 continue
             }
             commit(batch, db)
+            batch.removeAll(keepingCapacity: true)
         }
     }
 
@@ -128,10 +151,4 @@ final class GroupCommitWriter: Sendable {
         }
         for (job, error) in zip(batch, errors) { job.finish(error) }
     }
-}
-
-/// Carries a job's return value from the writer thread to the caller.
-/// `@unchecked Sendable`: written once on the writer thread before `finish`, read once after it.
-private final class ResultBox<T>: @unchecked Sendable {
-    var value: T?
 }

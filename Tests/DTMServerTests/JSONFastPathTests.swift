@@ -62,6 +62,51 @@ struct JSONFastPathTests {
         }
     }
 
+    /// Random bodies from a grammar of the fields, their edge values and JSON's corners (seeded, so a failure
+    /// repeats): whatever the fast path takes must decode to the same request with JSONDecoder.
+    @Test("random bodies: the fast path and JSONDecoder never disagree")
+    func randomDifferential() {
+        var rng = SplitMix64(seed: 0x5EED_D7A1)
+        let keys = [
+            "gid", "trans_type", "steps", "payloads", "custom_data", "query_prepared", "protocol", "rollback_reason",
+            "req_extra", "wait_result", "timeout_to_fail", "request_timeout", "retry_interval", "branch_headers",
+            "concurrent", "retry_limit", "status", "x", "Gid", "",
+        ]
+        let scalars = [
+            #""a""#, #""""#, #""http:\/\/127.0.0.1:1\/a?b=c""#, #""\u0041""#, #""é😀""#, #""tab\there""#, #""q\"\\""#,
+            "null", "true", "false", "0", "-0", "7", "-12", "01", "1.0", "1e3", "9223372036854775807",
+            "9223372036854775808", "-9223372036854775808", "nul", "truex", #""\x""#,
+        ]
+        let innerKeys = ["action", "compensate", "data", "k"]
+        func value(_ depth: Int) -> String {
+            switch rng.next() % 6 {
+            case 0 where depth < 2:
+                let items = (0..<Int(rng.next() % 3)).map { _ in value(depth + 1) }
+                return "[" + items.joined(separator: ",") + "]"
+            case 1 where depth < 2:
+                let members = (0..<Int(rng.next() % 3)).map { _ in
+                    "\"" + innerKeys[Int(rng.next() % UInt64(innerKeys.count))] + "\":" + value(depth + 1)
+                }
+                return "{" + members.joined(separator: rng.next() % 8 == 0 ? " , " : ",") + "}"
+            default:
+                return scalars[Int(rng.next() % UInt64(scalars.count))]
+            }
+        }
+        var taken = 0
+        let rounds = 5000
+        for _ in 0..<rounds {
+            let members = (0..<Int(rng.next() % 6)).map { _ in
+                "\"" + keys[Int(rng.next() % UInt64(keys.count))] + "\": " + value(0)
+            }
+            let body = Array(("{" + members.joined(separator: ",") + "}").utf8)
+            if TransactionRequestJSON.scan(body) != nil { taken += 1 }
+            let disagreement = TransactionRequestJSON.fastPathDisagreement(body)
+            #expect(disagreement == nil, "\(String(decoding: body, as: UTF8.self)): \(disagreement ?? "")")
+        }
+        // The comparison only means something if the fast path takes a fair share of the bodies.
+        #expect(taken > rounds / 10, "the fast path took \(taken) of \(rounds)")
+    }
+
     @Test("branch answers are classified by status and by the words in their body, as DTM does")
     func classify() {
         #expect(HTTPBranchCaller.classify(status: 200, body: Array(#"{"dtm_result":"SUCCESS"}"#.utf8)) == .success)
@@ -73,5 +118,18 @@ struct JSONFastPathTests {
         #expect(HTTPBranchCaller.classify(status: 200, body: Array("ONGOIN".utf8)) == .success)
         #expect(HTTPBranchCaller.contains(Array("FFAILURE".utf8), "FAILURE"))
         #expect(!HTTPBranchCaller.contains(Array("FAILUR".utf8), "FAILURE"))
+    }
+}
+
+/// A small seeded generator (SplitMix64), so that the random bodies are the same on every run.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
