@@ -16,7 +16,9 @@
 # Scenarios: grpc and http submit (2 branches of the same protocol), each with wait_result false and true,
 # closed loop; grpc open loop at --rate. Columns: completed sagas/s (last action reached the branch service,
 # per gid), submit latency p50/p99/p999 ms (open loop: from the due time), submit→succeed p50/p99 ms, the
-# server's CPU µs per completed saga and resident memory, and a store check (gids sampled, found `succeed`).
+# server's CPU µs per completed saga and resident memory, a store check (gids sampled, found `succeed`), and the
+# share of the machine's CPU the hypervisor stole during the scenario (/proc/stat; above a few % the figures of a
+# virtual machine are not comparable with a quiet run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -100,9 +102,9 @@ if [[ -n "$compare" ]]; then
 fi
 
 echo
-echo "| server | scenario | sagas/s | submit p50 | p99 | p999 (ms) | submit→succeed p50 / p99 (ms) | CPU µs/saga | RSS MiB | store check |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
-awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$dir/rows"
+echo "| server | scenario | sagas/s | submit p50 | p99 | p999 (ms) | submit→succeed p50 / p99 (ms) | CPU µs/saga | RSS MiB | store check | CPU stolen % |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13 }' "$dir/rows"
 echo
 echo "ceiling, h2load gRPC NewGid on swift-dtm (8 connections × 64 streams): $ceiling"
 if [[ -n "$compare" ]]; then

@@ -48,6 +48,7 @@ struct BenchCommand: AsyncParsableCommand {
 
         let cpuBefore = ProcStat.cpuSeconds(pid)
         let ownBefore = ProcStat.ownCPUSeconds()
+        let machineBefore = ProcStat.machineTicks()
         let outcome = await runLoad(scenario: load, mode: mode, seconds: seconds, clock: clock)
         // Let in-flight sagas finish, bounded.
         let drainUntil = clock.now() + Int64(drain * 1e9)
@@ -56,6 +57,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let cpuAfter = ProcStat.cpuSeconds(pid)
         let ownCPU = ProcStat.ownCPUSeconds() - ownBefore
+        let steal = ProcStat.stealShare(from: machineBefore, to: ProcStat.machineTicks())
         let completion = Completion(load: outcome, arrivals: counter.snapshot())
         var cpu: Double?
         if let before = cpuBefore, let after = cpuAfter, completion.total > 0 { cpu = (after - before) / Double(completion.total) * 1e6 }
@@ -64,7 +66,8 @@ struct BenchCommand: AsyncParsableCommand {
         let report = Report(
             label: label, load: outcome, completion: completion, openLoop: rate > 0, cpuMicrosPerSaga: cpu,
             residentMiB: pid > 0 ? ProcStat.residentMiB(pid) : nil,
-            benchMicrosPerSaga: completion.total > 0 ? ownCPU / Double(completion.total) * 1e6 : nil, storeStatuses: statuses, branchTotals: counter.totals)
+            benchMicrosPerSaga: completion.total > 0 ? ownCPU / Double(completion.total) * 1e6 : nil, storeStatuses: statuses, branchTotals: counter.totals,
+            stealShare: steal)
         report.printHuman()
         if row { report.printRow() }
         await load.shutdown()

@@ -31,4 +31,20 @@ enum ProcStat {
         let pages = Int(statm.split(separator: " ").dropFirst().first ?? "0") ?? 0
         return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / (1024 * 1024)
     }
+
+    /// The machine's CPU time counters (all CPUs, in clock ticks) from the first line of /proc/stat: the total and
+    /// the part stolen by the hypervisor for other guests.
+    static func machineTicks() -> (total: Double, steal: Double)? {
+        guard let line = read("/proc/stat"), line.hasPrefix("cpu ") else { return nil }
+        let values = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+        guard values.count >= 8 else { return nil }
+        return (values.prefix(8).reduce(0, +), values[7])
+    }
+
+    /// The share of CPU time stolen from this virtual machine between two `machineTicks()` readings.
+    static func stealShare(from a: (total: Double, steal: Double)?, to b: (total: Double, steal: Double)?) -> Double? {
+        guard let a, let b, b.total > a.total else { return nil }
+        return (b.steal - a.steal) / (b.total - a.total)
+    }
 }

@@ -10,6 +10,8 @@ struct Report {
     var benchMicrosPerSaga: Double?
     var storeStatuses: [String: Int]
     var branchTotals: BranchCounter.Totals
+    /// The share of the machine's CPU time the hypervisor gave to other guests during the run (/proc/stat steal).
+    var stealShare: Double?
 
     var window: Double { Double(load.loadEnd - load.loadStart) / 1e9 }
     var sagasPerSecond: Double { Double(completion.inWindow) / window }
@@ -37,23 +39,30 @@ struct Report {
         if let own = benchMicrosPerSaga {
             print("  dtm-bench itself (load generator + branch service): \(fmt(own, 0)) µs CPU per completed saga")
         }
+        if let steal = stealShare {
+            print("  machine: \(fmt(steal * 100, 1)) % of CPU time stolen by the hypervisor during the run"
+                + (steal > 0.05 ? " (a noisy neighbour: compare runs only at similar steal)" : ""))
+        }
         if !storeStatuses.isEmpty {
             print("  store check (query a sample of gids): " + storeStatuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
     }
 
-    /// `ROW <tab> label, sagas/s, p50, p99, p999, s2s p50, s2s p99 (ms), CPU µs/saga, RSS MiB, store check, missing`.
+    /// `ROW <tab> label, sagas/s, p50, p99, p999, s2s p50, s2s p99 (ms), CPU µs/saga, RSS MiB, store check, missing,
+    /// steal %`.
     func printRow() {
         let s = load.submit
         let c = completion
         let sampled = storeStatuses.values.reduce(0, +)
-        let fields = [
+        let steal: String = stealShare.map { fmt($0 * 100, 1) } ?? "-"
+        let fields: [String] = [
             "ROW", label, fmt(sagasPerSecond, 0),
             Self.ms(s.valueAtPercentile(50)), Self.ms(s.valueAtPercentile(99)), Self.ms(s.valueAtPercentile(99.9)),
             Self.ms(c.submitToSucceed.valueAtPercentile(50)), Self.ms(c.submitToSucceed.valueAtPercentile(99)),
             cpuMicrosPerSaga.map { fmt($0, 0) } ?? "-", residentMiB.map(String.init) ?? "-",
             sampled == 0 ? "-" : "\(storeStatuses["succeed"] ?? 0)/\(sampled)",
             String(load.starts.count - c.total),
+            steal,
         ]
         print(fields.joined(separator: "\t"))
     }
