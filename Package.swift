@@ -154,7 +154,7 @@ let package = Package(
         .testTarget(
             name: "DTMServerTests",
             dependencies: [
-                "DTMCore", "DTMHTTP", "DTMServer", "DTMGRPC", "HTTP2", "FuzzSupport",
+                "DTMCore", "DTMHTTP", "DTMServer", "DTMGRPC", "HTTP2", "EventLoopSupport", "FuzzSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

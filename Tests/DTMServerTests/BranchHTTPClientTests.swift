@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import DTMCore
+import EventLoopSupport
 import Foundation
 import Logging
 import NIOCore
@@ -50,6 +51,30 @@ struct BranchHTTPClientTests {
         #expect(pool.openConnections(to: Self.endpoint(server)) == 1)
         pool.shutdown()
         await server.stop()
+    }
+
+    /// Alternating sequential calls from two loops: without loop affinity the most recently used idle connection
+    /// would serve both (one connection); with it, each loop keeps its own and the answer resumes the call there.
+    @Test("a call made on an event loop takes a connection of that loop and resumes on it")
+    func loopAffinity() async throws {
+        let server = try await BranchHTTPTestServer.start()
+        let pool = Self.makePool()
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let executors = [EventLoopTaskExecutor(eventLoop: loops.next()), EventLoopTaskExecutor(eventLoop: loops.next())]
+        for _ in 0..<3 {
+            for executor in executors {
+                let resumedOnLoop = try await Task(executorPreference: executor) {
+                    let r = try await Self.get(pool, server, "/ok")
+                    return r.status == 200 && executor.eventLoop.inEventLoop
+                }.value
+                #expect(resumedOnLoop)
+            }
+        }
+        #expect(server.accepted == 2)
+        #expect(pool.openConnections(to: Self.endpoint(server)) == 2)
+        pool.shutdown()
+        await server.stop()
+        try await loops.shutdownGracefully()
     }
 
     /// `/hold` answers only once 4 requests are in flight together, so the pool must open exactly the cap.

@@ -177,22 +177,28 @@ public final class HTTP1ConnectionPool: Sendable {
         }
     }
 
-    /// An idle connection (the most recently used) or a free slot, if there is one and nobody is waiting for it.
+    /// For a caller on an event loop: the most recently used idle connection of that loop, else a free slot (the
+    /// caller connects on its loop), else any idle connection. For other callers: the most recently used idle
+    /// connection, else a free slot. Nil when there is neither, or others already wait.
     private static func takeNow(_ s: inout State, _ endpoint: HTTP1Endpoint, cap: Int) throws -> Lease? {
         if s.shutDown { throw HTTP1ClientError.shutDown }
         let here = MultiThreadedEventLoopGroup.currentEventLoop
         return s.host(endpoint) { h -> Lease? in
-            // The most recently used idle connection of the caller's loop, else of any loop.
-            while let i = here.flatMap({ loop in h.idle.lastIndex { $0.connection.channel.eventLoop === loop } }) ?? h.idle.indices.last {
-                let idle = h.idle.remove(at: i)
-                if idle.connection.isActive { return .reuse(idle.connection) }
-                h.open -= 1  // it closed while idle; its close callback will not find it any more
+            func reuse(_ pick: (Host) -> Int?) -> Lease? {
+                while let i = pick(h) {
+                    let idle = h.idle.remove(at: i)
+                    if idle.connection.isActive { return .reuse(idle.connection) }
+                    h.open -= 1  // it closed while idle; its close callback will not find it any more
+                }
+                return nil
             }
+            if let here, let local = reuse({ $0.idle.lastIndex { $0.connection.channel.eventLoop === here } }) { return local }
+            if here == nil, let any = reuse({ $0.idle.indices.last }) { return any }
             if h.open < cap && h.waiters.isEmpty {
                 h.open += 1
                 return .connect
             }
-            return nil
+            return reuse { $0.idle.indices.last }
         }
     }
 
