@@ -33,6 +33,26 @@ struct SafetyPolicyTests {
         await #expect(throws: DTMError.self) { try await h.coordinator.subscribe(topic: "t", url: "http://10.1.2.3/x", remark: "") }
     }
 
+    @Test("branch headers the wire cannot carry are refused at submit, naming the header; nothing is stored")
+    func branchHeaders() async throws {
+        let h = Harness(config: EngineConfig())
+        var r = h.saga("bh1", steps: 1)
+        r.options.branchHeaders = ["X-Ok": "a\tb", "X-Bad": "a\r\nInjected: 1"]
+        await #expect(throws: DTMError.invalidArgument("branch_headers: the value of header 'X-Bad' contains the control character 0xd")) {
+            try await h.coordinator.submit(r)
+        }
+        r.options.branchHeaders = [":path": "/x"]
+        await #expect(throws: DTMError.invalidArgument("branch_headers: header name ':path' contains the character ':'")) {
+            try await h.coordinator.submit(r)
+        }
+        r.options.branchHeaders = ["": "x"]
+        await #expect(throws: DTMError.invalidArgument("branch_headers: a header name is empty")) { try await h.coordinator.submit(r) }
+        #expect(try await h.status("bh1") == nil)
+        r.options.branchHeaders = ["X-Ok": "a\tb ü", "authorization": "Bearer x"]
+        try await h.coordinator.submit(r)
+        #expect(try await h.status("bh1") != nil)
+    }
+
     @Test("bearer token: exact match only, constant-time comparison, public paths")
     func bearer() {
         let t = BearerToken("s3cret")!

@@ -46,13 +46,44 @@ public struct Limits: Sendable, Equatable {
         }
     }
 
-    /// Validates the time options of a request; the thrown message names the option.
+    /// Validates the time options and branch headers of a request; the thrown message names the option.
     public func checkOptions(_ options: TransOptions) throws(DTMError) {
         for (name, value) in [
             ("timeout_to_fail", options.timeoutToFail), ("retry_interval", options.retryInterval),
             ("request_timeout", options.requestTimeout),
         ] where value > maxOptionSeconds {
             throw .invalidArgument("\(name) is \(value) seconds; the limit is \(maxOptionSeconds)")
+        }
+        for (name, value) in options.branchHeaders {
+            if let problem = Limits.headerProblem(name: name, value: value) { throw .invalidArgument("branch_headers: \(problem)") }
+        }
+    }
+
+    /// Why `name: value` cannot be sent as an HTTP header (or gRPC metadata), or nil if it can: the name must be
+    /// an HTTP token, the value must hold no control character other than tab. DTM accepts any and then fails the
+    /// branch call on every retry; refusing it at submit keeps the transaction from being stored at all.
+    public static func headerProblem(name: String, value: String) -> String? {
+        if name.isEmpty { return "a header name is empty" }
+        if let bad = name.utf8.first(where: { !isTokenByte($0) }) {
+            return "header name '\(name.prefix(64))' contains the character \(describe(byte: bad))"
+        }
+        if let bad = value.utf8.first(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+            return "the value of header '\(name.prefix(64))' contains the control character \(describe(byte: bad))"
+        }
+        return nil
+    }
+
+    /// RFC 9110 `tchar`.
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
         }
     }
 

@@ -25,7 +25,9 @@ final class HTTP1Connection: Sendable {
             .connect(host: endpoint.host, port: endpoint.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let collector = HTTP1ResponseCollector(maxBody: maxBody)
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // No per-request header validation (~4 % of an HTTP saga): our own headers are fixed and the
+                    // branch headers are checked at submit and again by HTTPBranchCaller (Limits.headerProblem).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(collector)
                     return HTTP1Connection(channel: channel, collector: NIOLoopBound(collector, eventLoop: channel.eventLoop))
                 }
