@@ -22,7 +22,7 @@ public struct HTTPBranchCaller: BranchCaller {
         self.plainHTTP = plainHTTP
     }
 
-    /// The lean pool for plain `http://` branch calls (64 connections per host, 60 s idle timeout, 3 s connect).
+    /// The lean pool for plain `http://` branch calls (512 connections per host, 60 s idle timeout, 3 s connect).
     public static func makePlainHTTPPool(eventLoopGroup: any EventLoopGroup, logger: Logger) -> HTTP1ConnectionPool {
         var config = HTTP1PoolConfiguration()
         config.maxResponseBody = maxClassifiedBody
