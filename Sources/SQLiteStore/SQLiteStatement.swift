@@ -20,8 +20,12 @@ final class SQLiteStatement {
 
     deinit { sqlite3_finalize(handle) }
 
-    /// The value of SQLITE_TRANSIENT: sqlite copies bound text and blobs at once.
-    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    /// A pointer to one NUL byte, for zero-length text and blobs. `nonisolated(unsafe)`: written once, then only read.
+    nonisolated(unsafe) private static let empty: UnsafePointer<CChar> = {
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
+        p.pointee = 0
+        return UnsafePointer(p)
+    }()
 
     enum Value {
         case int(Int64)
@@ -30,8 +34,12 @@ final class SQLiteStatement {
         case null
     }
 
-    /// Resets the statement and binds `values` to ?1, ?2, …
-    func bind(_ values: [Value]) throws {
+    /// The value of SQLITE_TRANSIENT: sqlite copies bound text and blobs at once.
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    /// Resets the statement and binds `values` to ?1, ?2, … Text is bound with its UTF-8 length, so that a NUL
+    /// inside it is stored too (a C string would end there) and sqlite need not measure it.
+    private func bind(_ values: [Value]) throws {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
         for (i, value) in values.enumerated() {
@@ -39,10 +47,16 @@ final class SQLiteStatement {
             let rc: Int32
             switch value {
             case .int(let v): rc = sqlite3_bind_int64(handle, index, v)
-            case .text(let v): rc = sqlite3_bind_text(handle, index, v, -1, Self.transient)
+            case .text(var v):
+                // A zero-length value needs a non-null pointer, or it is bound as NULL.
+                rc = v.withUTF8 { utf8 in
+                    utf8.withMemoryRebound(to: CChar.self) { text in
+                        sqlite3_bind_text(handle, index, text.baseAddress ?? Self.empty, Int32(text.count), Self.transient)
+                    }
+                }
             case .blob(let v):
                 rc = v.withUnsafeBytes { raw in
-                    sqlite3_bind_blob(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(raw.count), Self.transient)
+                    sqlite3_bind_blob(handle, index, raw.baseAddress ?? UnsafeRawPointer(Self.empty), Int32(raw.count), Self.transient)
                 }
             case .null: rc = sqlite3_bind_null(handle, index)
             }
@@ -51,23 +65,20 @@ final class SQLiteStatement {
     }
 
     /// Steps once: true if a row is available.
-    func step() throws -> Bool {
+    private func step() throws -> Bool {
         let rc = sqlite3_step(handle)
         switch rc {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
-        default:
-            let e = error(rc)
-            sqlite3_reset(handle)
-            throw e
+        default: throw error(rc)
         }
     }
 
     /// Binds, runs to completion, resets.
     func run(_ values: [Value]) throws {
         try bind(values)
+        defer { sqlite3_reset(handle) }
         while try step() {}
-        sqlite3_reset(handle)
     }
 
     /// Binds, collects every row through `row`, resets.
@@ -87,7 +98,8 @@ final class SQLiteStatement {
 
     func text(_ column: Int32) -> String {
         guard let p = sqlite3_column_text(handle, column) else { return "" }
-        return String(cString: p)
+        // The length from sqlite (after sqlite3_column_text, as its documentation asks) spares a strlen.
+        return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, column))), as: UTF8.self)
     }
 
     func blob(_ column: Int32) -> [UInt8] {

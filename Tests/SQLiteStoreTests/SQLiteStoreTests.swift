@@ -118,4 +118,23 @@ struct SQLiteStoreTests {
         store.close()
         await #expect(throws: SQLiteError.self) { _ = try await store.saveNew(sampleTransaction("late"), branches: []) }
     }
+
+    /// Text and blobs are bound without a copy (pointers into the values while the statement runs): every kind of
+    /// value must still arrive exactly, an empty text as '' (not NULL), and a later run must not see old values.
+    @Test("bound values arrive exactly: empty text is not NULL, non-ASCII and inner NUL survive, blobs too")
+    func bindings() throws {
+        let db = try SQLiteConnection(path: TempDB.path(), readOnly: false)
+        try db.execute("CREATE TABLE t (a, b, c, d, e)")
+        let insert = try db.statement("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)")
+        let long = String(repeating: "é😀", count: 5000)
+        try insert.run([.text(""), .text("a\u{0}b"), .blob([]), .blob([0, 1, 255]), .int(7)])
+        try insert.run([.text(long), .null, .text("x"), .int(-1), .text("café")])
+        let rows = try db.statement("SELECT typeof(a), a, b, typeof(c), hex(d), e FROM t ORDER BY rowid").query([]) { s in
+            [s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5)]
+        }
+        #expect(rows[0] == ["text", "", "a\u{0}b", "blob", "0001FF", "7"])
+        #expect(rows[1] == ["text", long, "", "text", "2D31", "café"])
+        let found = try db.statement("SELECT count(*) FROM t WHERE a = ?1 AND e = ?2").query([.text(long), .text("café")]) { $0.int(0) }
+        #expect(found == [1])
+    }
 }
