@@ -87,6 +87,13 @@ final class HTTPClientExchangeHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
+        // Closed already (say by the server's idle timeout while this worker's slot was unused): channelInactive
+        // has run and will not fail this request, so fail it here, or its caller would wait for ever.
+        guard context.channel.isActive else {
+            exchange.promise.fail(HTTPClientError.connectionClosed)
+            promise?.fail(HTTPClientError.connectionClosed)
+            return
+        }
         waiting.append(exchange.promise)
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
         if let body = exchange.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }

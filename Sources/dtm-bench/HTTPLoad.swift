@@ -33,6 +33,8 @@ final class HTTPWorker: SubmitWorker {
     init(_ scenario: HTTPScenario) { self.scenario = scenario }
 
     func submit(seq: Int) async -> Bool {
+        // A connection the server closed while this worker was idle (HttpIdleTimeout) is replaced, not used.
+        if let c = connection, !c.channel.isActive { connection = nil }
         if connection == nil { connection = try? await HTTPClientConnection.connect(scenario.target) }
         guard let connection else { return false }
         var body = connection.channel.allocator.buffer(capacity: scenario.head.count + scenario.tail.count + 32)
