@@ -115,16 +115,24 @@ public final class GRPCConnectionPool: Sendable {
         let here = MultiThreadedEventLoopGroup.currentEventLoop
         let (picked, isNew) = state.withLock { state -> (PooledConnection?, Bool) in
             guard !state.isShutdown else { return (nil, false) }
-            var list = state.authorities[authority, default: []].filter { $0.usable.load(ordering: .relaxed) }
-            func leastBusy(_ candidates: [PooledConnection]) -> PooledConnection? {
-                candidates.min { $0.inFlight.load(ordering: .relaxed) < $1.inFlight.load(ordering: .relaxed) }
+            // In place, without filtered copies (two allocations per call): unusable connections are dropped only
+            // when there is one, which is rare.
+            var list = state.authorities[authority, default: []]
+            if list.contains(where: { !$0.usable.load(ordering: .relaxed) }) {
+                list.removeAll { !$0.usable.load(ordering: .relaxed) }
+                state.authorities[authority] = list
+            }
+            var local: PooledConnection?
+            var any: PooledConnection?
+            for c in list {
+                let n = c.inFlight.load(ordering: .relaxed)
+                if any.map({ n < $0.inFlight.load(ordering: .relaxed) }) ?? true { any = c }
+                if let here, c.eventLoop === here, local.map({ n < $0.inFlight.load(ordering: .relaxed) }) ?? true { local = c }
             }
             let full = list.count >= configuration.connectionsPerAuthority
-            let local = here.flatMap { loop in leastBusy(list.filter { $0.eventLoop === loop }) }
-            let pick = local ?? (here == nil || full ? leastBusy(list) : nil)
+            let pick = local ?? (here == nil || full ? any : nil)
             if let pick, pick.inFlight.load(ordering: .relaxed) == 0 || full {
                 pick.inFlight.add(1, ordering: .relaxed)
-                state.authorities[authority] = list
                 return (pick, false)
             }
             state.nextID += 1

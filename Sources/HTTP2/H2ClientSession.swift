@@ -31,7 +31,12 @@ public final class H2ClientSession {
     private var finished: [(Completion, GRPCCallResult)] = []
     private var inCallback = 0
     private let allocator = ByteBufferAllocator()
+    /// The pseudo-headers and headers every call of this session sends (all but `:path`, `grpc-timeout` and the
+    /// metadata), made once rather than per call.
+    private let constantPseudoHeaders: [H2Header]
     private let constantHeaders: [H2Header]
+    /// The last `grpc-timeout` value and its encoding: calls mostly share one timeout.
+    private var lastTimeout: (Duration, [UInt8])?
     /// Last stream id the peer promised to process, once it sent GOAWAY.
     public private(set) var goawayLastStreamID: Int32?
     private var closed = false
@@ -40,9 +45,15 @@ public final class H2ClientSession {
         self.authority = authority
         self.configuration = configuration
         self.logger = logger
-        self.constantHeaders = [
+        self.constantPseudoHeaders = [
             H2Header(name: H2Names.method, value: H2Names.post),
             H2Header(name: H2Names.scheme, value: H2Names.http),
+            H2Header(name: H2Names.authority, value: Array(authority.utf8)),
+        ]
+        self.constantHeaders = [
+            H2Header(name: H2Names.contentType, value: H2Names.applicationGRPC),
+            H2Header(name: H2Names.te, value: H2Names.trailers),
+            H2Header("user-agent", configuration.userAgent),
         ]
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
@@ -115,14 +126,20 @@ public final class H2ClientSession {
 
     /// The request HEADERS of a gRPC call (pseudo-headers first, as HTTP/2 requires).
     func requestHeaders(path: String, metadata: [(String, String)], timeout: Duration?) -> [H2Header] {
-        var headers = constantHeaders
+        var headers: [H2Header] = []
+        headers.reserveCapacity(constantPseudoHeaders.count + 1 + constantHeaders.count + 1 + metadata.count)
+        headers += constantPseudoHeaders
         headers.append(H2Header(name: H2Names.path, value: Array(path.utf8)))
-        headers.append(H2Header(name: H2Names.authority, value: Array(authority.utf8)))
-        headers.append(H2Header(name: H2Names.contentType, value: H2Names.applicationGRPC))
-        headers.append(H2Header(name: H2Names.te, value: H2Names.trailers))
-        if let timeout { headers.append(H2Header(name: H2Names.grpcTimeout, value: Array(GRPCTimeout.encode(timeout).utf8))) }
-        headers.append(H2Header("user-agent", configuration.userAgent))
-        for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
+        headers += constantHeaders
+        if let timeout {
+            if lastTimeout?.0 != timeout { lastTimeout = (timeout, Array(GRPCTimeout.encode(timeout).utf8)) }
+            headers.append(H2Header(name: H2Names.grpcTimeout, value: lastTimeout!.1))
+        }
+        for (name, value) in metadata {
+            // gRPC metadata keys are lower case; most already are (dtm-gid, …), and need no lowered copy.
+            let lower = name.utf8.allSatisfy { $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }
+            headers.append(H2Header(lower ? name : name.lowercased(), value))
+        }
         return headers
     }
 

@@ -31,28 +31,29 @@ struct H2Header {
 /// and values (we never pass NGHTTP2_NV_FLAG_NO_COPY_*), so the pointers only need to live for
 /// the duration of the call; they are carved out of one contiguous scratch allocation.
 func withNVArray<R>(_ headers: [H2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+    // nghttp2 copies names and values while the submit call runs, so both buffers only live through `body`:
+    // temporary (stack) allocations spare two mallocs per HEADERS frame.
     let total = headers.reduce(0) { $0 + $1.name.count + $1.value.count }
-    let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: max(total, 1))
-    let nva = UnsafeMutablePointer<nghttp2_nv>.allocate(capacity: max(headers.count, 1))
-    defer {
-        storage.deallocate()
-        nva.deallocate()
-    }
-    var offset = 0
-    for (i, header) in headers.enumerated() {
-        let namePtr = storage + offset
-        header.name.withUnsafeBufferPointer { namePtr.update(from: $0.baseAddress!, count: $0.count) }
-        offset += header.name.count
-        let valuePtr = storage + offset
-        if !header.value.isEmpty {
-            header.value.withUnsafeBufferPointer { valuePtr.update(from: $0.baseAddress!, count: $0.count) }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { storage in
+        withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
+            let base = storage.baseAddress!
+            var offset = 0
+            for (i, header) in headers.enumerated() {
+                let namePtr = base + offset
+                header.name.withUnsafeBufferPointer { namePtr.update(from: $0.baseAddress!, count: $0.count) }
+                offset += header.name.count
+                let valuePtr = base + offset
+                if !header.value.isEmpty {
+                    header.value.withUnsafeBufferPointer { valuePtr.update(from: $0.baseAddress!, count: $0.count) }
+                }
+                offset += header.value.count
+                nva[i] = nghttp2_nv(
+                    name: namePtr, value: valuePtr, namelen: header.name.count, valuelen: header.value.count,
+                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            return body(UnsafePointer(nva.baseAddress!), headers.count)
         }
-        offset += header.value.count
-        nva[i] = nghttp2_nv(
-            name: namePtr, value: valuePtr, namelen: header.name.count, valuelen: header.value.count,
-            flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
     }
-    return body(UnsafePointer(nva), headers.count)
 }
 
 /// Drains what nghttp2 wants to send into one buffer (nil when there is nothing), stopping once
