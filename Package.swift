@@ -114,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "dtm-bench",
             dependencies: [
-                "DTMCore", "DTMGRPC", "HTTP2",
+                "DTMCore", "DTMGRPC", "HTTP2", "EventLoopSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

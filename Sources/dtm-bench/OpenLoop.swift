@@ -1,3 +1,4 @@
+import EventLoopSupport
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -30,6 +31,9 @@ final class OpenLoopPacer: @unchecked Sendable {
     private let end: Int64
     private let interval: Double
     private let loop: any EventLoop
+    /// Submissions run on the event loops in turn, each on the loop of the connection it uses: no thread hop
+    /// per submit in the generator, whose CPU competes with the coordinator's on this machine.
+    private let executors: [EventLoopTaskExecutor]
     private let shared: Mutex<Shared>
     /// Touched only on `loop`.
     private var next = 0
@@ -43,6 +47,7 @@ final class OpenLoopPacer: @unchecked Sendable {
         self.end = end
         self.interval = 1e9 / rate
         self.loop = MultiThreadedEventLoopGroup.singleton.next()
+        self.executors = MultiThreadedEventLoopGroup.singleton.makeIterator().map { EventLoopTaskExecutor(eventLoop: $0) }
         self.shared = Mutex(Shared(free: slots))
     }
 
@@ -73,7 +78,7 @@ final class OpenLoopPacer: @unchecked Sendable {
             }
             let seq = next
             next += 1
-            Task { await self.fire(slot, seq: seq, due: due) }
+            Task(executorPreference: executors[seq % executors.count]) { await self.fire(slot, seq: seq, due: due) }
         }
     }
 
