@@ -99,11 +99,7 @@ public struct HTTPBranchCaller: BranchCaller {
     ) async -> BranchCallResult {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
-        for (name, value) in call.headers {
-            // Checked at submit; a row stored by an older version may still hold one the wire cannot carry.
-            if let problem = Limits.headerProblem(name: name, value: value) { return .error("branch_headers: \(problem)") }
-            headers.replaceOrAdd(name: name, value: value)
-        }
+        for (name, value) in call.headers { headers.replaceOrAdd(name: name, value: value) }
         let timeout = TimeAmount.milliseconds(Int64(call.timeout * 1000))
         let method: HTTPMethod = body == nil ? .GET : .POST
         do {

@@ -67,14 +67,14 @@ public struct Limits: Sendable, Equatable {
         if let bad = name.utf8.first(where: { !isTokenByte($0) }) {
             return "header name '\(name.prefix(64))' contains the character \(describe(byte: bad))"
         }
-        if let bad = value.utf8.first(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+        if let bad = value.utf8.first(where: { !isFieldValueByte($0) }) {
             return "the value of header '\(name.prefix(64))' contains the control character \(describe(byte: bad))"
         }
         return nil
     }
 
-    /// RFC 9110 `tchar`.
-    static func isTokenByte(_ b: UInt8) -> Bool {
+    /// RFC 9110 `tchar`: the bytes of a header name.
+    public static func isTokenByte(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
@@ -85,6 +85,11 @@ public struct Limits: Sendable, Equatable {
         default:
             return false
         }
+    }
+
+    /// The bytes of a header value as HTTP clients accept them: no control character except tab.
+    public static func isFieldValueByte(_ b: UInt8) -> Bool {
+        b == 0x09 || (b > 0x1F && b != 0x7F)
     }
 
     static func describe(byte: UInt8) -> String {

@@ -25,8 +25,9 @@ final class HTTP1Connection: Sendable {
             .connect(host: endpoint.host, port: endpoint.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let collector = HTTP1ResponseCollector(maxBody: maxBody)
-                    // No per-request header validation (~4 % of an HTTP saga): our own headers are fixed and the
-                    // branch headers are checked at submit and again by HTTPBranchCaller (Limits.headerProblem).
+                    // No NIO header validation per request (~4 % of an HTTP saga): HTTP1Target.requestHead has
+                    // already refused any name or value the wire cannot carry (branch headers are checked at submit
+                    // too; a row stored before that check goes to AsyncHTTPClient, which refuses it).
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(collector)
                     return HTTP1Connection(channel: channel, collector: NIOLoopBound(collector, eventLoop: channel.eventLoop))

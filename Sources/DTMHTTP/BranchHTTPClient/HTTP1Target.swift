@@ -1,3 +1,4 @@
+import DTMCore
 import NIOCore
 import NIOHTTP1
 
@@ -91,24 +92,14 @@ struct HTTP1Target: Sendable, Equatable {
         return HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
     }
 
+    /// A header name AsyncHTTPClient accepts: a non-empty RFC 9110 token (the rule submit checks too).
     private static func isToken(_ name: String) -> Bool {
-        !name.isEmpty
-            && name.utf8.allSatisfy { b in
-                switch b {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                    UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-                    UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-                    UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-                    return true
-                default:
-                    return false
-                }
-            }
+        !name.isEmpty && name.utf8.allSatisfy(Limits.isTokenByte)
     }
 
-    /// RFC 9110 field value bytes as AsyncHTTPClient checks them: no control characters except HTAB.
+    /// A header value AsyncHTTPClient accepts: no control characters except HTAB.
     private static func isFieldValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy { $0 == 0x09 || ($0 > 0x1f && $0 != 0x7f) }
+        value.utf8.allSatisfy(Limits.isFieldValueByte)
     }
 }
 
