@@ -2,8 +2,9 @@ import EventLoopSupport
 import Logging
 import NIOCore
 
-/// One unary call, written into a client connection's pipeline. The handler completes `promise`
-/// exactly once with the call's outcome (never fails it).
+/// One unary call, written into a client connection's pipeline or started directly on its event loop
+/// (`GRPCClientChannelHandler.start`). `completion` runs exactly once, on the connection's event loop, with
+/// the call's outcome.
 struct GRPCClientCall: Sendable {
     /// Pool-wide id, so a later `GRPCClientCancelEvent` can name the call.
     var id: UInt64
@@ -11,7 +12,7 @@ struct GRPCClientCall: Sendable {
     var metadata: [(String, String)]
     var message: [UInt8]
     var timeout: Duration?
-    var promise: EventLoopPromise<GRPCCallResult>
+    var completion: @Sendable (GRPCCallResult) -> Void
 }
 
 /// Sent down a client connection's pipeline when the task awaiting call `id` was cancelled.
@@ -36,6 +37,7 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     private var reportedUnusable = false
     private var context: ChannelHandlerContext?
     private var readHeld = false
+    private var flushScheduled = false
     /// Stream of each call in flight, by call id (for cancellation and deadlines).
     private var streamsByCall: [UInt64: Int32] = [:]
     /// Deadlines of the calls in flight, by call id.
@@ -113,18 +115,41 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let call = unwrapOutboundIn(data)
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        submit(unwrapOutboundIn(data))
+        promise?.succeed()
+    }
+
+    /// True while the connection is open and takes new calls: then `start` may be used on its event loop.
+    var acceptsCalls: Bool {
+        guard let context, context.channel.isActive else { return false }
+        return session.canStartCalls
+    }
+
+    /// Starts `call` from the connection's own event loop, without the pipeline's write path (a promise, a
+    /// future and a boxed write per call). A connection that does not take calls completes it at once with a
+    /// retryable UNAVAILABLE.
+    func start(_ call: GRPCClientCall) {
+        guard context != nil else {
+            call.completion(GRPCCallResult(status: GRPCStatus(.unavailable, "connection to \(session.authority) closed"), isTransparentlyRetryable: true))
+            return
+        }
+        submit(call)
+    }
+
+    private func submit(_ call: GRPCClientCall) {
+        let id = call.id
+        let completion = call.completion
         let streamID = session.startCall(path: call.path, metadata: call.metadata, message: call.message, timeout: call.timeout) { result in
-            loopBound.value.streamsByCall[call.id] = nil
-            call.promise.succeed(result)
+            // Runs on this loop, from `receive`, `pendingOutput`, `cancel` or `connectionClosed` of the session this
+            // handler owns; the strong capture lasts until then.
+            self.streamsByCall[id] = nil
+            completion(result)
         }
         if let streamID {
-            streamsByCall[call.id] = streamID
-            if let timeout = call.timeout { deadlines?.add((call.id, timeout), at: .now() + TimeAmount(timeout)) }
+            streamsByCall[id] = streamID
+            if let timeout = call.timeout { deadlines?.add((id, timeout), at: .now() + TimeAmount(timeout)) }
         }
-        promise?.succeed()
-        flushOutput()
+        scheduleFlush()
     }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -143,6 +168,18 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func flush(context: ChannelHandlerContext) {
         flushOutput()
+    }
+
+    /// Calls started (answers given) by the tasks of one event-loop pass go out in one socket write: the flush
+    /// runs after the tasks queued so far, instead of one `write(2)` per call. On loopback each write also
+    /// costs the peer a wake-up and a read.
+    private func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.flushOutput()
+        }
     }
 
     private func flushOutput() {

@@ -75,6 +75,10 @@ public final class GRPCConnectionPool: Sendable {
             return GRPCCallResult(status: GRPCStatus(.unavailable, "connection pool is shut down"))
         }
         defer { checkin(connection) }
+        let id = nextCallID.add(1, ordering: .relaxed).newValue
+        if connection.eventLoop.inEventLoop, let handler = connection.handler, handler.acceptsCalls {
+            return await directCall(handler, connection: connection, id: id, path: path, metadata: metadata, message: message, timeout: timeout)
+        }
         let channel: any Channel
         do {
             channel = try await connection.channel.get()
@@ -85,8 +89,8 @@ public final class GRPCConnectionPool: Sendable {
         }
         if Task.isCancelled { return GRPCCallResult(status: GRPCStatus(.cancelled, "call cancelled by the caller")) }
         let promise = channel.eventLoop.makePromise(of: GRPCCallResult.self)
-        let id = nextCallID.add(1, ordering: .relaxed).newValue
-        let call = GRPCClientCall(id: id, path: path, metadata: metadata, message: message, timeout: timeout, promise: promise)
+        let call = GRPCClientCall(
+            id: id, path: path, metadata: metadata, message: message, timeout: timeout, completion: { promise.succeed($0) })
         let result = await withTaskCancellationHandler {
             channel.writeAndFlush(call).whenFailure { error in
                 // The write never reached our handler (channel already closed), so the promise
@@ -103,6 +107,26 @@ public final class GRPCConnectionPool: Sendable {
         // A GOAWAY or close already marked the connection unusable (handler's onUnusable); a
         // refused stream alone leaves it usable, as grpc-go does.
         return result
+    }
+
+    /// A call from a task running on the connection's own event loop (the usual case: rounds prefer the loop
+    /// their request came in on, and the pool picks a connection of that loop): handed to the handler
+    /// directly, and the task resumes from the handler's completion, with no promise, future or pipeline write.
+    private func directCall(
+        _ handler: GRPCClientChannelHandler, connection: PooledConnection, id: UInt64, path: String,
+        metadata: [(String, String)], message: [UInt8], timeout: Duration?
+    ) async -> GRPCCallResult {
+        if Task.isCancelled { return GRPCCallResult(status: GRPCStatus(.cancelled, "call cancelled by the caller")) }
+        let channel = connection.channel
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { continuation in
+                handler.start(GRPCClientCall(
+                    id: id, path: path, metadata: metadata, message: message, timeout: timeout,
+                    completion: { continuation.resume(returning: $0) }))
+            }
+        } onCancel: {
+            channel.whenSuccess { $0.triggerUserOutboundEvent(GRPCClientCancelEvent(id: id), promise: nil) }
+        }
     }
 
     /// The event loops of the usable connections to `authority`, in the order they were opened.
@@ -172,6 +196,7 @@ public final class GRPCConnectionPool: Sendable {
                         connection.usable.store(false, ordering: .relaxed)
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)
+                    connection.handler = handler
                 }
             }
         connection.promise.completeWith(bootstrap.connect(host: host, port: port))
@@ -188,7 +213,8 @@ public final class GRPCConnectionPool: Sendable {
     }
 }
 
-/// One pooled connection. Sendable: the channel future is Sendable and the counters are atomics.
+/// One pooled connection. Sendable: the channel future is Sendable, the counters are atomics and the handler
+/// is touched on the connection's event loop only.
 private final class PooledConnection: Sendable {
     let id: Int
     let promise: EventLoopPromise<any Channel>
@@ -196,6 +222,9 @@ private final class PooledConnection: Sendable {
     var eventLoop: any EventLoop { promise.futureResult.eventLoop }
     let inFlight = Atomic<Int>(0)
     let usable = Atomic<Bool>(true)
+    /// The connection's handler, for calls made on its event loop. Written once by the channel initializer
+    /// and read only after `eventLoop.inEventLoop` was checked: both on the loop, so never concurrently.
+    nonisolated(unsafe) var handler: GRPCClientChannelHandler?
 
     init(id: Int, promise: EventLoopPromise<any Channel>) {
         self.id = id

@@ -129,7 +129,7 @@ public final class H2ClientSession {
         var headers: [H2Header] = []
         headers.reserveCapacity(constantPseudoHeaders.count + 1 + constantHeaders.count + 1 + metadata.count)
         headers += constantPseudoHeaders
-        headers.append(H2Header(name: H2Names.path, value: Array(path.utf8)))
+        headers.append(H2Header(name: H2Names.path, value: path))
         headers += constantHeaders
         if let timeout {
             if lastTimeout?.0 != timeout { lastTimeout = (timeout, Array(GRPCTimeout.encode(timeout).utf8)) }

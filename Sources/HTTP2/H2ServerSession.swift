@@ -377,9 +377,9 @@ public final class H2ServerSession {
             }
             flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
             let status = stream.trailerStatus ?? .ok
-            var trailers = [H2Header(name: H2Names.grpcStatus, value: Array(String(status.code.rawValue).utf8))]
+            var trailers = [H2Header(name: H2Names.grpcStatus, value: String(status.code.rawValue))]
             if !status.message.isEmpty {
-                trailers.append(H2Header(name: H2Names.grpcMessage, value: Array(GRPCMessageEncoding.encode(status.message).utf8)))
+                trailers.append(H2Header(name: H2Names.grpcMessage, value: GRPCMessageEncoding.encode(status.message)))
             }
             let rv = withNVArray(trailers) { nghttp2_submit_trailer(session, streamID, $0, $1) }
             if rv == 0 { flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue) }
@@ -424,10 +424,10 @@ public final class H2ServerSession {
         var headers = [
             H2Header(name: H2Names.status, value: httpStatus),
             H2Header(name: H2Names.contentType, value: H2Names.applicationGRPC),
-            H2Header(name: H2Names.grpcStatus, value: Array(String(status.code.rawValue).utf8)),
+            H2Header(name: H2Names.grpcStatus, value: String(status.code.rawValue)),
         ]
         if !status.message.isEmpty {
-            headers.append(H2Header(name: H2Names.grpcMessage, value: Array(GRPCMessageEncoding.encode(status.message).utf8)))
+            headers.append(H2Header(name: H2Names.grpcMessage, value: GRPCMessageEncoding.encode(status.message)))
         }
         for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
         let rv = withNVArray(headers) { nghttp2_submit_response(session, stream.id, $0, $1, nil) }

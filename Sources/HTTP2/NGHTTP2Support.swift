@@ -10,20 +10,59 @@ public struct H2SessionError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Header name/value pair as handed to nghttp2: bytes, not Strings, so constant headers are
-/// converted once and not per request.
+/// Header name/value pair as handed to nghttp2. Constant headers are byte arrays made once; per-call
+/// names and values (path, metadata) stay Strings until `withNVArray` copies their UTF-8 into its scratch
+/// buffer, rather than becoming two arrays each per call.
 struct H2Header {
-    var name: [UInt8]
-    var value: [UInt8]
+    enum Bytes {
+        case bytes([UInt8])
+        case text(String)
+
+        var count: Int {
+            switch self {
+            case .bytes(let b): b.count
+            case .text(let s): s.utf8.count
+            }
+        }
+
+        /// The bytes as an array (tests and diagnostics; the hot path copies with `copy(to:)`).
+        var array: [UInt8] {
+            switch self {
+            case .bytes(let b): b
+            case .text(let s): Array(s.utf8)
+            }
+        }
+
+        /// Copies the bytes to `target`, which has room for `count` of them.
+        func copy(to target: UnsafeMutablePointer<UInt8>) {
+            switch self {
+            case .bytes(let b):
+                b.withUnsafeBufferPointer { if let base = $0.baseAddress { target.update(from: base, count: $0.count) } }
+            case .text(let s):
+                let copied: Void? = s.utf8.withContiguousStorageIfAvailable {
+                    if let base = $0.baseAddress { target.update(from: base, count: $0.count) }
+                }
+                if copied == nil { _ = UnsafeMutableBufferPointer(start: target, count: s.utf8.count).initialize(from: s.utf8) }
+            }
+        }
+    }
+
+    var name: Bytes
+    var value: Bytes
 
     init(_ name: String, _ value: String) {
-        self.name = Array(name.utf8)
-        self.value = Array(value.utf8)
+        self.name = .text(name)
+        self.value = .text(value)
     }
 
     init(name: [UInt8], value: [UInt8]) {
-        self.name = name
-        self.value = value
+        self.name = .bytes(name)
+        self.value = .bytes(value)
+    }
+
+    init(name: [UInt8], value: String) {
+        self.name = .bytes(name)
+        self.value = .text(value)
     }
 }
 
@@ -40,15 +79,15 @@ func withNVArray<R>(_ headers: [H2Header], _ body: (UnsafePointer<nghttp2_nv>, I
             var offset = 0
             for (i, header) in headers.enumerated() {
                 let namePtr = base + offset
-                header.name.withUnsafeBufferPointer { namePtr.update(from: $0.baseAddress!, count: $0.count) }
-                offset += header.name.count
+                let nameCount = header.name.count
+                header.name.copy(to: namePtr)
+                offset += nameCount
                 let valuePtr = base + offset
-                if !header.value.isEmpty {
-                    header.value.withUnsafeBufferPointer { valuePtr.update(from: $0.baseAddress!, count: $0.count) }
-                }
-                offset += header.value.count
+                let valueCount = header.value.count
+                header.value.copy(to: valuePtr)
+                offset += valueCount
                 nva[i] = nghttp2_nv(
-                    name: namePtr, value: valuePtr, namelen: header.name.count, valuelen: header.value.count,
+                    name: namePtr, value: valuePtr, namelen: nameCount, valuelen: valueCount,
                     flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
             }
             return body(UnsafePointer(nva.baseAddress!), headers.count)

@@ -89,7 +89,7 @@ struct H2SessionTests {
         let pair = try SessionPair()
         var result: GRPCCallResult?
         var headers = pair.client.requestHeaders(path: "/p/M", metadata: [], timeout: nil)
-        headers = headers.map { String(decoding: $0.name, as: UTF8.self) == "content-type" ? H2Header("content-type", "application/json") : $0 }
+        headers = headers.map { String(decoding: $0.name.array, as: UTF8.self) == "content-type" ? H2Header("content-type", "application/json") : $0 }
         _ = pair.client.startRawCall(headers: headers, body: GRPCFraming.frame(bytes(100_000))) { result = $0 }
         try pair.pump()
         #expect(result?.status.code == .internal)
@@ -98,7 +98,7 @@ struct H2SessionTests {
         #expect(pair.server.openStreamCount == 0, "the half-received stream was reset, not leaked")
         // application/grpc+proto is a gRPC content type.
         var plus: GRPCCallResult?
-        headers = headers.map { String(decoding: $0.name, as: UTF8.self) == "content-type" ? H2Header("content-type", "application/grpc+proto") : $0 }
+        headers = headers.map { String(decoding: $0.name.array, as: UTF8.self) == "content-type" ? H2Header("content-type", "application/grpc+proto") : $0 }
         _ = pair.client.startRawCall(headers: headers, body: GRPCFraming.frame([5])) { plus = $0 }
         try pair.pump()
         #expect(plus?.status == .ok)
@@ -109,7 +109,7 @@ struct H2SessionTests {
         let pair = try SessionPair()
         var result: GRPCCallResult?
         let headers = pair.client.requestHeaders(path: "/p/M", metadata: [], timeout: nil).map {
-            $0.name == H2Names.method ? H2Header(name: H2Names.method, value: Array("PUT".utf8)) : $0
+            $0.name.array == H2Names.method ? H2Header(name: H2Names.method, value: Array("PUT".utf8)) : $0
         }
         _ = pair.client.startRawCall(headers: headers, body: GRPCFraming.frame([1])) { result = $0 }
         try pair.pump()
