@@ -8,12 +8,17 @@ import Synchronization
 /// knowledge. A call made on an event loop (a task preferring an `EventLoopTaskExecutor`) goes to a
 /// connection of that loop, so that neither the call nor its answer changes threads; other calls go to
 /// the connection with the fewest calls in flight. A new connection is opened, on the caller's loop if
-/// it has one, while every fitting one is busy and the per-authority limit allows. Connections that
+/// it has one, when that loop has none or its connections are full (`callsPerConnection`), while the
+/// per-authority limit allows. Connections that
 /// received GOAWAY or closed are dropped and replaced on the next call; a call that provably
 /// never reached the server (refused stream, GOAWAY, failed connect) is retried once, elsewhere.
 public final class GRPCConnectionPool: Sendable {
     public struct Configuration: Sendable {
-        public var connectionsPerAuthority = 2
+        /// Most connections to one authority; nil: one per event loop of the group, and at least 2.
+        public var connectionsPerAuthority: Int?
+        /// Calls in flight on a connection before another one is opened beside it on the same loop (nghttp2
+        /// servers allow 100 concurrent streams by default; HTTP/2 multiplexes the rest).
+        public var callsPerConnection = 100
         public var connectTimeout: Duration = .seconds(3)
         public var session = H2ClientSession.Configuration()
         public init() {}
@@ -24,6 +29,7 @@ public final class GRPCConnectionPool: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let nextCallID = Atomic<UInt64>(0)
+    private let connectionLimit: Int
 
     private struct State {
         var authorities: [String: [PooledConnection]] = [:]
@@ -38,6 +44,7 @@ public final class GRPCConnectionPool: Sendable {
         self.group = group
         self.configuration = configuration
         self.logger = logger
+        self.connectionLimit = max(1, configuration.connectionsPerAuthority ?? max(2, Array(group.makeIterator()).count))
     }
 
     /// Performs one unary call. Never throws: transport failures come back as a status
@@ -153,9 +160,16 @@ public final class GRPCConnectionPool: Sendable {
                 if any.map({ n < $0.inFlight.load(ordering: .relaxed) }) ?? true { any = c }
                 if let here, c.eventLoop === here, local.map({ n < $0.inFlight.load(ordering: .relaxed) }) ?? true { local = c }
             }
-            let full = list.count >= configuration.connectionsPerAuthority
-            let pick = local ?? (here == nil || full ? any : nil)
-            if let pick, pick.inFlight.load(ordering: .relaxed) == 0 || full {
+            let full = list.count >= connectionLimit
+            // A busy connection of this loop beats an idle one elsewhere: the answer resumes the caller here.
+            let pick = if let local, full || local.inFlight.load(ordering: .relaxed) < configuration.callsPerConnection {
+                local
+            } else if full || (here == nil && any.map { $0.inFlight.load(ordering: .relaxed) < configuration.callsPerConnection } == true) {
+                any
+            } else {
+                PooledConnection?.none
+            }
+            if let pick {
                 pick.inFlight.add(1, ordering: .relaxed)
                 return (pick, false)
             }

@@ -71,6 +71,37 @@ struct GRPCLoopbackTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("concurrent calls on one loop share its connection; another loop still gets a connection of its own")
+    func busyLoopDoesNotTakeEveryConnection() async throws {
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { _ in
+            try? await Task.sleep(for: .milliseconds(200))
+            return .ok([])
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = Array(group.makeIterator())
+        let pool = GRPCConnectionPool(group: group)
+        let authority = "127.0.0.1:\(server.port)"
+        let first = EventLoopTaskExecutor(eventLoop: loops[0])
+        // Four calls in flight together on the first loop, then one from the second loop.
+        let busy = (0..<4).map { _ in
+            Task(executorPreference: first) {
+                await pool.unary(authority: authority, path: "/test.Slow/Call", message: [], timeout: .seconds(5)).status.code
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let resumedOnLoop = await Task(executorPreference: EventLoopTaskExecutor(eventLoop: loops[1])) {
+            _ = await pool.unary(authority: authority, path: "/test.Slow/Call", message: [], timeout: .seconds(5))
+            return loops[1].inEventLoop
+        }.value
+        for task in busy { #expect(await task.value == .ok) }
+        #expect(resumedOnLoop)
+        let used = pool.connectionLoops(authority).map { ObjectIdentifier($0) }
+        #expect(used == loops.map { ObjectIdentifier($0) })
+        await pool.shutdown()
+        await server.shutdown()
+        try await group.shutdownGracefully()
+    }
+
     @Test("error status, unknown method, 3 MiB payload, deadline over a real socket")
     func statusesOverSocket() async throws {
         let server = try await Self.echoServer()
