@@ -1,4 +1,6 @@
+import EventLoopSupport
 import Histogram
+import NIOPosix
 import Synchronization
 
 /// How sagas are offered to the coordinator.
@@ -71,12 +73,16 @@ func runLoad(scenario: any Scenario, mode: LoadMode, seconds: Double, clock: Tim
     return total
 }
 
-/// `clients` tasks, each submitting its next saga as soon as the previous answer arrived.
+/// `clients` tasks, each submitting its next saga as soon as the previous answer arrived. The clients run on
+/// the event loops in turn, as the open loop's submissions do: each loop then has its own connection to the
+/// coordinator (the pool keeps a loop's calls on its own connection), as two client processes would, and the
+/// coordinator serves them on two of its loops rather than everything on one.
 private func runClosedLoop(scenario: any Scenario, clients: Int, end: Int64, clock: Timebase) async -> LoadOutcome {
     let sequencer = Sequencer()
+    let executors = MultiThreadedEventLoopGroup.singleton.makeIterator().map { EventLoopTaskExecutor(eventLoop: $0) }
     return await withTaskGroup(of: LoadOutcome.self) { group in
-        for _ in 0..<clients {
-            group.addTask {
+        for client in 0..<clients {
+            group.addTask(executorPreference: executors[client % executors.count]) {
                 let worker = scenario.makeWorker()
                 var mine = LoadOutcome()
                 while clock.now() < end {
