@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMimalloc
 import Glibc
 
 /// `dtm-bench`: drives a DTM-compatible coordinator with two-branch sagas and reports what completed.
@@ -36,7 +37,7 @@ struct BenchCommand: AsyncParsableCommand {
         let gidPrefix = "b\(String(UInt32.random(in: 0...UInt32.max), radix: 36))-"
         let counter = BranchCounter(gidPrefix: gidPrefix, clock: clock)
         let branches = try await BranchService.start(counter: counter)
-        print("branch service: gRPC 127.0.0.1:\(branches.grpcPort), HTTP 127.0.0.1:\(branches.httpPort); gids \(gidPrefix)<n>")
+        print("branch service: gRPC 127.0.0.1:\(branches.grpcPort), HTTP 127.0.0.1:\(branches.httpPort); gids \(gidPrefix)<n>; allocator mimalloc \(mi_version())")
         fflush(nil)  // also when stdout is a pipe: a script may read the ports while the load runs
         let load: any Scenario =
             switch scenario {

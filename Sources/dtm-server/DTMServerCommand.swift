@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMimalloc
 import DTMServer
 import Glibc
 
@@ -36,6 +37,7 @@ struct DTMServerCommand: AsyncParsableCommand {
         }
         if debug { configuration.logLevel = "debug" }
         let logger = LoggingSetup.bootstrap(level: configuration.logLevel)
+        logger.info("allocator", metadata: ["mimalloc": .stringConvertible(mi_version())])
         do {
             try await DTMServerApp.run(configuration: configuration, reset: reset, logger: logger)
         } catch {
