@@ -37,7 +37,7 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     private var reportedUnusable = false
     private var context: ChannelHandlerContext?
     private var readHeld = false
-    private var flushScheduled = false
+    private lazy var passFlush = PassFlush { [weak self] in self?.flushOutput() }
     /// Stream of each call in flight, by call id (for cancellation and deadlines).
     private var streamsByCall: [UInt64: Int32] = [:]
     /// Deadlines of the calls in flight, by call id.
@@ -170,16 +170,9 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         flushOutput()
     }
 
-    /// Calls started (answers given) by the tasks of one event-loop pass go out in one socket write: the flush
-    /// runs after the tasks queued so far, instead of one `write(2)` per call. On loopback each write also
-    /// costs the peer a wake-up and a read.
     private func scheduleFlush() {
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.flushOutput()
-        }
+        guard let context else { return }
+        passFlush.request(on: context.eventLoop)
     }
 
     private func flushOutput() {

@@ -9,9 +9,9 @@ import Synchronization
 /// connection of that loop, so that neither the call nor its answer changes threads; other calls go to
 /// the connection with the fewest calls in flight. A new connection is opened, on the caller's loop if
 /// it has one, when that loop has none or its connections are full (`callsPerConnection`), while the
-/// per-authority limit allows. Connections that
-/// received GOAWAY or closed are dropped and replaced on the next call; a call that provably
-/// never reached the server (refused stream, GOAWAY, failed connect) is retried once, elsewhere.
+/// per-authority limit allows. Connections that received GOAWAY or closed are dropped and replaced on
+/// the next call; a call that provably never reached the server (refused stream, GOAWAY, failed
+/// connect) is retried once, elsewhere.
 public final class GRPCConnectionPool: Sendable {
     public struct Configuration: Sendable {
         /// Most connections to one authority; nil: one per event loop of the group, and at least 2.
@@ -161,14 +161,12 @@ public final class GRPCConnectionPool: Sendable {
                 if let here, c.eventLoop === here, local.map({ n < $0.inFlight.load(ordering: .relaxed) }) ?? true { local = c }
             }
             let full = list.count >= connectionLimit
-            // A busy connection of this loop beats an idle one elsewhere: the answer resumes the caller here.
-            let pick = if let local, full || local.inFlight.load(ordering: .relaxed) < configuration.callsPerConnection {
-                local
-            } else if full || (here == nil && any.map { $0.inFlight.load(ordering: .relaxed) < configuration.callsPerConnection } == true) {
-                any
-            } else {
-                PooledConnection?.none
+            func hasRoom(_ c: PooledConnection?) -> Bool {
+                c.map { $0.inFlight.load(ordering: .relaxed) < configuration.callsPerConnection } ?? false
             }
+            // A busy connection of this loop beats an idle one elsewhere: the answer resumes the caller here.
+            let pick: PooledConnection? =
+                if let local, full || hasRoom(local) { local } else if full || (here == nil && hasRoom(any)) { any } else { nil }
             if let pick {
                 pick.inFlight.add(1, ordering: .relaxed)
                 return (pick, false)

@@ -33,7 +33,7 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     /// Deadlines (grpc-timeout) of the requests in flight, by stream id.
     private var deadlines: DeadlineQueue<Int32>?
     private var readHeld = false
-    private var flushScheduled = false
+    private lazy var passFlush = PassFlush { [weak self] in self?.flushOutput() }
     private let timeouts: Timeouts
     private var sweep: RepeatedTask?
     /// When bytes last arrived; the handshake counts as done once the peer's first SETTINGS did.
@@ -241,16 +241,9 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     // MARK: - Output
 
-    /// Calls started (answers given) by the tasks of one event-loop pass go out in one socket write: the flush
-    /// runs after the tasks queued so far, instead of one `write(2)` per call. On loopback each write also
-    /// costs the peer a wake-up and a read.
     private func scheduleFlush() {
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.flushOutput()
-        }
+        guard let context else { return }
+        passFlush.request(on: context.eventLoop)
     }
 
     private func flushOutput() {
