@@ -118,6 +118,20 @@ struct StoreContractTests {
         #expect(b.map(\.status) == [.prepared, .prepared, .prepared, .failed])
         #expect(b[3].finishTime == at)
         #expect(b[3].updateTime == at)
+        // A single update of a branch that does not exist names it; of a transaction in another status, does not.
+        do {
+            try await store.updateBranches(gid: "bu", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "09", op: "action", status: .succeed, finishTime: at)], now: at)
+            Issue.record("an update of a missing branch succeeded")
+        } catch let DTMError.storageNotFound(message) {
+            #expect(message.contains("09/action"), "\(message)")
+        }
+        do {
+            try await store.updateBranches(gid: "bu", requiring: .aborting, updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: at)], now: at)
+            Issue.record("an update under the wrong global status succeeded")
+        } catch let DTMError.storageNotFound(message) {
+            #expect(message.isEmpty, "\(message)")
+        }
+        #expect(try await store.branches(gid: "bu").map(\.status) == [.prepared, .prepared, .prepared, .failed])
     }
 
     @Test("insertBranches needs the status and is all-or-nothing on a duplicate", arguments: StoreKind.allCases)
@@ -128,7 +142,12 @@ struct StoreContractTests {
         let second = Branch(gid: "ib", url: "u", binData: [], branchID: "01", op: "confirm", createTime: t0)
         try await store.insertBranches(gid: "ib", requiring: .prepared, branches: [first])
         let fresh = Branch(gid: "ib", url: "u", binData: [], branchID: "02", op: "cancel", createTime: t0)
-        await #expect(throws: DTMError.self) { try await store.insertBranches(gid: "ib", requiring: .prepared, branches: [fresh, first]) }
+        do {
+            try await store.insertBranches(gid: "ib", requiring: .prepared, branches: [fresh, first])
+            Issue.record("a duplicate branch was inserted")
+        } catch let DTMError.uniqueConflict(message) {
+            #expect(message.contains("01/cancel"), "names the conflicting branch: \(message)")
+        }
         #expect(try await store.branches(gid: "ib").map(\.branchID) == ["01"], "the fresh row of the failed call is not kept")
         try await store.insertBranches(gid: "ib", requiring: .prepared, branches: [second])
         await #expect(throws: DTMError.storageNotFound("")) { try await store.insertBranches(gid: "ib", requiring: .submitted, branches: [fresh]) }
