@@ -18,7 +18,15 @@ final class SQLiteStatement {
         self.sql = sql
     }
 
-    deinit { sqlite3_finalize(handle) }
+    deinit {
+        sqlite3_finalize(handle)
+        shortText?.deallocate()
+    }
+
+    /// Short text is copied here, `copiedTextLimit` bytes per parameter, and bound in place (SQLITE_STATIC) until
+    /// the bindings are cleared. Made on first use.
+    private var shortText: UnsafeMutablePointer<UInt8>?
+    private lazy var parameterCount = sqlite3_bind_parameter_count(handle)
 
     /// A pointer to one NUL byte, for zero-length text and blobs. `nonisolated(unsafe)`: written once, then only read.
     nonisolated(unsafe) private static let empty: UnsafePointer<CChar> = {
@@ -34,12 +42,14 @@ final class SQLiteStatement {
         case null
     }
 
-    /// Binds `values` to ?1, ?2, … and runs `body` while they are bound. Text and blobs are bound without a copy
-    /// (SQLITE_STATIC, pointing into the values, which stay alive and unmoved inside their `withUTF8` /
-    /// `withUnsafeBytes` scopes around `body`); afterwards the statement is reset and its bindings cleared, so that
-    /// no pointer outlives its value. Copying (SQLITE_TRANSIENT) cost sqlite a malloc and a memcpy per text value
-    /// on the single writer thread: 47 of the coordinator's 336 mallocs per gRPC saga. Text is bound with its
-    /// UTF-8 length, so that a NUL inside it is stored too (a C string would end there).
+    /// Binds `values` to ?1, ?2, … and runs `body` while they are bound. Longer text and blobs are bound without a
+    /// copy (SQLITE_STATIC, pointing into the values, which stay alive and unmoved inside their scopes around
+    /// `body`); afterwards the statement is reset and its bindings cleared, so that no pointer outlives its value.
+    /// Copying (SQLITE_TRANSIENT) every text cost sqlite a malloc and a memcpy per value on the single writer
+    /// thread: 47 of the coordinator's 336 mallocs per gRPC saga. Short text (statuses, ops, branch ids, most
+    /// gids) is copied all the same: it lives inside the String value, so it has no address that outlives a
+    /// closure, and a scope per value cost more in reference counting than sqlite's copy of a few bytes.
+    /// Text is bound with its UTF-8 length, so that a NUL inside it is stored too (a C string would end there).
     private func withBindings<R>(_ values: [Value], _ body: () throws -> R) throws -> R {
         // Every run ends here reset with no bindings (and a new statement has none), so nothing to undo first.
         defer {
@@ -49,7 +59,11 @@ final class SQLiteStatement {
         return try bind(values, from: 0, body)
     }
 
-    /// Binds the values from `index` on: scalars in a row, each text or blob in its own scope around the rest.
+    /// Longest text bound by copy: what fits in a small (inline) String.
+    private static let copiedTextLimit = 15
+
+    /// Binds the values from `index` on: scalars and short text in a row, each longer text or blob in its own
+    /// scope around the rest.
     private func bind<R>(_ values: [Value], from index: Int, _ body: () throws -> R) throws -> R {
         var i = index
         while i < values.count {
@@ -59,10 +73,17 @@ final class SQLiteStatement {
                 try check(sqlite3_bind_int64(handle, position, v))
             case .null:
                 try check(sqlite3_bind_null(handle, position))
+            case .text(var text) where text.utf8.count <= Self.copiedTextLimit:
+                guard let slot = shortTextSlot(position) else { throw error(SQLITE_RANGE) }
+                let count = text.withUTF8 { utf8 in
+                    if let base = utf8.baseAddress { slot.update(from: base, count: utf8.count) }
+                    return utf8.count
+                }
+                try check(sqlite3_bind_text(handle, position, UnsafeRawPointer(slot).assumingMemoryBound(to: CChar.self), Int32(count), nil))
             case .text(var text):
                 let next = i + 1
                 return try text.withUTF8 { utf8 in
-                    // A zero-length value needs a non-null pointer, or it is bound as NULL.
+                    // A zero-length value needs a non-null pointer, or it is bound as NULL (never here: it is short).
                     let start = utf8.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) } ?? Self.empty
                     try check(sqlite3_bind_text(handle, position, start, Int32(utf8.count), nil))
                     return try bind(values, from: next, body)
@@ -77,6 +98,18 @@ final class SQLiteStatement {
             i += 1
         }
         return try body()
+    }
+
+    /// Where parameter `position`'s short text goes (not null, so an empty text is not bound as NULL); nil for a
+    /// position the statement does not have.
+    private func shortTextSlot(_ position: Int32) -> UnsafeMutablePointer<UInt8>? {
+        guard position >= 1, position <= parameterCount else { return nil }
+        let buffer = shortText ?? {
+            let b = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(parameterCount) * Self.copiedTextLimit)
+            shortText = b
+            return b
+        }()
+        return buffer + Int(position - 1) * Self.copiedTextLimit
     }
 
     private func check(_ rc: Int32) throws {

@@ -126,7 +126,7 @@ struct SQLiteStoreTests {
         let db = try SQLiteConnection(path: TempDB.path(), readOnly: false)
         try db.execute("CREATE TABLE t (a, b, c, d, e)")
         let insert = try db.statement("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)")
-        let long = String(repeating: "é😀", count: 5000)
+        let long = String(repeating: "é😀", count: 5000) + "\u{0}end"  // bound in place; the short ones are copied
         try insert.run([.text(""), .text("a\u{0}b"), .blob([]), .blob([0, 1, 255]), .int(7)])
         try insert.run([.text(long), .null, .text("x"), .int(-1), .text("café")])
         let rows = try db.statement("SELECT typeof(a), a, b, typeof(c), hex(d), e FROM t ORDER BY rowid").query([]) { s in
@@ -136,5 +136,10 @@ struct SQLiteStoreTests {
         #expect(rows[1] == ["text", long, "", "text", "2D31", "café"])
         let found = try db.statement("SELECT count(*) FROM t WHERE a = ?1 AND e = ?2").query([.text(long), .text("café")]) { $0.int(0) }
         #expect(found == [1])
+        // More values than parameters: sqlite's range error, short text or long, and nothing written past the end.
+        for extra in [SQLiteStatement.Value.text("short"), .text(long), .int(1)] {
+            #expect(throws: SQLiteError.self) { try insert.run([.int(1), .int(2), .int(3), .int(4), .int(5), extra]) }
+        }
+        #expect(try db.statement("SELECT count(*) FROM t").query([]) { $0.int(0) } == [2])
     }
 }
