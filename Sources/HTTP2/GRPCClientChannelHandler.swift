@@ -115,7 +115,7 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        submit(unwrapOutboundIn(data))
+        start(unwrapOutboundIn(data))
         promise?.succeed()
     }
 
@@ -125,18 +125,9 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         return session.canStartCalls
     }
 
-    /// Starts `call` from the connection's own event loop, without the pipeline's write path (a promise, a
-    /// future and a boxed write per call). A connection that does not take calls completes it at once with a
-    /// retryable UNAVAILABLE.
+    /// Starts `call`: from `write`, or directly from a task on this connection's event loop once `acceptsCalls`
+    /// said yes (without the pipeline's write path: a promise, a future and a boxed write per call).
     func start(_ call: GRPCClientCall) {
-        guard context != nil else {
-            call.completion(GRPCCallResult(status: GRPCStatus(.unavailable, "connection to \(session.authority) closed"), isTransparentlyRetryable: true))
-            return
-        }
-        submit(call)
-    }
-
-    private func submit(_ call: GRPCClientCall) {
         let id = call.id
         let completion = call.completion
         let streamID = session.startCall(path: call.path, metadata: call.metadata, message: call.message, timeout: call.timeout) { result in

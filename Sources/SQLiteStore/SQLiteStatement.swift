@@ -16,17 +16,19 @@ final class SQLiteStatement {
         self.handle = stmt
         self.db = db
         self.sql = sql
+        self.parameterCount = sqlite3_bind_parameter_count(stmt)
+        self.shortText = .allocate(capacity: max(1, Int(parameterCount)) * Self.copiedTextLimit)
     }
 
     deinit {
         sqlite3_finalize(handle)
-        shortText?.deallocate()
+        shortText.deallocate()
     }
 
+    private let parameterCount: Int32
     /// Short text is copied here, `copiedTextLimit` bytes per parameter, and bound in place (SQLITE_STATIC) until
-    /// the bindings are cleared. Made on first use.
-    private var shortText: UnsafeMutablePointer<UInt8>?
-    private lazy var parameterCount = sqlite3_bind_parameter_count(handle)
+    /// the bindings are cleared.
+    private let shortText: UnsafeMutablePointer<UInt8>
 
     /// A pointer to one NUL byte, for zero-length text and blobs. `nonisolated(unsafe)`: written once, then only read.
     nonisolated(unsafe) private static let empty: UnsafePointer<CChar> = {
@@ -47,8 +49,8 @@ final class SQLiteStatement {
     /// `body`); afterwards the statement is reset and its bindings cleared, so that no pointer outlives its value.
     /// Copying (SQLITE_TRANSIENT) every text cost sqlite a malloc and a memcpy per value on the single writer
     /// thread: 47 of the coordinator's 336 mallocs per gRPC saga. Short text (statuses, ops, branch ids, most
-    /// gids) is copied all the same: it lives inside the String value, so it has no address that outlives a
-    /// closure, and a scope per value cost more in reference counting than sqlite's copy of a few bytes.
+    /// gids) lives inside the String value, with no address that outlives a closure: it is copied into the
+    /// statement's own buffer and bound from there, as a scope per value cost more in reference counting.
     /// Text is bound with its UTF-8 length, so that a NUL inside it is stored too (a C string would end there).
     private func withBindings<R>(_ values: [Value], _ body: () throws -> R) throws -> R {
         // Every run ends here reset with no bindings (and a new statement has none), so nothing to undo first.
@@ -74,12 +76,16 @@ final class SQLiteStatement {
             case .null:
                 try check(sqlite3_bind_null(handle, position))
             case .text(var text) where text.utf8.count <= Self.copiedTextLimit:
-                guard let slot = shortTextSlot(position) else { throw error(SQLITE_RANGE) }
-                let count = text.withUTF8 { utf8 in
-                    if let base = utf8.baseAddress { slot.update(from: base, count: utf8.count) }
-                    return utf8.count
-                }
-                try check(sqlite3_bind_text(handle, position, UnsafeRawPointer(slot).assumingMemoryBound(to: CChar.self), Int32(count), nil))
+                // A position the statement does not have: nothing is copied, and sqlite's bind reports the range.
+                let slot = position <= parameterCount ? shortText + Int(position - 1) * Self.copiedTextLimit : nil
+                let count = slot.map { slot in
+                    text.withUTF8 { utf8 in
+                        if let base = utf8.baseAddress { slot.update(from: base, count: utf8.count) }
+                        return utf8.count
+                    }
+                } ?? 0
+                let start = slot.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) } ?? Self.empty
+                try check(sqlite3_bind_text(handle, position, start, Int32(count), nil))
             case .text(var text):
                 let next = i + 1
                 return try text.withUTF8 { utf8 in
@@ -98,18 +104,6 @@ final class SQLiteStatement {
             i += 1
         }
         return try body()
-    }
-
-    /// Where parameter `position`'s short text goes (not null, so an empty text is not bound as NULL); nil for a
-    /// position the statement does not have.
-    private func shortTextSlot(_ position: Int32) -> UnsafeMutablePointer<UInt8>? {
-        guard position >= 1, position <= parameterCount else { return nil }
-        let buffer = shortText ?? {
-            let b = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(parameterCount) * Self.copiedTextLimit)
-            shortText = b
-            return b
-        }()
-        return buffer + Int(position - 1) * Self.copiedTextLimit
     }
 
     private func check(_ rc: Int32) throws {

@@ -138,7 +138,8 @@ struct SQLiteStoreTests {
         #expect(found == [1])
         // More values than parameters: sqlite's range error, short text or long, and nothing written past the end.
         for extra in [SQLiteStatement.Value.text("short"), .text(long), .int(1)] {
-            #expect(throws: SQLiteError.self) { try insert.run([.int(1), .int(2), .int(3), .int(4), .int(5), extra]) }
+            let error = #expect(throws: SQLiteError.self) { try insert.run([.int(1), .int(2), .int(3), .int(4), .int(5), extra]) }
+            #expect(error?.code == 25, "SQLITE_RANGE, got \(String(describing: error))")
         }
         #expect(try db.statement("SELECT count(*) FROM t").query([]) { $0.int(0) } == [2])
     }
