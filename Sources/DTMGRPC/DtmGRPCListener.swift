@@ -14,7 +14,7 @@ public final class DtmGRPCListener: Sendable {
     public var port: Int { server.port }
 
     public static func start(
-        host: String, port: Int, service: DtmService, maxMessageSize: Int, authToken: BearerToken?, metrics: DTMMetrics?,
+        host: String, port: Int, service: DtmService, maxMessageSize: Int, access: AccessPolicy, metrics: DTMMetrics?,
         requestReadTimeout: Duration = .seconds(30), idleTimeout: Duration? = .seconds(60),
         group: any EventLoopGroup, logger: Logger
     ) async throws -> DtmGRPCListener {
@@ -25,17 +25,18 @@ public final class DtmGRPCListener: Sendable {
         let reflection = ServerReflection(services: Self.services)
         for path in ServerReflection.paths {
             configuration.streamHandlers[path] = { request in
-                if let refusal = refusal(request, authToken: authToken, logger: logger) { return refusal }
+                if let refusal = refusal(request, access: access, logger: logger) { return refusal }
                 return reflection.answer(request)
             }
         }
         let server = try await GRPCServer.start(host: host, port: port, group: group, configuration: configuration, logger: logger) { request in
             let started = ContinuousClock.now
             let response = await RoundExecutor.$preferred.withValue(request.taskExecutor) {
-                await Self.respond(request, service: service, authToken: authToken, logger: logger)
+                await Self.respond(request, service: service, access: access, logger: logger)
             }
             if let metrics {
-                let api = request.path.split(separator: "/").last.map { $0.lowercased() } ?? ""
+                // Known methods only: a client must not be able to add label values.
+                let api = DtmService.methods.contains(request.path) ? request.path.split(separator: "/").last.map { $0.lowercased() } ?? "" : "other"
                 let elapsed = ContinuousClock.now - started
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 metrics.apiCall(type: .grpc, api: api, failed: response.status.code != .ok, seconds: seconds)
@@ -45,9 +46,9 @@ public final class DtmGRPCListener: Sendable {
         return DtmGRPCListener(server: server)
     }
 
-    static func respond(_ request: GRPCRequest, service: DtmService, authToken: BearerToken?, logger: Logger) async -> GRPCResponse {
+    static func respond(_ request: GRPCRequest, service: DtmService, access: AccessPolicy, logger: Logger) async -> GRPCResponse {
         guard DtmService.methods.contains(request.path) else { return .unimplemented(path: request.path) }
-        if let refusal = refusal(request, authToken: authToken, logger: logger) { return refusal }
+        if let refusal = refusal(request, access: access, logger: logger) { return refusal }
         let reply = await service.handle(method: request.path, message: request.message)
         if reply.code == .ok { return .ok(reply.payload) }
         return .error(GRPCStatusCode(rawValue: reply.code.rawValue), reply.message)
@@ -58,12 +59,22 @@ public final class DtmGRPCListener: Sendable {
         "dtmgimp.Dtm", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
     ]
 
-    /// UNAUTHENTICATED when a bearer token is configured and the call lacks it (the health check stays open).
-    private static func refusal(_ request: GRPCRequest, authToken: BearerToken?, logger: Logger) -> GRPCResponse? {
-        guard let authToken, request.path != "/grpc.health.v1.Health/Check", !authToken.accepts(request.metadata("authorization")) else {
-            return nil
+    /// The token level of a method: the health check is open, the topic methods are admin APIs, the rest client.
+    static func level(_ path: String) -> AccessPolicy.Level {
+        switch path {
+        case "/grpc.health.v1.Health/Check": return .open
+        case "/dtmgimp.Dtm/Subscribe", "/dtmgimp.Dtm/Unsubscribe", "/dtmgimp.Dtm/DeleteTopic": return .admin
+        default: return .client
         }
-        logger.notice("grpc call refused: missing or wrong bearer token", metadata: ["method": .string(request.path)])
+    }
+
+    /// UNAUTHENTICATED when the method's token is configured and the call lacks it.
+    private static func refusal(_ request: GRPCRequest, access: AccessPolicy, logger: Logger) -> GRPCResponse? {
+        let level = level(request.path)
+        guard !access.allows(level, authorization: request.metadata("authorization")) else { return nil }
+        logger.notice(
+            "grpc call refused: missing or wrong bearer token",
+            metadata: ["method": .string(String(request.path.prefix(256))), "needs": .string(level == .admin ? "AdminToken" : "AuthToken")])
         return .error(.unauthenticated, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
     }
 

@@ -33,23 +33,23 @@ public struct GRPCBranchCaller: BranchCaller {
                 timeout: call.timeout))
     }
 
-    /// `host:port/pkg.Service/Method` → (`host:port`, `/pkg.Service/Method`). Discovery targets such as
-    /// `etcd://…` or `discov://…` need a naming driver, which swift-dtm does not have yet.
-    /// Scans UTF-8 bytes: `String.contains(String)` goes through the string-processing library and
-    /// showed up in profiles of the per-branch path.
+    /// `host:port/pkg.Service/Method` → (`host:port`, `/pkg.Service/Method`), read by `BranchAddress` (the parser
+    /// the allow-list uses, so the authority dialled is the one checked). Discovery targets such as `etcd://…` or
+    /// `discov://…` need a naming driver, which swift-dtm does not have yet.
     static func split(_ url: String) -> Result<(authority: String, path: String), DTMError> {
-        let bytes = url.utf8
-        guard let slash = bytes.firstIndex(of: UInt8(ascii: "/")) else {
-            return .failure(.other("bad url: '\(url)'. no '/' found"))
+        guard url.utf8.contains(UInt8(ascii: "/")) else { return .failure(.other("bad url: '\(url)'. no '/' found")) }
+        let address: BranchAddress
+        do {
+            address = try BranchAddress.parse(url)
+        } catch {
+            return .failure(.other(error.description))
         }
-        let beforeSlash = bytes[..<slash]
-        if beforeSlash.last == UInt8(ascii: ":"), bytes[bytes.index(after: slash)...].first == UInt8(ascii: "/") {
-            let scheme = String(decoding: beforeSlash.dropLast(), as: UTF8.self)
+        if !address.scheme.isEmpty {
             return .failure(.other(
-                "gRPC branch url '\(url)' uses the scheme '\(scheme)://': service discovery (etcd, consul, nacos, …) is not supported yet; use host:port/package.Service/Method"))
+                "gRPC branch url '\(url)' uses the scheme '\(address.scheme)://': service discovery (etcd, consul, nacos, …) is not supported yet; use host:port/package.Service/Method"))
         }
-        guard !beforeSlash.isEmpty else { return .failure(.other("bad url: '\(url)'. no host:port before '/'")) }
-        return .success((String(Substring(beforeSlash)), String(Substring(bytes[slash...]))))
+        guard address.rest.utf8.first == UInt8(ascii: "/") else { return .failure(.other("bad url: '\(url)'. no '/' after host:port")) }
+        return .success((address.authority, String(address.rest)))
     }
 
     static func metadata(for call: BranchCall) -> [(String, String)] {

@@ -9,30 +9,45 @@ public struct APIRouter: Sendable {
     public let coordinator: Coordinator
     public let version: String
     let metrics: DTMMetrics?
-    /// When set, every route but ping and metrics needs `Authorization: Bearer <token>`.
-    let authToken: BearerToken?
+    /// Which token each route needs (README, Security).
+    let access: AccessPolicy
     let logger: Logger
 
-    public init(coordinator: Coordinator, version: String, metrics: DTMMetrics? = nil, authToken: BearerToken? = nil, logger: Logger) {
+    public init(coordinator: Coordinator, version: String, metrics: DTMMetrics? = nil, access: AccessPolicy = .open, logger: Logger) {
         self.coordinator = coordinator
         self.version = version
         self.metrics = metrics
-        self.authToken = authToken
+        self.access = access
         self.logger = logger
+    }
+
+    /// The token level a request needs: ping and metrics are open, the operator's APIs are admin, the rest client.
+    static func level(method: String, path: Substring) -> AccessPolicy.Level {
+        if path == "/api/ping" || path == "/api/metrics" { return .open }
+        guard path.hasPrefix("/api/dtmsvr/") else { return .client }
+        let name = path.dropFirst("/api/dtmsvr/".count)
+        if method == "DELETE" && name.hasPrefix("topic/") { return .admin }
+        switch name {
+        case "forceStop", "resetCronTime", "resetNextCronTime", "subscribe", "unsubscribe", "scanKV", "queryKV", "all": return .admin
+        default: return .client
+        }
     }
 
     public func handle(method: String, uri: String, authorization: String? = nil, body: [UInt8]) async -> APIResponse {
         let started = ContinuousClock.now
         let response: APIResponse
-        if let authToken, !BearerToken.isPublic(path: RequestTarget(uri).path), !authToken.accepts(authorization) {
-            logger.notice("request refused: missing or wrong bearer token", metadata: ["uri": .string(String(RequestTarget(uri).path))])
+        let path = RequestTarget.path(of: uri)
+        let level = Self.level(method: method, path: path)
+        if !access.allows(level, authorization: authorization) {
+            logger.notice(
+                "request refused: missing or wrong bearer token",
+                metadata: ["uri": .string(String(path.prefix(256))), "needs": .string(level == .admin ? "AdminToken" : "AuthToken")])
             response = APIResponse(status: 401, body: Array(#"{"message":"missing or wrong bearer token (Authorization: Bearer <token>)"}"#.utf8))
         } else {
-            response = await respond(method: method, uri: uri, body: body)
+            response = await respond(method: method, uri: uri, body: body, revealSecrets: access.revealsSecrets(authorization: authorization))
         }
         if let metrics {
-            let path = RequestTarget(uri).path
-            let api = path.split(separator: "/").last.map { $0.lowercased() } ?? ""
+            let api = Self.metricsLabel(method: method, path: path)
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             metrics.apiCall(type: .http, api: api, failed: response.status >= 400, seconds: seconds)
@@ -40,11 +55,28 @@ public struct APIRouter: Sendable {
         return response
     }
 
-    private func respond(method: String, uri: String, body: [UInt8]) async -> APIResponse {
+    /// The metrics label `api`: the route's name for known routes, `other` for anything else, so that no request
+    /// can add a label value (DTM uses the raw path, an unbounded set).
+    static func metricsLabel(method: String, path: Substring) -> String {
+        if path == "/api/ping" { return "ping" }
+        if path == "/api/metrics" { return "metrics" }
+        if path == "/api/json-rpc" { return "json-rpc" }
+        guard path.hasPrefix("/api/dtmsvr/") else { return "other" }
+        let name = path.dropFirst("/api/dtmsvr/".count)
+        if name.hasPrefix("topic/") { return "topic" }
+        return knownRoutes.contains(name) ? name.lowercased() : "other"
+    }
+
+    static let knownRoutes: Set<Substring> = [
+        "version", "newGid", "prepare", "submit", "abort", "forceStop", "resetNextCronTime", "registerBranch", "registerTccBranch",
+        "registerXaBranch", "prepareWorkflow", "query", "all", "subscribe", "unsubscribe", "scanKV", "queryKV", "resetCronTime",
+    ]
+
+    private func respond(method: String, uri: String, body: [UInt8], revealSecrets: Bool) async -> APIResponse {
         let target = RequestTarget(uri)
         var gid: String?
         do {
-            return try await route(method: method, target: target, body: body, gid: &gid)
+            return try await route(method: method, target: target, body: body, gid: &gid, revealSecrets: revealSecrets)
         } catch {
             let response = APIResponse.error(error, gid: gid)
             var meta: Logger.Metadata = ["uri": .string(String(target.path)), "status": .stringConvertible(response.status), "error": .string("\(error)")]
@@ -54,7 +86,9 @@ public struct APIRouter: Sendable {
         }
     }
 
-    private func route(method: String, target: RequestTarget, body: [UInt8], gid: inout String?) async throws -> APIResponse {
+    private func route(
+        method: String, target: RequestTarget, body: [UInt8], gid: inout String?, revealSecrets: Bool
+    ) async throws -> APIResponse {
         let path = target.path
         if path == "/api/ping" { return APIResponse.json { $0.beginObject(); $0.field("msg", "pong"); $0.endObject() } }
         if path == "/api/metrics" && method == "GET", let metrics {
@@ -108,7 +142,7 @@ public struct APIRouter: Sendable {
             let (transaction, progresses) = try await coordinator.prepareWorkflow(request)
             return .json {
                 $0.beginObject()
-                $0.key("transaction"); $0.transaction(transaction)
+                $0.key("transaction"); $0.transaction(transaction, revealSecrets: revealSecrets)
                 $0.key("progresses"); $0.branches(progresses)
                 $0.endObject()
             }
@@ -119,12 +153,12 @@ public struct APIRouter: Sendable {
             return .json {
                 $0.beginObject()
                 $0.key("transaction")
-                if let transaction { $0.transaction(transaction) } else { $0.null() }
+                if let transaction { $0.transaction(transaction, revealSecrets: revealSecrets) } else { $0.null() }
                 $0.key("branches"); $0.branches(branches)
                 $0.endObject()
             }
         case ("GET", "all"):
-            return try await all(target)
+            return try await all(target, revealSecrets: revealSecrets)
         case ("GET", "subscribe"):
             try await coordinator.subscribe(topic: target["topic"] ?? "", url: target["url"] ?? "", remark: target["remark"] ?? "")
             return .success
@@ -135,10 +169,8 @@ public struct APIRouter: Sendable {
             try await coordinator.deleteTopic(String(name.dropFirst("topic/".count)))
             return .success
         case ("GET", "scanKV"):
-            let limit = try integer(target["limit"].flatMap { $0.isEmpty ? nil : $0 } ?? "100", "limit")
-            guard limit > 0 && limit <= 10_000 else { throw DTMError.invalidArgument("limit must be between 1 and 10000") }
-            let positionText = target["position"] ?? ""
-            let position = try positionText.isEmpty ? nil : integer(positionText, "position")
+            let limit = try target.integer("limit", in: 1...Self.maxRowsPerCall, above: .clamp) ?? 100
+            let position = try target.integer("position", in: 0...Int64.max)
             let (records, next) = try await coordinator.scanKV(cat: target["cat"] ?? "", position: position, limit: Int(limit))
             return .json {
                 $0.beginObject()
@@ -152,8 +184,9 @@ public struct APIRouter: Sendable {
                 $0.beginObject(); $0.key("kv"); $0.beginArray(); for r in records { $0.kv(r) }; $0.endArray(); $0.endObject()
             }
         case ("GET", "resetCronTime"):
-            let timeout = try target["timeout"].flatMap { $0.isEmpty ? nil : try integer($0, "timeout") }
-            let limit = try target["limit"].flatMap { $0.isEmpty ? nil : try integer($0, "limit") }
+            let maxSeconds = coordinator.context.config.limits.maxOptionSeconds
+            let timeout = try target.integer("timeout", in: -maxSeconds...maxSeconds)
+            let limit = try target.integer("limit", in: 1...Self.maxRowsPerCall, above: .clamp)
             let (count, remaining) = try await coordinator.resetCronTime(timeout: timeout, limit: limit.map { Int($0) })
             return .json {
                 $0.beginObject(); $0.field("has_remaining", remaining); $0.field("succeed_count", Int64(count)); $0.endObject()
@@ -164,38 +197,41 @@ public struct APIRouter: Sendable {
     }
 
     /// `all` (spec §4.10).
-    private func all(_ target: RequestTarget) async throws -> APIResponse {
+    private func all(_ target: RequestTarget, revealSecrets: Bool) async throws -> APIResponse {
         let positionText = target["position"] ?? ""
         if let g = target["gid"], !g.isEmpty {
             let (transaction, _) = try await coordinator.query(gid: g)
             return .json {
                 $0.beginObject()
                 $0.key("transactions")
-                if let transaction { $0.beginArray(); $0.transaction(transaction); $0.endArray() } else { $0.null() }
+                if let transaction { $0.beginArray(); $0.transaction(transaction, revealSecrets: revealSecrets); $0.endArray() } else { $0.null() }
                 $0.field("next_position", positionText)
                 $0.endObject()
             }
         }
-        let limit = try integer(target["limit"].flatMap { $0.isEmpty ? nil : $0 } ?? "100", "limit")
-        guard limit > 0 && limit <= 10_000 else { throw DTMError.invalidArgument("limit must be between 1 and 10000") }
-        let position = try positionText.isEmpty ? nil : integer(positionText, "position")
+        let limit = try target.integer("limit", in: 1...Self.maxRowsPerCall, above: .clamp) ?? 100
+        let position = try target.integer("position", in: 0...Int64.max)
         var filter = TransactionFilter()
         filter.status = target["status"] ?? ""
         filter.transType = target["transType"] ?? ""
         // Epoch milliseconds, truncated to whole seconds as DTM does.
-        if let s = target["createTimeStart"], !s.isEmpty { filter.createTimeStart = Timestamp(microseconds: try integer(s, "createTimeStart") / 1000 * 1_000_000) }
-        if let s = target["createTimeEnd"], !s.isEmpty { filter.createTimeEnd = Timestamp(microseconds: try integer(s, "createTimeEnd") / 1000 * 1_000_000) }
+        func time(_ name: String) throws(DTMError) -> Timestamp? {
+            try target.integer(name, in: 0...Self.maxEpochMilliseconds).map { Timestamp(milliseconds: $0 / 1000 * 1000) }
+        }
+        filter.createTimeStart = try time("createTimeStart")
+        filter.createTimeEnd = try time("createTimeEnd")
         let (rows, next) = try await coordinator.all(position: position, limit: Int(limit), filter: filter)
         return .json {
             $0.beginObject()
-            $0.key("transactions"); $0.beginArray(); for t in rows { $0.transaction(t) }; $0.endArray()
+            $0.key("transactions"); $0.beginArray(); for t in rows { $0.transaction(t, revealSecrets: revealSecrets) }; $0.endArray()
             $0.field("next_position", next.map { String($0) } ?? "")
             $0.endObject()
         }
     }
 
-    private func integer(_ text: String, _ name: String) throws -> Int64 {
-        guard let v = Int64(text) else { throw DTMError.invalidArgument("\(name) must be an integer, got '\(text.prefix(32))'") }
-        return v
-    }
+    /// Most rows one call of `all`, `scanKV` or `resetCronTime` handles; a larger `limit` is clamped to it (DTM
+    /// takes any), and `next_position` / `has_remaining` lead on to the rest.
+    static let maxRowsPerCall: Int64 = 10_000
+    /// Latest `createTimeStart` / `createTimeEnd` accepted, epoch milliseconds: the end of the year 9999.
+    static let maxEpochMilliseconds: Int64 = 253_402_300_799_999
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import DTMCore
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -35,6 +36,8 @@ public struct HTTPBranchCaller: BranchCaller {
         config.timeout = .init(connect: .seconds(3))
         config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         config.decompression = .disabled
+        // A redirect would lead the call to a host the allow-list never saw.
+        config.redirectConfiguration = .disallow
         return HTTPClient(eventLoopGroup: eventLoopGroup, configuration: config)
     }
 
@@ -110,6 +113,8 @@ public struct HTTPBranchCaller: BranchCaller {
                 let response = try await pool.execute(request, to: target.endpoint, deadline: .now() + timeout)
                 return classify(response.status, response.body)
             }
+            // AsyncHTTPClient reads the URL with Foundation: it must find the host and port the allow-list saw.
+            if let problem = Self.readDifferently(url) { return .error("\(call.url.prefix(256)): \(problem)") }
             var request = HTTPClientRequest(url: url)
             request.method = method
             request.headers = headers
@@ -123,6 +128,23 @@ public struct HTTPBranchCaller: BranchCaller {
         } catch {
             return .error("\(call.url): \(error)")
         }
+    }
+
+    /// Why Foundation's `URL` (which AsyncHTTPClient dials) reads `url` differently from `BranchAddress`, or nil
+    /// when both name the same scheme, host and port.
+    static func readDifferently(_ url: String) -> String? {
+        let ours: BranchAddress
+        do { ours = try BranchAddress.parse(url) } catch { return error.description }
+        guard let theirs = URL(string: url), let scheme = theirs.scheme?.lowercased(), var host = theirs.host else {
+            return "the URL cannot be read"
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let normalized = try? BranchAddress.parseAuthority(host.contains(":") ? "[\(host)]" : host).host
+        let port = theirs.port ?? (scheme == "https" ? 443 : 80)
+        guard scheme == ours.scheme, normalized == ours.host, port == ours.effectivePort else {
+            return "the URL is read as \(scheme)://\(host):\(port) by the HTTP client but as \(ours.scheme)://\(ours.authority) here; refused"
+        }
+        return nil
     }
 
     /// The branch URL with DTM's query parameters appended (existing ones kept).

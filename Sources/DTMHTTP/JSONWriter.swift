@@ -63,7 +63,8 @@ struct JSONWriter {
 
 /// DTM's JSON shapes of stored records (spec §2.1, §2.2, §2.7).
 extension JSONWriter {
-    mutating func transaction(_ t: GlobalTransaction) {
+    /// `revealSecrets: false` shows `branch_headers` names with `***` as every value.
+    mutating func transaction(_ t: GlobalTransaction, revealSecrets: Bool = false) {
         beginObject()
         field("id", t.id)
         field("create_time", time: t.createTime)
@@ -75,7 +76,9 @@ extension JSONWriter {
         fieldIfNotEmpty("protocol", t.transProtocol)
         fieldIfSet("finish_time", time: t.finishTime)
         fieldIfSet("rollback_time", time: t.rollbackTime)
-        if let options = try? JSONEncoder().encode(t.options) { field("options", String(decoding: options, as: UTF8.self)) }
+        var options = t.options
+        if !revealSecrets { options.branchHeaders = options.branchHeaders.mapValues { _ in "***" } }
+        if let text = try? JSONEncoder().encode(options) { field("options", String(decoding: text, as: UTF8.self)) }
         fieldIfNotEmpty("custom_data", t.customData)
         if t.nextCronInterval != 0 { field("next_cron_interval", t.nextCronInterval) }
         fieldIfSet("next_cron_time", time: t.nextCronTime)

@@ -1,3 +1,5 @@
+import DTMCore
+
 /// Splits a request target into path and decoded query parameters.
 struct RequestTarget {
     var path: Substring
@@ -13,7 +15,36 @@ struct RequestTarget {
         }
     }
 
+    /// The path of a request target, without parsing its query.
+    static func path(of uri: String) -> Substring {
+        uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri[...]
+    }
+
     subscript(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
+
+    /// What to do with an integer query parameter above its range.
+    enum Above { case refuse, clamp }
+
+    /// The integer parameter `name`, checked against `range`: nil when absent or empty; a value that is not a
+    /// decimal integer, or is out of range, is refused naming the parameter and the range — except that with
+    /// `.clamp` a value above the range (however many digits) becomes its upper bound. The only way query
+    /// integers are read, so no parameter reaches arithmetic unchecked.
+    func integer(_ name: String, in range: ClosedRange<Int64>, above: Above = .refuse) throws(DTMError) -> Int64? {
+        guard let text = self[name], !text.isEmpty else { return nil }
+        let value: Int64
+        if let v = Int64(text) {
+            value = v
+        } else if above == .clamp, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            value = .max  // more digits than Int64 holds: far above any range
+        } else {
+            throw .invalidArgument("\(name) must be an integer, got '\(text.prefix(32))'")
+        }
+        if value > range.upperBound && above == .clamp { return range.upperBound }
+        guard range.contains(value) else {
+            throw .invalidArgument("\(name) is \(value); it must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return value
+    }
 
     static func parse(_ s: Substring) -> [(String, String)] {
         s.split(separator: "&", omittingEmptySubsequences: true).map { pair in

@@ -15,6 +15,8 @@ public struct Configuration: Sendable {
     public var logLevel = "info"
     public var alertWebHook = ""
     public var authToken = ""
+    /// Token of the admin APIs; empty: `authToken` guards them too.
+    public var adminToken = ""
     public var grpcMaxMessageSize = 4 * 1024 * 1024
     public var engine = EngineConfig()
     public var http = HTTPServerLimits()
@@ -56,43 +58,60 @@ public struct Configuration: Sendable {
     /// Parses and validates raw values.
     init(values: [String: String]) throws {
         func string(_ key: String) -> String { values[key] ?? "" }
-        func int(_ key: String) throws -> Int64 {
+        // Every integer setting has a range; a value outside it stops start-up naming the key and the range.
+        func int(_ key: String, _ range: ClosedRange<Int64>) throws -> Int64 {
             let raw = String(string(key).filter { $0 != " " && $0 != "\t" })
-            guard let v = Int64(raw) else { throw Invalid(description: "\(key): '\(raw)' is not an integer") }
+            guard let v = Int64(raw) else { throw Invalid(description: "\(key): '\(raw.prefix(64))' is not an integer") }
+            guard range.contains(v) else {
+                throw Invalid(description: "\(key): \(v) is out of range; it must be between \(range.lowerBound) and \(range.upperBound)")
+            }
             return v
         }
+        let maxSeconds = engine.limits.maxOptionSeconds
+        let day: Int64 = 86_400
+        let gib: Int64 = 1 << 30
         storeDriver = string("Store.Driver")
         storeFile = string("Store.File")
-        httpPort = Int(try int("HttpPort"))
-        grpcPort = Int(try int("GrpcPort"))
+        httpPort = Int(try int("HttpPort", 0...65535))
+        grpcPort = Int(try int("GrpcPort", 0...65535))
         listenHost = string("ListenHost")
         logLevel = string("LogLevel")
         alertWebHook = string("AlertWebHook")
-        engine.transCronInterval = Double(try int("TransCronInterval"))
-        engine.timeoutToFail = try int("TimeoutToFail")
-        engine.retryInterval = try int("RetryInterval")
-        engine.requestTimeout = try int("RequestTimeout")
-        engine.alertRetryLimit = try int("AlertRetryLimit")
-        engine.cronConcurrency = Int(try int("CronConcurrency"))
-        engine.limits.maxSteps = Int(try int("MaxSteps"))
-        engine.maxRetryInterval = try int("MaxRetryInterval")
+        engine.transCronInterval = Double(try int("TransCronInterval", 1...3600))
+        engine.timeoutToFail = try int("TimeoutToFail", 1...maxSeconds)
+        engine.retryInterval = try int("RetryInterval", 1...maxSeconds)
+        engine.maxRequestTimeout = try int("MaxRequestTimeout", 1...day)
+        engine.requestTimeout = try int("RequestTimeout", 1...day)
+        engine.roundTimeout = Double(try int("RoundTimeout", 1...day))
+        engine.alertRetryLimit = try int("AlertRetryLimit", 0...62)
+        engine.cronConcurrency = Int(try int("CronConcurrency", 1...1024))
+        engine.limits.maxSteps = Int(try int("MaxSteps", 1...100_000))
+        engine.maxRetryInterval = try int("MaxRetryInterval", 0...maxSeconds)
         authToken = string("AuthToken")
-        let hosts = string("BranchHostAllowList").split(separator: ",").map { $0.filter { $0 != " " }.lowercased() }.filter { !$0.isEmpty }
-        engine.allowedBranchHosts = hosts.isEmpty ? nil : Set(hosts)
-        http.maxBodyBytes = Int(try int("MaxRequestBodySize"))
-        grpcMaxMessageSize = Int(try int("GrpcMaxMessageSize"))
-        http.idleTimeoutSeconds = try int("HttpIdleTimeout")
-        http.readTimeoutSeconds = try int("HttpReadTimeout")
-        engine.updateBranchSync = try int("UpdateBranchSync") != 0
-        for key in ["Store.Port", "JsonRpcPort", "ConfigUpdateInterval", "Store.MaxOpenConns"] { _ = try int(key) }
+        adminToken = string("AdminToken")
+        do {
+            engine.branchHostAllowList = try BranchHostAllowList(parsing: string("BranchHostAllowList"))
+        } catch {
+            throw Invalid(description: error.description)
+        }
+        http.maxBodyBytes = Int(try int("MaxRequestBodySize", 1024...gib))
+        grpcMaxMessageSize = Int(try int("GrpcMaxMessageSize", 1024...gib))
+        http.idleTimeoutSeconds = try int("HttpIdleTimeout", 1...day)
+        http.readTimeoutSeconds = try int("HttpReadTimeout", 1...day)
+        engine.updateBranchSync = try int("UpdateBranchSync", 0...1) != 0
+        _ = try int("Store.Port", 0...65535)
+        _ = try int("JsonRpcPort", 0...65535)
+        _ = try int("ConfigUpdateInterval", 0...maxSeconds)
+        _ = try int("Store.MaxOpenConns", 0...1_000_000)
         try validate()
     }
 
     func validate() throws {
         guard engine.retryInterval >= 10 else { throw Invalid(description: "RetryInterval should not be less than 10") }
         guard engine.timeoutToFail >= engine.retryInterval else { throw Invalid(description: "TimeoutToFail should not be less than RetryInterval") }
-        guard engine.requestTimeout > 0 else { throw Invalid(description: "RequestTimeout must be at least 1 second") }
-        guard engine.transCronInterval > 0 else { throw Invalid(description: "TransCronInterval must be at least 1 second") }
+        guard engine.requestTimeout <= engine.maxRequestTimeout else {
+            throw Invalid(description: "RequestTimeout (\(engine.requestTimeout)) must not be more than MaxRequestTimeout (\(engine.maxRequestTimeout))")
+        }
         for (key, port) in [("HttpPort", httpPort), ("GrpcPort", grpcPort)] where !(0...65535).contains(port) {
             throw Invalid(description: "\(key): \(port) is not a TCP port")
         }
@@ -103,13 +122,6 @@ public struct Configuration: Sendable {
             throw Invalid(description: "Store.Driver: '\(storeDriver)' is not supported; swift-dtm stores in sqlite (the default)")
         }
         guard !storeFile.isEmpty else { throw Invalid(description: "Store.File must name the SQLite database file") }
-        guard engine.maxRetryInterval >= 0 else { throw Invalid(description: "MaxRetryInterval must be 0 (no cap) or a number of seconds") }
-        guard engine.cronConcurrency >= 1 else { throw Invalid(description: "CronConcurrency must be at least 1") }
-        guard engine.limits.maxSteps >= 1 else { throw Invalid(description: "MaxSteps must be at least 1") }
-        guard http.maxBodyBytes >= 1024 else { throw Invalid(description: "MaxRequestBodySize must be at least 1024 bytes") }
-        guard grpcMaxMessageSize >= 1024 else { throw Invalid(description: "GrpcMaxMessageSize must be at least 1024 bytes") }
-        guard http.idleTimeoutSeconds >= 1 else { throw Invalid(description: "HttpIdleTimeout must be at least 1 second") }
-        guard http.readTimeoutSeconds >= 1 else { throw Invalid(description: "HttpReadTimeout must be at least 1 second") }
     }
 
     private static func flatten(_ map: [String: Any], prefix: String, into out: inout [String: String]) {

@@ -14,7 +14,7 @@ import ServiceLifecycle
 /// listener and the cron loop, and shuts everything down in order on SIGINT/SIGTERM.
 public enum DTMServerApp {
     public static func run(configuration: Configuration, reset: Bool, logger: Logger) async throws {
-        if configuration.engine.allowedBranchHosts == nil {
+        if configuration.engine.branchHostAllowList == nil {
             logger.warning("BranchHostAllowList is empty: transactions may make this server call any host (as DTM does)")
         }
         for key in configuration.ignoredKeys {
@@ -28,7 +28,8 @@ public enum DTMServerApp {
         let plainHTTP = HTTPBranchCaller.makePlainHTTPPool(eventLoopGroup: group, logger: logger)
         let grpcPool = GRPCConnectionPool(group: group, logger: logger)
         let caller = BranchCallRouter(
-            http: HTTPBranchCaller(client: httpClient, plainHTTP: plainHTTP), grpc: GRPCBranchCaller(transport: GRPCPoolTransport(pool: grpcPool)))
+            http: HTTPBranchCaller(client: httpClient, plainHTTP: plainHTTP), grpc: GRPCBranchCaller(transport: GRPCPoolTransport(pool: grpcPool)),
+            allowList: configuration.engine.branchHostAllowList)
         let metrics = DTMMetrics(version: DTMVersion.current)
         let coordinator = Coordinator(
             context: ProcessingContext(
@@ -37,11 +38,15 @@ public enum DTMServerApp {
                 alerts: configuration.alertWebHook.isEmpty
                     ? nil : AlertWebHook(url: configuration.alertWebHook, client: httpClient, logger: logger),
                 observer: metrics))
-        let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, authToken: BearerToken(configuration.authToken), logger: logger)
+        let access = AccessPolicy(authToken: configuration.authToken, adminToken: configuration.adminToken)
+        if !access.hasAdminToken {
+            logger.warning("neither AdminToken nor AuthToken is set: the admin APIs (forceStop, all, topics, …) are open to anyone who can reach the ports")
+        }
+        let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, access: access, logger: logger)
         let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, logger: logger)
         let grpc = try await DtmGRPCListener.start(
             host: configuration.listenHost, port: configuration.grpcPort, service: DtmService(coordinator: coordinator, logger: logger),
-            maxMessageSize: configuration.grpcMaxMessageSize, authToken: BearerToken(configuration.authToken), metrics: metrics,
+            maxMessageSize: configuration.grpcMaxMessageSize, access: access, metrics: metrics,
             requestReadTimeout: .seconds(configuration.http.readTimeoutSeconds), idleTimeout: .seconds(configuration.http.idleTimeoutSeconds),
             group: group, logger: logger)
 

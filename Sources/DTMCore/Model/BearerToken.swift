@@ -18,9 +18,41 @@ public struct BearerToken: Sendable {
         for (i, b) in expected.enumerated() { diff |= b ^ (i < given.count ? given[given.startIndex + i] : 0) }
         return diff == 0
     }
+}
 
-    /// Paths that stay open without a token: health and monitoring.
-    public static func isPublic(path: Substring) -> Bool {
-        path == "/api/ping" || path == "/api/metrics"
+/// Who may call what (README, Security): health and metrics are open; client APIs (submit, prepare, abort,
+/// registerBranch, query of one gid, …) need `AuthToken` when one is set; admin APIs (forceStop, resetCronTime,
+/// resetNextCronTime, topics, scanKV/queryKV, all) need `AdminToken`, or `AuthToken` when no admin token is set.
+/// The admin token also works for client APIs. `branch_headers` values are shown only to its holder.
+public struct AccessPolicy: Sendable {
+    public enum Level: Sendable { case open, client, admin }
+
+    private let client: BearerToken?
+    private let admin: BearerToken?
+
+    public init(authToken: String, adminToken: String) {
+        client = BearerToken(authToken)
+        admin = BearerToken(adminToken) ?? BearerToken(authToken)
     }
+
+    /// No token at all: every API is open.
+    public static let open = AccessPolicy(authToken: "", adminToken: "")
+
+    public func allows(_ level: Level, authorization: String?) -> Bool {
+        switch level {
+        case .open: return true
+        case .client:
+            guard let client else { return true }
+            return client.accepts(authorization) || (admin?.accepts(authorization) ?? false)
+        case .admin:
+            guard let admin else { return true }
+            return admin.accepts(authorization)
+        }
+    }
+
+    /// Whether the caller may see secrets such as `branch_headers` values: only with the admin token.
+    public func revealsSecrets(authorization: String?) -> Bool { admin?.accepts(authorization) ?? false }
+
+    /// Whether anything is guarded (for the start-up warning).
+    public var hasAdminToken: Bool { admin != nil }
 }

@@ -51,12 +51,19 @@ public struct Limits: Sendable, Equatable {
         for (name, value) in [
             ("timeout_to_fail", options.timeoutToFail), ("retry_interval", options.retryInterval),
             ("request_timeout", options.requestTimeout),
-        ] where value > maxOptionSeconds {
-            throw .invalidArgument("\(name) is \(value) seconds; the limit is \(maxOptionSeconds)")
+        ] {
+            try checkSeconds(value, name)
         }
+        if options.retryLimit < 0 { throw .invalidArgument("retry_limit is \(options.retryLimit); it must not be negative") }
         for (name, value) in options.branchHeaders {
             if let problem = Limits.headerProblem(name: name, value: value) { throw .invalidArgument("branch_headers: \(problem)") }
         }
+    }
+
+    /// A number of seconds from a request (an option or a `custom_data` value): 0 up to `maxOptionSeconds`.
+    public func checkSeconds(_ value: Int64, _ name: String) throws(DTMError) {
+        if value < 0 { throw .invalidArgument("\(name) is \(value) seconds; it must not be negative") }
+        if value > maxOptionSeconds { throw .invalidArgument("\(name) is \(value) seconds; the limit is \(maxOptionSeconds)") }
     }
 
     /// Why `name: value` cannot be sent as an HTTP header (or gRPC metadata), or nil if it can: the name must be

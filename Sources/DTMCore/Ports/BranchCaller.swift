@@ -46,18 +46,24 @@ public protocol BranchCaller: Sendable {
 
 /// Chooses the transport for a call exactly as DTM does (spec §7.1): an empty URL succeeds without a call;
 /// a trans with protocol `http`, or a URL starting with http:// or https://, goes over HTTP; everything else
-/// is a gRPC target `host:port/pkg.Service/Method`.
+/// is a gRPC target `host:port/pkg.Service/Method`. With an allow-list, a URL it does not allow is not called:
+/// the call is an error, retried with back-off (the list may have changed since the transaction was stored).
 public struct BranchCallRouter: BranchCaller {
     public let http: any BranchCaller
     public let grpc: any BranchCaller
+    public let allowList: BranchHostAllowList?
 
-    public init(http: any BranchCaller, grpc: any BranchCaller) {
+    public init(http: any BranchCaller, grpc: any BranchCaller, allowList: BranchHostAllowList? = nil) {
         self.http = http
         self.grpc = grpc
+        self.allowList = allowList
     }
 
     public func call(_ call: BranchCall) async -> BranchCallResult {
         if call.url.isEmpty { return .success }
+        if let allowList {
+            do throws(DTMError) { try allowList.check(call.url, field: "branch \(call.branchID) \(call.op)") } catch { return .error(error.description) }
+        }
         if call.transProtocol == TransProtocol.http || call.url.hasPrefix("http://") || call.url.hasPrefix("https://") {
             return await http.call(call)
         }

@@ -8,6 +8,12 @@ public struct EngineConfig: Sendable, Equatable {
     public var retryInterval: Int64 = 10
     /// Default branch call timeout, seconds; a saga round's budget is this + 2.
     public var requestTimeout: Int64 = 3
+    /// Longest branch call timeout, seconds: a transaction's `request_timeout` may lower the default or raise it
+    /// up to this. Not a DTM key (DTM takes any value, so one transaction could hold a call open for years).
+    public var maxRequestTimeout: Int64 = 60
+    /// Longest a round claimed by the cron loop may run, seconds; then it is cancelled and backed off, so that
+    /// slow branches cannot keep the loop's slots. Not a DTM key.
+    public var roundTimeout: Double = 120
     /// Back-off level from which the alert webhook fires.
     public var alertRetryLimit: Int64 = 3
     /// Most transactions the cron loop processes at once (DTM: one). Not a DTM key.
@@ -18,7 +24,7 @@ public struct EngineConfig: Sendable, Equatable {
     /// Longest back-off interval, seconds; 0 = no cap (DTM doubles without limit). Not a DTM key.
     public var maxRetryInterval: Int64 = 3600
     /// Hosts branch, check-back and resume URLs may name; nil = any host (DTM's behaviour). Not a DTM key.
-    public var allowedBranchHosts: Set<String>?
+    public var branchHostAllowList: BranchHostAllowList?
     /// DTM's `UpdateBranchSync`: true (1, the default) stores a branch's new status before the round calls or
     /// waits on another branch, so a step that answered is not called again after a crash; false (0) keeps the
     /// statuses in memory until the round's next write of the global row or its end (one write per round), at

@@ -14,7 +14,7 @@ public struct SagaProcessor: ModeProcessor {
         let stepCount = round.branches.count / 2
         let plan = try SagaPlan(stepCount: stepCount, customData: custom)
         let roundStart = round.now
-        let budget = Double(config.requestTimeout + 2)
+        let budget = Double(config.requestTimeout) + 2
         func withinBudget() -> Bool { round.now.seconds(since: roundStart) < budget }
         func statuses() -> [BranchStatus] { round.branches.map(\.status) }
 

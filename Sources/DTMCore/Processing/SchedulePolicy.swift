@@ -23,7 +23,7 @@ extension EngineConfig {
         case .reset: return resetInterval(for: options)
         case .keep: return max(current, 1)
         case .backOff:
-            let doubled = max(current, 1) * 2
+            let doubled = Saturating.multiply(max(current, 1), 2)
             return maxRetryInterval > 0 ? min(doubled, max(maxRetryInterval, resetInterval(for: options))) : doubled
         }
     }
@@ -47,15 +47,12 @@ extension EngineConfig {
 
     /// Throws unless `url` names an allowed host (when an allow-list is configured). An empty URL is always fine.
     public func checkBranchHost(_ url: String, field: String) throws(DTMError) {
-        guard let allowed = allowedBranchHosts, !url.isEmpty else { return }
-        let host = BranchURL.host(of: url)
-        if !allowed.contains(host) {
-            throw .invalidArgument("\(field): host '\(host.prefix(128))' is not in BranchHostAllowList")
-        }
+        try branchHostAllowList?.check(url, field: field)
     }
 
-    /// Branch call timeout for a transaction, seconds.
+    /// Branch call timeout for a transaction, seconds: its own `request_timeout` (capped at `maxRequestTimeout`)
+    /// or the server's.
     public func requestTimeout(for options: TransOptions) -> Double {
-        Double(options.requestTimeout > 0 ? options.requestTimeout : requestTimeout)
+        Double(options.requestTimeout > 0 ? min(options.requestTimeout, maxRequestTimeout) : min(requestTimeout, maxRequestTimeout))
     }
 }

@@ -187,7 +187,7 @@ public final class Coordinator: Sendable {
     public func resetCronTime(timeout: Int64?, limit: Int?) async throws -> (count: Int, hasRemaining: Bool) {
         let at = now
         let result = try await store.resetCronTime(
-            laterThan: at.adding(seconds: Double(timeout ?? 3 * config.timeoutToFail)), limit: limit ?? 100, now: at)
+            laterThan: at.adding(seconds: Double(timeout ?? Saturating.multiply(3, config.timeoutToFail))), limit: limit ?? 100, now: at)
         if result.count > 0 { cronWake.signal() }
         return result
     }
@@ -361,6 +361,15 @@ public final class Coordinator: Sendable {
         case .msg:
             if request.steps.isEmpty && status == .submitted {
                 throw .invalidArgument("a msg needs at least one step")
+            }
+            if !request.customData.isEmpty {
+                let custom: MsgCustomData
+                do {
+                    custom = try context.coding.decode(MsgCustomData.self, from: request.customData)
+                } catch {
+                    throw .invalidArgument("custom_data is not valid msg custom data ({\"delay\": seconds}): \(error)")
+                }
+                if let delay = custom.delay { try limits.checkSeconds(delay, "custom_data delay") }
             }
             return (t, BranchLayout.msg(gid: request.gid, urls: msgURLs ?? request.steps.map { [$0.action] }, payloads: payloads, now: at))
         case .tcc, .xa, .workflow:

@@ -81,14 +81,61 @@ extension Coordinator {
         }
     }
 
-    /// One round of a claimed transaction with wait_result semantics; the outcome is only logged.
+    /// One round of a claimed transaction with wait_result semantics, within `roundTimeout` seconds; the
+    /// outcome is only logged. A round that throws (a stored row it cannot process, a store error) or runs out of
+    /// time is backed off, so that one transaction can neither stop the loop nor hold a slot of it for good.
     private func processClaimed(_ transaction: GlobalTransaction) async {
-        context.logger.debug("cron claimed", metadata: ["gid": .string(transaction.gid), "status": .string(transaction.status.rawValue)])
+        let gid = transaction.gid
+        context.logger.debug("cron claimed", metadata: ["gid": .string(gid), "status": .string(transaction.status.rawValue)])
+        let ended = await withTaskGroup(of: ClaimedRoundEnd.self) { group in
+            group.addTask {
+                do {
+                    let branches = try await self.store.branches(gid: gid)
+                    let (result, _) = try await self.runRound(transaction, branches: branches)
+                    if case .error(let m) = result {
+                        self.context.logger.warning("round ended with an error", metadata: ["gid": .string(gid), "error": .string(m)])
+                    }
+                    return .finished
+                } catch {
+                    return .threw("\(error)")
+                }
+            }
+            // A watchdog on real time, not on the injected clock: it bounds how long the round holds a slot.
+            group.addTask {
+                do { try await Task.sleep(for: .milliseconds(Saturating.int64(clamping: self.config.roundTimeout * 1000))) } catch {
+                    return .cancelled
+                }
+                return .timedOut
+            }
+            let first = await group.next() ?? .cancelled
+            group.cancelAll()
+            return first
+        }
+        switch ended {
+        case .finished, .cancelled:
+            return
+        case .threw(let error):
+            context.logger.error("round failed; backing off", metadata: ["gid": .string(gid), "error": .string(error)])
+        case .timedOut:
+            context.logger.warning(
+                "round ran out of time (RoundTimeout); backing off", metadata: ["gid": .string(gid), "seconds": .stringConvertible(config.roundTimeout)])
+        }
+        await backOff(gid: gid)
+    }
+
+    /// Moves a transaction's next round out by the doubled interval, from what is stored now.
+    private func backOff(gid: String) async {
         do {
-            let branches = try await store.branches(gid: transaction.gid)
-            _ = await runRoundLogged(transaction, branches: branches)
+            guard let stored = try await store.transaction(gid: gid), !stored.status.isFinished else { return }
+            let interval = config.nextInterval(.backOff, current: stored.nextCronInterval, options: stored.options)
+            try await store.touchCronTime(
+                gid: gid, requiring: stored.status, interval: interval, nextCronTime: now.adding(seconds: Double(interval)), now: now)
         } catch {
-            context.logger.error("cron could not load branches", metadata: ["gid": .string(transaction.gid), "error": .string("\(error)")])
+            context.logger.error("could not back off a failed round", metadata: ["gid": .string(gid), "error": .string("\(error)")])
         }
     }
+}
+
+private enum ClaimedRoundEnd: Sendable {
+    case finished, threw(String), timedOut, cancelled
 }

@@ -13,37 +13,19 @@ struct HTTP1Target: Sendable, Equatable {
     /// `host` or `host:port` when the port is not 80, as AsyncHTTPClient's `addHostIfNeeded`.
     var hostHeader: String
 
+    /// Host and port come from `BranchAddress` (what the allow-list checked); the URL is taken only when its
+    /// authority is already written in that normal form and its host is a DNS name or IPv4 literal.
     init?(_ url: String) {
-        let bytes = Array(url.utf8)
-        let scheme = Array("http://".utf8)
-        guard bytes.count > scheme.count, bytes.starts(with: scheme) else { return nil }
-        var i = scheme.count
-        var hostEnd = i
-        while hostEnd < bytes.count, bytes[hostEnd] != UInt8(ascii: "/"), bytes[hostEnd] != UInt8(ascii: "?") { hostEnd += 1 }
-        var host = bytes[i..<hostEnd]
-        var port = 80
-        if let colon = host.lastIndex(of: UInt8(ascii: ":")) {
-            let digits = host[(colon + 1)...]
-            guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                let p = Int(String(decoding: digits, as: UTF8.self)), p > 0, p <= 65535
-            else { return nil }
-            port = p
-            host = host[..<colon]
-        }
-        guard !host.isEmpty, host.allSatisfy(Self.isHostByte) else { return nil }
-        i = hostEnd
-        let rest = bytes[i...]
-        guard Self.isPlainTarget(rest) else { return nil }
-        let hostString = String(decoding: host, as: UTF8.self)
-        self.endpoint = HTTP1Endpoint(host: hostString, port: port)
+        guard url.utf8.starts(with: "http://".utf8), let address = try? BranchAddress.parse(url), !address.isIPv6,
+            !address.host.utf8.contains(UInt8(ascii: "_"))
+        else { return nil }
+        let rest = Array(address.rest.utf8)[...]
+        let written = url.utf8.dropFirst(7).dropLast(rest.count)
+        guard written.elementsEqual(address.authority.utf8), Self.isPlainTarget(rest) else { return nil }
+        let port = address.effectivePort ?? 80
+        self.endpoint = HTTP1Endpoint(host: address.host, port: port)
         self.uri = rest.first == UInt8(ascii: "/") ? String(decoding: rest, as: UTF8.self) : "/" + String(decoding: rest, as: UTF8.self)
-        self.hostHeader = port == 80 ? hostString : "\(hostString):\(port)"
-    }
-
-    /// Lower-case letters, digits, `-` and `.` (a DNS name or an IPv4 literal).
-    private static func isHostByte(_ b: UInt8) -> Bool {
-        (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
-            || b == UInt8(ascii: "-") || b == UInt8(ascii: ".")
+        self.hostHeader = port == 80 ? address.host : "\(address.host):\(port)"
     }
 
     /// RFC 3986 unreserved, sub-delims, `:`, `@`, `/`, `?` and valid `%XX` escapes: bytes Foundation's URL takes as
