@@ -1,6 +1,13 @@
 import DTMCore
 import FoundationEssentials
 
+/// A stored row the model cannot represent (an unknown trans_type or status, written by something else).
+struct UnreadableRow: Error, CustomStringConvertible {
+    let gid: String
+    let problem: String
+    var description: String { "stored row of gid \(gid) cannot be read: \(problem)" }
+}
+
 /// Model ⇄ row conversion. Column lists are fixed strings so that every statement is prepared once.
 enum RowMapping {
     static let globalColumns = """
@@ -77,7 +84,7 @@ enum RowMapping {
     static func global(_ s: SQLiteStatement) throws -> GlobalTransaction {
         let gid = s.text(1)
         guard let type = TransType(rawValue: s.text(2)), let status = GlobalStatus(rawValue: s.text(3)) else {
-            throw SQLiteError(code: 0, message: "row of gid \(gid) has trans_type '\(s.text(2))' / status '\(s.text(3))'", sql: "")
+            throw UnreadableRow(gid: gid, problem: "trans_type '\(s.text(2).prefix(64))', status '\(s.text(3).prefix(64))'")
         }
         var t = GlobalTransaction(gid: gid, transType: type, status: status, createTime: timestamp(s, 6) ?? Timestamp(microseconds: 0))
         t.id = s.int(0)
@@ -106,7 +113,7 @@ enum RowMapping {
 
     static func branch(_ s: SQLiteStatement) throws -> Branch {
         guard let status = BranchStatus(rawValue: s.text(6)) else {
-            throw SQLiteError(code: 0, message: "branch row \(s.int(0)) has status '\(s.text(6))'", sql: "")
+            throw UnreadableRow(gid: s.text(1), problem: "branch row \(s.int(0)) has status '\(s.text(6).prefix(64))'")
         }
         var b = Branch(
             gid: s.text(1), url: s.text(2), binData: s.blob(3), branchID: s.text(4), op: s.text(5), status: status,

@@ -168,20 +168,41 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
+    /// A due row the model cannot read is not returned: it is set aside for `unreadableRowPause` and logged, so
+    /// that it neither fails every claim nor comes back at every pass.
     public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
-        try await writer.write { db in
+        let logger = self.logger
+        let parkedUntil = now.adding(seconds: Self.unreadableRowPause)
+        return try await writer.write { db in
             let ids = try db.statement(.dueIDs).query([.int(dueBefore.microseconds), .int(Int64(limit))]) { $0.int(0) }
             guard !ids.isEmpty else { return [] }
             let claim = try db.statement(.claim)
             let load = try db.statement(.globalByID)
             var claimed: [GlobalTransaction] = []
             for id in ids {
-                try claim.run([.int(id), .text(owner), .int(leaseUntil.microseconds), .int(now.microseconds)])
-                claimed += try load.query([.int(id)], row: RowMapping.global)
+                do {
+                    // Read first, so that an unreadable row is found before it is leased.
+                    for var transaction in try load.query([.int(id)], row: RowMapping.global) {
+                        try claim.run([.int(id), .text(owner), .int(leaseUntil.microseconds), .int(now.microseconds)])
+                        transaction.owner = owner
+                        transaction.nextCronTime = leaseUntil
+                        transaction.updateTime = now
+                        claimed.append(transaction)
+                    }
+                } catch let unreadable as UnreadableRow {
+                    try claim.run([.int(id), .text(owner), .int(parkedUntil.microseconds), .int(now.microseconds)])
+                    logger.error(
+                        "stored transaction cannot be processed; set aside",
+                        metadata: ["gid": .string(unreadable.gid), "error": .string(unreadable.problem),
+                                   "seconds": .stringConvertible(Self.unreadableRowPause)])
+                }
             }
             return claimed
         }
     }
+
+    /// How long a row that cannot be read is left alone before it is looked at again, seconds.
+    static let unreadableRowPause: Double = 3600
 
     public func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
         try await writer.write { db in

@@ -64,9 +64,11 @@ public final class TransactionRound {
         return result
     }
 
-    /// The transport call alone; safe to run in a child task.
+    /// The transport call alone; safe to run in a child task. A round cut short (RoundTimeout, shutdown) starts
+    /// no further call.
     public static func call(_ call: BranchCall, caller: any BranchCaller) async -> BranchCallResult {
         if call.url.isEmpty { return .success }
+        if Task.isCancelled { return .error("round cancelled before calling \(call.url.prefix(256))") }
         return await caller.call(call)
     }
 
