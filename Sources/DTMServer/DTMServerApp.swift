@@ -14,6 +14,7 @@ import ServiceLifecycle
 /// listener and the cron loop, and shuts everything down in order on SIGINT/SIGTERM.
 public enum DTMServerApp {
     public static func run(configuration: Configuration, reset: Bool, logger: Logger) async throws {
+        CrashGuard.install(logger: logger)
         if configuration.engine.branchHostAllowList == nil {
             logger.warning("BranchHostAllowList is empty: transactions may make this server call any host (as DTM does)")
         }
@@ -44,11 +45,27 @@ public enum DTMServerApp {
         }
         let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, access: access, logger: logger)
         let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, logger: logger)
-        let grpc = try await DtmGRPCListener.start(
-            host: configuration.listenHost, port: configuration.grpcPort, service: DtmService(coordinator: coordinator, logger: logger),
-            maxMessageSize: configuration.grpcMaxMessageSize, access: access, metrics: metrics,
-            requestReadTimeout: .seconds(configuration.http.readTimeoutSeconds), idleTimeout: .seconds(configuration.http.idleTimeoutSeconds),
-            group: group, logger: logger)
+        /// The clients and the store, closed once whichever way the server ends.
+        func closeClients() async {
+            try? await httpClient.shutdown()
+            plainHTTP.shutdown()
+            await grpcPool.shutdown()
+            store.close()
+        }
+        let grpc: DtmGRPCListener
+        do {
+            grpc = try await DtmGRPCListener.start(
+                host: configuration.listenHost, port: configuration.grpcPort, service: DtmService(coordinator: coordinator, logger: logger),
+                maxMessageSize: configuration.grpcMaxMessageSize, access: access, metrics: metrics,
+                requestReadTimeout: .seconds(configuration.http.readTimeoutSeconds), idleTimeout: .seconds(configuration.http.idleTimeoutSeconds),
+                group: group, logger: logger)
+        } catch {
+            logger.error(
+                "cannot start the gRPC listener",
+                metadata: ["host": .string(configuration.listenHost), "port": .stringConvertible(configuration.grpcPort), "error": .string("\(error)")])
+            await closeClients()
+            throw error
+        }
 
         logger.info(
             "swift-dtm starting",
@@ -60,7 +77,10 @@ public enum DTMServerApp {
         let services = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: HTTPService(server: http, host: configuration.listenHost, port: configuration.httpPort)),
+                    .init(
+                        service: HTTPService(server: http, host: configuration.listenHost, port: configuration.httpPort) { _ in
+                            CrashGuard.markSocketsCloseOnExec(logger: logger)
+                        }),
                     .init(service: GRPCService(listener: grpc)),
                     .init(service: CronService(coordinator: coordinator)),
                 ],
@@ -71,10 +91,7 @@ public enum DTMServerApp {
         } catch {
             logger.error("server stopped with an error", metadata: ["error": .string("\(error)")])
             await grpc.shutdown()
-            try? await httpClient.shutdown()
-            plainHTTP.shutdown()
-            await grpcPool.shutdown()
-            store.close()
+            await closeClients()
             throw error
         }
         // Let background rounds started by submits finish (their branch calls are bounded by request timeouts).
@@ -82,10 +99,7 @@ public enum DTMServerApp {
         while coordinator.backgroundRoundCount > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        try? await httpClient.shutdown()
-        plainHTTP.shutdown()
-        await grpcPool.shutdown()
-        store.close()
+        await closeClients()
         logger.info("swift-dtm stopped")
     }
 }
@@ -95,10 +109,11 @@ struct HTTPService: Service {
     let server: HTTPAPIServer
     let host: String
     let port: Int
+    let onBound: @Sendable (Int) -> Void
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await server.run(host: host, port: port)
+            try await server.run(host: host, port: port, onBound: onBound)
         } onGracefulShutdown: {
             Task { await server.shutdown() }
         }
