@@ -15,24 +15,24 @@ public final class DtmGRPCListener: Sendable {
 
     public static func start(
         host: String, port: Int, service: DtmService, maxMessageSize: Int, access: AccessPolicy, metrics: DTMMetrics?,
-        requestReadTimeout: Duration = .seconds(30), idleTimeout: Duration? = .seconds(60),
+        requestReadTimeout: Duration = .seconds(30), idleTimeout: Duration? = .seconds(60), maxConnections: Int = 4096,
         group: any EventLoopGroup, logger: Logger
     ) async throws -> DtmGRPCListener {
         var configuration = GRPCServer.Configuration()
         configuration.session.maxMessageSize = maxMessageSize
         configuration.requestReadTimeout = requestReadTimeout
         configuration.idleTimeout = idleTimeout
+        configuration.maxConnections = maxConnections
+        // Tokens are checked on HEADERS, before any message is buffered, for unary and streaming calls alike.
+        configuration.session.authorize = { path, metadata in refusal(path: path, metadata: metadata, access: access, logger: logger) }
         let reflection = ServerReflection(services: Self.services)
         for path in ServerReflection.paths {
-            configuration.streamHandlers[path] = { request in
-                if let refusal = refusal(request, access: access, logger: logger) { return refusal }
-                return reflection.answer(request)
-            }
+            configuration.streamHandlers[path] = { request in reflection.answer(request) }
         }
         let server = try await GRPCServer.start(host: host, port: port, group: group, configuration: configuration, logger: logger) { request in
             let started = ContinuousClock.now
             let response = await RoundExecutor.$preferred.withValue(request.taskExecutor) {
-                await Self.respond(request, service: service, access: access, logger: logger)
+                await Self.respond(request, service: service)
             }
             if let metrics {
                 // Known methods only: a client must not be able to add label values.
@@ -46,9 +46,8 @@ public final class DtmGRPCListener: Sendable {
         return DtmGRPCListener(server: server)
     }
 
-    static func respond(_ request: GRPCRequest, service: DtmService, access: AccessPolicy, logger: Logger) async -> GRPCResponse {
+    static func respond(_ request: GRPCRequest, service: DtmService) async -> GRPCResponse {
         guard DtmService.methods.contains(request.path) else { return .unimplemented(path: request.path) }
-        if let refusal = refusal(request, access: access, logger: logger) { return refusal }
         let reply = await service.handle(method: request.path, message: request.message)
         if reply.code == .ok { return .ok(reply.payload) }
         return .error(GRPCStatusCode(rawValue: reply.code.rawValue), reply.message)
@@ -69,13 +68,13 @@ public final class DtmGRPCListener: Sendable {
     }
 
     /// UNAUTHENTICATED when the method's token is configured and the call lacks it.
-    private static func refusal(_ request: GRPCRequest, access: AccessPolicy, logger: Logger) -> GRPCResponse? {
-        let level = level(request.path)
-        guard !access.allows(level, authorization: request.metadata("authorization")) else { return nil }
+    private static func refusal(path: String, metadata: [(String, String)], access: AccessPolicy, logger: Logger) -> GRPCStatus? {
+        let level = level(path)
+        guard !access.allows(level, authorization: metadata.first(where: { $0.0 == "authorization" })?.1) else { return nil }
         logger.notice(
             "grpc call refused: missing or wrong bearer token",
-            metadata: ["method": .string(String(request.path.prefix(256))), "needs": .string(level == .admin ? "AdminToken" : "AuthToken")])
-        return .error(.unauthenticated, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
+            metadata: ["method": .string(String(path.prefix(256))), "needs": .string(level == .admin ? "AdminToken" : "AuthToken")])
+        return GRPCStatus(.unauthenticated, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
     }
 
     /// GOAWAY to every connection, in-flight calls finish within the grace period.

@@ -1,4 +1,5 @@
 import DTMCore
+import EventLoopSupport
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -33,6 +34,8 @@ public final class HTTPAPIServer: Sendable {
     /// which closes them at once). `onBound` receives the port actually bound.
     public func run(host: String, port: Int, onBound: @Sendable (Int) -> Void = { _ in }) async throws {
         let idle = limits.idleTimeoutSeconds
+        let connectionLimit = ConnectionLimit(maximum: limits.maxConnections)
+        let refusal = Self.tooManyConnections(limits.maxConnections)
         let readTimeout = TimeAmount.seconds(limits.readTimeoutSeconds)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -41,6 +44,15 @@ public final class HTTPAPIServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    if let refusals = connectionLimit.admit(channel) {
+                        if ConnectionLimit.shouldLog(refusal: refusals) {
+                            self.logger.warning(
+                                "HTTP connection refused: MaxConnections reached",
+                                metadata: ["max_connections": .stringConvertible(connectionLimit.maximum), "refused_so_far": .stringConvertible(refusals)])
+                        }
+                        try sync.addHandler(RefuseConnectionHandler(refusal: refusal))
+                        return
+                    }
                     try sync.addHandler(IdleStateHandler(allTimeout: .seconds(idle)))
                     try sync.addHandler(CloseOnIdleHandler())
                     let deadline = RequestReadDeadline(timeout: readTimeout)
@@ -117,5 +129,15 @@ final class CloseOnIdleHandler: ChannelInboundHandler, Sendable {
         } else {
             context.fireUserInboundEventTriggered(event)
         }
+    }
+}
+
+extension HTTPAPIServer {
+    /// The answer to a connection past `MaxConnections`: 503, then the connection is closed.
+    static func tooManyConnections(_ maximum: Int) -> [UInt8] {
+        let body = #"{"message":"too many connections: this listener serves at most "# + String(maximum) + #" (MaxConnections)"}"#
+        return Array(
+            ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
+                + String(body.utf8.count) + "\r\n\r\n" + body).utf8)
     }
 }

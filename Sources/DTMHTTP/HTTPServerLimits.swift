@@ -9,6 +9,8 @@ public struct HTTPServerLimits: Sendable, Equatable {
     public var readTimeoutSeconds: Int64 = 30
     /// On graceful shutdown, how long in-flight requests may take before connections are closed (seconds).
     public var shutdownGraceSeconds: Double = 10
+    /// Most connections open at once; past it a new one gets 503 and is closed (`MaxConnections`).
+    public var maxConnections = 4096
 
     public init() {}
 }

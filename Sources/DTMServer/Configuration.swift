@@ -98,6 +98,7 @@ public struct Configuration: Sendable {
         grpcMaxMessageSize = Int(try int("GrpcMaxMessageSize", 1024...gib))
         http.idleTimeoutSeconds = try int("HttpIdleTimeout", 1...day)
         http.readTimeoutSeconds = try int("HttpReadTimeout", 1...day)
+        http.maxConnections = Int(try int("MaxConnections", 1...1_000_000))
         engine.updateBranchSync = try int("UpdateBranchSync", 0...1) != 0
         _ = try int("Store.Port", 0...65535)
         _ = try int("JsonRpcPort", 0...65535)

@@ -48,6 +48,7 @@ enum ConfigurationKeys {
         ("MaxSteps", "1000"),  // ours: steps per saga/msg
         ("MaxRetryInterval", "3600"),  // ours: cap of the back-off interval, seconds (0 = none)
         ("AuthToken", ""),  // ours: bearer token required on every API when set
+        ("MaxConnections", "4096"),  // ours: connections each listener keeps open at once
         ("AdminToken", ""),  // ours: bearer token of the admin APIs (forceStop, all, topics, …); empty = AuthToken
         ("MaxRequestTimeout", "60"),  // ours: longest branch call timeout a transaction may ask for, seconds
         ("RoundTimeout", "120"),  // ours: longest a cron-claimed round may run before it is cut and backed off, seconds

@@ -15,6 +15,7 @@ import ServiceLifecycle
 public enum DTMServerApp {
     public static func run(configuration: Configuration, reset: Bool, logger: Logger) async throws {
         CrashGuard.install(logger: logger)
+        DescriptorLimit.raise(for: configuration.http.maxConnections, logger: logger)
         if configuration.engine.branchHostAllowList == nil {
             logger.warning("BranchHostAllowList is empty: transactions may make this server call any host (as DTM does)")
         }
@@ -58,7 +59,7 @@ public enum DTMServerApp {
                 host: configuration.listenHost, port: configuration.grpcPort, service: DtmService(coordinator: coordinator, logger: logger),
                 maxMessageSize: configuration.grpcMaxMessageSize, access: access, metrics: metrics,
                 requestReadTimeout: .seconds(configuration.http.readTimeoutSeconds), idleTimeout: .seconds(configuration.http.idleTimeoutSeconds),
-                group: group, logger: logger)
+                maxConnections: configuration.http.maxConnections, group: group, logger: logger)
         } catch {
             logger.error(
                 "cannot start the gRPC listener",

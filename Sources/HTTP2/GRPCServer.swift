@@ -1,3 +1,4 @@
+import EventLoopSupport
 import Logging
 import NIOCore
 import NIOPosix
@@ -22,6 +23,9 @@ public final class GRPCServer: Sendable {
         /// A unary request must arrive completely within this long of its HEADERS, and a new connection must
         /// send its preface and SETTINGS within it; else the stream is cancelled / the connection closed.
         public var requestReadTimeout: Duration = .seconds(30)
+        /// Most connections open at once; past it a new one gets GOAWAY (ENHANCE_YOUR_CALM, with the reason as
+        /// debug data) and is closed (`MaxConnections`).
+        public var maxConnections = 4096
         /// A connection with no open stream and nothing received for this long gets GOAWAY and is closed
         /// (nil: never).
         public var idleTimeout: Duration? = .seconds(60)
@@ -61,6 +65,8 @@ public final class GRPCServer: Sendable {
             return c
         }()
         let streamHandlers = configuration.streamHandlers
+        let connectionLimit = ConnectionLimit(maximum: configuration.maxConnections)
+        let tooManyConnections = Self.goawayRefusal("too many connections: this listener serves at most \(configuration.maxConnections) (MaxConnections)")
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -68,6 +74,15 @@ public final class GRPCServer: Sendable {
             .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let refusals = connectionLimit.admit(channel) {
+                        if ConnectionLimit.shouldLog(refusal: refusals) {
+                            logger.warning(
+                                "gRPC connection refused: MaxConnections reached",
+                                metadata: ["max_connections": .stringConvertible(connectionLimit.maximum), "refused_so_far": .stringConvertible(refusals)])
+                        }
+                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(refusal: tooManyConnections))
+                        return
+                    }
                     let session = try H2ServerSession(configuration: sessionConfiguration, logger: logger)
                     let handler = GRPCServerChannelHandler(
                         session: session, handler: handler, streamHandlers: streamHandlers, shutdownGracePeriod: grace,
@@ -95,6 +110,20 @@ public final class GRPCServer: Sendable {
             try? await channel.closeFuture.get()
         }
         logger.info("gRPC server stopped", metadata: ["address": "\(localAddress)"])
+    }
+}
+
+extension GRPCServer {
+    /// The server preface (empty SETTINGS) and a GOAWAY with ENHANCE_YOUR_CALM and `reason` as debug data: what a
+    /// refused connection receives before it is closed, written without an nghttp2 session.
+    static func goawayRefusal(_ reason: String) -> [UInt8] {
+        let debug = Array(reason.utf8.prefix(1024))
+        var out: [UInt8] = [0, 0, 0, 0x04, 0, 0, 0, 0, 0]
+        let length = 8 + debug.count
+        out += [UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff), 0x07, 0, 0, 0, 0, 0]
+        out += [0, 0, 0, 0]  // last stream id
+        out += [0, 0, 0, 0x0b]  // ENHANCE_YOUR_CALM
+        return out + debug
     }
 }
 

@@ -29,6 +29,9 @@ public final class H2ServerSession {
         public var connectionWindowSize: Int32 = 16 << 20
         /// Method paths served as bidirectional streams (see the type's documentation).
         public var streamingPaths: Set<String> = []
+        /// Checked on a request's HEADERS, before any of its body is buffered: a status refuses the call (a
+        /// missing token, say) with that status.
+        public var authorize: (@Sendable (_ path: String, _ metadata: [(String, String)]) -> GRPCStatus?)?
 
         public init() {}
     }
@@ -165,13 +168,18 @@ public final class H2ServerSession {
     }
 
     /// Answers every unary request still being received that began before `cutoff` with CANCELLED and
-    /// stops reading it: a client dripping a request cannot hold a stream (and its buffer) for ever.
-    /// Streaming calls are exempt (they stay open by design). Returns how many were cut off.
+    /// stops reading it: a client dripping a request cannot hold a stream (and its buffer) for ever. A streaming
+    /// call is cut off the same way when no message of it arrived since `cutoff`: it may stay open as long as it
+    /// keeps asking, not for ever in silence. Returns how many were cut off.
     @discardableResult
     public func expireIncompleteRequests(beganBefore cutoff: NIODeadline, timeout: Duration) -> Int {
         var expired = 0
-        for stream in streams.values where !stream.remoteClosed && !stream.responded && !stream.isStreaming && stream.began < cutoff {
-            reject(stream, httpStatus: "200", GRPCStatus(.cancelled, "request not received completely within \(timeout) of its headers"))
+        for stream in streams.values where !stream.remoteClosed && !stream.responded && stream.lastActivity < cutoff {
+            if stream.isStreaming {
+                finishStream(streamID: stream.id, GRPCStatus(.cancelled, "no message within \(timeout)"))
+            } else {
+                reject(stream, httpStatus: "200", GRPCStatus(.cancelled, "request not received completely within \(timeout) of its headers"))
+            }
             expired += 1
         }
         return expired
@@ -291,6 +299,10 @@ public final class H2ServerSession {
             reject(stream, httpStatus: "200", GRPCStatus(.unimplemented, "missing :path"))
             return
         }
+        if let authorize = configuration.authorize, let path = stream.path, let refusal = authorize(path, stream.metadata) {
+            reject(stream, httpStatus: "200", refusal)
+            return
+        }
         if let timeout = stream.timeout { stream.deadline = .now() + TimeAmount(timeout) }
     }
 
@@ -299,6 +311,7 @@ public final class H2ServerSession {
         for event in stream.deframer.append(data) {
             switch event {
             case .message(let bytes) where stream.isStreaming:
+                stream.lastActivity = .now()
                 completed.append(.streamMessage(GRPCRequest(
                     streamID: stream.id, path: stream.path ?? "", metadata: stream.metadata, message: bytes,
                     timeout: stream.timeout, deadline: stream.deadline)))
@@ -477,12 +490,12 @@ private final class ServerStream {
     /// The data source returned NGHTTP2_ERR_DEFERRED and waits for `nghttp2_session_resume_data`.
     var bodyDeferred = false
 
-    /// When its HEADERS began (for the request read timeout).
-    let began: NIODeadline
+    /// When its HEADERS began, or for a streaming call when its last message arrived (the read timeout).
+    var lastActivity: NIODeadline
 
     init(id: Int32, maxMessageSize: Int, began: NIODeadline) {
         self.id = id
-        self.began = began
+        self.lastActivity = began
         self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
     }
 }

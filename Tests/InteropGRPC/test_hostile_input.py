@@ -380,3 +380,162 @@ def test_slow_rounds_are_cut_by_the_round_timeout(tmp_path_factory, busi):
         _assert_up(server)
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Bounded resources
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _read_until_closed(sock, limit=65536, timeout=5):
+    sock.settimeout(timeout)
+    data = b""
+    while len(data) < limit:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _fill_until_refused(port, at_most=10):
+    """Opens connections until one is refused (it receives an answer and is closed); returns the ones held and
+    the refusal. Other clients (a readiness probe's kept-alive connection) may hold slots too."""
+    import socket
+
+    held = []
+    for _ in range(at_most):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(0.5)
+        received = b""
+        try:
+            while True:  # an admitted gRPC connection gets the server's SETTINGS, but stays open
+                chunk = s.recv(65536)
+                if not chunk:
+                    s.close()
+                    return held, received
+                received += chunk
+        except socket.timeout:
+            held.append(s)
+    raise AssertionError("no connection of %d was refused" % at_most)
+
+
+def test_connections_past_max_connections_are_refused_clearly(tmp_path_factory, pb):
+    import grpc
+
+    server = _server(tmp_path_factory, "maxconn-dtm", {"MAX_CONNECTIONS": "4"})
+    server.start()
+    try:
+        for port, kind in ((server.http_port, "http"), (server.grpc_port, "grpc")):
+            held, refusal = _fill_until_refused(port)
+            assert 1 <= len(held) <= 4, len(held)
+            if kind == "http":
+                assert refusal.startswith(b"HTTP/1.1 503"), refusal
+                assert b"MaxConnections" in refusal
+            else:
+                assert refusal[3] == 0x04 and refusal[9 + 3] == 0x07, refusal  # SETTINGS, then GOAWAY
+                assert refusal[9 + 9 + 4:9 + 9 + 8] == b"\x00\x00\x00\x0b"  # ENHANCE_YOUR_CALM
+                assert b"MaxConnections" in refusal
+            held.pop().close()
+            # A freed slot is usable again once the server has seen the close.
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    if kind == "http":
+                        ok = requests.get(server.base_url + "/api/ping", timeout=5).status_code == 200
+                    else:
+                        with grpc.insecure_channel(server.grpc_target) as ch:
+                            ok = len(pb.DtmStub(ch).NewGid(pb.Empty(), timeout=2).Gid) > 0
+                except (grpc.RpcError, requests.RequestException):
+                    ok = False
+                if ok:
+                    break
+                assert time.monotonic() < deadline, "the freed slot was not given back"
+                time.sleep(0.2)
+            for s in held:
+                s.close()
+            time.sleep(0.5)
+        assert "MaxConnections reached" in server.stderr_path.read_text(errors="replace")
+        _assert_up(server)
+    finally:
+        server.stop()
+
+
+REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+
+
+def test_streaming_calls_need_the_token_at_once_and_cannot_stay_silent(tmp_path_factory):
+    import grpc
+
+    server = _server(tmp_path_factory, "stream-dtm", {"AUTH_TOKEN": "s3cret", "HTTP_READ_TIMEOUT": "2"})
+    server.start()
+    release = threading.Event()
+
+    def silent():
+        release.wait(30)
+        return
+        yield  # a generator that sends nothing until released
+
+    try:
+        with grpc.insecure_channel(server.grpc_target) as ch:
+            call = ch.stream_stream(REFLECTION, request_serializer=None, response_deserializer=None)
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as refused:
+                list(call(silent(), timeout=10))
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert time.monotonic() - started < 2, "the token was checked only once a message arrived"
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as cut:
+                list(call(silent(), timeout=20, metadata=[("authorization", "Bearer s3cret")]))
+            assert cut.value.code() == grpc.StatusCode.CANCELLED, cut.value
+            assert time.monotonic() - started < 6
+        _assert_up(server)
+    finally:
+        release.set()
+        server.stop()
+
+
+def test_admin_apis_need_the_admin_token_and_branch_header_values_are_masked(tmp_path_factory, busi):
+    server = _server(tmp_path_factory, "admin-dtm", {"AUTH_TOKEN": "client", "ADMIN_TOKEN": "admin"})
+    server.start()
+    client = {"Authorization": "Bearer client"}
+    admin = {"Authorization": "Bearer admin"}
+    try:
+        gid = _gid("admin")
+        body = _saga(busi, gid, ["TransIn"], branch_headers={"X-Secret": "hunter2"}, wait_result=True)
+        assert requests.post(server.api + "/submit", json=body, headers=client, timeout=5).status_code == 200
+        assert requests.post(server.api + "/submit", json=body, timeout=5).status_code == 401
+        for method, path, kwargs in [
+            ("POST", "/forceStop", {"json": {"gid": gid}}),
+            ("GET", "/resetCronTime", {}),
+            ("POST", "/resetNextCronTime", {"json": {"gid": gid}}),
+            ("DELETE", "/topic/t", {}),
+            ("GET", "/subscribe", {"params": {"topic": "t", "url": busi.url("TransIn"), "remark": ""}}),
+            ("GET", "/unsubscribe", {"params": {"topic": "t", "url": busi.url("TransIn")}}),
+            ("GET", "/scanKV", {"params": {"cat": "topics"}}),
+            ("GET", "/queryKV", {"params": {"cat": "topics"}}),
+            ("GET", "/all", {}),
+        ]:
+            r = requests.request(method, server.api + path, headers=client, timeout=5, **kwargs)
+            assert r.status_code == 401, (path, r.status_code, r.text)
+        assert requests.get(server.api + "/all", headers=admin, timeout=5).status_code == 200
+        # query: the client sees header names only; the admin sees the values.
+        as_client = requests.get(server.api + "/query", params={"gid": gid}, headers=client, timeout=5).json()
+        assert "X-Secret" in as_client["transaction"]["options"] and "hunter2" not in json.dumps(as_client)
+        assert "***" in as_client["transaction"]["options"]
+        as_admin = requests.get(server.api + "/query", params={"gid": gid}, headers=admin, timeout=5).json()
+        assert "hunter2" in as_admin["transaction"]["options"]
+        listed = requests.get(server.api + "/all", headers=admin, timeout=5).json()
+        assert "hunter2" in json.dumps(listed)
+        assert busi.calls(gid)[0].headers.get("x-secret") == "hunter2"
+    finally:
+        server.stop()
+
+
+def test_metrics_labels_cannot_be_added_by_requests(server):
+    for i in range(20):
+        requests.get(server.base_url + "/api/dtmsvr/nonsense-%d" % i, timeout=5)
+        requests.get(server.base_url + "/x%d/submit?y=%d" % (i, i), timeout=5)
+    metrics = requests.get(server.base_url + "/api/metrics", timeout=5).text
+    assert "nonsense" not in metrics and "x3" not in metrics
+    assert 'api="other"' in metrics
