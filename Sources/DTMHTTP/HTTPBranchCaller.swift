@@ -23,10 +23,13 @@ public struct HTTPBranchCaller: BranchCaller {
         self.plainHTTP = plainHTTP
     }
 
-    /// The lean pool for plain `http://` branch calls (512 connections per host, 60 s idle timeout, 3 s connect).
-    public static func makePlainHTTPPool(eventLoopGroup: any EventLoopGroup, logger: Logger) -> HTTP1ConnectionPool {
+    /// The lean pool for plain `http://` branch calls (512 connections per host, `HttpIdleTimeout`, 3 s connect).
+    public static func makePlainHTTPPool(
+        eventLoopGroup: any EventLoopGroup, idleTimeout: TimeAmount = .seconds(60), logger: Logger
+    ) -> HTTP1ConnectionPool {
         var config = HTTP1PoolConfiguration()
         config.maxResponseBody = maxClassifiedBody
+        config.idleTimeout = idleTimeout
         return HTTP1ConnectionPool(group: eventLoopGroup, configuration: config, logger: logger)
     }
 

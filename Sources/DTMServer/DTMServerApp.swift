@@ -27,8 +27,11 @@ public enum DTMServerApp {
 
         let group = MultiThreadedEventLoopGroup.singleton
         let httpClient = HTTPBranchCaller.makeClient(eventLoopGroup: group)
-        let plainHTTP = HTTPBranchCaller.makePlainHTTPPool(eventLoopGroup: group, logger: logger)
-        let grpcPool = GRPCConnectionPool(group: group, logger: logger)
+        let plainHTTP = HTTPBranchCaller.makePlainHTTPPool(
+            eventLoopGroup: group, idleTimeout: .seconds(configuration.http.idleTimeoutSeconds), logger: logger)
+        var poolConfiguration = GRPCConnectionPool.Configuration()
+        poolConfiguration.idleTimeout = .seconds(configuration.http.idleTimeoutSeconds)
+        let grpcPool = GRPCConnectionPool(group: group, configuration: poolConfiguration, logger: logger)
         let caller = BranchCallRouter(
             http: HTTPBranchCaller(client: httpClient, plainHTTP: plainHTTP), grpc: GRPCBranchCaller(transport: GRPCPoolTransport(pool: grpcPool)),
             allowList: configuration.engine.branchHostAllowList)

@@ -20,6 +20,10 @@ public final class GRPCConnectionPool: Sendable {
         /// servers allow 100 concurrent streams by default; HTTP/2 multiplexes the rest).
         public var callsPerConnection = 100
         public var connectTimeout: Duration = .seconds(3)
+        /// A connection with no call for this long is closed, and an authority left without connections is
+        /// forgotten (checked every quarter of it, at most every 5 s): transactions naming many hosts cannot
+        /// pile up connections and pool entries.
+        public var idleTimeout: Duration = .seconds(60)
         public var session = H2ClientSession.Configuration()
         public init() {}
     }
@@ -35,6 +39,7 @@ public final class GRPCConnectionPool: Sendable {
         var authorities: [String: [PooledConnection]] = [:]
         var nextID = 0
         var isShutdown = false
+        var sweeper: RepeatedTask?
     }
 
     public init(
@@ -45,6 +50,39 @@ public final class GRPCConnectionPool: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.connectionLimit = max(1, configuration.connectionsPerAuthority ?? max(2, Array(group.makeIterator()).count))
+        let idle = TimeAmount(configuration.idleTimeout)
+        let every = TimeAmount.nanoseconds(max(TimeAmount.milliseconds(100).nanoseconds, min(idle.nanoseconds / 4, TimeAmount.seconds(5).nanoseconds)))
+        let sweeper = group.next().scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in self?.sweepIdle() }
+        state.withLock { $0.sweeper = sweeper }
+    }
+
+    /// Authorities with at least one pooled connection (for tests and logs).
+    var authorityCount: Int { state.withLock { $0.authorities.count } }
+
+    /// Closes connections unused for `idleTimeout` (and unusable ones without calls) and forgets authorities
+    /// left without connections.
+    private func sweepIdle() {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let idle = UInt64(max(0, TimeAmount(configuration.idleTimeout).nanoseconds))
+        let closing: [PooledConnection] = state.withLock { state in
+            var closing: [PooledConnection] = []
+            for (authority, list) in state.authorities {
+                let (keep, drop) = list.reduce(into: ([PooledConnection](), [PooledConnection]())) { parts, c in
+                    let quiet = c.inFlight.load(ordering: .relaxed) == 0
+                    let unused = now &- c.lastUsed.load(ordering: .relaxed) >= idle
+                    if quiet && (unused || !c.usable.load(ordering: .relaxed)) { parts.1.append(c) } else { parts.0.append(c) }
+                }
+                guard !drop.isEmpty else { continue }
+                closing += drop
+                state.authorities[authority] = keep.isEmpty ? nil : keep
+            }
+            return closing
+        }
+        for connection in closing {
+            connection.usable.store(false, ordering: .relaxed)
+            connection.channel.whenSuccess { $0.close(promise: nil) }
+        }
+        if !closing.isEmpty { logger.debug("idle gRPC branch connections closed", metadata: ["count": "\(closing.count)"]) }
     }
 
     /// Performs one unary call. Never throws: transport failures come back as a status
@@ -65,6 +103,7 @@ public final class GRPCConnectionPool: Sendable {
     public func shutdown() async {
         let all = state.withLock { state in
             state.isShutdown = true
+            state.sweeper?.cancel()
             defer { state.authorities = [:] }
             return state.authorities.values.flatMap { $0 }
         }
@@ -184,6 +223,7 @@ public final class GRPCConnectionPool: Sendable {
     }
 
     private func checkin(_ connection: PooledConnection) {
+        connection.lastUsed.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
         connection.inFlight.subtract(1, ordering: .relaxed)
     }
 
@@ -234,6 +274,8 @@ private final class PooledConnection: Sendable {
     var eventLoop: any EventLoop { promise.futureResult.eventLoop }
     let inFlight = Atomic<Int>(0)
     let usable = Atomic<Bool>(true)
+    /// When the last call ended (uptime nanoseconds), for the idle sweep.
+    let lastUsed = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
     /// The connection's handler, for calls made on its event loop. Written once by the channel initializer
     /// and read only after `eventLoop.inEventLoop` was checked: both on the loop, so never concurrently.
     nonisolated(unsafe) var handler: GRPCClientChannelHandler?

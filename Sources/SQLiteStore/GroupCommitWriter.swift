@@ -22,8 +22,13 @@ final class GroupCommitWriter: Sendable {
     /// only by the caller.
     private class Job: @unchecked Sendable {
         let savepoint: Bool
+        /// What the job's row values weigh, counted against `maxQueuedBytes` while it is queued.
+        let bytes: Int
         private var continuation: UnsafeContinuation<Void, Never>?
-        init(savepoint: Bool) { self.savepoint = savepoint }
+        init(savepoint: Bool, bytes: Int) {
+            self.savepoint = savepoint
+            self.bytes = bytes
+        }
         func run(_ db: SQLiteConnection) throws {}
         func record(_ error: any Error) {}
 
@@ -41,9 +46,9 @@ final class GroupCommitWriter: Sendable {
         private let body: @Sendable (SQLiteConnection) throws -> T
         private(set) var outcome: Result<T, any Error>?
 
-        init(savepoint: Bool, body: @escaping @Sendable (SQLiteConnection) throws -> T) {
+        init(savepoint: Bool, bytes: Int, body: @escaping @Sendable (SQLiteConnection) throws -> T) {
             self.body = body
-            super.init(savepoint: savepoint)
+            super.init(savepoint: savepoint, bytes: bytes)
         }
 
         override func run(_ db: SQLiteConnection) throws { outcome = .success(try body(db)) }
@@ -53,6 +58,8 @@ final class GroupCommitWriter: Sendable {
     private struct Queue {
         /// Each holds one reference of its own (passRetained), given up before its caller is resumed.
         var jobs: [Unmanaged<Job>] = []
+        /// Sum of the queued jobs' `bytes`.
+        var bytes = 0
         var closed = false
     }
 
@@ -63,13 +70,17 @@ final class GroupCommitWriter: Sendable {
     let maxBatch: Int
     /// Most jobs queued; beyond it writes are refused with an error instead of growing memory without bound.
     let maxQueued: Int
+    /// Most bytes of row values queued (large bodies fill memory long before the job count does); a job alone in
+    /// the queue is always taken.
+    let maxQueuedBytes: Int
     private let logger: Logger
     /// Transactions committed so far (tests check that concurrent writes share commits).
     let commitCount = Atomic<Int>(0)
 
-    init(connection: SQLiteConnection, maxBatch: Int = 512, maxQueued: Int = 100_000, logger: Logger) {
+    init(connection: SQLiteConnection, maxBatch: Int = 512, maxQueued: Int = 100_000, maxQueuedBytes: Int = 256 << 20, logger: Logger) {
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
+        self.maxQueuedBytes = maxQueuedBytes
         self.logger = logger
         let thread = DispatchQueue(label: "swift-dtm.sqlite-writer")
         thread.async { [self] in
@@ -83,8 +94,10 @@ final class GroupCommitWriter: Sendable {
     /// `savepoint: false` saves the SAVEPOINT/RELEASE pair for a job that makes at most one change, with one
     /// statement, and never throws after that statement changed something: SQLite undoes a failed statement by
     /// itself, so such a job cannot leave a partial change behind for the batch to commit.
-    func write<T: Sendable>(savepoint: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        let job = TypedJob(savepoint: savepoint, body: body)
+    func write<T: Sendable>(
+        savepoint: Bool = true, bytes: Int = 0, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
+        let job = TypedJob(savepoint: savepoint, bytes: bytes, body: body)
         await withUnsafeContinuation { continuation in
             job.setContinuation(continuation)
             let refusal: (any Error)? = queue.withLock { q in
@@ -92,7 +105,11 @@ final class GroupCommitWriter: Sendable {
                 if q.jobs.count >= maxQueued {
                     return SQLiteError(code: 5, message: "write queue is full (\(maxQueued) jobs); try again", sql: "")
                 }
+                if !q.jobs.isEmpty && q.bytes + bytes > maxQueuedBytes {
+                    return SQLiteError(code: 5, message: "write queue is full (\(maxQueuedBytes) bytes); try again", sql: "")
+                }
                 q.jobs.append(Unmanaged<Job>.passRetained(job))
+                q.bytes += bytes
                 return nil
             }
             if let refusal { job.finish(refusal)?.resume() } else { wakeup.signal() }
@@ -125,6 +142,7 @@ final class GroupCommitWriter: Sendable {
                     batch.append(contentsOf: q.jobs.prefix(maxBatch))
                     q.jobs.removeFirst(maxBatch)
                 }
+                for job in batch { q.bytes -= job.takeUnretainedValue().bytes }
                 return q.closed
             }
             if batch.isEmpty {

@@ -17,6 +17,17 @@ enum RowMapping {
     static let branchColumns = "id, gid, url, bin_data, branch_id, op, status, finish_time, rollback_time, create_time, update_time"
     static let kvColumns = "id, cat, k, v, version, create_time, update_time"
 
+    /// What row values weigh in memory, roughly: text and blob bytes, 8 per integer.
+    static func byteCount(_ values: [SQLiteStatement.Value]) -> Int {
+        values.reduce(0) { sum, value in
+            switch value {
+            case .text(let s): return sum + s.utf8.count
+            case .blob(let b): return sum + b.count
+            case .int, .null: return sum + 8
+            }
+        }
+    }
+
     static func time(_ t: Timestamp?) -> SQLiteStatement.Value { t.map { .int($0.microseconds) } ?? .null }
 
     static func timestamp(_ s: SQLiteStatement, _ column: Int32) -> Timestamp? {

@@ -84,7 +84,8 @@ public final class SQLiteStore: TransactionStore {
         let global = RowMapping.globalValues(transaction)
         let rows = branches.map { (RowMapping.branchValues($0), $0) }
         let gid = transaction.gid
-        return try await writer.write { db in
+        let bytes = RowMapping.byteCount(global) + rows.reduce(0) { $0 + RowMapping.byteCount($1.0) }
+        return try await writer.write(bytes: bytes) { db in
             try db.statement(.insertGlobal).run(global)
             if db.changes == 0 {
                 return try db.statement(.globalByGid).query([.text(gid)], row: RowMapping.global).first
@@ -139,7 +140,7 @@ public final class SQLiteStore: TransactionStore {
 
     public func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
         let rows = branches.map { (RowMapping.branchValues($0), $0) }
-        try await writer.write { db in
+        try await writer.write(bytes: rows.reduce(0) { $0 + RowMapping.byteCount($1.0) }) { db in
             try Self.require(gid, status: requiring, db)
             try Self.insert(rows, db)
         }

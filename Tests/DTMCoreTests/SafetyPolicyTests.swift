@@ -79,4 +79,44 @@ struct SafetyPolicyTests {
         #expect(adminOnly.allows(.client, authorization: nil) && !adminOnly.allows(.admin, authorization: nil))
         #expect(AccessPolicy.open.allows(.admin, authorization: nil) && !AccessPolicy.open.revealsSecrets(authorization: nil))
     }
+
+    @Test("bounded fan-out: subscribers per topic, a msg's rows with its topics, registered branches per gid, queryKV")
+    func boundedFanOut() async throws {
+        var config = EngineConfig()
+        config.limits.maxSteps = 3  // 6 branch rows per transaction
+        config.limits.maxSubscribersPerTopic = 4
+        let h = Harness(config: config)
+        for i in 1...4 { try await h.coordinator.subscribe(topic: "t", url: "http://s\(i)/x", remark: "") }
+        await #expect(throws: DTMError.invalidArgument("topic t has 4 subscribers; the limit is 4")) {
+            try await h.coordinator.subscribe(topic: "t", url: "http://s5/x", remark: "")
+        }
+        await #expect(throws: DTMError.self) {
+            try await h.coordinator.subscribe(topic: String(repeating: "t", count: 129), url: "http://s/x", remark: "")
+        }
+        // Two steps of topic t make 8 rows, over 6.
+        var msg = TransactionRequest(gid: "fan1", transType: "msg")
+        msg.steps = [TransStep(action: "topic://t"), TransStep(action: "topic://t")]
+        await #expect(throws: DTMError.invalidArgument("the msg expands to 8 branches with its topics' subscribers; the limit is 6")) {
+            try await h.coordinator.submit(msg)
+        }
+        #expect(try await h.status("fan1") == nil)
+        msg.steps = [TransStep(action: "topic://t")]
+        try await h.coordinator.submit(msg)
+
+        var tcc = TransactionRequest(gid: "reg1", transType: "tcc")
+        tcc.options.timeoutToFail = 100
+        try await h.coordinator.prepare(tcc)
+        for i in 1...3 {
+            try await h.coordinator.registerBranch(
+                BranchRegistration(gid: "reg1", transType: "tcc", branchID: "0\(i)", data: ["confirm": "c", "cancel": "x"], busiPayload: []))
+        }
+        await #expect(throws: DTMError.self) {
+            try await h.coordinator.registerBranch(
+                BranchRegistration(gid: "reg1", transType: "tcc", branchID: "04", data: ["confirm": "c", "cancel": "x"], busiPayload: []))
+        }
+        #expect(try await h.store.branches(gid: "reg1").count == 6)
+
+        await #expect(throws: DTMError.self) { try await h.coordinator.queryKV(cat: "", key: "") }
+        #expect(try await h.coordinator.queryKV(cat: "topics", key: "t").count == 1)
+    }
 }

@@ -102,6 +102,26 @@ struct GRPCLoopbackTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("idle connections are closed after idleTimeout and their authorities forgotten; a later call reconnects")
+    func idleConnectionsAreClosed() async throws {
+        let server = try await Self.echoServer()
+        var configuration = GRPCConnectionPool.Configuration()
+        configuration.idleTimeout = .milliseconds(400)
+        let pool = GRPCConnectionPool(configuration: configuration)
+        let authority = "127.0.0.1:\(server.port)"
+        #expect(await pool.unary(authority: authority, path: "/test.Echo/Echo", message: [1], timeout: .seconds(5)).status.code == .ok)
+        // A refused connection leaves an authority behind too, until the sweep.
+        _ = await pool.unary(authority: "127.0.0.1:1", path: "/test.Echo/Echo", message: [], timeout: .seconds(2))
+        #expect(pool.authorityCount == 2)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while pool.authorityCount > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(pool.authorityCount == 0)
+        #expect(pool.connectionLoops(authority).isEmpty)
+        #expect(await pool.unary(authority: authority, path: "/test.Echo/Echo", message: [2], timeout: .seconds(5)).status.code == .ok)
+        await pool.shutdown()
+        await server.shutdown()
+    }
+
     @Test("error status, unknown method, 3 MiB payload, deadline over a real socket")
     func statusesOverSocket() async throws {
         let server = try await Self.echoServer()

@@ -16,6 +16,15 @@ public struct Limits: Sendable, Equatable {
     /// Largest `timeout_to_fail`, `retry_interval` and `request_timeout`, seconds (100 years): larger ones
     /// overflowed the microsecond and millisecond arithmetic of cron times and branch call deadlines.
     public var maxOptionSeconds: Int64 = 100 * 365 * 24 * 3600
+    /// Most subscribers of one topic.
+    public var maxSubscribersPerTopic = 1000
+    /// Longest topic name and subscriber remark (DTM's `kv.k` is varchar(128)).
+    public var maxTopicLength = 128
+    public var maxRemarkLength = 1024
+
+    /// Most branch rows one transaction may have: a saga of `maxSteps` steps has twice as many; registered TCC, XA
+    /// and workflow branches and a msg's topic subscribers count against the same bound.
+    public var maxBranchRows: Int { 2 * maxSteps }
 
     public init() {}
 

@@ -146,6 +146,12 @@ public final class Coordinator: Sendable {
             }
             try config.checkBranchHost(row.url, field: row.op)
         }
+        // Bounded per transaction: a client registering branches in a loop cannot grow one gid without end.
+        let existing = try await store.branches(gid: gid).count
+        if existing + rows.count > config.limits.maxBranchRows {
+            throw DTMError.invalidArgument(
+                "gid \(gid) has \(existing) branch rows; registering \(rows.count) more exceeds the limit of \(config.limits.maxBranchRows) (2 × MaxSteps)")
+        }
         do {
             try await store.insertBranches(gid: gid, requiring: .prepared, branches: rows)
         } catch DTMError.storageNotFound {
@@ -371,7 +377,12 @@ public final class Coordinator: Sendable {
                 }
                 if let delay = custom.delay { try limits.checkSeconds(delay, "custom_data delay") }
             }
-            return (t, BranchLayout.msg(gid: request.gid, urls: msgURLs ?? request.steps.map { [$0.action] }, payloads: payloads, now: at))
+            let urls = msgURLs ?? request.steps.map { [$0.action] }
+            let rows = urls.reduce(0) { $0 + $1.count }
+            if rows > limits.maxBranchRows {
+                throw .invalidArgument("the msg expands to \(rows) branches with its topics' subscribers; the limit is \(limits.maxBranchRows)")
+            }
+            return (t, BranchLayout.msg(gid: request.gid, urls: urls, payloads: payloads, now: at))
         case .tcc, .xa, .workflow:
             return (t, [])
         }

@@ -13,6 +13,16 @@ extension Coordinator {
     public func subscribe(topic: String, url: String, remark: String) async throws {
         if topic.isEmpty { throw DTMError.other("empty topic") }
         if url.isEmpty { throw DTMError.other("empty url") }
+        let limits = config.limits
+        if topic.utf8.count > limits.maxTopicLength {
+            throw DTMError.invalidArgument("topic is \(topic.utf8.count) bytes long; the limit is \(limits.maxTopicLength)")
+        }
+        if url.utf8.count > limits.maxURLLength {
+            throw DTMError.invalidArgument("url is \(url.utf8.count) bytes long; the limit is \(limits.maxURLLength)")
+        }
+        if remark.utf8.count > limits.maxRemarkLength {
+            throw DTMError.invalidArgument("remark is \(remark.utf8.count) bytes long; the limit is \(limits.maxRemarkLength)")
+        }
         try config.checkBranchHost(url, field: "url")
         let at = now
         guard let record = try await store.findKV(cat: Self.topicsCategory, key: topic).first else {
@@ -22,6 +32,9 @@ extension Coordinator {
         }
         var subscribers = try decodeSubscribers(record)
         if subscribers.contains(where: { $0.url == url }) { throw DTMError.other("this url exists") }
+        if subscribers.count >= limits.maxSubscribersPerTopic {
+            throw DTMError.invalidArgument("topic \(topic) has \(subscribers.count) subscribers; the limit is \(limits.maxSubscribersPerTopic)")
+        }
         subscribers.append(TopicSubscriber(url: url, remark: remark))
         var updated = record
         updated.value = try context.coding.encode(subscribers)
@@ -56,8 +69,10 @@ extension Coordinator {
         try await store.scanKV(cat: cat, position: position, limit: limit)
     }
 
+    /// A category is required: without one every record of every category would be read at once.
     public func queryKV(cat: String, key: String) async throws -> [KVRecord] {
-        try await store.findKV(cat: cat, key: key)
+        if cat.isEmpty { throw DTMError.invalidArgument("cat is required (use scanKV to page through a category)") }
+        return try await store.findKV(cat: cat, key: key)
     }
 
     /// The branch URLs of each msg step: the step's action, or every subscriber of a `topic://name` action.
