@@ -4,4 +4,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup.sh" --release
+# The Swift crash reporter, set for a server: no prompt, the crashed thread only (README, Security).
+export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-interactive=no,color=no,threads=crashed,registers=none,images=none}"
 exec "$root/.build/release/dtm-server" "$@"
