@@ -3,6 +3,7 @@ import DTMMetrics
 import HTTP2
 import Logging
 import NIOCore
+import NIOSSL
 
 /// The gRPC listener (port 36790): nghttp2 server sessions in front of `DtmService` and `ServerReflection`, with the optional bearer
 /// token (metadata `authorization`; the health check stays open) and DTM's request metrics.
@@ -15,7 +16,7 @@ public final class DtmGRPCListener: Sendable {
 
     public static func start(
         host: String, port: Int, service: DtmService, maxMessageSize: Int, access: AccessPolicy, metrics: DTMMetrics?,
-        requestReadTimeout: Duration = .seconds(30), idleTimeout: Duration? = .seconds(60), maxConnections: Int = 4096,
+        requestReadTimeout: Duration = .seconds(30), idleTimeout: Duration? = .seconds(60), maxConnections: Int = 4096, tls: NIOSSLContext? = nil,
         group: any EventLoopGroup, logger: Logger
     ) async throws -> DtmGRPCListener {
         var configuration = GRPCServer.Configuration()
@@ -23,6 +24,7 @@ public final class DtmGRPCListener: Sendable {
         configuration.requestReadTimeout = requestReadTimeout
         configuration.idleTimeout = idleTimeout
         configuration.maxConnections = maxConnections
+        configuration.tls = tls
         // Tokens are checked on HEADERS, before any message is buffered, for unary and streaming calls alike.
         configuration.session.authorize = { path, metadata in refusal(path: path, metadata: metadata, access: access, logger: logger) }
         let reflection = ServerReflection(services: Self.services)

@@ -10,7 +10,8 @@ public enum GRPCCallOutcome: Sendable, Equatable {
 
 /// A transport that makes unary gRPC calls with raw message bytes (the HTTP/2 connection pool).
 public protocol GRPCUnaryTransport: Sendable {
-    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double) async -> GRPCCallOutcome
+    /// `tls`: HTTP/2 over TLS (a `grpcs://` branch URL) instead of h2c.
+    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallOutcome
 }
 
 /// Calls gRPC branches as DTM does (spec §7.3): URL `host:port/pkg.Service/Method` split at the first `/`,
@@ -22,7 +23,7 @@ public struct GRPCBranchCaller: BranchCaller {
     public init(transport: any GRPCUnaryTransport) { self.transport = transport }
 
     public func call(_ call: BranchCall) async -> BranchCallResult {
-        let target: (authority: String, path: String)
+        let target: (authority: String, path: String, tls: Bool)
         switch Self.split(call.url) {
         case .success(let t): target = t
         case .failure(let e): return .error(e.description)
@@ -30,13 +31,14 @@ public struct GRPCBranchCaller: BranchCaller {
         return Self.classify(
             await transport.unary(
                 authority: target.authority, path: target.path, metadata: Self.metadata(for: call), message: call.payload,
-                timeout: call.timeout))
+                timeout: call.timeout, tls: target.tls))
     }
 
-    /// `host:port/pkg.Service/Method` → (`host:port`, `/pkg.Service/Method`), read by `BranchAddress` (the parser
-    /// the allow-list uses, so the authority dialled is the one checked). Discovery targets such as `etcd://…` or
-    /// `discov://…` need a naming driver, which swift-dtm does not have yet.
-    static func split(_ url: String) -> Result<(authority: String, path: String), DTMError> {
+    /// `host:port/pkg.Service/Method` → (`host:port`, `/pkg.Service/Method`, h2c), read by `BranchAddress` (the
+    /// parser the allow-list uses, so the authority dialled is the one checked). `grpc://` is the same as no
+    /// scheme; `grpcs://` is HTTP/2 over TLS. Discovery targets such as `etcd://…` or `discov://…` need a naming
+    /// driver, which swift-dtm does not have yet.
+    static func split(_ url: String) -> Result<(authority: String, path: String, tls: Bool), DTMError> {
         guard url.utf8.contains(UInt8(ascii: "/")) else { return .failure(.other("bad url: '\(url)'. no '/' found")) }
         let address: BranchAddress
         do {
@@ -44,12 +46,13 @@ public struct GRPCBranchCaller: BranchCaller {
         } catch {
             return .failure(.other(error.description))
         }
-        if !address.scheme.isEmpty {
+        let tls = address.scheme == "grpcs"
+        if !address.scheme.isEmpty && address.scheme != "grpc" && !tls {
             return .failure(.other(
                 "gRPC branch url '\(url)' uses the scheme '\(address.scheme)://': service discovery (etcd, consul, nacos, …) is not supported yet; use host:port/package.Service/Method"))
         }
         guard address.rest.utf8.first == UInt8(ascii: "/") else { return .failure(.other("bad url: '\(url)'. no '/' after host:port")) }
-        return .success((address.authority, String(address.rest)))
+        return .success((address.authority, String(address.rest), tls))
     }
 
     static func metadata(for call: BranchCall) -> [(String, String)] {

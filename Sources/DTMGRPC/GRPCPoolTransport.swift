@@ -1,3 +1,4 @@
+import DTMCore
 import HTTP2
 
 /// The nghttp2 connection pool as the branch caller's transport. The pool never throws: a transport failure
@@ -7,9 +8,12 @@ public struct GRPCPoolTransport: GRPCUnaryTransport {
 
     public init(pool: GRPCConnectionPool) { self.pool = pool }
 
-    public func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double) async -> GRPCCallOutcome {
+    public func unary(
+        authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool
+    ) async -> GRPCCallOutcome {
         let result = await pool.unary(
-            authority: authority, path: path, metadata: metadata, message: message, timeout: .milliseconds(Int64(timeout * 1000)))
+            authority: authority, path: path, metadata: metadata, message: message,
+            timeout: .milliseconds(Saturating.int64(clamping: timeout * 1000)), tls: tls)
         return .status(code: result.status.code.rawValue, message: result.status.message)
     }
 }

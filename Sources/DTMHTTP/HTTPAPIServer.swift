@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// The HTTP/1.1 listener of the JSON API (port 36789). Each connection is served by an
@@ -14,6 +15,8 @@ public final class HTTPAPIServer: Sendable {
     let limits: HTTPServerLimits
     let logger: Logger
     private let group: any EventLoopGroup
+    /// When set, connections speak HTTPS (`TLSCertFile` / `TLSKeyFile`).
+    private let tls: NIOSSLContext?
     private let state = Mutex(State())
 
     private struct State {
@@ -23,10 +26,11 @@ public final class HTTPAPIServer: Sendable {
         var shuttingDown = false
     }
 
-    public init(router: APIRouter, limits: HTTPServerLimits, group: any EventLoopGroup, logger: Logger) {
+    public init(router: APIRouter, limits: HTTPServerLimits, group: any EventLoopGroup, tls: NIOSSLContext? = nil, logger: Logger) {
         self.router = router
         self.limits = limits
         self.group = group
+        self.tls = tls
         self.logger = logger
     }
 
@@ -53,6 +57,7 @@ public final class HTTPAPIServer: Sendable {
                         try sync.addHandler(RefuseConnectionHandler(refusal: refusal))
                         return
                     }
+                    if let tls = self.tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                     try sync.addHandler(IdleStateHandler(allTimeout: .seconds(idle)))
                     try sync.addHandler(CloseOnIdleHandler())
                     let deadline = RequestReadDeadline(timeout: readTimeout)

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// Calls HTTP branches as DTM does (spec §7.2, §7.5): the branch URL plus `gid`, `trans_type`, `branch_id` and
 /// `op` query parameters; POST with the payload when there is one (always for XA), else GET;
@@ -34,8 +35,9 @@ public struct HTTPBranchCaller: BranchCaller {
     }
 
     /// A client configured for branch calls: pooled keep-alive connections, bounded connect time.
-    public static func makeClient(eventLoopGroup: any EventLoopGroup) -> HTTPClient {
+    public static func makeClient(eventLoopGroup: any EventLoopGroup, tls: TLSConfiguration? = nil) -> HTTPClient {
         var config = HTTPClient.Configuration()
+        if let tls { config.tlsConfiguration = tls }
         config.timeout = .init(connect: .seconds(3))
         config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         config.decompression = .disabled

@@ -17,6 +17,11 @@ public struct Configuration: Sendable {
     public var authToken = ""
     /// Token of the admin APIs; empty: `authToken` guards them too.
     public var adminToken = ""
+    /// PEM files of the listeners' certificate chain and key: both set, or neither.
+    public var tlsCertFile = ""
+    public var tlsKeyFile = ""
+    /// PEM CA bundle for `https://` and `grpcs://` branches; empty: the system's trust roots.
+    public var branchTLSCAFile = ""
     public var grpcMaxMessageSize = 4 * 1024 * 1024
     public var engine = EngineConfig()
     public var http = HTTPServerLimits()
@@ -89,6 +94,9 @@ public struct Configuration: Sendable {
         engine.maxRetryInterval = try int("MaxRetryInterval", 0...maxSeconds)
         authToken = string("AuthToken")
         adminToken = string("AdminToken")
+        tlsCertFile = string("TLSCertFile")
+        tlsKeyFile = string("TLSKeyFile")
+        branchTLSCAFile = string("BranchTLSCAFile")
         do {
             engine.branchHostAllowList = try BranchHostAllowList(parsing: string("BranchHostAllowList"))
         } catch {
@@ -110,6 +118,9 @@ public struct Configuration: Sendable {
     func validate() throws {
         guard engine.retryInterval >= 10 else { throw Invalid(description: "RetryInterval should not be less than 10") }
         guard engine.timeoutToFail >= engine.retryInterval else { throw Invalid(description: "TimeoutToFail should not be less than RetryInterval") }
+        guard tlsCertFile.isEmpty == tlsKeyFile.isEmpty else {
+            throw Invalid(description: "TLSCertFile and TLSKeyFile must be set together (or neither)")
+        }
         guard engine.requestTimeout <= engine.maxRequestTimeout else {
             throw Invalid(description: "RequestTimeout (\(engine.requestTimeout)) must not be more than MaxRequestTimeout (\(engine.maxRequestTimeout))")
         }

@@ -48,6 +48,9 @@ enum ConfigurationKeys {
         ("MaxSteps", "1000"),  // ours: steps per saga/msg
         ("MaxRetryInterval", "3600"),  // ours: cap of the back-off interval, seconds (0 = none)
         ("AuthToken", ""),  // ours: bearer token required on every API when set
+        ("TLSCertFile", ""),  // ours: PEM certificate chain; with TLSKeyFile both listeners speak TLS
+        ("TLSKeyFile", ""),  // ours: PEM private key of TLSCertFile
+        ("BranchTLSCAFile", ""),  // ours: PEM CA bundle that https:// and grpcs:// branches must chain to (empty: the system's)
         ("MaxConnections", "4096"),  // ours: connections each listener keeps open at once
         ("AdminToken", ""),  // ours: bearer token of the admin APIs (forceStop, all, topics, …); empty = AuthToken
         ("MaxRequestTimeout", "60"),  // ours: longest branch call timeout a transaction may ask for, seconds
@@ -55,16 +58,24 @@ enum ConfigurationKeys {
         ("BranchHostAllowList", ""),  // ours: comma-separated hosts branch URLs may name (empty = any)
     ]
 
-    /// `Store.MaxOpenConns` → `STORE_MAX_OPEN_CONNS`.
+    /// Where two acronyms meet, the derived name would run them together (`BRANCH_TLSCA_FILE`).
+    static let explicitEnvironmentNames = ["BranchTLSCAFile": "BRANCH_TLS_CA_FILE"]
+
+    /// `Store.MaxOpenConns` → `STORE_MAX_OPEN_CONNS`; an acronym ends before the capital that starts the next word:
+    /// `TLSCertFile` → `TLS_CERT_FILE`.
     static func environmentName(_ key: String) -> String {
+        if let name = explicitEnvironmentNames[key] { return name }
         var out = ""
         for part in key.split(separator: ".") {
             if !out.isEmpty { out += "_" }
-            var previous: Character?
-            for c in part {
-                if c.isUppercase, let p = previous, p.isLowercase || p.isNumber { out += "_" }
+            let chars = Array(part)
+            for (i, c) in chars.enumerated() {
+                if c.isUppercase, i > 0 {
+                    let p = chars[i - 1]
+                    let nextIsLower = i + 1 < chars.count && chars[i + 1].isLowercase
+                    if p.isLowercase || p.isNumber || (p.isUppercase && nextIsLower) { out += "_" }
+                }
                 out += c.uppercased()
-                previous = c
             }
         }
         return out

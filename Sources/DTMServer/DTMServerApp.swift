@@ -22,15 +22,17 @@ public enum DTMServerApp {
         for key in configuration.ignoredKeys {
             logger.notice("configuration key is not used by swift-dtm and is ignored", metadata: ["key": .string(key)])
         }
+        let tls = try TLSSetup(configuration)
         let store = try SQLiteStore(path: configuration.storeFile, reset: reset, logger: logger)
         if reset { logger.notice("store reset", metadata: ["path": .string(configuration.storeFile)]) }
 
         let group = MultiThreadedEventLoopGroup.singleton
-        let httpClient = HTTPBranchCaller.makeClient(eventLoopGroup: group)
+        let httpClient = HTTPBranchCaller.makeClient(eventLoopGroup: group, tls: tls.httpBranches)
         let plainHTTP = HTTPBranchCaller.makePlainHTTPPool(
             eventLoopGroup: group, idleTimeout: .seconds(configuration.http.idleTimeoutSeconds), logger: logger)
         var poolConfiguration = GRPCConnectionPool.Configuration()
         poolConfiguration.idleTimeout = .seconds(configuration.http.idleTimeoutSeconds)
+        poolConfiguration.tls = tls.grpcBranches
         let grpcPool = GRPCConnectionPool(group: group, configuration: poolConfiguration, logger: logger)
         let caller = BranchCallRouter(
             http: HTTPBranchCaller(client: httpClient, plainHTTP: plainHTTP), grpc: GRPCBranchCaller(transport: GRPCPoolTransport(pool: grpcPool)),
@@ -48,7 +50,7 @@ public enum DTMServerApp {
             logger.warning("neither AdminToken nor AuthToken is set: the admin APIs (forceStop, all, topics, …) are open to anyone who can reach the ports")
         }
         let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, access: access, logger: logger)
-        let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, logger: logger)
+        let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, tls: tls.http, logger: logger)
         /// The clients and the store, closed once whichever way the server ends.
         func closeClients() async {
             try? await httpClient.shutdown()
@@ -62,7 +64,7 @@ public enum DTMServerApp {
                 host: configuration.listenHost, port: configuration.grpcPort, service: DtmService(coordinator: coordinator, logger: logger),
                 maxMessageSize: configuration.grpcMaxMessageSize, access: access, metrics: metrics,
                 requestReadTimeout: .seconds(configuration.http.readTimeoutSeconds), idleTimeout: .seconds(configuration.http.idleTimeoutSeconds),
-                maxConnections: configuration.http.maxConnections, group: group, logger: logger)
+                maxConnections: configuration.http.maxConnections, tls: tls.grpc, group: group, logger: logger)
         } catch {
             logger.error(
                 "cannot start the gRPC listener",
@@ -76,7 +78,7 @@ public enum DTMServerApp {
             metadata: [
                 "version": .string(DTMVersion.current), "http_port": .stringConvertible(configuration.httpPort),
                 "grpc_port": .stringConvertible(grpc.port),
-                "store": .string(configuration.storeFile),
+                "store": .string(configuration.storeFile), "tls": .stringConvertible(tls.http != nil),
             ])
         let services = ServiceGroup(
             configuration: .init(

@@ -2,6 +2,7 @@ import EventLoopSupport
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Client connections for unary gRPC calls, a few per authority (`host:port`), h2c with prior
@@ -25,6 +26,8 @@ public final class GRPCConnectionPool: Sendable {
         /// pile up connections and pool entries.
         public var idleTimeout: Duration = .seconds(60)
         public var session = H2ClientSession.Configuration()
+        /// The client TLS context of `grpcs://` calls (trust roots, ALPN `h2`); nil: such calls fail.
+        public var tls: NIOSSLContext?
         public init() {}
     }
 
@@ -89,14 +92,22 @@ public final class GRPCConnectionPool: Sendable {
     /// (UNAVAILABLE, DEADLINE_EXCEEDED, …) like any other gRPC failure. Cancelling the calling
     /// task resets the stream and returns CANCELLED.
     public func unary(
-        authority: String, path: String, metadata: [(String, String)] = [], message: [UInt8], timeout: Duration?
+        authority: String, path: String, metadata: [(String, String)] = [], message: [UInt8], timeout: Duration?, tls: Bool = false
     ) async -> GRPCCallResult {
-        var result = await attempt(authority: authority, path: path, metadata: metadata, message: message, timeout: timeout)
+        let target = Target(authority: authority, tls: tls)
+        var result = await attempt(target, path: path, metadata: metadata, message: message, timeout: timeout)
         if result.isTransparentlyRetryable {
             logger.debug("retrying call that never reached the server", metadata: ["authority": "\(authority)", "path": "\(path)"])
-            result = await attempt(authority: authority, path: path, metadata: metadata, message: message, timeout: timeout)
+            result = await attempt(target, path: path, metadata: metadata, message: message, timeout: timeout)
         }
         return result
+    }
+
+    /// Where a connection goes: an authority, over TLS or not. Its key tells the two apart in the pool.
+    private struct Target {
+        var authority: String
+        var tls: Bool
+        var key: String { tls ? "grpcs://" + authority : authority }
     }
 
     /// Closes every connection (calls in flight fail with UNAVAILABLE); later calls fail too.
@@ -115,9 +126,10 @@ public final class GRPCConnectionPool: Sendable {
     // MARK: - Internals
 
     private func attempt(
-        authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Duration?
+        _ target: Target, path: String, metadata: [(String, String)], message: [UInt8], timeout: Duration?
     ) async -> GRPCCallResult {
-        guard let connection = checkout(authority) else {
+        let authority = target.authority
+        guard let connection = checkout(target) else {
             return GRPCCallResult(status: GRPCStatus(.unavailable, "connection pool is shut down"))
         }
         defer { checkin(connection) }
@@ -180,8 +192,9 @@ public final class GRPCConnectionPool: Sendable {
         state.withLock { $0.authorities[authority, default: []].filter { $0.usable.load(ordering: .relaxed) }.map(\.eventLoop) }
     }
 
-    /// Picks (or starts) a connection for `authority` and counts the call against it.
-    private func checkout(_ authority: String) -> PooledConnection? {
+    /// Picks (or starts) a connection for `target` and counts the call against it.
+    private func checkout(_ target: Target) -> PooledConnection? {
+        let authority = target.key
         let here = MultiThreadedEventLoopGroup.currentEventLoop
         let (picked, isNew) = state.withLock { state -> (PooledConnection?, Bool) in
             guard !state.isShutdown else { return (nil, false) }
@@ -218,7 +231,7 @@ public final class GRPCConnectionPool: Sendable {
             state.authorities[authority] = list
             return (connection, true)
         }
-        if let picked, isNew { connect(picked, authority: authority) }
+        if let picked, isNew { connect(picked, to: target) }
         return picked
     }
 
@@ -231,11 +244,22 @@ public final class GRPCConnectionPool: Sendable {
         connection.usable.store(false, ordering: .relaxed)
     }
 
-    private func connect(_ connection: PooledConnection, authority: String) {
+    private func connect(_ connection: PooledConnection, to target: Target) {
+        let authority = target.authority
         guard let (host, port) = Self.splitAuthority(authority) else {
             connection.promise.fail(GRPCStatus(.unavailable, "bad authority '\(authority)'"))
             return
         }
+        var tls: NIOSSLContext?
+        if target.tls {
+            guard let context = configuration.tls else {
+                connection.promise.fail(GRPCStatus(.unavailable, "grpcs:// to \(authority): no TLS client configuration"))
+                return
+            }
+            tls = context
+        }
+        // SNI and name checks use the host name; an IP literal is checked against the certificate's IP addresses.
+        let serverHostname = Self.isIPLiteral(host) ? nil : host
         let sessionConfig = configuration.session
         let logger = self.logger
         let bootstrap = ClientBootstrap(group: connection.promise.futureResult.eventLoop)
@@ -243,6 +267,9 @@ public final class GRPCConnectionPool: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+                    }
                     let session = try H2ClientSession(authority: authority, configuration: sessionConfig, logger: logger)
                     let handler = GRPCClientChannelHandler(session: session, logger: logger) { [connection] in
                         connection.usable.store(false, ordering: .relaxed)
@@ -252,6 +279,10 @@ public final class GRPCConnectionPool: Sendable {
                 }
             }
         connection.promise.completeWith(bootstrap.connect(host: host, port: port))
+    }
+
+    static func isIPLiteral(_ host: String) -> Bool {
+        host.contains(":") || host.utf8.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: ".") }
     }
 
     /// `host:port`, `[v6]:port`.

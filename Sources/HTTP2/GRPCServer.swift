@@ -2,6 +2,7 @@ import EventLoopSupport
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A plaintext (h2c, prior knowledge) gRPC server. Each unary request goes to one async handler;
@@ -26,6 +27,8 @@ public final class GRPCServer: Sendable {
         /// Most connections open at once; past it a new one gets GOAWAY (ENHANCE_YOUR_CALM, with the reason as
         /// debug data) and is closed (`MaxConnections`).
         public var maxConnections = 4096
+        /// When set, connections speak HTTP/2 over TLS (its configuration should offer ALPN `h2`).
+        public var tls: NIOSSLContext?
         /// A connection with no open stream and nothing received for this long gets GOAWAY and is closed
         /// (nil: never).
         public var idleTimeout: Duration? = .seconds(60)
@@ -83,6 +86,7 @@ public final class GRPCServer: Sendable {
                         try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(refusal: tooManyConnections))
                         return
                     }
+                    if let tls = configuration.tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     let session = try H2ServerSession(configuration: sessionConfiguration, logger: logger)
                     let handler = GRPCServerChannelHandler(
                         session: session, handler: handler, streamHandlers: streamHandlers, shutdownGracePeriod: grace,

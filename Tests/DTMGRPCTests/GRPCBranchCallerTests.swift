@@ -11,12 +11,15 @@ final class RecordingTransport: GRPCUnaryTransport {
         var metadata: [String]
         var message: [UInt8]
         var timeout: Double
+        var tls: Bool
     }
     let outcome: GRPCCallOutcome
     let calls = Mutex<[Call]>([])
     init(_ outcome: GRPCCallOutcome) { self.outcome = outcome }
-    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double) async -> GRPCCallOutcome {
-        calls.withLock { $0.append(Call(authority: authority, path: path, metadata: metadata.map { "\($0.0)=\($0.1)" }, message: message, timeout: timeout)) }
+    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallOutcome {
+        calls.withLock {
+            $0.append(Call(authority: authority, path: path, metadata: metadata.map { "\($0.0)=\($0.1)" }, message: message, timeout: timeout, tls: tls))
+        }
         return outcome
     }
 }
@@ -37,6 +40,21 @@ struct GRPCBranchCallerTests {
         #expect(c.metadata == ["dtm-gid=g1", "dtm-trans_type=saga", "dtm-branch_id=02", "dtm-op=action", "dtm-dtm=", "test_header=yes"])
         #expect(c.message == [1, 2, 3])
         #expect(c.timeout == 3)
+        #expect(!c.tls)
+    }
+
+    @Test("grpcs:// is HTTP/2 over TLS to the same authority; grpc:// is the same as no scheme")
+    func schemes() async {
+        let t = RecordingTransport(.status(code: 0, message: ""))
+        var c = call
+        c.url = "grpcs://Busi.Example:443/busi.Busi/TransIn"
+        #expect(await GRPCBranchCaller(transport: t).call(c) == .success)
+        c.url = "grpc://127.0.0.1:1/busi.Busi/TransIn"
+        #expect(await GRPCBranchCaller(transport: t).call(c) == .success)
+        let calls = t.calls.withLock { $0 }
+        #expect(calls.map(\.authority) == ["busi.example:443", "127.0.0.1:1"])
+        #expect(calls.map(\.tls) == [true, false])
+        #expect(calls.map(\.path) == ["/busi.Busi/TransIn", "/busi.Busi/TransIn"])
     }
 
     @Test("status mapping: ABORTED is FAILURE (legacy ONGOING message), FAILED_PRECONDITION is ONGOING, the rest retries")

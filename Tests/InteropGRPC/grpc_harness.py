@@ -283,7 +283,8 @@ class GrpcBranchService:
     recorded and answered UNIMPLEMENTED, as a real server would. None = implement every service.
     """
 
-    def __init__(self, label="busi", services=None, max_workers=16):
+    def __init__(self, label="busi", services=None, max_workers=16, tls=None):
+        """``tls``: (private key PEM bytes, certificate chain PEM bytes) to serve over TLS (``grpcs://`` URLs)."""
         self.label = label
         self.services = set(services) if services is not None else None
         self._lock = threading.Lock()
@@ -294,7 +295,10 @@ class GrpcBranchService:
             handlers=[_AnyMethodHandler(self)],
             options=[("grpc.so_reuseport", 0)],
         )
-        self.port = self.server.add_insecure_port("%s:0" % LOOPBACK)
+        if tls is None:
+            self.port = self.server.add_insecure_port("%s:0" % LOOPBACK)
+        else:
+            self.port = self.server.add_secure_port("%s:0" % LOOPBACK, grpc.ssl_server_credentials([tls]))
         if not self.port:
             raise RuntimeError("could not bind a gRPC branch service on %s" % LOOPBACK)
         self.target = "%s:%d" % (LOOPBACK, self.port)

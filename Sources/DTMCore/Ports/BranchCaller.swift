@@ -45,8 +45,9 @@ public protocol BranchCaller: Sendable {
 }
 
 /// Chooses the transport for a call exactly as DTM does (spec §7.1): an empty URL succeeds without a call;
-/// a trans with protocol `http`, or a URL starting with http:// or https://, goes over HTTP; everything else
-/// is a gRPC target `host:port/pkg.Service/Method`. With an allow-list, a URL it does not allow is not called:
+/// a `grpc://` or `grpcs://` URL goes over gRPC (ours: DTM has no such schemes); a trans with protocol `http`, or a
+/// URL starting with http:// or https://, goes over HTTP; everything else is a gRPC target
+/// `host:port/pkg.Service/Method`. With an allow-list, a URL it does not allow is not called:
 /// the call is an error, retried with back-off (the list may have changed since the transaction was stored).
 public struct BranchCallRouter: BranchCaller {
     public let http: any BranchCaller
@@ -64,6 +65,8 @@ public struct BranchCallRouter: BranchCaller {
         if let allowList {
             do throws(DTMError) { try allowList.check(call.url, field: "branch \(call.branchID) \(call.op)") } catch { return .error(error.description) }
         }
+        // A gRPC scheme names its transport whatever the transaction's protocol (an HTTP client cannot call it).
+        if call.url.hasPrefix("grpcs://") || call.url.hasPrefix("grpc://") { return await grpc.call(call) }
         if call.transProtocol == TransProtocol.http || call.url.hasPrefix("http://") || call.url.hasPrefix("https://") {
             return await http.call(call)
         }
