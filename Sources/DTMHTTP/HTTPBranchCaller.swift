@@ -108,7 +108,7 @@ public struct HTTPBranchCaller: BranchCaller {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         for (name, value) in call.headers { headers.replaceOrAdd(name: name, value: value) }
-        let timeout = TimeAmount.milliseconds(Int64(call.timeout * 1000))
+        let timeout = TimeAmount.milliseconds(Saturating.int64(clamping: call.timeout * 1000))
         let method: HTTPMethod = body == nil ? .GET : .POST
         do {
             if let pool = plainHTTP, let target = HTTP1Target(url),

@@ -539,3 +539,36 @@ def test_metrics_labels_cannot_be_added_by_requests(server):
     metrics = requests.get(server.base_url + "/api/metrics", timeout=5).text
     assert "nonsense" not in metrics and "x3" not in metrics
     assert 'api="other"' in metrics
+
+
+def test_grpc_submissions_with_extreme_numbers_are_invalid_arguments(server, busi, pb):
+    import grpc
+
+    from conftest import dtm_stub
+
+    with dtm_stub(server, pb) as stub:
+        for options, problem in (
+            ({"timeout_to_fail": -1}, "timeout_to_fail"),
+            ({"retry_interval": MAX_SECONDS + 1}, "retry_interval"),
+            ({"request_timeout": INT64_MIN}, "request_timeout"),
+            ({"retry_limit": -5}, "retry_limit"),
+        ):
+            gid = _gid("grpc-opt")
+            request = pb.DtmRequest(
+                Gid=gid, TransType="saga", Steps=json.dumps([{"action": busi.url("TransIn"), "compensate": ""}]),
+                BinPayloads=[b"{}"], TransOptions=pb.DtmTransOptions(
+                    TimeoutToFail=options.get("timeout_to_fail", 0), RetryInterval=options.get("retry_interval", 0),
+                    RequestTimeout=options.get("request_timeout", 0), RetryLimit=options.get("retry_limit", 0)))
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Submit(request, timeout=5)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert problem in refused.value.details()
+            assert server.query(gid)["transaction"] is None
+        gid = _gid("grpc-delay")
+        request = pb.DtmRequest(
+            Gid=gid, TransType="msg", Steps=json.dumps([{"action": busi.url("TransIn")}]), BinPayloads=[b"{}"],
+            CustomedData=json.dumps({"delay": 10000000000000}))
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Submit(request, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _assert_up(server)
