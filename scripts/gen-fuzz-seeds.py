@@ -117,6 +117,20 @@ write(P, "topics", record(m("Subscribe"), topic_request("t1", busi + "TransIn", 
       + record(m("Submit"), dtm_request("g-msg-2", "msg", [{"action": "topic://t1"}], payloads=[b"y"]))
       + record(m("Unsubscribe"), topic_request("t1", busi + "TransIn"))
       + record(m("DeleteTopic"), topic_request("t1", "")))
+# Numbers at and past every limit: the harness then drives the stored transactions through the cron path.
+INT64_MAX, INT64_MIN, MAX_SECONDS = (1 << 63) - 1, -(1 << 63), 3153600000
+write(P, "extremes-saga-msg-tcc",
+      record(m("Submit"), dtm_request("g-x-1", "saga", saga_steps[:1], payloads=[b"{}"], timeout_to_fail=MAX_SECONDS,
+                                      retry_interval=MAX_SECONDS, retry_limit=INT64_MAX))
+      + record(m("Submit"), dtm_request("g-x-2", "saga", [{"action": busi + "Transerr", "compensate": ""}], payloads=[b"{}"],
+                                        retry_interval=INT64_MAX, retry_limit=INT64_MIN))
+      + record(m("Submit"), dtm_request("g-x-3", "msg", [{"action": busi + "TransIn"}], payloads=[b"x"],
+                                        custom=json.dumps({"delay": MAX_SECONDS})))
+      + record(m("Submit"), dtm_request("g-x-4", "msg", [{"action": busi + "TransIn"}], payloads=[b"x"],
+                                        custom=json.dumps({"delay": 10000000000000})))
+      + record(m("Prepare"), dtm_request("g-x-5", "tcc", timeout_to_fail=INT64_MIN))
+      + record(m("Prepare"), dtm_request("g-x-6", "msg", [{"action": busi + "TransIn"}], payloads=[b"x"],
+                                         query_prepared=busi + "Queryongoing", timeout_to_fail=1)))
 write(P, "newgid-health", record(m("NewGid"), b"") + record(METHODS.index("/grpc.health.v1.Health/Check"), b""))
 
 # --- JSON -------------------------------------------------------------------------------------------
@@ -156,6 +170,18 @@ write(J, "msg-prepare-submit-query", r("prepare", {
       + r("submit", {"gid": "g-msg-1", "trans_type": "msg", "steps": [{"action": http + "TransIn"}], "payloads": ["x"]})
       + r("all?", "limit=10&status=submitted&createTimeStart=1") + r("forceStop", {"gid": "g-msg-1"})
       + r("resetNextCronTime", {"gid": "g-msg-1"}) + r("resetCronTime?", "timeout=10&limit=5"))
+write(J, "extremes-options-and-queries", r("submit", {
+    "gid": "g-x-1", "trans_type": "saga", "timeout_to_fail": 3153600000, "retry_interval": 3153600000,
+    "request_timeout": 3153600000, "retry_limit": 9223372036854775807,
+    "steps": [{"action": http + "Transerr", "compensate": http + "TransOutRevert"}], "payloads": ["{}"]})
+      + r("submit", {"gid": "g-x-2", "trans_type": "msg", "custom_data": '{"delay":10000000000000}',
+                     "steps": [{"action": http + "TransIn"}], "payloads": ["x"]})
+      + r("submit", {"gid": "g-x-3", "trans_type": "msg", "custom_data": '{"delay":3153600000}',
+                     "steps": [{"action": http + "TransIn"}], "payloads": ["x"]})
+      + r("prepare", {"gid": "g-x-4", "trans_type": "tcc", "timeout_to_fail": -9223372036854775808})
+      + r("resetCronTime?", "timeout=10000000000000&limit=99999999999999999999")
+      + r("all?", "createTimeStart=10000000000000000&createTimeEnd=-1&limit=100000&position=-1")
+      + r("scanKV?", "cat=topics&limit=9223372036854775807&position=9223372036854775807"))
 write(J, "workflow", r("prepareWorkflow", {"gid": "g-wf-1", "trans_type": "workflow", "req_extra": {"a": "b"}})
       + r("registerBranch", {"gid": "g-wf-1", "trans_type": "workflow", "branch_id": "01", "op": "action",
                              "status": "succeed"})

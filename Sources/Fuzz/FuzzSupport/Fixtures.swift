@@ -2,14 +2,18 @@ import DTMCore
 import DTMHTTP
 import Dispatch
 import Logging
+import Synchronization
 
 /// What the request harnesses share: a fixed clock, a branch caller answering from the URL, an in-memory
 /// coordinator without background rounds, and the record format of their inputs.
 enum Fixtures {
     static let quiet = Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    struct FixedClock: CoordinatorClock {
-        func now() -> Timestamp { Timestamp(microseconds: 1_700_000_000_000_000) }
+    /// A clock that stands still until the harness moves it (`advance`).
+    final class SteppedClock: CoordinatorClock {
+        private let current = Mutex(Timestamp(microseconds: 1_700_000_000_000_000))
+        func now() -> Timestamp { current.withLock { $0 } }
+        func advance(_ seconds: Double) { current.withLock { $0 = $0.adding(seconds: seconds) } }
         func sleep(seconds: Double) async throws { throw CancellationError() }
     }
 
@@ -25,11 +29,32 @@ enum Fixtures {
 
     /// A fresh in-memory coordinator; background rounds are off (maxInflightRounds 0), so only wait_result
     /// rounds run, inline.
-    static func coordinator() -> Coordinator {
+    static func coordinator(clock: SteppedClock = SteppedClock()) -> Coordinator {
         var config = EngineConfig()
         config.maxInflightRounds = 0
         return Coordinator(context: ProcessingContext(
-            store: InMemoryStore(), caller: URLScriptedCaller(), clock: FixedClock(), coding: JSONTextCoding(), config: config, logger: quiet))
+            store: InMemoryStore(), caller: URLScriptedCaller(), clock: clock, coding: JSONTextCoding(), config: config, logger: quiet))
+    }
+
+    /// After the requests, what the stored transactions do over time: the cron path claims and processes them as
+    /// the clock moves a minute, a day, then 200 years (which saturates), and finally with the due line at the end
+    /// of time, so that every stored number reaches the scheduling arithmetic. Returns broken invariants.
+    static func driveStoredTransactions(_ coordinator: Coordinator, clock: SteppedClock) async -> [String] {
+        for step in [0, 60, 86_400, 200 * 365 * 86_400.0] {
+            clock.advance(step)
+            await coordinator.cronOnce()
+        }
+        for _ in 0..<2 { await coordinator.cronOnce(expireIn: .greatestFiniteMagnitude) }
+        var problems: [String] = []
+        let store = coordinator.context.store
+        guard let (rows, _) = try? await store.scan(position: nil, limit: 10_000, filter: TransactionFilter()) else {
+            return ["the store cannot be scanned"]
+        }
+        for t in rows where t.transType == .saga && t.status == .succeed {
+            let branches = (try? await store.branches(gid: t.gid)) ?? []
+            if branches.contains(where: { $0.status == .failed }) { problems.append("saga \(t.gid) succeeded with a failed branch") }
+        }
+        return problems
     }
 
     /// Up to `max` records `selector byte, 2-byte big-endian length, body`; the last record takes what is left

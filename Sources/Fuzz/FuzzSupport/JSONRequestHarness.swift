@@ -6,7 +6,8 @@ import DTMHTTP
 ///
 /// Input: up to 8 records `route byte, u16 length, body` (`Fixtures.records`), each input on a fresh
 /// in-memory coordinator (`Fixtures.coordinator`). Every answer must be an HTTP status, and every body the JSON
-/// fast path decodes must decode to the same request with JSONDecoder.
+/// fast path decodes must decode to the same request with JSONDecoder. Then the stored transactions are driven
+/// through the cron path over a clock moved up to the end of time (`Fixtures.driveStoredTransactions`).
 public enum JSONRequestHarness {
     /// (method, path; a path ending in "?" or "/" gets the body appended instead of sending it).
     static let routes: [(String, String)] = [
@@ -27,7 +28,9 @@ public enum JSONRequestHarness {
             }
             return (method, path, record.body)
         }
-        let router = APIRouter(coordinator: Fixtures.coordinator(), version: "fuzz", logger: Fixtures.quiet)
+        let clock = Fixtures.SteppedClock()
+        let coordinator = Fixtures.coordinator(clock: clock)
+        let router = APIRouter(coordinator: coordinator, version: "fuzz", logger: Fixtures.quiet)
         var statuses: [Int] = []
         var problems: [String] = []
         for (method, uri, body) in calls {
@@ -36,6 +39,7 @@ public enum JSONRequestHarness {
             if !(200..<600).contains(status) { problems.append("\(method) \(uri): status \(status)") }
             statuses.append(status)
         }
+        problems += await Fixtures.driveStoredTransactions(coordinator, clock: clock)
         return (statuses, problems)
     }
 }

@@ -6,7 +6,8 @@ import DTMGRPC
 /// Input: up to 8 records `method byte, u16 length, message` (`Fixtures.records`). Each input gets a fresh
 /// in-memory coordinator (`Fixtures.coordinator`), so a Prepare can be followed by a RegisterBranch and an
 /// Abort. Every message that decodes as a DtmRequest or DtmBranchRequest must survive encode → decode
-/// unchanged, and a reply that is not OK carries no payload.
+/// unchanged, and a reply that is not OK carries no payload. Then the stored transactions are driven through the
+/// cron path over a clock moved up to the end of time (`Fixtures.driveStoredTransactions`).
 public enum ProtoRequestHarness {
     public static let methods = DtmService.methods.sorted() + ["/dtmgimp.Dtm/Unknown"]
 
@@ -14,13 +15,16 @@ public enum ProtoRequestHarness {
     public static func run(_ input: [UInt8]) async -> (codes: [StatusMapping.Code], problems: [String]) {
         let calls = Fixtures.records(input).map { (methods[Int($0.selector) % methods.count], $0.body) }
         var problems = calls.flatMap { roundTripProblems($0.1) }
-        let service = DtmService(coordinator: Fixtures.coordinator(), logger: Fixtures.quiet)
+        let clock = Fixtures.SteppedClock()
+        let coordinator = Fixtures.coordinator(clock: clock)
+        let service = DtmService(coordinator: coordinator, logger: Fixtures.quiet)
         var codes: [StatusMapping.Code] = []
         for (method, message) in calls {
             let reply = await service.handle(method: method, message: message)
             if reply.code != .ok && !reply.payload.isEmpty { problems.append("\(method): \(reply.code) with a payload") }
             codes.append(reply.code)
         }
+        problems += await Fixtures.driveStoredTransactions(coordinator, clock: clock)
         return (codes, problems)
     }
 
