@@ -5,8 +5,9 @@ import Synchronization
 /// DTM's metrics (spec §13) in a Prometheus registry, exposed as text at `/api/metrics`.
 ///
 /// Metric objects are cached per label set so that the hot path does one dictionary lookup, not a registry
-/// lookup. The `api` label is the last path segment without the query string (DTM includes the query, which
-/// makes the label unbounded; spec §17.40).
+/// lookup. Every label value comes from a fixed set, so that no client can grow the registry: the `api` label is
+/// a known route or `other` (DTM uses the path with its query, an unbounded set; spec §17.40), and the branch
+/// metric has no `branchid` label (DTM's is whatever the client sent).
 public final class DTMMetrics: ProcessingObserver {
     public enum APIType: String, Sendable { case http, grpc }
 
@@ -21,7 +22,10 @@ public final class DTMMetrics: ProcessingObserver {
     private static let apiDurationLabels = ["type", "api"]
     private static let roundLabels = ["model", "status"]
     private static let modelLabel = ["model"]
-    private static let branchLabels = ["model", "branchid", "branchtype", "status"]
+    private static let branchLabels = ["model", "branchtype", "status"]
+    private static let branchOps: Set<String> = [
+        BranchOp.action, BranchOp.compensate, BranchOp.confirm, BranchOp.cancel, BranchOp.commit, BranchOp.rollback, BranchOp.msg,
+    ]
     private struct Cache {
         var counters: [Key: Counter] = [:]
         var histograms: [Key: ValueHistogram] = [:]
@@ -45,9 +49,10 @@ public final class DTMMetrics: ProcessingObserver {
         histogram(Key(name: "dtm_transaction_handled_duration", v0: transType.rawValue), Self.modelLabel).record(secondsSinceCreate)
     }
 
-    public func branchFinished(transType: TransType, branchID: String, op: String, succeeded: Bool) {
+    public func branchFinished(transType: TransType, op: String, succeeded: Bool) {
+        let branchType = Self.branchOps.contains(op) ? op : "other"
         counter(
-            Key(name: "dtm_branch_process_total", v0: transType.rawValue, v1: branchID, v2: op, v3: succeeded ? "ok" : "fail"),
+            Key(name: "dtm_branch_process_total", v0: transType.rawValue, v1: branchType, v2: succeeded ? "ok" : "fail"),
             Self.branchLabels
         ).increment()
     }

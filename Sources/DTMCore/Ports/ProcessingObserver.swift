@@ -4,5 +4,5 @@ public protocol ProcessingObserver: Sendable {
     /// A processing round ended; `failed` when it returned an error (`dtm_transaction_process_total`).
     func roundFinished(transType: TransType, failed: Bool, secondsSinceCreate: Double)
     /// A branch call was recorded; `succeeded` when the branch is now `succeed` (`dtm_branch_process_total`).
-    func branchFinished(transType: TransType, branchID: String, op: String, succeeded: Bool)
+    func branchFinished(transType: TransType, op: String, succeeded: Bool)
 }

@@ -103,7 +103,7 @@ public final class TransactionRound {
             branches[index].updateTime = at
         }
 
-        context.observer?.branchFinished(transType: transaction.transType, branchID: branch.branchID, op: branch.op, succeeded: outcome == .succeeded)
+        context.observer?.branchFinished(transType: transaction.transType, op: branch.op, succeeded: outcome == .succeeded)
         switch outcome {
         case .succeeded, .failed:
             if context.logger.logLevel <= .debug {
