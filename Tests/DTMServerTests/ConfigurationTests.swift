@@ -1,0 +1,63 @@
+@testable import DTMServer
+import Testing
+
+@Suite("configuration")
+struct ConfigurationTests {
+    private func load(_ environment: [String: String]) throws -> Configuration {
+        try Configuration.load(file: nil, environment: environment)
+    }
+
+    private func refusal(_ environment: [String: String]) -> String {
+        do {
+            _ = try load(environment)
+            return ""
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test("defaults load; every integer key is range-checked and the message names the key and the range")
+    func ranges() throws {
+        let c = try load([:])
+        #expect(c.engine.maxRequestTimeout == 60 && c.engine.roundTimeout == 120 && c.http.maxConnections == 4096)
+        #expect(refusal(["HTTP_PORT": "70000"]).contains("HttpPort: 70000 is out of range; it must be between 0 and 65535"))
+        #expect(refusal(["RETRY_INTERVAL": "99999999999999"]).contains("RetryInterval"))
+        #expect(refusal(["TIMEOUT_TO_FAIL": "99999999999999999999"]).contains("TimeoutToFail: '99999999999999999999' is not an integer"))
+        #expect(refusal(["CRON_CONCURRENCY": "0"]).contains("CronConcurrency"))
+        #expect(refusal(["MAX_CONNECTIONS": "-1"]).contains("MaxConnections"))
+        #expect(refusal(["ALERT_RETRY_LIMIT": "63"]).contains("AlertRetryLimit"))
+        #expect(refusal(["MAX_RETRY_INTERVAL": "-1"]).contains("MaxRetryInterval"))
+        #expect(refusal(["REQUEST_TIMEOUT": "61"]).contains("must not be more than MaxRequestTimeout"))
+        #expect(try load(["REQUEST_TIMEOUT": "61", "MAX_REQUEST_TIMEOUT": "120"]).engine.requestTimeout == 61)
+        #expect(refusal(["TLS_CERT_FILE": "/x.pem"]).contains("TLSCertFile and TLSKeyFile must be set together"))
+        #expect(refusal(["BRANCH_HOST_ALLOW_LIST": "ok.example, user@evil"]).contains("BranchHostAllowList entry 'user@evil'"))
+        #expect(refusal(["TLS_CERT_FILE": "/nonexistent.pem", "TLS_KEY_FILE": "/nonexistent.key"]) == "")  // files are read at start-up
+    }
+
+    @Test("environment variable names: DTM's rule, acronyms end before the next word")
+    func environmentNames() {
+        #expect(ConfigurationKeys.environmentName("Store.MaxOpenConns") == "STORE_MAX_OPEN_CONNS")
+        #expect(ConfigurationKeys.environmentName("MicroService.EndPoint") == "MICRO_SERVICE_END_POINT")
+        #expect(ConfigurationKeys.environmentName("TLSCertFile") == "TLS_CERT_FILE")
+        #expect(ConfigurationKeys.environmentName("TLSKeyFile") == "TLS_KEY_FILE")
+        #expect(ConfigurationKeys.environmentName("BranchTLSCAFile") == "BRANCH_TLS_CA_FILE")
+        #expect(ConfigurationKeys.environmentName("HttpPort") == "HTTP_PORT")
+        #expect(ConfigurationKeys.environmentName("UpdateBranchAsyncGoroutineNum") == "UPDATE_BRANCH_ASYNC_GOROUTINE_NUM")
+    }
+
+    @Test("TLS files that cannot be read stop start-up naming the key")
+    func tlsFiles() {
+        var c = Configuration()
+        c.tlsCertFile = "/nonexistent/cert.pem"
+        c.tlsKeyFile = "/nonexistent/key.pem"
+        #expect(throws: Configuration.Invalid.self) { try TLSSetup(c) }
+        do {
+            _ = try TLSSetup(c)
+        } catch {
+            #expect("\(error)".hasPrefix("TLSCertFile:"))
+        }
+        var branch = Configuration()
+        branch.branchTLSCAFile = "/nonexistent/ca.pem"
+        #expect(throws: Configuration.Invalid.self) { try TLSSetup(branch) }
+    }
+}
