@@ -48,6 +48,12 @@ struct SafetyPolicyTests {
         r.options.branchHeaders = ["": "x"]
         await #expect(throws: DTMError.invalidArgument("branch_headers: a header name is empty")) { try await h.coordinator.submit(r) }
         #expect(try await h.status("bh1") == nil)
+        r.options.branchHeaders = Dictionary(uniqueKeysWithValues: (0..<65).map { ("h\($0)", "v") })
+        await #expect(throws: DTMError.invalidArgument("branch_headers has 65 entries; the limit is 64")) { try await h.coordinator.submit(r) }
+        r.options.branchHeaders = ["big": String(repeating: "v", count: 16 * 1024)]
+        await #expect(throws: DTMError.invalidArgument("branch_headers hold 16387 bytes; the limit is 16384")) {
+            try await h.coordinator.submit(r)
+        }
         r.options.branchHeaders = ["X-Ok": "a\tb ü", "authorization": "Bearer x"]
         try await h.coordinator.submit(r)
         #expect(try await h.status("bh1") != nil)

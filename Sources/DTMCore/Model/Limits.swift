@@ -16,6 +16,10 @@ public struct Limits: Sendable, Equatable {
     /// Largest `timeout_to_fail`, `retry_interval` and `request_timeout`, seconds (100 years): larger ones
     /// overflowed the microsecond and millisecond arithmetic of cron times and branch call deadlines.
     public var maxOptionSeconds: Int64 = 100 * 365 * 24 * 3600
+    /// Most `branch_headers`, and their bytes (names and values): every branch call carries them, and a gRPC
+    /// peer refuses metadata past 16 KiB anyway.
+    public var maxBranchHeaders = 64
+    public var maxBranchHeaderBytes = 16 * 1024
     /// Most subscribers of one topic.
     public var maxSubscribersPerTopic = 1000
     /// Longest topic name and subscriber remark (DTM's `kv.k` is varchar(128)).
@@ -64,8 +68,16 @@ public struct Limits: Sendable, Equatable {
             try checkSeconds(value, name)
         }
         if options.retryLimit < 0 { throw .invalidArgument("retry_limit is \(options.retryLimit); it must not be negative") }
+        if options.branchHeaders.count > maxBranchHeaders {
+            throw .invalidArgument("branch_headers has \(options.branchHeaders.count) entries; the limit is \(maxBranchHeaders)")
+        }
+        var bytes = 0
         for (name, value) in options.branchHeaders {
             if let problem = Limits.headerProblem(name: name, value: value) { throw .invalidArgument("branch_headers: \(problem)") }
+            bytes += name.utf8.count + value.utf8.count
+        }
+        if bytes > maxBranchHeaderBytes {
+            throw .invalidArgument("branch_headers hold \(bytes) bytes; the limit is \(maxBranchHeaderBytes)")
         }
     }
 
