@@ -17,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
 
 # System packages: C libraries wrapped by the package, protobuf-c's compiler, tools the tests use.
 packages=(libsqlite3-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libmimalloc-dev pkg-config
-          python3 python3-venv python3-pip nghttp2-client curl ca-certificates sqlite3)
+          python3 python3-venv python3-pip nghttp2-client curl ca-certificates sqlite3 openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

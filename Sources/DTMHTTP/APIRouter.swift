@@ -47,7 +47,7 @@ public struct APIRouter: Sendable {
             response = await respond(method: method, uri: uri, body: body, revealSecrets: access.revealsSecrets(authorization: authorization))
         }
         if let metrics {
-            let api = Self.metricsLabel(method: method, path: path)
+            let api = Self.metricsLabel(path: path)
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             metrics.apiCall(type: .http, api: api, failed: response.status >= 400, seconds: seconds)
@@ -57,7 +57,7 @@ public struct APIRouter: Sendable {
 
     /// The metrics label `api`: the route's name for known routes, `other` for anything else, so that no request
     /// can add a label value (DTM uses the raw path, an unbounded set).
-    static func metricsLabel(method: String, path: Substring) -> String {
+    static func metricsLabel(path: Substring) -> String {
         if path == "/api/ping" { return "ping" }
         if path == "/api/metrics" { return "metrics" }
         if path == "/api/json-rpc" { return "json-rpc" }

@@ -51,7 +51,7 @@ public enum DTMServerApp {
         }
         let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, access: access, logger: logger)
         let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, tls: tls.http, logger: logger)
-        /// The clients and the store, closed once whichever way the server ends.
+        // The clients and the store, closed once whichever way the server ends.
         func closeClients() async {
             try? await httpClient.shutdown()
             plainHTTP.shutdown()

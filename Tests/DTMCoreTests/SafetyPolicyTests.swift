@@ -125,4 +125,25 @@ struct SafetyPolicyTests {
         await #expect(throws: DTMError.self) { try await h.coordinator.queryKV(cat: "", key: "") }
         #expect(try await h.coordinator.queryKV(cat: "topics", key: "t").count == 1)
     }
+
+    @Test("retry_limit: above 100 refused at submit; a stored larger value is capped, so a round cannot hammer a branch")
+    func retryLimitCap() async throws {
+        let h = Harness(config: EngineConfig())
+        await #expect(throws: DTMError.invalidArgument("retry_limit is 101; it must be between 0 and 100")) {
+            try await h.coordinator.submit(h.saga("rl1", steps: 1) { $0.options.retryLimit = 101 })
+        }
+        // As an older version could have stored it; the manual clock stands still, so only the cap ends the round.
+        var t = GlobalTransaction(gid: "rl2", transType: .saga, status: .submitted, createTime: h.clock.now())
+        t.options.retryLimit = Int64.max
+        t.nextCronTime = h.clock.now()
+        let rows = [
+            Branch(gid: "rl2", url: "c1", binData: [], branchID: "01", op: BranchOp.compensate, createTime: h.clock.now()),
+            Branch(gid: "rl2", url: "a1", binData: [], branchID: "01", op: BranchOp.action, createTime: h.clock.now()),
+        ]
+        _ = try await h.store.saveNew(t, branches: rows)
+        for _ in 0..<200 { h.caller.script("a1", .error("down")) }
+        await h.coordinator.cronOnce()
+        #expect(h.caller.calls.filter { $0.url == "a1" }.count == 101)
+        #expect(try await h.status("rl2") == .failed)
+    }
 }

@@ -16,6 +16,15 @@ struct JSONFuzzReplayTests {
         }
     }
 
+    /// Found by FuzzJSONRequest once it drove stored transactions: a saga with retry_limit Int64.max and a branch that
+    /// keeps failing retried at once for as long as the round's budget allowed (for ever on the harness's still
+    /// clock): one request, an unbounded number of branch calls. retry_limit is now at most 100.
+    @Test("regression: retry_limit Int64.max is refused, not an endless round")
+    func retryLimitEndlessRound() async throws {
+        let input = try FuzzCorpus.regression("FuzzJSONRequest", "retry-limit-endless-round")
+        #expect(await JSONRequestHarness.run(input).statuses == [400])
+    }
+
     /// Found while writing the fuzz harnesses: a submit with "retry_interval": Int64.max trapped in
     /// Timestamp.adding (next cron time in microseconds) and took the server down.
     @Test("regression: submit with retry_interval Int64.max is a 400 naming the option")

@@ -123,7 +123,7 @@ def test_msg_delay_is_validated_at_submit_and_nothing_is_stored(server, busi, cu
 
 @pytest.mark.parametrize("option", ["timeout_to_fail", "retry_interval", "request_timeout", "retry_limit"])
 def test_negative_and_oversized_options_are_refused(server, busi, option):
-    for value in (-1, MAX_SECONDS + 1) if option != "retry_limit" else (-1,):
+    for value in (-1, MAX_SECONDS + 1) if option != "retry_limit" else (-1, 101, INT64_MAX):
         gid = _gid("opt")
         r = requests.post(server.api + "/submit", json=_saga(busi, gid, ["TransIn"], **{option: value}), timeout=5)
         assert r.status_code == 400, r.text
@@ -145,7 +145,7 @@ def test_poison_transactions_never_stop_the_coordinator(tmp_path_factory, busi):
         gids = {}
         # Everything the API accepts at its limits.
         gids["saga"] = _gid("x-saga")
-        body = _saga(busi, gids["saga"], ["Broken"], retry_limit=INT64_MAX, branch_headers={"X-Long": "v" * 4000}, **extreme)
+        body = _saga(busi, gids["saga"], ["Broken"], retry_limit=100, branch_headers={"X-Long": "v" * 4000}, **extreme)
         assert requests.post(server.api + "/submit", json=body, timeout=10).status_code == 200
         gids["msg"] = _gid("x-msg")
         body = {
@@ -162,7 +162,7 @@ def test_poison_transactions_never_stop_the_coordinator(tmp_path_factory, busi):
         gids["tcc"] = _gid("x-tcc")
         assert requests.post(server.api + "/prepare", json={"gid": gids["tcc"], "trans_type": "tcc", **extreme}, timeout=10).status_code == 200
         # Rows as an older version or another program could have stored them: values the API refuses today.
-        raw = {name: _gid("raw-" + name) for name in ("delay", "interval", "created", "options", "orders", "type", "branch")}
+        raw = {name: _gid("raw-" + name) for name in ("delay", "interval", "created", "options", "orders", "type", "branch", "retries")}
         server.stop()
         db = sqlite3.connect(str(server.store_file))
         template = db.execute("SELECT * FROM trans_global WHERE gid = ?", (gids["saga"],)).fetchone()
@@ -186,6 +186,7 @@ def test_poison_transactions_never_stop_the_coordinator(tmp_path_factory, busi):
         insert(raw["created"], create_time=INT64_MIN, options=json.dumps({"timeout_to_fail": 1}))
         insert(raw["options"], options='{"timeout_to_fail": 1e300, "retry_interval": -5', next_cron_interval=-7)
         insert(raw["orders"], custom_data=json.dumps({"orders": {"9": [0]}, "concurrent": True}))
+        insert(raw["retries"], options=json.dumps({"retry_limit": INT64_MAX, "retry_count": INT64_MAX}))
         insert(raw["type"], trans_type="bogus")
         insert(raw["branch"])
         db.execute("UPDATE trans_branch_op SET status = 'weird' WHERE gid = ?", (raw["branch"],))

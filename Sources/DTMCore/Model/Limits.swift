@@ -16,6 +16,9 @@ public struct Limits: Sendable, Equatable {
     /// Largest `timeout_to_fail`, `retry_interval` and `request_timeout`, seconds (100 years): larger ones
     /// overflowed the microsecond and millisecond arithmetic of cron times and branch call deadlines.
     public var maxOptionSeconds: Int64 = 100 * 365 * 24 * 3600
+    /// Largest `retry_limit`: each retry is an immediate call in the same round, so a huge limit would make one
+    /// transaction hammer its branch for the whole round. Stored values above it are capped when used.
+    public var maxRetryLimit: Int64 = 100
     /// Most `branch_headers`, and their bytes (names and values): every branch call carries them, and a gRPC
     /// peer refuses metadata past 16 KiB anyway.
     public var maxBranchHeaders = 64
@@ -67,7 +70,9 @@ public struct Limits: Sendable, Equatable {
         ] {
             try checkSeconds(value, name)
         }
-        if options.retryLimit < 0 { throw .invalidArgument("retry_limit is \(options.retryLimit); it must not be negative") }
+        if options.retryLimit < 0 || options.retryLimit > maxRetryLimit {
+            throw .invalidArgument("retry_limit is \(options.retryLimit); it must be between 0 and \(maxRetryLimit)")
+        }
         if options.branchHeaders.count > maxBranchHeaders {
             throw .invalidArgument("branch_headers has \(options.branchHeaders.count) entries; the limit is \(maxBranchHeaders)")
         }

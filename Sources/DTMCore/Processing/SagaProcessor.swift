@@ -48,7 +48,7 @@ public struct SagaProcessor: ModeProcessor {
                     failureReason = reason
                     return false
                 case .ongoing, .error:
-                    let limit = round.transaction.options.retryLimit
+                    let limit = min(round.transaction.options.retryLimit, config.limits.maxRetryLimit)
                     guard limit > 0, round.transaction.status == .submitted else { return false }
                     if retries < limit {
                         retries += 1
