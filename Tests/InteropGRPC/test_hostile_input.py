@@ -145,7 +145,11 @@ def test_poison_transactions_never_stop_the_coordinator(tmp_path_factory, busi):
         gids = {}
         # Everything the API accepts at its limits.
         gids["saga"] = _gid("x-saga")
-        body = _saga(busi, gids["saga"], ["Broken"], retry_limit=100, branch_headers={"X-Long": "v" * 4000}, **extreme)
+        # The template of the raw rows below: it stays `submitted`, backing off, as its branch keeps failing.
+        body = _saga(busi, gids["saga"], ["Broken"], branch_headers={"X-Long": "v" * 4000}, **extreme)
+        assert requests.post(server.api + "/submit", json=body, timeout=10).status_code == 200
+        gids["retries"] = _gid("x-retries")
+        body = _saga(busi, gids["retries"], ["Broken"], retry_limit=100, **extreme)
         assert requests.post(server.api + "/submit", json=body, timeout=10).status_code == 200
         gids["msg"] = _gid("x-msg")
         body = {
@@ -212,6 +216,11 @@ def test_poison_transactions_never_stop_the_coordinator(tmp_path_factory, busi):
         log = server.stderr_path.read_text(errors="replace")
         assert raw["type"] in log and "cannot be processed" in log
         assert raw["branch"] in log and "backing off" in log
+        # Listings go on too: the unreadable row is left out of the page, not the page refused.
+        listed = requests.get(server.api + "/all", params={"limit": 100}, timeout=5)
+        assert listed.status_code == 200, listed.text
+        listed_gids = {t["gid"] for t in listed.json()["transactions"]}
+        assert raw["type"] not in listed_gids and gids["saga"] in listed_gids and raw["interval"] in listed_gids
 
         # Ordinary sagas still finish: one at once, one through the cron loop after a failed first call.
         ok = _gid("after-ok")
