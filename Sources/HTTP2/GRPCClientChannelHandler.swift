@@ -35,6 +35,8 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     /// Called once when the connection stops accepting calls (GOAWAY, error, close).
     private let onUnusable: @Sendable () -> Void
     private var reportedUnusable = false
+    /// The first error the pipeline reported, named when the connection closes.
+    private var closingError: String?
     private var context: ChannelHandlerContext?
     private var readHeld = false
     private lazy var passFlush = PassFlush { [weak self] in self?.flushOutput() }
@@ -74,13 +76,15 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        session.connectionClosed("connection to \(session.authority) closed")
+        // The error that closed it, if any (a failed TLS handshake, say), is what the calls' failure should name.
+        session.connectionClosed("connection to \(session.authority) closed" + (closingError.map { ": \($0)" } ?? ""))
         reportUnusable()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["authority": "\(session.authority)", "error": "\(error)"])
+        if closingError == nil { closingError = String("\(error)".prefix(512)) }
         context.close(promise: nil)
     }
 

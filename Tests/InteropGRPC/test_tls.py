@@ -119,6 +119,8 @@ def test_branches_signed_by_another_ca_are_not_trusted(tls_server, pki, pb):
         time.sleep(1.5)
         assert stranger.calls(gid) == []
         assert tls_server.query(gid)["transaction"]["status"] == "submitted"
+        # The log says why: the certificate, not just a closed connection.
+        assert "CERTIFICATE_VERIFY_FAILED" in tls_server.stderr_path.read_text(errors="replace")
     finally:
         stranger.stop()
 
