@@ -31,7 +31,7 @@ public final class ConnectionLimit: Sendable {
     public static func shouldLog(refusal n: Int) -> Bool {
         if n % 10_000 == 0 { return true }
         var p = 1
-        while p < n { p *= 10 }
+        while p <= n / 10 { p *= 10 }  // never past n, so it cannot overflow
         return p == n
     }
 }
