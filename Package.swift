@@ -43,7 +43,7 @@ let package = Package(
         // NIO helpers shared by the HTTP/1.1 and HTTP/2 adapters: event-loop task executor, deadline queue.
         .target(
             name: "EventLoopSupport",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
 

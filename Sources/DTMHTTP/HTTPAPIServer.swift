@@ -38,8 +38,8 @@ public final class HTTPAPIServer: Sendable {
     /// which closes them at once). `onBound` receives the port actually bound.
     public func run(host: String, port: Int, onBound: @Sendable (Int) -> Void = { _ in }) async throws {
         let idle = limits.idleTimeoutSeconds
-        let connectionLimit = ConnectionLimit(maximum: limits.maxConnections)
-        let refusal = Self.tooManyConnections(limits.maxConnections)
+        let connectionLimit = ConnectionLimit(
+            maximum: limits.maxConnections, refusal: Self.tooManyConnections(limits.maxConnections), listener: "HTTP", logger: logger)
         let readTimeout = TimeAmount.seconds(limits.readTimeoutSeconds)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -48,15 +48,7 @@ public final class HTTPAPIServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    if let refusals = connectionLimit.admit(channel) {
-                        if ConnectionLimit.shouldLog(refusal: refusals) {
-                            self.logger.warning(
-                                "HTTP connection refused: MaxConnections reached",
-                                metadata: ["max_connections": .stringConvertible(connectionLimit.maximum), "refused_so_far": .stringConvertible(refusals)])
-                        }
-                        try sync.addHandler(RefuseConnectionHandler(refusal: refusal))
-                        return
-                    }
+                    guard try connectionLimit.admit(channel) else { return }
                     if let tls = self.tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                     try sync.addHandler(IdleStateHandler(allTimeout: .seconds(idle)))
                     try sync.addHandler(CloseOnIdleHandler())

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import Synchronization
 
@@ -6,25 +7,44 @@ import Synchronization
 /// process's file descriptors and starve the branch calls and the store.
 public final class ConnectionLimit: Sendable {
     public let maximum: Int
+    /// What a refused connection is sent before it is closed, in its listener's protocol.
+    private let refusal: [UInt8]
+    /// "HTTP" or "gRPC", for the log line.
+    private let listener: String
+    private let logger: Logger
     private let open = Atomic<Int>(0)
     private let refused = Atomic<Int>(0)
 
-    public init(maximum: Int) { self.maximum = maximum }
+    public init(maximum: Int, refusal: [UInt8], listener: String, logger: Logger) {
+        self.maximum = maximum
+        self.refusal = refusal
+        self.listener = listener
+        self.logger = logger
+    }
 
     public var openCount: Int { open.load(ordering: .relaxed) }
 
-    /// Counts `channel` until it closes and returns nil, or, when `maximum` are open already, does not count it and
-    /// returns how many connections have been refused so far (for a log line that does not flood).
-    public func admit(_ channel: any Channel) -> Int? {
+    /// For a child channel's initializer: counts `channel` until it closes and returns true, or, when `maximum` are
+    /// open already, gives it a `RefuseConnectionHandler` (and nothing else should be added) and returns false.
+    public func admit(_ channel: any Channel) throws -> Bool {
         var current = open.load(ordering: .relaxed)
         while true {
-            if current >= maximum { return refused.add(1, ordering: .relaxed).newValue }
+            if current >= maximum {
+                let refusals = refused.add(1, ordering: .relaxed).newValue
+                if Self.shouldLog(refusal: refusals) {
+                    logger.warning(
+                        "\(listener) connection refused: MaxConnections reached",
+                        metadata: ["max_connections": .stringConvertible(maximum), "refused_so_far": .stringConvertible(refusals)])
+                }
+                try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(refusal: refusal))
+                return false
+            }
             let (exchanged, original) = open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
             if exchanged { break }
             current = original
         }
         channel.closeFuture.whenComplete { _ in self.open.subtract(1, ordering: .relaxed) }
-        return nil
+        return true
     }
 
     /// Whether the `n`-th refusal should be logged: the first, then at 10, 100, 1000, … and every 10,000th.

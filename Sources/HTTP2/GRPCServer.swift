@@ -68,8 +68,10 @@ public final class GRPCServer: Sendable {
             return c
         }()
         let streamHandlers = configuration.streamHandlers
-        let connectionLimit = ConnectionLimit(maximum: configuration.maxConnections)
-        let tooManyConnections = Self.goawayRefusal("too many connections: this listener serves at most \(configuration.maxConnections) (MaxConnections)")
+        let connectionLimit = ConnectionLimit(
+            maximum: configuration.maxConnections,
+            refusal: Self.goawayRefusal("too many connections: this listener serves at most \(configuration.maxConnections) (MaxConnections)"),
+            listener: "gRPC", logger: logger)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -77,15 +79,7 @@ public final class GRPCServer: Sendable {
             .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let refusals = connectionLimit.admit(channel) {
-                        if ConnectionLimit.shouldLog(refusal: refusals) {
-                            logger.warning(
-                                "gRPC connection refused: MaxConnections reached",
-                                metadata: ["max_connections": .stringConvertible(connectionLimit.maximum), "refused_so_far": .stringConvertible(refusals)])
-                        }
-                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(refusal: tooManyConnections))
-                        return
-                    }
+                    guard try connectionLimit.admit(channel) else { return }
                     if let tls = configuration.tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     let session = try H2ServerSession(configuration: sessionConfiguration, logger: logger)
                     let handler = GRPCServerChannelHandler(

@@ -53,6 +53,6 @@ public struct AccessPolicy: Sendable {
     /// Whether the caller may see secrets such as `branch_headers` values: only with the admin token.
     public func revealsSecrets(authorization: String?) -> Bool { admin?.accepts(authorization) ?? false }
 
-    /// Whether anything is guarded (for the start-up warning).
+    /// Whether the admin APIs are guarded (for the start-up warning).
     public var hasAdminToken: Bool { admin != nil }
 }

@@ -96,7 +96,7 @@ public struct BranchAddress: Sendable, Equatable {
         }
         if hostPart.last == UInt8(ascii: ".") { hostPart = hostPart.dropLast() }
         guard !hostPart.isEmpty else { throw bad("no host") }
-        guard hostPart.allSatisfy(isHostByte), hostPart.first != UInt8(ascii: "."), !hostPart.elementsEqual(".".utf8) else {
+        guard hostPart.allSatisfy(isHostByte), hostPart.first != UInt8(ascii: ".") else {
             throw bad("the host may hold only letters, digits, '-', '_' and '.'")
         }
         let host = String(decoding: hostPart, as: UTF8.self).lowercased()

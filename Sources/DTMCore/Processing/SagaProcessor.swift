@@ -23,7 +23,8 @@ public struct SagaProcessor: ModeProcessor {
         var failedBefore = (0..<stepCount).contains { initial[SagaPlan.actionIndex($0)] == .failed }
         var failureReason = ""
         var succeededNow = 0
-        var retries = round.transaction.options.retryCount
+        // Stored, so from outside: kept within 0…limit, or a negative count would retry (almost) without end.
+        var retries = max(0, min(round.transaction.options.retryCount, config.limits.maxRetryLimit))
         var started = Set<Int>()  // steps whose action was started in this round
 
         // Action phase.
