@@ -60,6 +60,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // etcd v3 client (KV, Lease, Watch, Auth over the HTTP2 target) and go-zero's publisher and subscriber.
+        .target(
+            name: "Etcd",
+            dependencies: [
+                "HTTP2", "DTMProtoC", "CProtobufC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
         // The state engine: model, processors, cron, retry policy. No I/O, no JSON, no C.
         .target(
             name: "DTMCore",
@@ -103,7 +115,7 @@ let package = Package(
         .target(
             name: "DTMServer",
             dependencies: [
-                "DTMCore", "SQLiteStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "CCrashGuard",
+                "DTMCore", "SQLiteStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "CCrashGuard", "Etcd",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -161,6 +173,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "DTMCore"], swiftSettings: strict),
+        .testTarget(
+            name: "EtcdTests",
+            dependencies: ["Etcd", "HTTP2", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "DTMServerTests",
             dependencies: [

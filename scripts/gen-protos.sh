@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-protos=(google/protobuf/empty.proto dtmgimp.proto busi.proto grpc/reflection/v1alpha/reflection.proto swiftdtm/descriptor_index.proto)
+protos=(google/protobuf/empty.proto dtmgimp.proto busi.proto mvccpb/kv.proto etcdserverpb/rpc.proto grpc/reflection/v1alpha/reflection.proto swiftdtm/descriptor_index.proto)
 # The files whose descriptors server reflection serves (what the gRPC listener answers).
 served=(google/protobuf/empty.proto dtmgimp.proto grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto)
 out=Sources/DTMProtoC

@@ -14,15 +14,37 @@ public protocol GRPCUnaryTransport: Sendable {
     func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallOutcome
 }
 
+/// Finds the instances of a service named by a discovery URL (`etcd://hosts/user.rpc/…`): go-zero over etcd.
+public protocol GRPCServiceResolver: Sendable {
+    /// The addresses (`host:port`) to try for one call, best first; a failure says why none is known.
+    func addresses(for target: DiscoveryTarget) async -> Result<[String], DTMError>
+    /// A call could not reach `address`: try it last for a while.
+    func markFailed(_ address: String, for target: DiscoveryTarget)
+}
+
 /// Calls gRPC branches as DTM does (spec §7.3): URL `host:port/pkg.Service/Method` split at the first `/`,
 /// metadata `dtm-gid`, `dtm-trans_type`, `dtm-branch_id`, `dtm-op`, `dtm-dtm` plus the branch headers, the
 /// transaction's request timeout as the deadline, the payload bytes forwarded untouched.
+///
+/// A discovery URL (`etcd://127.0.0.1:2379/user.rpc/user.UserService/UserCreate`) is split as DTM splits it and
+/// its service resolved by `resolver`: the call goes to the first address, and on to the next when one cannot be
+/// reached. No address known is a temporary failure (retried later, never a failed branch). With an allow-list,
+/// resolved addresses not on it are never called.
 public struct GRPCBranchCaller: BranchCaller {
     let transport: any GRPCUnaryTransport
+    let resolver: (any GRPCServiceResolver)?
+    let allowList: BranchHostAllowList?
+    /// Most addresses one call tries before giving up until the next round.
+    static let maxAddressesPerCall = 3
 
-    public init(transport: any GRPCUnaryTransport) { self.transport = transport }
+    public init(transport: any GRPCUnaryTransport, resolver: (any GRPCServiceResolver)? = nil, allowList: BranchHostAllowList? = nil) {
+        self.transport = transport
+        self.resolver = resolver
+        self.allowList = allowList
+    }
 
     public func call(_ call: BranchCall) async -> BranchCallResult {
+        if DiscoveryTarget.isDiscoveryURL(call.url) { return await callDiscovered(call) }
         let target: (authority: String, path: String, tls: Bool)
         switch Self.split(call.url) {
         case .success(let t): target = t
@@ -34,10 +56,42 @@ public struct GRPCBranchCaller: BranchCaller {
                 timeout: call.timeout, tls: target.tls))
     }
 
+    private func callDiscovered(_ call: BranchCall) async -> BranchCallResult {
+        let target: DiscoveryTarget
+        let method: String
+        do {
+            (target, method) = try DiscoveryTarget.parseBranchURL(call.url)
+        } catch {
+            return .error(error.description)
+        }
+        guard let resolver else {
+            return .error("gRPC branch url '\(call.url.prefix(128))' needs service discovery: set MicroService.Driver to dtm-driver-gozero")
+        }
+        var candidates: [String]
+        switch await resolver.addresses(for: target) {
+        case .success(let addresses): candidates = addresses
+        case .failure(let error): return .error(error.description)
+        }
+        if let allowList {
+            let allowed = candidates.filter { allowList.allows(authority: $0) }
+            if allowed.isEmpty {
+                return .error("service '\(target.key)' resolved to \(candidates.prefix(4).joined(separator: ", ")), none of which is in BranchHostAllowList")
+            }
+            candidates = allowed
+        }
+        var outcome = GRPCCallOutcome.transportError("no address tried")
+        for address in candidates.prefix(Self.maxAddressesPerCall) {
+            outcome = await transport.unary(
+                authority: address, path: method, metadata: Self.metadata(for: call), message: call.payload, timeout: call.timeout, tls: false)
+            guard case .transportError = outcome else { break }
+            resolver.markFailed(address, for: target)  // never reached: the next address may answer
+        }
+        return Self.classify(outcome)
+    }
+
     /// `host:port/pkg.Service/Method` → (`host:port`, `/pkg.Service/Method`, h2c), read by `BranchAddress` (the
     /// parser the allow-list uses, so the authority dialled is the one checked). `grpc://` is the same as no
-    /// scheme; `grpcs://` is HTTP/2 over TLS. Discovery targets such as `etcd://…` or `discov://…` need a naming
-    /// driver, which swift-dtm does not have yet.
+    /// scheme; `grpcs://` is HTTP/2 over TLS. Discovery URLs go through `callDiscovered` instead.
     static func split(_ url: String) -> Result<(authority: String, path: String, tls: Bool), DTMError> {
         guard url.utf8.contains(UInt8(ascii: "/")) else { return .failure(.other("bad url: '\(url)'. no '/' found")) }
         let address: BranchAddress
@@ -49,7 +103,7 @@ public struct GRPCBranchCaller: BranchCaller {
         let tls = address.scheme == "grpcs"
         if !address.scheme.isEmpty && address.scheme != "grpc" && !tls {
             return .failure(.other(
-                "gRPC branch url '\(url)' uses the scheme '\(address.scheme)://': service discovery (etcd, consul, nacos, …) is not supported yet; use host:port/package.Service/Method"))
+                "gRPC branch url '\(url)' uses the scheme '\(address.scheme)://': only etcd:// and discov:// (go-zero over etcd) are supported for service discovery; consul, nacos, … are not yet"))
         }
         guard address.rest.utf8.first == UInt8(ascii: "/") else { return .failure(.other("bad url: '\(url)'. no '/' after host:port")) }
         return .success((address.authority, String(address.rest), tls))

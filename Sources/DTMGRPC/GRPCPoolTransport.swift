@@ -14,6 +14,8 @@ public struct GRPCPoolTransport: GRPCUnaryTransport {
         let result = await pool.unary(
             authority: authority, path: path, metadata: metadata, message: message,
             timeout: .milliseconds(Saturating.int64(clamping: timeout * 1000)), tls: tls)
+        // A call that provably never reached the server (connection refused, GOAWAY before it left) may go elsewhere.
+        if result.isTransparentlyRetryable { return .transportError(result.status.message) }
         return .status(code: result.status.code.rawValue, message: result.status.message)
     }
 }

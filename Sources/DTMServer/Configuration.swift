@@ -23,6 +23,17 @@ public struct Configuration: Sendable {
     /// PEM CA bundle for `https://` and `grpcs://` branches; empty: the system's trust roots.
     public var branchTLSCAFile = ""
     public var grpcMaxMessageSize = 4 * 1024 * 1024
+    /// `MicroService.Driver`: `default` (no discovery) or `dtm-driver-gozero` (go-zero over etcd).
+    public var microServiceDriver = "default"
+    /// `MicroService.Target`: where to register the coordinator (nil: nowhere). Only with `dtm-driver-gozero`.
+    public var microServiceTarget: DiscoveryTarget?
+    /// `MicroService.EndPoint`: the `host:port` registered, as clients should dial the gRPC listener.
+    public var microServiceEndPoint = ""
+    /// Drivers `MicroService.Driver` accepts.
+    public static let microServiceDrivers = ["default", "dtm-driver-gozero"]
+
+    /// True when etcd:// and discov:// branch URLs are resolved (go-zero's driver is configured).
+    public var resolvesDiscoveryURLs: Bool { microServiceDriver == "dtm-driver-gozero" }
     public var engine = EngineConfig()
     public var http = HTTPServerLimits()
     /// Keys found in the YAML file that swift-dtm does not know (reported at start-up).
@@ -102,6 +113,16 @@ public struct Configuration: Sendable {
         } catch {
             throw Invalid(description: error.description)
         }
+        microServiceDriver = String(string("MicroService.Driver").filter { $0 != " " && $0 != "\t" })
+        microServiceEndPoint = String(string("MicroService.EndPoint").filter { $0 != " " && $0 != "\t" })
+        let target = String(string("MicroService.Target").filter { $0 != " " && $0 != "\t" })
+        if !target.isEmpty && microServiceDriver == "dtm-driver-gozero" {
+            do {
+                microServiceTarget = try DiscoveryTarget.parse(target)
+            } catch {
+                throw Invalid(description: "MicroService.Target: \(error.description)")
+            }
+        }
         http.maxBodyBytes = Int(try int("MaxRequestBodySize", 1024...gib))
         grpcMaxMessageSize = Int(try int("GrpcMaxMessageSize", 1024...gib))
         http.idleTimeoutSeconds = try int("HttpIdleTimeout", 1...day)
@@ -134,6 +155,19 @@ public struct Configuration: Sendable {
             throw Invalid(description: "Store.Driver: '\(storeDriver)' is not supported; swift-dtm stores in sqlite (the default)")
         }
         guard !storeFile.isEmpty else { throw Invalid(description: "Store.File must name the SQLite database file") }
+        guard Self.microServiceDrivers.contains(microServiceDriver) else {
+            throw Invalid(description: "MicroService.Driver: '\(microServiceDriver.prefix(64))' is not supported; use one of: \(Self.microServiceDrivers.joined(separator: ", ")) (consul and nacos are not supported yet)")
+        }
+        if microServiceTarget != nil {
+            do {
+                _ = try BranchAddress.parseAuthority(microServiceEndPoint)
+            } catch {
+                throw Invalid(description: "MicroService.EndPoint: '\(microServiceEndPoint.prefix(64))' must be the host:port clients dial to reach this coordinator's gRPC port")
+            }
+            guard microServiceEndPoint.contains(":") else {
+                throw Invalid(description: "MicroService.EndPoint: '\(microServiceEndPoint.prefix(64))' needs a port (host:port)")
+            }
+        }
     }
 
     private static func flatten(_ map: [String: Any], prefix: String, into out: inout [String: String]) {

@@ -4,6 +4,7 @@ import DTMGRPC
 import DTMHTTP
 import HTTP2
 import DTMMetrics
+import Etcd
 import Logging
 import NIOCore
 import NIOPosix
@@ -34,8 +35,12 @@ public enum DTMServerApp {
         poolConfiguration.idleTimeout = .seconds(configuration.http.idleTimeoutSeconds)
         poolConfiguration.tls = tls.grpcBranches
         let grpcPool = GRPCConnectionPool(group: group, configuration: poolConfiguration, logger: logger)
+        let discovery = EtcdDiscovery.make(for: configuration, logger: logger)
+        let grpcCaller = GRPCBranchCaller(
+            transport: GRPCPoolTransport(pool: grpcPool), resolver: discovery.map { GoZeroResolver(discovery: $0) },
+            allowList: configuration.engine.branchHostAllowList)
         let caller = BranchCallRouter(
-            http: HTTPBranchCaller(client: httpClient, plainHTTP: plainHTTP), grpc: GRPCBranchCaller(transport: GRPCPoolTransport(pool: grpcPool)),
+            http: HTTPBranchCaller(client: httpClient, plainHTTP: plainHTTP), grpc: grpcCaller,
             allowList: configuration.engine.branchHostAllowList)
         let metrics = DTMMetrics(version: DTMVersion.current)
         let coordinator = Coordinator(
@@ -56,6 +61,7 @@ public enum DTMServerApp {
             try? await httpClient.shutdown()
             plainHTTP.shutdown()
             await grpcPool.shutdown()
+            await discovery?.shutdown()
             store.close()
         }
         let grpc: DtmGRPCListener
@@ -80,16 +86,28 @@ public enum DTMServerApp {
                 "grpc_port": .stringConvertible(grpc.port),
                 "store": .string(configuration.storeFile), "tls": .stringConvertible(tls.http != nil),
             ])
+        let (listenersUp, listenersUpContinuation) = AsyncStream<Void>.makeStream()
+        var lifecycle: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(
+                service: HTTPService(server: http, host: configuration.listenHost, port: configuration.httpPort) { _ in
+                    CrashGuard.markSocketsCloseOnExec(logger: logger)
+                    listenersUpContinuation.yield()  // the gRPC listener is already up
+                    listenersUpContinuation.finish()
+                }),
+            .init(service: GRPCService(listener: grpc)),
+            .init(service: CronService(coordinator: coordinator)),
+        ]
+        if let target = configuration.microServiceTarget, let discovery {
+            if let client = discovery.client(hosts: target.hosts) {
+                let publisher = ServicePublisher(client: client, key: target.key, value: configuration.microServiceEndPoint, logger: logger)
+                // Last in the group: graceful shutdown stops it first, so the registration is revoked while the
+                // listeners still answer.
+                lifecycle.append(.init(service: RegistrationService(publisher: publisher, listenersUp: listenersUp)))
+            }
+        }
         let services = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(
-                        service: HTTPService(server: http, host: configuration.listenHost, port: configuration.httpPort) { _ in
-                            CrashGuard.markSocketsCloseOnExec(logger: logger)
-                        }),
-                    .init(service: GRPCService(listener: grpc)),
-                    .init(service: CronService(coordinator: coordinator)),
-                ],
+                services: lifecycle,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {

@@ -147,6 +147,44 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         scheduleFlush()
     }
 
+    // MARK: - Streaming calls (on the event loop; `GRPCClientConnection` calls these)
+
+    func startStream(
+        path: String, metadata: [(String, String)], onMessage: @escaping H2ClientSession.MessageHandler,
+        completion: @escaping H2ClientSession.Completion
+    ) -> Int32? {
+        defer { scheduleFlush() }
+        return session.startStream(path: path, metadata: metadata, onMessage: onMessage, completion: completion)
+    }
+
+    func send(streamID: Int32, message: [UInt8]) -> Bool {
+        defer { scheduleFlush() }
+        return session.send(streamID: streamID, message: message)
+    }
+
+    func closeSend(streamID: Int32) {
+        session.closeSend(streamID: streamID)
+        scheduleFlush()
+    }
+
+    func cancel(streamID: Int32, status: GRPCStatus) {
+        session.cancel(streamID: streamID, status: status)
+        flushOutput()
+    }
+
+    func consume(streamID: Int32, bytes: Int) {
+        session.consume(streamID: streamID, bytes: bytes)
+        scheduleFlush()  // a WINDOW_UPDATE may be due
+    }
+
+    /// Cancels the unary call `id` (its caller gave up); unknown ids are calls already finished.
+    func cancelCall(id: UInt64) {
+        if let streamID = streamsByCall[id] {
+            session.cancel(streamID: streamID, status: GRPCStatus(.cancelled, "call cancelled by the caller"))
+            flushOutput()
+        }
+    }
+
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         guard let cancel = event as? GRPCClientCancelEvent else {
             context.triggerUserOutboundEvent(event, promise: promise)
@@ -154,10 +192,7 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         }
         // Unknown id: the call already finished (or its write has not arrived yet; then its own
         // deadline ends it).
-        if let streamID = streamsByCall[cancel.id] {
-            session.cancel(streamID: streamID, status: GRPCStatus(.cancelled, "call cancelled by the caller"))
-            flushOutput()
-        }
+        cancelCall(id: cancel.id)
         promise?.succeed()
     }
 

@@ -286,7 +286,7 @@ public final class GRPCConnectionPool: Sendable {
     }
 
     /// `host:port`, `[v6]:port`.
-    static func splitAuthority(_ authority: String) -> (String, Int)? {
+    public static func splitAuthority(_ authority: String) -> (String, Int)? {
         guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]) else {
             return nil
         }

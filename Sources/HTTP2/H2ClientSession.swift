@@ -2,7 +2,7 @@ import CNghttp2
 import Logging
 import NIOCore
 
-/// The client half of an HTTP/2 connection multiplexing unary gRPC calls, around one
+/// The client half of an HTTP/2 connection multiplexing gRPC calls, unary and bidirectional-streaming, around one
 /// `nghttp2_session*`. I/O-free like `H2ServerSession`: feed `receive(_:)`, write
 /// `pendingOutput()`, call `connectionClosed(_:)` when the transport goes away. Every call's
 /// completion runs exactly once, never re-entrantly from inside nghttp2 (results are queued
@@ -18,10 +18,20 @@ public final class H2ClientSession {
         public var initialWindowSize: UInt32 = 1 << 20
         public var connectionWindowSize: Int32 = 16 << 20
         public var userAgent: String = "swift-dtm-grpc/1.0"
+        /// When true, received DATA of a streaming call counts against the windows until its reader calls
+        /// `consume(streamID:bytes:)`: a reader that falls behind stops the peer once the window is full, instead
+        /// of messages piling up in memory. Unary responses are consumed as they arrive either way.
+        public var manualFlowControl = false
+        /// Most request bytes a streaming call may have queued and not yet sent (the peer's window decides how
+        /// fast they leave); `send` refuses more.
+        public var maxQueuedSendBytes = 4 * 1024 * 1024
         public init() {}
     }
 
     public typealias Completion = (GRPCCallResult) -> Void
+    /// Receives each response message of a streaming call, with the bytes it took on the wire (what
+    /// `consume(streamID:bytes:)` must be told once the message is processed, under manual flow control).
+    public typealias MessageHandler = (_ message: [UInt8], _ wireBytes: Int) -> Void
 
     public let authority: String
     public let configuration: Configuration
@@ -29,6 +39,8 @@ public final class H2ClientSession {
     private var session: OpaquePointer!
     private var calls: [Int32: ClientCall] = [:]
     private var finished: [(Completion, GRPCCallResult)] = []
+    /// Response messages of streaming calls, delivered (before any completion queued with them) once nghttp2 returns.
+    private var streamMessages: [(MessageHandler, [UInt8], Int)] = []
     private var inCallback = 0
     private let allocator = ByteBufferAllocator()
     /// The pseudo-headers and headers every call of this session sends (all but `:path`, `grpc-timeout` and the
@@ -76,8 +88,12 @@ public final class H2ClientSession {
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             clientSession(userData).onStreamClose(streamID, errorCode: errorCode)
         }
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else { throw H2SessionError(code: Int32(NGHTTP2_ERR_NOMEM.rawValue), operation: "nghttp2_option_new") }
+        defer { nghttp2_option_del(option) }
+        if configuration.manualFlowControl { nghttp2_option_set_no_auto_window_update(option, 1) }
         var session: OpaquePointer?
-        let rv = nghttp2_session_client_new(&session, callbacks, Unmanaged.passUnretained(self).toOpaque())
+        let rv = nghttp2_session_client_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
         guard rv == 0, let session else { throw H2SessionError(code: rv, operation: "nghttp2_session_client_new") }
         self.session = session
         try submitSettings(session, [
@@ -146,7 +162,11 @@ public final class H2ClientSession {
     /// Submits a request with exactly these headers and body bytes (already framed). Internal:
     /// tests use it to send what a well-behaved client never would.
     func startRawCall(headers: [H2Header], body: [UInt8], completion: @escaping Completion) -> Int32? {
-        let call = ClientCall(completion: completion, body: body, maxMessageSize: configuration.maxMessageSize)
+        submit(ClientCall(completion: completion, body: body, maxMessageSize: configuration.maxMessageSize), headers: headers)
+    }
+
+    private func submit(_ call: ClientCall, headers: [H2Header]) -> Int32? {
+        let completion = call.completion
         var provider = nghttp2_data_provider()
         provider.read_callback = { _, streamID, buf, length, flags, _, userData in
             clientSession(userData).readRequestBody(streamID: streamID, into: buf!, length: length, flags: flags!)
@@ -162,10 +182,69 @@ public final class H2ClientSession {
         return streamID
     }
 
+    /// Opens a bidirectional-streaming call: HEADERS now, request messages with `send`, the end of them with
+    /// `closeSend`. Each response message goes to `onMessage`; `completion` runs once, with the final status (OK
+    /// carries no message: they went to `onMessage`). Returns the stream id, or nil when the call could not be
+    /// started (then `completion` has already run with a retryable UNAVAILABLE).
+    @discardableResult
+    public func startStream(
+        path: String, metadata: [(String, String)] = [], onMessage: @escaping MessageHandler, completion: @escaping Completion
+    ) -> Int32? {
+        guard canStartCalls else {
+            completion(GRPCCallResult(status: GRPCStatus(.unavailable, "connection is not accepting new calls"), isTransparentlyRetryable: true))
+            return nil
+        }
+        let call = ClientCall(completion: completion, body: [], maxMessageSize: configuration.maxMessageSize)
+        call.onMessage = onMessage
+        call.sendOpen = true
+        return submit(call, headers: requestHeaders(path: path, metadata: metadata, timeout: nil))
+    }
+
+    /// Queues one request message of a streaming call. False when the call is gone, its sending side is closed, or
+    /// `maxQueuedSendBytes` would be exceeded (the peer is not reading).
+    @discardableResult
+    public func send(streamID: Int32, message: [UInt8]) -> Bool {
+        guard let call = calls[streamID], call.onMessage != nil, call.sendOpen else { return false }
+        guard call.body.count - call.bodyOffset + message.count + 5 <= configuration.maxQueuedSendBytes else { return false }
+        call.body += GRPCFraming.frame(message)
+        return resumeSending(call, streamID: streamID)
+    }
+
+    /// Ends the request side of a streaming call (END_STREAM after the queued messages).
+    public func closeSend(streamID: Int32) {
+        guard let call = calls[streamID], call.sendOpen else { return }
+        call.sendOpen = false
+        _ = resumeSending(call, streamID: streamID)
+    }
+
+    /// Under manual flow control: `bytes` of stream `streamID` were processed, so the peer may send that much more.
+    /// Also valid after the stream closed (the connection's window still needs the bytes back).
+    public func consume(streamID: Int32, bytes: Int) {
+        guard configuration.manualFlowControl, bytes > 0, !closed else { return }
+        let rv = nghttp2_session_consume(session, streamID, bytes)
+        if rv != 0 {
+            logger.debug("nghttp2_session_consume failed", metadata: ["error": "\(String(cString: nghttp2_strerror(rv)))"])
+        }
+    }
+
+    private func resumeSending(_ call: ClientCall, streamID: Int32) -> Bool {
+        guard call.deferred else { return true }
+        call.deferred = false
+        let rv = nghttp2_session_resume_data(session, streamID)
+        if rv != 0 {
+            logger.debug("nghttp2_session_resume_data failed", metadata: ["stream": "\(streamID)", "error": "\(String(cString: nghttp2_strerror(rv)))"])
+            return false
+        }
+        return true
+    }
+
     /// Ends a call early (deadline, caller gave up): RST_STREAM CANCEL and complete it with `status`.
     public func cancel(streamID: Int32, status: GRPCStatus) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_CANCEL.rawValue))
+        let rv = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_CANCEL.rawValue))
+        if rv != 0 {
+            logger.debug("nghttp2_submit_rst_stream failed", metadata: ["stream": "\(streamID)", "error": "\(String(cString: nghttp2_strerror(rv)))"])
+        }
         finished.append((call.completion, GRPCCallResult(status: status, metadata: call.metadata)))
         deliverFinished()
     }
@@ -224,11 +303,18 @@ public final class H2ClientSession {
     }
 
     fileprivate func onDataChunk(streamID: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
-        guard let call = calls[streamID], call.error == nil else { return 0 }
+        guard let call = calls[streamID], call.error == nil else {
+            consume(streamID: streamID, bytes: data.count)  // nobody will read it
+            return 0
+        }
+        // Under manual flow control only streaming messages wait for their reader; everything else counts as read now.
+        if call.onMessage == nil { consume(streamID: streamID, bytes: data.count) }
         for event in call.deframer.append(data) {
             switch event {
             case .message(let bytes):
-                if call.response != nil {
+                if let onMessage = call.onMessage {
+                    streamMessages.append((onMessage, bytes, bytes.count + GRPCFraming.prefixLength))
+                } else if call.response != nil {
                     call.error = GRPCStatus(.internal, "grpc: too many response messages for unary RPC")
                 } else {
                     call.response = bytes
@@ -243,7 +329,8 @@ public final class H2ClientSession {
         }
         if call.error != nil {
             // Nothing more from this stream is useful; RST makes the server stop sending.
-            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_CANCEL.rawValue))
+            let rv = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_CANCEL.rawValue))
+            if rv != 0 { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
         }
         return 0
     }
@@ -295,9 +382,17 @@ public final class H2ClientSession {
             call.bodyOffset += n
         }
         if call.bodyOffset == call.body.count {
-            call.body = []
+            call.body.removeAll(keepingCapacity: call.sendOpen)
             call.bodyOffset = 0
-            flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+            if call.sendOpen {
+                // A streaming call with nothing queued: nghttp2 asks again after `send` or `closeSend` resumes it.
+                if n == 0 {
+                    call.deferred = true
+                    return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+                }
+            } else {
+                flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+            }
         }
         return n
     }
@@ -308,7 +403,10 @@ public final class H2ClientSession {
         guard inCallback == 0 else { return }
         inCallback += 1
         defer { inCallback -= 1 }
-        while !finished.isEmpty {
+        while !finished.isEmpty || !streamMessages.isEmpty {
+            let messages = streamMessages
+            streamMessages = []
+            for (handler, message, wireBytes) in messages { handler(message, wireBytes) }
             let batch = finished
             finished = []
             for (completion, result) in batch { completion(result) }
@@ -323,6 +421,12 @@ private func clientSession(_ userData: UnsafeMutableRawPointer?) -> H2ClientSess
 /// Per-stream state of one client call.
 private final class ClientCall {
     let completion: H2ClientSession.Completion
+    /// Set for a streaming call: where its response messages go.
+    var onMessage: H2ClientSession.MessageHandler?
+    /// A streaming call whose request side is still open (more `send`s may come).
+    var sendOpen = false
+    /// nghttp2 was told to wait (NGHTTP2_ERR_DEFERRED) for more request bytes.
+    var deferred = false
     var body: [UInt8]
     var bodyOffset = 0
     var headersSent = false
@@ -345,6 +449,12 @@ private final class ClientCall {
         if let error { return GRPCCallResult(status: error, metadata: metadata) }
         if let grpcStatus {
             if grpcStatus == .ok {
+                if onMessage != nil {
+                    guard !deframer.hasPartialMessage else {
+                        return GRPCCallResult(status: GRPCStatus(.internal, "grpc: stream ended inside a message"), metadata: metadata)
+                    }
+                    return GRPCCallResult(status: .ok, metadata: metadata)
+                }
                 guard let response, !deframer.hasPartialMessage else {
                     return GRPCCallResult(status: GRPCStatus(.internal, "grpc: no response message for unary RPC"), metadata: metadata)
                 }

@@ -78,3 +78,71 @@ struct GRPCBranchCallerTests {
         #expect(t.calls.withLock { $0.isEmpty })
     }
 }
+
+/// A resolver with fixed addresses that records which ones were reported as failed.
+final class FixedResolver: GRPCServiceResolver {
+    let answer: Result<[String], DTMError>
+    let failed = Mutex<[String]>([])
+    init(_ answer: Result<[String], DTMError>) { self.answer = answer }
+    func addresses(for target: DiscoveryTarget) async -> Result<[String], DTMError> { answer }
+    func markFailed(_ address: String, for target: DiscoveryTarget) { failed.withLock { $0.append(address) } }
+}
+
+/// Answers a transport error for the listed authorities and `status` for the others.
+final class PartlyDownTransport: GRPCUnaryTransport {
+    let down: Set<String>
+    let calls = Mutex<[String]>([])
+    init(down: Set<String>) { self.down = down }
+    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallOutcome {
+        calls.withLock { $0.append("\(authority)\(path)") }
+        return down.contains(authority) ? .transportError("connection refused") : .status(code: 0, message: "")
+    }
+}
+
+@Suite("gRPC branch caller with service discovery")
+struct GRPCDiscoveredCallTests {
+    let call = BranchCall(
+        url: "etcd://127.0.0.1:2379/user.rpc/user.UserService/UserCreate", gid: "g1", transType: .saga, transProtocol: "grpc",
+        branchID: "01", op: "action", payload: [1], headers: [:], timeout: 3)
+
+    @Test("the call goes to the first resolved address with the method of the URL")
+    func firstAddress() async {
+        let t = PartlyDownTransport(down: [])
+        let r = FixedResolver(.success(["127.0.0.1:7001", "127.0.0.1:7002"]))
+        #expect(await GRPCBranchCaller(transport: t, resolver: r).call(call) == .success)
+        #expect(t.calls.withLock { $0 } == ["127.0.0.1:7001/user.UserService/UserCreate"])
+    }
+
+    @Test("an address that cannot be reached is reported and the next one is tried")
+    func failover() async {
+        let t = PartlyDownTransport(down: ["127.0.0.1:7001"])
+        let r = FixedResolver(.success(["127.0.0.1:7001", "127.0.0.1:7002"]))
+        #expect(await GRPCBranchCaller(transport: t, resolver: r).call(call) == .success)
+        #expect(t.calls.withLock { $0 }.count == 2)
+        #expect(r.failed.withLock { $0 } == ["127.0.0.1:7001"])
+    }
+
+    @Test("no address known is a temporary error naming the key, never a failure")
+    func noAddress() async {
+        let t = PartlyDownTransport(down: [])
+        let r = FixedResolver(.failure(.other("no address registered under 'user.rpc/' in etcd 127.0.0.1:2379")))
+        guard case .error(let m) = await GRPCBranchCaller(transport: t, resolver: r).call(call) else { Issue.record("not an error"); return }
+        #expect(m.contains("user.rpc/"))
+        #expect(t.calls.withLock { $0.isEmpty })
+    }
+
+    @Test("resolved addresses outside the allow-list are never called")
+    func allowList() async throws {
+        let t = PartlyDownTransport(down: [])
+        let list = try BranchHostAllowList(parsing: "127.0.0.1:2379,127.0.0.1:7002")
+        let r = FixedResolver(.success(["127.0.0.1:7001", "127.0.0.1:7002"]))
+        #expect(await GRPCBranchCaller(transport: t, resolver: r, allowList: list).call(call) == .success)
+        #expect(t.calls.withLock { $0 } == ["127.0.0.1:7002/user.UserService/UserCreate"])
+        let only = FixedResolver(.success(["127.0.0.1:7001"]))
+        guard case .error(let m) = await GRPCBranchCaller(transport: t, resolver: only, allowList: list).call(call) else {
+            Issue.record("not an error"); return
+        }
+        #expect(m.contains("BranchHostAllowList"))
+        #expect(t.calls.withLock { $0.count } == 1)
+    }
+}

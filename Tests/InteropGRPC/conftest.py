@@ -137,6 +137,13 @@ def pytest_runtest_makereport(item, call):
         server = getattr(http_interop, "_ACTIVE_SERVER", None)
         if server is not None:
             rep.sections.append(("dtm-server log", server.log_tail()))
+        # Anything else a test module registered for its report, e.g. a private server's or etcd's log:
+        # item._diagnostics = [(label, callable returning text), ...]
+        for label, text in getattr(item, "_diagnostics", None) or []:
+            try:
+                rep.sections.append((label, text()))
+            except Exception as e:  # a broken diagnostic must not hide the failure
+                rep.sections.append((label, "(unavailable: %r)" % (e,)))
         services = getattr(item, "_grpc_services", None) or []
         recorded = sorted((c for s in services for c in s.calls()), key=lambda c: c.time)
         if services:

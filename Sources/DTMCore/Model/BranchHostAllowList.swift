@@ -33,9 +33,29 @@ public struct BranchHostAllowList: Sendable, Equatable {
         return entries.contains(Entry(host: address.host, port: port))
     }
 
-    /// Throws unless `url` is empty or names an allowed host; the message names the field.
+    /// True when `authority` (`host:port` as dialled, such as an address resolved from etcd) is allowed.
+    public func allows(authority: String) -> Bool {
+        guard let (host, port) = try? BranchAddress.parseAuthority(authority) else { return false }
+        return allows(BranchAddress(scheme: "", host: host, port: port, rest: ""))
+    }
+
+    /// Throws unless `url` is empty or names an allowed host; the message names the field. A discovery URL
+    /// (`etcd://h1:2379,h2:2379/…`) needs every etcd host allowed; the addresses it resolves to are checked when
+    /// called.
     public func check(_ url: String, field: String) throws(DTMError) {
         guard !url.isEmpty else { return }
+        if DiscoveryTarget.isDiscoveryURL(url) {
+            let target: DiscoveryTarget
+            do {
+                target = try DiscoveryTarget.parseBranchURL(url).target
+            } catch {
+                throw .invalidArgument("\(field): \(error.description); it cannot be checked against BranchHostAllowList")
+            }
+            for host in target.hosts where !allows(authority: host) {
+                throw .invalidArgument("\(field): etcd host '\(host.prefix(128))' is not in BranchHostAllowList")
+            }
+            return
+        }
         let address: BranchAddress
         do {
             address = try BranchAddress.parse(url)

@@ -1,0 +1,328 @@
+import HTTP2
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Why an etcd operation failed.
+public enum EtcdError: Error, CustomStringConvertible, Sendable {
+    /// No configured host could be reached, or the connection broke: worth retrying later.
+    case unavailable(String)
+    /// etcd answered with an error status.
+    case status(GRPCStatusCode, String)
+    /// etcd's answer could not be read.
+    case protocolError(String)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let m): "etcd unavailable: \(m)"
+        case .status(let code, let m): "etcd error \(code): \(m)"
+        case .protocolError(let m): "etcd protocol error: \(m)"
+        }
+    }
+}
+
+/// A client of one etcd cluster over etcd's v3 gRPC API, on the project's HTTP/2 stack: one connection at a time,
+/// to the first configured host that answers (the next one after a failure), shared by unary calls and the
+/// long-lived keep-alive and watch streams. With a user, it authenticates (`Auth/Authenticate`) on each new
+/// connection and sends the token as metadata `token`; a token etcd no longer accepts is renewed once per call.
+public final class EtcdClient: Sendable {
+    public struct Configuration: Sendable {
+        /// `host:port` of each member (IPv6 in brackets).
+        public var hosts: [String]
+        public var user = ""
+        public var password = ""
+        public var connectTimeout: Duration = .seconds(3)
+        /// Deadline of each unary call.
+        public var callTimeout: Duration = .seconds(5)
+
+        public init(hosts: [String], user: String = "", password: String = "") {
+            self.hosts = hosts
+            self.user = user
+            self.password = password
+        }
+    }
+
+    public let configuration: Configuration
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    private struct State {
+        var connection: GRPCClientConnection?
+        var token: String?
+        /// The host tried first by the next connect.
+        var nextHost = 0
+        /// Set while one task connects; the others wait for it.
+        var connecting: Task<(GRPCClientConnection, String?), any Error>?
+        var closed = false
+    }
+
+    public init(configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+    }
+
+    /// The cluster's hosts joined by commas (logs).
+    public var cluster: String { configuration.hosts.joined(separator: ",") }
+
+    // MARK: - KV
+
+    /// Every key starting with `prefix`, and the store revision they were read at.
+    public func range(prefix: String) async throws -> (revision: Int64, kvs: [EtcdKeyValue]) {
+        let request = try EtcdCodec.range(key: Array(prefix.utf8), rangeEnd: Self.prefixEnd(Array(prefix.utf8)))
+        let response = try EtcdCodec.rangeResponse(try await unary("/etcdserverpb.KV/Range", request))
+        return (response.revision, response.kvs)
+    }
+
+    /// Puts `key` = `value`, attached to `lease` (0: none); returns the revision of the write.
+    @discardableResult
+    public func put(key: String, value: String, lease: Int64 = 0) async throws -> Int64 {
+        try EtcdCodec.putResponse(try await unary("/etcdserverpb.KV/Put", try EtcdCodec.put(key: Array(key.utf8), value: Array(value.utf8), lease: lease)))
+    }
+
+    // MARK: - Leases
+
+    /// A new lease of `ttl` seconds; returns its id.
+    public func grantLease(ttl: Int64) async throws -> Int64 {
+        let response = try EtcdCodec.leaseGrantResponse(try await unary("/etcdserverpb.Lease/LeaseGrant", try EtcdCodec.leaseGrant(ttl: ttl)))
+        guard response.error.isEmpty, response.id != 0 else { throw EtcdError.status(.unknown, "lease not granted: \(response.error)") }
+        return response.id
+    }
+
+    /// Revokes `id`: the keys attached to it are deleted at once.
+    public func revokeLease(_ id: Int64) async throws {
+        _ = try await unary("/etcdserverpb.Lease/LeaseRevoke", try EtcdCodec.leaseRevoke(id: id))
+    }
+
+    /// A `LeaseKeepAlive` stream: each `refresh` asks etcd to renew the lease, and `next` returns the TTL etcd
+    /// granted (0 or less: the lease is gone).
+    public func keepAliveStream() async throws -> EtcdKeepAliveStream {
+        EtcdKeepAliveStream(stream: try await openStream("/etcdserverpb.Lease/LeaseKeepAlive"))
+    }
+
+    // MARK: - Watch
+
+    /// Watches every key starting with `prefix` (exactly `prefix` when `exact`) from `startRevision` on. Returns once
+    /// etcd confirmed the watch.
+    public func watch(prefix: String, exact: Bool = false, startRevision: Int64) async throws -> EtcdWatchStream {
+        let key = Array(prefix.utf8)
+        let stream = try await openStream("/etcdserverpb.Watch/Watch")
+        let create = try EtcdCodec.watchCreate(key: key, rangeEnd: exact ? [] : Self.prefixEnd(key), startRevision: startRevision)
+        guard await stream.send(create) else {
+            stream.cancel()
+            throw EtcdError.unavailable("watch stream closed before the watch was created: \(stream.result.map { "\($0.status)" } ?? "")")
+        }
+        let watch = EtcdWatchStream(stream: stream)
+        let first = try await watch.nextResponse()
+        guard first.created, !first.canceled else {
+            stream.cancel()
+            throw EtcdError.status(.unknown, "watch of '\(prefix)' not created: \(first.cancelReason)")
+        }
+        return watch
+    }
+
+    /// Closes the connection; later calls fail.
+    public func close() async {
+        let connection = state.withLock { state -> GRPCClientConnection? in
+            state.closed = true
+            state.connecting?.cancel()
+            defer { state.connection = nil }
+            return state.connection
+        }
+        await connection?.close()
+    }
+
+    // MARK: - Calls
+
+    /// The end of the key range holding every key that starts with `prefix` (etcd's `GetPrefixRangeEnd`).
+    static func prefixEnd(_ prefix: [UInt8]) -> [UInt8] {
+        var end = prefix
+        while let last = end.last {
+            if last < 0xFF {
+                end[end.count - 1] = last + 1
+                return end
+            }
+            end.removeLast()
+        }
+        return [0]  // every key
+    }
+
+    func unary(_ path: String, _ message: [UInt8]) async throws -> [UInt8] {
+        var renewedToken = false
+        var reconnected = false
+        while true {
+            let (connection, token) = try await connect()
+            let result = await connection.unary(
+                path: path, metadata: token.map { [("token", $0)] } ?? [], message: message, timeout: configuration.callTimeout)
+            if result.isOK { return result.message }
+            if Self.isInvalidToken(result.status), !renewedToken, token != nil {
+                renewedToken = true
+                forget(connection, tokenOnly: true)
+                continue
+            }
+            if result.status.code == .unavailable, !reconnected {
+                // The member went away (or is shutting down): once more, on a new connection.
+                reconnected = true
+                forget(connection, tokenOnly: false)
+                continue
+            }
+            if result.status.code == .unavailable { throw EtcdError.unavailable("\(path): \(result.status.message)") }
+            throw EtcdError.status(result.status.code, result.status.message)
+        }
+    }
+
+    func openStream(_ path: String) async throws -> GRPCClientStream {
+        let (connection, token) = try await connect()
+        let stream = await connection.openStream(path: path, metadata: token.map { [("token", $0)] } ?? [])
+        if let result = stream.result {
+            forget(connection, tokenOnly: false)
+            throw EtcdError.unavailable("\(path): \(result.status.message)")
+        }
+        return stream
+    }
+
+    static func isInvalidToken(_ status: GRPCStatus) -> Bool {
+        status.code == .unauthenticated || status.message.contains("invalid auth token")
+    }
+
+    /// Drops `connection` (or only its token) so that the next call connects (or authenticates) again.
+    private func forget(_ connection: GRPCClientConnection, tokenOnly: Bool) {
+        let drop = state.withLock { state -> Bool in
+            guard state.connection === connection else { return false }
+            state.token = nil
+            if tokenOnly { return false }
+            state.connection = nil
+            state.nextHost = (state.nextHost + 1) % max(1, configuration.hosts.count)
+            return true
+        }
+        if drop { Task { await connection.close() } }
+    }
+
+    /// The current connection and token, connecting (and authenticating) first when there is none.
+    private func connect() async throws -> (GRPCClientConnection, String?) {
+        enum Step {
+            case ready(GRPCClientConnection, String?)
+            case wait(Task<(GRPCClientConnection, String?), any Error>)
+        }
+        let step: Step = try state.withLock { state in
+            if state.closed { throw EtcdError.unavailable("client closed") }
+            if let connection = state.connection, connection.isUsable, state.token != nil || configuration.user.isEmpty {
+                return .ready(connection, state.token)
+            }
+            if let connecting = state.connecting { return .wait(connecting) }
+            let reusable = state.connection.flatMap { $0.isUsable ? $0 : nil }
+            let first = state.nextHost
+            let task = Task { try await self.establish(reusing: reusable, startingAt: first) }
+            state.connecting = task
+            return .wait(task)
+        }
+        switch step {
+        case .ready(let connection, let token):
+            return (connection, token)
+        case .wait(let task):
+            // The connect task is shared: a caller that gives up does not cancel it for the others.
+            let result = await task.result
+            state.withLock { state in
+                if state.connecting == task { state.connecting = nil }
+                if case .success(let (connection, token)) = result, !state.closed {
+                    state.connection = connection
+                    state.token = token
+                }
+            }
+            return try result.get()
+        }
+    }
+
+    /// Connects to the hosts in turn, starting at `startingAt`, and authenticates when a user is configured.
+    private func establish(reusing: GRPCClientConnection?, startingAt first: Int) async throws -> (GRPCClientConnection, String?) {
+        let hosts = configuration.hosts
+        var failures: [String] = []
+        for offset in 0..<hosts.count {
+            let index = (first + offset) % hosts.count
+            let authority = hosts[index]
+            do {
+                let connection: GRPCClientConnection
+                if let reusing, offset == 0 {
+                    connection = reusing
+                } else {
+                    guard let (host, port) = GRPCConnectionPool.splitAuthority(authority) else {
+                        throw EtcdError.unavailable("'\(authority)' is not host:port")
+                    }
+                    connection = try await GRPCClientConnection.connect(
+                        host: host, port: port, group: group, connectTimeout: configuration.connectTimeout, logger: logger)
+                }
+                var token: String?
+                if !configuration.user.isEmpty {
+                    let result = await connection.unary(
+                        path: "/etcdserverpb.Auth/Authenticate",
+                        message: try EtcdCodec.authenticate(name: configuration.user, password: configuration.password),
+                        timeout: configuration.callTimeout)
+                    guard result.isOK else {
+                        await connection.close()
+                        // Wrong credentials are not a host problem: say so at once rather than trying the next host.
+                        if result.status.code != .unavailable { throw EtcdError.status(result.status.code, "authentication as '\(configuration.user)' failed: \(result.status.message)") }
+                        throw EtcdError.unavailable(result.status.message)
+                    }
+                    token = try EtcdCodec.authenticateResponse(result.message)
+                }
+                state.withLock { $0.nextHost = index }
+                if offset > 0 { logger.info("etcd connected", metadata: ["host": "\(authority)", "cluster": "\(cluster)"]) }
+                return (connection, token)
+            } catch let error as EtcdError {
+                if case .status = error { throw error }
+                failures.append("\(authority): \(error)")
+            } catch {
+                failures.append("\(authority): \(error)")
+            }
+        }
+        state.withLock { $0.nextHost = (first + 1) % max(1, hosts.count) }
+        throw EtcdError.unavailable("no etcd host answered (\(failures.joined(separator: "; ")))")
+    }
+}
+
+/// A lease keep-alive stream (`Lease/LeaseKeepAlive`).
+public struct EtcdKeepAliveStream: Sendable {
+    let stream: GRPCClientStream
+
+    /// Asks etcd to renew `lease`; false when the stream is closed.
+    public func refresh(_ lease: Int64) async throws -> Bool {
+        await stream.send(try EtcdCodec.leaseKeepAlive(id: lease))
+    }
+
+    /// The TTL etcd granted on the next renewal (0 or less: the lease expired or was revoked); throws when the
+    /// stream ended.
+    public func next() async throws -> Int64 {
+        guard let message = await stream.next() else {
+            throw EtcdError.unavailable("keep-alive stream ended: \(stream.result.map { "\($0.status)" } ?? "closed")")
+        }
+        return try EtcdCodec.leaseKeepAliveResponse(message).ttl
+    }
+
+    public func cancel() { stream.cancel() }
+}
+
+/// A watch stream (`Watch/Watch`) carrying one watch.
+public struct EtcdWatchStream: Sendable {
+    let stream: GRPCClientStream
+
+    /// The next response with events; throws when the stream ended or etcd cancelled the watch (compaction, …).
+    func nextResponse() async throws -> EtcdWatchResponse {
+        guard let message = await stream.next() else {
+            throw EtcdError.unavailable("watch stream ended: \(stream.result.map { "\($0.status)" } ?? "closed")")
+        }
+        let response = try EtcdCodec.watchResponse(message)
+        if response.canceled && !response.created {
+            throw EtcdError.unavailable("watch cancelled by etcd: \(response.cancelReason) (compact revision \(response.compactRevision))")
+        }
+        return response
+    }
+
+    /// The next batch of changes: (key, value) for a put, (key, nil) for a delete.
+    public func next() async throws -> [(key: String, value: String?)] {
+        try await nextResponse().events.map { ($0.kv.key, $0.type == .put ? $0.kv.value : nil) }
+    }
+
+    public func cancel() { stream.cancel() }
+}

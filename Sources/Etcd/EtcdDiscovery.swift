@@ -1,0 +1,121 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Service discovery over etcd for many services and clusters: one `EtcdClient` per cluster (its hosts, in
+/// order) and one watching `ServiceSubscriber` per service key, started by the first call that needs it. etcd is
+/// not on the call path: calls read the watched sets.
+///
+/// Bounded: at most `maxClusters` clusters; at most `maxServices` watched services, the least recently used one
+/// stopped to make room. Credentials for a cluster come from `credentials` (a coordinator's own
+/// `MicroService.Target`), since branch URLs carry none.
+public final class EtcdDiscovery: Sendable {
+    public static let maxClusters = 16
+    public static let maxServices = 1024
+
+    public struct Credentials: Sendable {
+        public var user: String
+        public var password: String
+        public init(user: String, password: String) {
+            self.user = user
+            self.password = password
+        }
+    }
+
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let credentials: [String: Credentials]
+    private let state = Mutex(State())
+
+    private struct State {
+        var clients: [String: EtcdClient] = [:]
+        var services: [String: (subscriber: ServiceSubscriber, task: Task<Void, Never>)] = [:]
+        var closed = false
+    }
+
+    /// `credentials`: by cluster (hosts joined with commas, as `EtcdClient.cluster`).
+    public init(credentials: [String: Credentials] = [:], group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+        self.credentials = credentials
+        self.group = group
+        self.logger = logger
+    }
+
+    /// The shared client of the cluster `hosts`; nil when `maxClusters` are already in use or discovery is shut down.
+    public func client(hosts: [String]) -> EtcdClient? {
+        let cluster = hosts.joined(separator: ",")
+        return state.withLock { state in
+            if state.closed { return nil }
+            if let client = state.clients[cluster] { return client }
+            guard state.clients.count < Self.maxClusters else { return nil }
+            let c = credentials[cluster]
+            let client = EtcdClient(
+                configuration: .init(hosts: hosts, user: c?.user ?? "", password: c?.password ?? ""), group: group, logger: logger)
+            state.clients[cluster] = client
+            return client
+        }
+    }
+
+    /// The addresses to try for one call to the service `key` of cluster `hosts`, best first; a failure says why
+    /// none is known (the service is not registered yet, or etcd could not be read before the first answer).
+    public func addresses(hosts: [String], key: String) async -> Result<[String], ResolutionFailure> {
+        let cluster = hosts.joined(separator: ",")
+        guard let client = client(hosts: hosts) else {
+            return .failure(ResolutionFailure(message: "etcd cluster \(cluster): discovery is shut down or already watches \(Self.maxClusters) clusters"))
+        }
+        let name = "\(cluster)/\(key)"
+        let (subscriber, isNew, evicted) = state.withLock { state -> (ServiceSubscriber?, Bool, Task<Void, Never>?) in
+            if state.closed { return (nil, false, nil) }
+            if let existing = state.services[name] { return (existing.subscriber, false, nil) }
+            var evicted: Task<Void, Never>?
+            if state.services.count >= Self.maxServices,
+                let oldest = state.services.min(by: { $0.value.subscriber.lastUsed < $1.value.subscriber.lastUsed })
+            {
+                evicted = oldest.value.task
+                state.services[oldest.key] = nil
+            }
+            let subscriber = ServiceSubscriber(client: client, key: key, logger: logger)
+            state.services[name] = (subscriber, Task { await subscriber.run() })
+            return (subscriber, true, evicted)
+        }
+        evicted?.cancel()
+        guard let subscriber else { return .failure(ResolutionFailure(message: "discovery is shut down")) }
+        if isNew {
+            logger.info("watching service in etcd", metadata: ["key": "\(key)/", "cluster": "\(cluster)"])
+            await subscriber.waitForFirstRead()
+        }
+        let addresses = subscriber.addresses()
+        if addresses.isEmpty {
+            let why = subscriber.lastError.map { "; etcd: \($0)" } ?? ""
+            return .failure(ResolutionFailure(message: "no address registered under '\(key)/' in etcd \(cluster)\(why)"))
+        }
+        return .success(addresses)
+    }
+
+    /// A call could not reach `address` of service `key`: it is tried last for a while.
+    public func markFailed(hosts: [String], key: String, address: String) {
+        let name = "\(hosts.joined(separator: ","))/\(key)"
+        state.withLock { $0.services[name]?.subscriber }?.markFailed(address)
+    }
+
+    /// Stops every watch and closes the clients.
+    public func shutdown() async {
+        let (tasks, clients) = state.withLock { state -> ([Task<Void, Never>], [EtcdClient]) in
+            state.closed = true
+            defer {
+                state.services = [:]
+                state.clients = [:]
+            }
+            return (state.services.values.map(\.task), Array(state.clients.values))
+        }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        for client in clients { await client.close() }
+    }
+}
+
+/// Why a service has no address to call.
+public struct ResolutionFailure: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

@@ -1,0 +1,166 @@
+import Logging
+import Synchronization
+
+/// The live set of one service's instances, as go-zero's `discov.Subscriber` keeps it: every key under `<key>/`
+/// read with one range request, then watched from the next revision. Values are `host:port` addresses,
+/// de-duplicated, at most `maxAddresses` kept (in key order). When etcd cannot be reached the last known set is
+/// kept and the subscriber reconnects with back-off (0.5 s doubling to 5 s), reading the whole set again.
+///
+/// Calls take `addresses()`: every known address, rotated one further each time (round-robin), with the ones a
+/// recent call could not reach (`markFailed`) moved to the end.
+public final class ServiceSubscriber: Sendable {
+    public static let maxAddresses = 32
+    /// Most keys remembered under one prefix: a flood of registrations cannot grow memory without bound.
+    public static let maxKeys = 1024
+
+    public let key: String
+    private let client: EtcdClient
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let failedFor: Duration
+
+    private struct State {
+        var values: [String: String] = [:]
+        var addresses: [String] = []
+        var next = 0
+        var failedUntil: [String: ContinuousClock.Instant] = [:]
+        /// The first read finished (or failed): `waitForFirstRead` returns.
+        var settled = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        var lastError: String?
+        var lastUsed = ContinuousClock.now
+    }
+
+    public init(client: EtcdClient, key: String, failedFor: Duration = .seconds(3), logger: Logger) {
+        self.client = client
+        self.key = key
+        self.failedFor = failedFor
+        self.logger = logger
+    }
+
+    /// Why the set may be stale or empty (the last etcd failure), nil while the watch works.
+    public var lastError: String? { state.withLock { $0.lastError } }
+
+    /// When a call last asked for the addresses.
+    public var lastUsed: ContinuousClock.Instant { state.withLock { $0.lastUsed } }
+
+    /// The addresses in the order to try them for one call; empty when none is known.
+    public func addresses() -> [String] {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            state.lastUsed = now
+            let all = state.addresses
+            guard !all.isEmpty else { return [] }
+            let start = state.next % all.count
+            state.next = (start + 1) % all.count
+            let rotated = Array(all[start...] + all[..<start])
+            if state.failedUntil.isEmpty { return rotated }
+            state.failedUntil = state.failedUntil.filter { $0.value > now }
+            return rotated.filter { state.failedUntil[$0] == nil } + rotated.filter { state.failedUntil[$0] != nil }
+        }
+    }
+
+    /// A call could not reach `address`: later calls try it last for a while.
+    public func markFailed(_ address: String) {
+        let until = ContinuousClock.now + failedFor
+        state.withLock { state in
+            if state.addresses.contains(address) { state.failedUntil[address] = until }
+        }
+    }
+
+    /// Returns once the first range request answered or failed.
+    public func waitForFirstRead() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                if state.settled { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    /// Reads and watches until the task is cancelled.
+    public func run() async {
+        let prefix = key + "/"
+        var backoff = Duration.milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                let (revision, kvs) = try await client.range(prefix: prefix)
+                replaceAll(kvs.map { ($0.key, $0.value) })
+                let watch = try await client.watch(prefix: prefix, startRevision: revision + 1)
+                defer { watch.cancel() }
+                if state.withLock({ $0.lastError != nil }) {
+                    logger.info("etcd watch restored", metadata: ["key": "\(prefix)", "cluster": "\(client.cluster)"])
+                }
+                state.withLock { $0.lastError = nil }
+                backoff = .milliseconds(500)
+                while true {
+                    apply(try await watch.next())
+                }
+            } catch {
+                if Task.isCancelled { break }
+                let first = state.withLock { state -> Bool in
+                    defer { state.lastError = "\(error)" }
+                    return state.lastError == nil
+                }
+                settle()
+                let metadata: Logger.Metadata = [
+                    "key": "\(prefix)", "cluster": "\(client.cluster)", "error": "\(error)", "known_addresses": "\(state.withLock { $0.addresses.count })",
+                ]
+                if first { logger.warning("etcd watch failed; keeping the last known addresses and retrying", metadata: metadata) }
+                else { logger.debug("etcd watch failed", metadata: metadata) }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+        settle()
+    }
+
+    private func replaceAll(_ pairs: [(String, String)]) {
+        state.withLock { state in
+            state.values = [:]
+            for (k, v) in pairs.prefix(Self.maxKeys) { state.values[k] = v }
+            recompute(&state)
+        }
+        settle()
+    }
+
+    private func apply(_ changes: [(key: String, value: String?)]) {
+        guard !changes.isEmpty else { return }
+        state.withLock { state in
+            for change in changes {
+                if let value = change.value {
+                    if state.values[change.key] != nil || state.values.count < Self.maxKeys { state.values[change.key] = value }
+                } else {
+                    state.values[change.key] = nil
+                }
+            }
+            recompute(&state)
+        }
+    }
+
+    private func recompute(_ state: inout State) {
+        var seen = Set<String>()
+        var addresses: [String] = []
+        for k in state.values.keys.sorted() {
+            guard let v = state.values[k], !v.isEmpty, seen.insert(v).inserted else { continue }
+            addresses.append(v)
+            if addresses.count == Self.maxAddresses { break }
+        }
+        if addresses != state.addresses {
+            logger.info("service addresses changed", metadata: ["key": "\(key)/", "addresses": "\(addresses.joined(separator: ","))"])
+        }
+        state.addresses = addresses
+        state.failedUntil = state.failedUntil.filter { seen.contains($0.key) }
+    }
+
+    private func settle() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.settled = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}

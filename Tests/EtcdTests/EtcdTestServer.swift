@@ -1,0 +1,108 @@
+import Foundation
+import Glibc
+
+/// A private etcd (Debian's `etcd-server`, /usr/bin/etcd) on free loopback ports with a temporary data directory,
+/// stopped by PID. `restart` keeps the data directory.
+final class EtcdTestServer: @unchecked Sendable {
+    let clientPort: Int
+    let peerPort: Int
+    let directory: URL
+    private var process: Process?
+
+    static let binary = "/usr/bin/etcd"
+
+    init() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw Failure("\(Self.binary) not found: install Debian's etcd-server (scripts/setup.sh does)")
+        }
+        clientPort = try Self.freePort()
+        peerPort = try Self.freePort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("swift-dtm-etcd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try start()
+    }
+
+    var endpoint: String { "127.0.0.1:\(clientPort)" }
+
+    func start() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        let peer = "http://127.0.0.1:\(peerPort)"
+        let client = "http://127.0.0.1:\(clientPort)"
+        p.arguments = [
+            "--name", "default", "--data-dir", directory.appendingPathComponent("data").path,
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "default=\(peer)",
+        ]
+        let log = FileManager.default.createFile(atPath: directory.appendingPathComponent("etcd.log").path, contents: nil)
+        precondition(log, "cannot create the etcd log file")  // the directory was just created
+        p.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("etcd.log"))
+        p.standardError = p.standardOutput
+        try p.run()
+        process = p
+        try waitUntilServing()
+    }
+
+    func stop() {
+        guard let p = process else { return }
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        process = nil
+    }
+
+    func restart() throws {
+        stop()
+        try start()
+    }
+
+    func etcdctl(_ arguments: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/etcdctl")
+        p.arguments = ["--endpoints", endpoint] + arguments
+        p.environment = ["ETCDCTL_API": "3"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard p.terminationStatus == 0 else { throw Failure("etcdctl \(arguments.joined(separator: " ")): \(text)") }
+        return text
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func waitUntilServing() throws {
+        for _ in 0..<200 {
+            if (try? etcdctl(["endpoint", "health"])) != nil { return }
+            usleep(50_000)
+        }
+        throw Failure("etcd did not become healthy on \(endpoint)")
+    }
+
+    /// A port the kernel just handed out on 127.0.0.1 (closed again: etcd binds it next).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0 else { throw Failure("bind() failed") }
+        let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        guard named == 0 else { throw Failure("getsockname() failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+}
