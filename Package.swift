@@ -136,7 +136,7 @@ let package = Package(
         .executableTarget(
             name: "dtm-bench",
             dependencies: [
-                "DTMCore", "DTMGRPC", "HTTP2", "EventLoopSupport", "CMimalloc",
+                "DTMCore", "DTMGRPC", "HTTP2", "EventLoopSupport", "CMimalloc", "Etcd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -14,7 +14,8 @@
 #                     CMD should exec one process (its CPU and memory are read from /proc by its PID), e.g.
 #                     --compare '/usr/local/bin/dtm'  or  --compare 'dtm -c /path/conf.yml'.
 # Scenarios: grpc and http submit (2 branches of the same protocol), each with wait_result false and true,
-# closed loop; grpc open loop at --rate. Columns: completed sagas/s (last action reached the branch service,
+# closed loop; grpc open loop at --rate; for swift-dtm, when etcd is installed, grpc closed loop once more with
+# the branch service registered in a private etcd and etcd:// branch URLs (go-zero discovery). Columns: completed sagas/s (last action reached the branch service,
 # per gid), submit latency p50/p99/p999 ms (open loop: from the due time), submit→succeed p50/p99 ms, the
 # server's CPU µs per completed saga and resident memory, a store check (gids sampled, found `succeed`), and the
 # share of the machine's CPU the hypervisor stole during the scenario (/proc/stat; above a few % the figures of a
@@ -55,10 +56,15 @@ wait_ready() {
   echo "bench.sh: $3 did not answer on port $1" >&2; return 1
 }
 
-# run_scenarios SERVER HTTP_PORT GRPC_PORT PID: appends "SERVER<TAB>ROW fields" lines to $dir/rows.
+# run_scenarios SERVER HTTP_PORT GRPC_PORT PID [ETCD]: appends "SERVER<TAB>ROW fields" lines to $dir/rows. With ETCD
+# (host:port), the gRPC closed-loop scenario runs once more with the branch service registered in etcd and
+# etcd:// branch URLs, right after the one with direct addresses.
 run_scenarios() {
-  local server=$1 http=$2 grpc=$3 pid=$4 args
+  local server=$1 http=$2 grpc=$3 pid=$4 etcd=${5:-} args
+  local via_etcd=()
+  if [[ -n "$etcd" ]]; then via_etcd=("--scenario grpc --wait-result false --clients $clients --etcd $etcd"); fi
   for args in "--scenario grpc --wait-result false --clients $clients" \
+              "${via_etcd[@]}" \
               "--scenario grpc --wait-result true --clients $clients" \
               "--scenario http --wait-result false --clients $clients" \
               "--scenario http --wait-result true --clients $clients" \
@@ -73,13 +79,31 @@ run_scenarios() {
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
 
+# A private etcd (Debian's etcd-server) for the scenario with go-zero discovery; skipped when etcd is missing.
+etcd=""
+if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+  ec=$((30000 + RANDOM % 5000)); ep=$((ec + 1))
+  etcd --name bench --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$ec" \
+    --advertise-client-urls "http://127.0.0.1:$ec" --listen-peer-urls "http://127.0.0.1:$ep" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ep" --initial-cluster "bench=http://127.0.0.1:$ep" \
+    >"$dir/etcd.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 100); do
+    if ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$ec" endpoint health >/dev/null 2>&1; then etcd="127.0.0.1:$ec"; break; fi
+    sleep 0.1
+  done
+  [[ -n "$etcd" ]] || echo "bench.sh: etcd did not start; the etcd:// scenario is skipped" >&2
+else
+  echo "bench.sh: etcd not installed (Debian: etcd-server etcd-client); the etcd:// scenario is skipped" >&2
+fi
+
 # swift-dtm on a fresh SQLite file.
 http=$((20000 + RANDOM % 5000)); grpc=$((http + 1))
 HTTP_PORT=$http GRPC_PORT=$grpc LISTEN_HOST=127.0.0.1 STORE_FILE="$dir/dtm.sqlite" LOG_LEVEL=warn \
-  .build/release/dtm-server >"$dir/server.log" 2>&1 &
+  MICRO_SERVICE_DRIVER=dtm-driver-gozero .build/release/dtm-server >"$dir/server.log" 2>&1 &
 pid=$!; pids+=("$pid")
 wait_ready "$http" "$pid" swift-dtm
-run_scenarios swift-dtm "$http" "$grpc" "$pid"
+run_scenarios swift-dtm "$http" "$grpc" "$pid" "$etcd"
 ceiling="h2load not installed (Debian: nghttp2-client)"
 if command -v h2load >/dev/null; then
   printf '\x00\x00\x00\x00\x00' > "$dir/empty.grpc"

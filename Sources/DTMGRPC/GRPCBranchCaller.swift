@@ -1,4 +1,5 @@
 import DTMCore
+import Synchronization
 
 /// The outcome of one unary gRPC call at the transport level.
 public enum GRPCCallOutcome: Sendable, Equatable {
@@ -16,10 +17,33 @@ public protocol GRPCUnaryTransport: Sendable {
 
 /// Finds the instances of a service named by a discovery URL (`etcd://hosts/user.rpc/…`): go-zero over etcd.
 public protocol GRPCServiceResolver: Sendable {
-    /// The addresses (`host:port`) to try for one call, best first; a failure says why none is known.
+    /// The addresses to try for one call, best first, each exactly `host:port` (see `GRPCBranchCaller.dialable`);
+    /// a failure says why none is known.
     func addresses(for target: DiscoveryTarget) async -> Result<[String], DTMError>
     /// A call could not reach `address`: try it last for a while.
     func markFailed(_ address: String, for target: DiscoveryTarget)
+}
+
+/// Parsed discovery branch URLs, at most `capacity` of them (emptied when full: URLs come from clients).
+final class DiscoveryURLCache: Sendable {
+    private let entries = Mutex<[String: Result<(DiscoveryTarget, String), DTMError>]>([:])
+    static let capacity = 4096
+
+    func lookup(_ url: String) -> Result<(DiscoveryTarget, String), DTMError> {
+        if let hit = entries.withLock({ $0[url] }) { return hit }
+        let result: Result<(DiscoveryTarget, String), DTMError>
+        do throws(DTMError) {
+            let (target, method) = try DiscoveryTarget.parseBranchURL(url)
+            result = .success((target, method))
+        } catch {
+            result = .failure(error)
+        }
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[url] = result
+        }
+        return result
+    }
 }
 
 /// Calls gRPC branches as DTM does (spec §7.3): URL `host:port/pkg.Service/Method` split at the first `/`,
@@ -34,8 +58,10 @@ public struct GRPCBranchCaller: BranchCaller {
     let transport: any GRPCUnaryTransport
     let resolver: (any GRPCServiceResolver)?
     let allowList: BranchHostAllowList?
+    /// Parsed discovery URLs: a saga's URLs are called again and again, and parsing is most of a resolution's cost.
+    private let parsed = DiscoveryURLCache()
     /// Most addresses one call tries before giving up until the next round.
-    static let maxAddressesPerCall = 3
+    public static let maxAddressesPerCall = 3
 
     public init(transport: any GRPCUnaryTransport, resolver: (any GRPCServiceResolver)? = nil, allowList: BranchHostAllowList? = nil) {
         self.transport = transport
@@ -59,10 +85,9 @@ public struct GRPCBranchCaller: BranchCaller {
     private func callDiscovered(_ call: BranchCall) async -> BranchCallResult {
         let target: DiscoveryTarget
         let method: String
-        do {
-            (target, method) = try DiscoveryTarget.parseBranchURL(call.url)
-        } catch {
-            return .error(error.description)
+        switch parsed.lookup(call.url) {
+        case .success(let t): (target, method) = t
+        case .failure(let error): return .error(error.description)
         }
         guard let resolver else {
             return .error("gRPC branch url '\(call.url.prefix(128))' needs service discovery: set MicroService.Driver to dtm-driver-gozero")
@@ -87,6 +112,13 @@ public struct GRPCBranchCaller: BranchCaller {
             resolver.markFailed(address, for: target)  // never reached: the next address may answer
         }
         return Self.classify(outcome)
+    }
+
+    /// A registered value as the authority to dial, or nil unless it is exactly `host:port` (anything else in etcd,
+    /// written by whoever can write there, is not called).
+    public static func dialable(_ value: String) -> String? {
+        guard let (host, port) = try? BranchAddress.parseAuthority(value), let port else { return nil }
+        return BranchAddress(scheme: "", host: host, port: port, rest: "").authority
     }
 
     /// `host:port/pkg.Service/Method` → (`host:port`, `/pkg.Service/Method`, h2c), read by `BranchAddress` (the

@@ -10,7 +10,8 @@ struct GoZeroResolver: GRPCServiceResolver {
     let discovery: EtcdDiscovery
 
     func addresses(for target: DiscoveryTarget) async -> Result<[String], DTMError> {
-        await discovery.addresses(hosts: target.hosts, key: target.key).mapError { DTMError.other($0.message) }
+        await discovery.addresses(hosts: target.hosts, key: target.key, limit: GRPCBranchCaller.maxAddressesPerCall)
+            .mapError { DTMError.other($0.message) }
     }
 
     func markFailed(_ address: String, for target: DiscoveryTarget) {
@@ -42,6 +43,6 @@ extension EtcdDiscovery {
         if let target = configuration.microServiceTarget, !target.user.isEmpty {
             credentials[target.cluster] = .init(user: target.user, password: target.password)
         }
-        return EtcdDiscovery(credentials: credentials, logger: logger)
+        return EtcdDiscovery(credentials: credentials, addressOf: GRPCBranchCaller.dialable, logger: logger)
     }
 }

@@ -26,17 +26,28 @@ public final class EtcdDiscovery: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let credentials: [String: Credentials]
+    private let addressOf: @Sendable (String) -> String?
     private let state = Mutex(State())
+
+    private struct ServiceName: Hashable {
+        var hosts: [String]
+        var key: String
+    }
 
     private struct State {
         var clients: [String: EtcdClient] = [:]
-        var services: [String: (subscriber: ServiceSubscriber, task: Task<Void, Never>)] = [:]
+        var services: [ServiceName: (subscriber: ServiceSubscriber, task: Task<Void, Never>)] = [:]
         var closed = false
     }
 
-    /// `credentials`: by cluster (hosts joined with commas, as `EtcdClient.cluster`).
-    public init(credentials: [String: Credentials] = [:], group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+    /// `credentials`: by cluster (hosts joined with commas, as `EtcdClient.cluster`). `addressOf` turns a registered
+    /// value into the address to call, or nil to skip it.
+    public init(
+        credentials: [String: Credentials] = [:], addressOf: @escaping @Sendable (String) -> String?,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+    ) {
         self.credentials = credentials
+        self.addressOf = addressOf
         self.group = group
         self.logger = logger
     }
@@ -58,12 +69,16 @@ public final class EtcdDiscovery: Sendable {
 
     /// The addresses to try for one call to the service `key` of cluster `hosts`, best first; a failure says why
     /// none is known (the service is not registered yet, or etcd could not be read before the first answer).
-    public func addresses(hosts: [String], key: String) async -> Result<[String], ResolutionFailure> {
+    public func addresses(hosts: [String], key: String, limit: Int = .max) async -> Result<[String], ResolutionFailure> {
+        let name = ServiceName(hosts: hosts, key: key)
+        // The usual case: a watched service, read from memory.
+        if let subscriber = state.withLock({ $0.services[name]?.subscriber }), subscriber.hasSettled {
+            return Self.answer(subscriber, hosts: hosts, key: key, limit: limit)
+        }
         let cluster = hosts.joined(separator: ",")
         guard let client = client(hosts: hosts) else {
             return .failure(ResolutionFailure(message: "etcd cluster \(cluster): discovery is shut down or already watches \(Self.maxClusters) clusters"))
         }
-        let name = "\(cluster)/\(key)"
         let (subscriber, isNew, evicted) = state.withLock { state -> (ServiceSubscriber?, Bool, Task<Void, Never>?) in
             if state.closed { return (nil, false, nil) }
             if let existing = state.services[name] { return (existing.subscriber, false, nil) }
@@ -74,28 +89,31 @@ public final class EtcdDiscovery: Sendable {
                 evicted = oldest.value.task
                 state.services[oldest.key] = nil
             }
-            let subscriber = ServiceSubscriber(client: client, key: key, logger: logger)
+            let subscriber = ServiceSubscriber(client: client, key: key, addressOf: addressOf, logger: logger)
             state.services[name] = (subscriber, Task { await subscriber.run() })
             return (subscriber, true, evicted)
         }
         evicted?.cancel()
         guard let subscriber else { return .failure(ResolutionFailure(message: "discovery is shut down")) }
-        if isNew {
-            logger.info("watching service in etcd", metadata: ["key": "\(key)/", "cluster": "\(cluster)"])
-            await subscriber.waitForFirstRead()
-        }
-        let addresses = subscriber.addresses()
+        if isNew { logger.info("watching service in etcd", metadata: ["key": "\(key)/", "cluster": "\(cluster)"]) }
+        // Every caller that arrives before the first read waits for it, not only the one that started the watch.
+        await subscriber.waitForFirstRead()
+        return Self.answer(subscriber, hosts: hosts, key: key, limit: limit)
+    }
+
+    private static func answer(_ subscriber: ServiceSubscriber, hosts: [String], key: String, limit: Int) -> Result<[String], ResolutionFailure> {
+        let addresses = subscriber.addresses(limit: limit)
         if addresses.isEmpty {
             let why = subscriber.lastError.map { "; etcd: \($0)" } ?? ""
-            return .failure(ResolutionFailure(message: "no address registered under '\(key)/' in etcd \(cluster)\(why)"))
+            return .failure(ResolutionFailure(
+                message: "no address registered under '\(key)/' in etcd \(hosts.joined(separator: ","))\(why)"))
         }
         return .success(addresses)
     }
 
     /// A call could not reach `address` of service `key`: it is tried last for a while.
     public func markFailed(hosts: [String], key: String, address: String) {
-        let name = "\(hosts.joined(separator: ","))/\(key)"
-        state.withLock { $0.services[name]?.subscriber }?.markFailed(address)
+        state.withLock { $0.services[ServiceName(hosts: hosts, key: key)]?.subscriber }?.markFailed(address)
     }
 
     /// Stops every watch and closes the clients.

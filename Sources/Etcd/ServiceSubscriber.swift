@@ -12,6 +12,8 @@ public final class ServiceSubscriber: Sendable {
     public static let maxAddresses = 32
     /// Most keys remembered under one prefix: a flood of registrations cannot grow memory without bound.
     public static let maxKeys = 1024
+    /// Longest value taken as an address (`host:port` is far shorter); longer ones are skipped.
+    public static let maxValueLength = 256
 
     public let key: String
     private let client: EtcdClient
@@ -31,12 +33,23 @@ public final class ServiceSubscriber: Sendable {
         var lastUsed = ContinuousClock.now
     }
 
-    public init(client: EtcdClient, key: String, failedFor: Duration = .seconds(3), logger: Logger) {
+    /// Turns a stored value into the address to call, or nil to skip it (values are written by whoever can write
+    /// to etcd).
+    private let addressOf: @Sendable (String) -> String?
+
+    public init(
+        client: EtcdClient, key: String, failedFor: Duration = .seconds(3),
+        addressOf: @escaping @Sendable (String) -> String? = { $0.isEmpty ? nil : $0 }, logger: Logger
+    ) {
         self.client = client
         self.key = key
         self.failedFor = failedFor
+        self.addressOf = addressOf
         self.logger = logger
     }
+
+    /// True once the first read answered or failed.
+    public var hasSettled: Bool { state.withLock { $0.settled } }
 
     /// Why the set may be stale or empty (the last etcd failure), nil while the watch works.
     public var lastError: String? { state.withLock { $0.lastError } }
@@ -44,19 +57,26 @@ public final class ServiceSubscriber: Sendable {
     /// When a call last asked for the addresses.
     public var lastUsed: ContinuousClock.Instant { state.withLock { $0.lastUsed } }
 
-    /// The addresses in the order to try them for one call; empty when none is known.
-    public func addresses() -> [String] {
+    /// Up to `limit` addresses in the order to try them for one call; empty when none is known.
+    public func addresses(limit: Int = .max) -> [String] {
         let now = ContinuousClock.now
         return state.withLock { state in
             state.lastUsed = now
             let all = state.addresses
-            guard !all.isEmpty else { return [] }
+            guard !all.isEmpty, limit > 0 else { return [] }
             let start = state.next % all.count
             state.next = (start + 1) % all.count
-            let rotated = Array(all[start...] + all[..<start])
-            if state.failedUntil.isEmpty { return rotated }
-            state.failedUntil = state.failedUntil.filter { $0.value > now }
-            return rotated.filter { state.failedUntil[$0] == nil } + rotated.filter { state.failedUntil[$0] != nil }
+            var out: [String] = []
+            out.reserveCapacity(min(limit, all.count))
+            if !state.failedUntil.isEmpty { state.failedUntil = state.failedUntil.filter { $0.value > now } }
+            // Healthy ones first, from the round-robin position; then the ones that failed recently.
+            for pass in 0..<(state.failedUntil.isEmpty ? 1 : 2) {
+                for i in 0..<all.count where out.count < limit {
+                    let address = all[(start + i) % all.count]
+                    if (state.failedUntil[address] == nil) == (pass == 0) { out.append(address) }
+                }
+            }
+            return out
         }
     }
 
@@ -118,17 +138,18 @@ public final class ServiceSubscriber: Sendable {
     }
 
     private func replaceAll(_ pairs: [(String, String)]) {
-        state.withLock { state in
+        let changed = state.withLock { state in
             state.values = [:]
             for (k, v) in pairs.prefix(Self.maxKeys) { state.values[k] = v }
-            recompute(&state)
+            return recompute(&state)
         }
+        logChange(changed)
         settle()
     }
 
     private func apply(_ changes: [(key: String, value: String?)]) {
         guard !changes.isEmpty else { return }
-        state.withLock { state in
+        let changed = state.withLock { state in
             for change in changes {
                 if let value = change.value {
                     if state.values[change.key] != nil || state.values.count < Self.maxKeys { state.values[change.key] = value }
@@ -136,23 +157,31 @@ public final class ServiceSubscriber: Sendable {
                     state.values[change.key] = nil
                 }
             }
-            recompute(&state)
+            return recompute(&state)
         }
+        logChange(changed)
     }
 
-    private func recompute(_ state: inout State) {
+    private func logChange(_ addresses: [String]?) {
+        guard let addresses else { return }
+        logger.info("service addresses changed", metadata: ["key": "\(key)/", "addresses": "\(addresses.joined(separator: ","))"])
+    }
+
+    /// Recomputes the address list from the values; returns it when it changed.
+    private func recompute(_ state: inout State) -> [String]? {
         var seen = Set<String>()
         var addresses: [String] = []
         for k in state.values.keys.sorted() {
-            guard let v = state.values[k], !v.isEmpty, seen.insert(v).inserted else { continue }
-            addresses.append(v)
+            guard let v = state.values[k], v.utf8.count <= Self.maxValueLength, let address = addressOf(v), seen.insert(address).inserted else {
+                continue
+            }
+            addresses.append(address)
             if addresses.count == Self.maxAddresses { break }
         }
-        if addresses != state.addresses {
-            logger.info("service addresses changed", metadata: ["key": "\(key)/", "addresses": "\(addresses.joined(separator: ","))"])
-        }
+        let changed = addresses != state.addresses
         state.addresses = addresses
         state.failedUntil = state.failedUntil.filter { seen.contains($0.key) }
+        return changed ? addresses : nil
     }
 
     private func settle() {

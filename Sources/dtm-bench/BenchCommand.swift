@@ -1,6 +1,8 @@
 import ArgumentParser
 import CMimalloc
+import Etcd
 import Glibc
+import Logging
 
 /// `dtm-bench`: drives a DTM-compatible coordinator with two-branch sagas and reports what completed.
 ///
@@ -26,6 +28,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Gids to look up in the coordinator's store afterwards (GET /api/dtmsvr/query).") var verify = 20
     @Option(help: "Label of the run in the report (default: the scenario and load).") var label: String?
     @Flag(help: "Also print one tab-separated ROW line (for scripts/bench.sh).") var row = false
+    @Option(help: "etcd host:port: register the branch service there under bench.rpc (as go-zero does) and submit gRPC sagas with etcd:// branch URLs (the coordinator needs MicroService.Driver dtm-driver-gozero).")
+    var etcd: String?
 
     func validate() throws {
         guard clients > 0 else { throw ValidationError("--clients must be positive") }
@@ -39,9 +43,23 @@ struct BenchCommand: AsyncParsableCommand {
         let branches = try await BranchService.start(counter: counter)
         print("branch service: gRPC 127.0.0.1:\(branches.grpcPort), HTTP 127.0.0.1:\(branches.httpPort); gids \(gidPrefix)<n>; allocator mimalloc \(mi_version())")
         fflush(nil)  // also when stdout is a pipe: a script may read the ports while the load runs
+        var busi = "127.0.0.1:\(branches.grpcPort)"
+        var registration: Task<Void, Never>?
+        var etcdClient: EtcdClient?
+        if let etcd {
+            let client = EtcdClient(configuration: .init(hosts: [etcd]), logger: Logger(label: "dtm-bench"))
+            let publisher = ServicePublisher(client: client, key: "bench.rpc", value: busi, logger: Logger(label: "dtm-bench"))
+            registration = Task { await publisher.run() }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while publisher.registeredKey == nil, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+            guard publisher.registeredKey != nil else { throw ValidationError("could not register the branch service in etcd at \(etcd)") }
+            print("branch service registered in etcd \(etcd) as \(publisher.registeredKey ?? "")")
+            busi = "etcd://\(etcd)/bench.rpc"
+            etcdClient = client
+        }
         let load: any Scenario =
             switch scenario {
-            case .grpc: GRPCScenario(target: target, branchPort: branches.grpcPort, gidPrefix: gidPrefix, waitResult: waitResult)
+            case .grpc: GRPCScenario(target: target, busi: busi, gidPrefix: gidPrefix, waitResult: waitResult)
             case .http: HTTPScenario(target: httpTarget, branchPort: branches.httpPort, gidPrefix: gidPrefix, waitResult: waitResult)
             }
         let mode: LoadMode = rate > 0 ? .open(rate: rate, inFlight: clients) : .closed(clients: clients)
@@ -72,6 +90,9 @@ struct BenchCommand: AsyncParsableCommand {
         report.printHuman()
         if row { report.printRow() }
         await load.shutdown()
+        registration?.cancel()
+        await registration?.value
+        await etcdClient?.close()
         await branches.shutdown()
     }
 }

@@ -12,8 +12,9 @@ struct GRPCScenario: Scenario {
     let gidPrefix: [UInt8]
     let template: [UInt8]
 
-    init(target: String, branchPort: Int, gidPrefix: String, waitResult: Bool) {
-        let busi = "127.0.0.1:\(branchPort)"
+    /// `busi`: where the branch URLs point: `127.0.0.1:<port>`, or `etcd://<etcd>/bench.rpc` when the branch service
+    /// is registered in etcd.
+    init(target: String, busi: String, gidPrefix: String, waitResult: Bool) {
         var r = TransactionRequest(gid: "", transType: "saga")
         r.steps = [
             TransStep(action: "\(busi)/busi.Busi/TransOut", compensate: "\(busi)/busi.Busi/TransOutRevert"),
@@ -23,7 +24,7 @@ struct GRPCScenario: Scenario {
         r.options.waitResult = waitResult
         var template = ProtoCodec.encodeRequest(r)
         if template.starts(with: [0x0A, 0x00]) { template.removeFirst(2) }
-        self.name = waitResult ? "grpc wait_result" : "grpc"
+        self.name = (waitResult ? "grpc wait_result" : "grpc") + (DiscoveryTarget.isDiscoveryURL(busi) ? " etcd" : "")
         self.pool = GRPCConnectionPool()
         self.target = target
         self.gidPrefix = Array(gidPrefix.utf8)

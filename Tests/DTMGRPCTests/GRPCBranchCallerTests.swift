@@ -146,3 +146,17 @@ struct GRPCDiscoveredCallTests {
         #expect(t.calls.withLock { $0.count } == 1)
     }
 }
+
+@Suite("addresses read from etcd")
+struct DialableAddressTests {
+    @Test("only exact host:port values are dialled, normalised; anything else written in etcd is skipped")
+    func dialable() {
+        #expect(GRPCBranchCaller.dialable("127.0.0.1:7001") == "127.0.0.1:7001")
+        #expect(GRPCBranchCaller.dialable("LocalHost.:7001") == "localhost:7001")
+        #expect(GRPCBranchCaller.dialable("[0:0::1]:7001") == "[::1]:7001")
+        for hostile in ["", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "evil:1/p.S/M", "a@b:1", "h:1,h:2", " 127.0.0.1:1",
+                        String(repeating: "a", count: 5000) + ":1", "127.0.0.1:1\n"] {
+            #expect(GRPCBranchCaller.dialable(hostile) == nil, "\(hostile.prefix(40))")
+        }
+    }
+}

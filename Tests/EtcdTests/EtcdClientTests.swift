@@ -142,6 +142,27 @@ struct EtcdClientTests {
         await c.close()
     }
 
+    @Test("values the address filter refuses (or longer than 256 bytes) are never offered; `limit` bounds the answer")
+    func filteredValues() async throws {
+        let etcd = try EtcdTestServer()
+        let c = client(etcd)
+        try await c.put(key: "h.rpc/1", value: "evil:1/p.S/M")
+        try await c.put(key: "h.rpc/2", value: String(repeating: "a", count: 300) + ":1")
+        try await c.put(key: "h.rpc/3", value: "")
+        try await c.put(key: "h.rpc/4", value: "127.0.0.1:7001")
+        try await c.put(key: "h.rpc/5", value: "127.0.0.1:7002")
+        let subscriber = ServiceSubscriber(
+            client: c, key: "h.rpc", addressOf: { $0.contains("/") || $0.isEmpty ? nil : $0 }, logger: logger)
+        let task = Task { await subscriber.run() }
+        await subscriber.waitForFirstRead()
+        #expect(Set(subscriber.addresses()) == ["127.0.0.1:7001", "127.0.0.1:7002"])
+        #expect(subscriber.addresses(limit: 1).count == 1)
+        #expect(subscriber.addresses(limit: 0).isEmpty)
+        task.cancel()
+        await task.value
+        await c.close()
+    }
+
     @Test("at most 32 addresses are kept")
     func cap() async throws {
         let etcd = try EtcdTestServer()

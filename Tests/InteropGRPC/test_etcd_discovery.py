@@ -12,7 +12,7 @@ the way go-zero services register (etcd_harness.register); the client finds the 
 client with `etcd://.../dtmservice` does, and submits with dtmgimp.Dtm/Submit.
 
 Every test has its own etcd (free loopback ports, own data dir) and its own dtm-server; the logs of both are
-attached to a failure report. Skipped only when /usr/bin/etcd is not installed.
+attached to a failure report. They fail (they are not skipped) when /usr/bin/etcd is not installed.
 """
 
 import contextlib
@@ -58,7 +58,8 @@ def etcd_factory(request, tmp_path_factory):
     """make_etcd(start=True) -> an EtcdServer of this test's own; stopped (with its keep-alives) after the test."""
     why = eh.etcd_available()
     if why:
-        pytest.skip("etcd discovery tests need a local etcd: %s" % why)
+        pytest.fail("etcd discovery tests need a local etcd (scripts/setup.sh installs Debian's etcd-server and "
+                    "etcd-client): %s" % why, pytrace=False)
     created = []
 
     def make(start=True):
@@ -561,3 +562,44 @@ def test_allow_list_applies_to_resolved_addresses(etcd, coordinator, grpc_servic
         % (stranger.target, stranger.calls()))
     assert sorted(c.gid for c in action_calls(allowed, gids)) == sorted(gids), (
         "each saga should have called the allowed instance exactly once")
+
+
+def test_msg_query_prepared_is_resolved_through_etcd(etcd, coordinator, grpc_services, pb):
+    """query_prepared of a gRPC msg is an etcd:// URL too: the check-back and the step both go to the instance found
+    in etcd."""
+    svc = grpc_services("user-rpc", services={"user.UserService"})
+    eh.register(etcd, USER_KEY, svc.target)
+    server = coordinator(etcd)
+    gid = h.new_gid("etcd-msg")
+    check = "/user.UserService/QueryPrepared"
+    request = pb.DtmRequest(
+        Gid=gid, TransType="msg", Steps=h.steps_json([{"action": discov_url(etcd, USER_KEY, USER_CREATE)}]),
+        BinPayloads=[user_create_req(5000, "13800005000", "m")], QueryPrepared=discov_url(etcd, USER_KEY, check),
+        TransOptions=h.trans_options(pb, timeout_to_fail=1, retry_interval=1))
+    with coordinator_client(etcd, pb) as dtm:
+        dtm.Prepare(request)  # never submitted: the coordinator must ask query_prepared
+    q = server.wait_for_status(gid, timeout=h.FINAL_TIMEOUT + 5)
+    assert q["transaction"]["status"] == "succeed", q
+    h.settle()
+    paths = [c.summary()[0] for c in sorted(svc.calls(gid), key=lambda c: c.time)]
+    assert paths == [check, USER_CREATE], "expected the check-back, then the step, both resolved through etcd: %s" % paths
+
+
+def test_values_in_etcd_that_are_not_host_port_are_never_called(etcd, coordinator, grpc_services, pb):
+    """Whoever can write to etcd can write anything under a service's prefix: a URL with a path, user info, a huge
+    value, an empty one. None of them is dialled; the saga goes to the one real instance."""
+    svc = grpc_services("user-rpc", services={"user.UserService"})
+    for i, junk in enumerate(["evil.example:1/p.S/M", "x@127.0.0.1:1", "a" * 5000 + ":1", "", "127.0.0.1",
+                              "127.0.0.1:0", "http://127.0.0.1:1"]):
+        etcd.ctl("put", "%s/junk%d" % (USER_KEY, i), junk)
+    eh.register(etcd, USER_KEY, svc.target)
+    server = coordinator(etcd)
+    with coordinator_client(etcd, pb) as dtm:
+        gids = []
+        for i in range(4):
+            gid = h.new_gid("etcd-junk%d" % i)
+            gids.append(gid)
+            dtm.Submit(user_saga(pb, etcd, gid, 6000 + i, wait_result=True))
+    h.settle()
+    assert sorted(c.gid for c in action_calls(svc, gids)) == sorted(gids), "every saga should reach the real instance"
+    assert server.is_running(), "the coordinator must keep running"

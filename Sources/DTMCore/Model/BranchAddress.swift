@@ -16,6 +16,13 @@ public struct BranchAddress: Sendable, Equatable {
     /// Everything after the authority (path, query, fragment), as given.
     public var rest: Substring
 
+    public init(scheme: String, host: String, port: Int?, rest: Substring) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.rest = rest
+    }
+
     /// The port a connection goes to: the explicit one, else 80 for `http` and 443 for `https`.
     public var effectivePort: Int? {
         if let port { return port }
@@ -96,6 +103,7 @@ public struct BranchAddress: Sendable, Equatable {
         }
         if hostPart.last == UInt8(ascii: ".") { hostPart = hostPart.dropLast() }
         guard !hostPart.isEmpty else { throw bad("no host") }
+        guard hostPart.count <= 253 else { throw bad("the host is longer than a DNS name can be (253 bytes)") }
         guard hostPart.allSatisfy(isHostByte), hostPart.first != UInt8(ascii: ".") else {
             throw bad("the host may hold only letters, digits, '-', '_' and '.'")
         }

@@ -32,10 +32,19 @@ public struct DiscoveryTarget: Sendable, Hashable {
     /// `etcd://hosts/key`, without credentials: the name of the service in logs and caches.
     public var server: String { "etcd://\(cluster)/\(key)" }
 
-    /// True for a URL with a discovery scheme (`etcd://`, `discov://`, any case).
+    /// True for a URL with a discovery scheme (`etcd://`, `discov://`, any case). Without allocating: every gRPC
+    /// branch call asks.
     public static func isDiscoveryURL(_ url: String) -> Bool {
-        let lower = url.prefix(9).lowercased()
-        return lower.hasPrefix("etcd://") || lower.hasPrefix("discov://")
+        func starts(with scheme: StaticString) -> Bool {
+            var u = url.utf8.makeIterator()
+            return scheme.withUTF8Buffer { expected in
+                expected.allSatisfy { e in
+                    guard let b = u.next() else { return false }
+                    return b == e || (e >= UInt8(ascii: "a") && e <= UInt8(ascii: "z") && b == e - 32)
+                }
+            }
+        }
+        return starts(with: "etcd://") || starts(with: "discov://")
     }
 
     /// A coordinator's `MicroService.Target` (no method).
