@@ -177,6 +177,22 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         scheduleFlush()  // a WINDOW_UPDATE may be due
     }
 
+    /// One keep-alive period passed: a PING still unanswered from the last period means the peer (or the path to
+    /// it) is gone without a word, so the connection is closed and its calls fail (a long-lived watch would
+    /// otherwise wait for ever). PINGs go out only while calls are open: servers such as etcd count PINGs on an
+    /// idle connection as abuse. Returns false once the connection is closed.
+    func keepAliveTick() -> Bool {
+        guard let context, context.channel.isActive else { return false }
+        if session.hasUnansweredPing {
+            logger.warning("no answer to PING within the keep-alive period; closing the connection", metadata: ["authority": "\(session.authority)"])
+            if closingError == nil { closingError = "no answer to PING within the keep-alive period" }
+            context.close(promise: nil)
+            return false
+        }
+        if session.activeCallCount > 0, session.ping() { flushOutput() }
+        return true
+    }
+
     /// Cancels the unary call `id` (its caller gave up); unknown ids are calls already finished.
     func cancelCall(id: UInt64) {
         if let streamID = streamsByCall[id] {

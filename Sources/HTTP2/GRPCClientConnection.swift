@@ -24,10 +24,13 @@ public final class GRPCClientConnection: Sendable {
         self.usable = usable
     }
 
-    /// Connects (h2c, or TLS with ALPN h2 when `tls` is given) and sends the connection preface.
+    /// Connects (h2c, or TLS with ALPN h2 when `tls` is given) and sends the connection preface. While calls are
+    /// open, a PING goes out every `keepAlive`; one unanswered by the next closes the connection (a peer that
+    /// vanished without closing it, as a crashed host or a cut network does, ends its streams too).
     public static func connect(
         host: String, port: Int, tls: NIOSSLContext? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        connectTimeout: Duration = .seconds(3), configuration: H2ClientSession.Configuration = .init(), logger: Logger
+        connectTimeout: Duration = .seconds(3), keepAlive: Duration? = .seconds(10), configuration: H2ClientSession.Configuration = .init(),
+        logger: Logger
     ) async throws -> GRPCClientConnection {
         var sessionConfiguration = configuration
         sessionConfiguration.manualFlowControl = true
@@ -51,6 +54,13 @@ public final class GRPCClientConnection: Sendable {
         let handler = try await channel.eventLoop.submit {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: GRPCClientChannelHandler.self), eventLoop: channel.eventLoop)
         }.get()
+        if let keepAlive {
+            let period = TimeAmount(keepAlive)
+            let task = channel.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { task in
+                if !handler.value.keepAliveTick() { task.cancel() }
+            }
+            channel.closeFuture.whenComplete { _ in task.cancel() }
+        }
         return GRPCClientConnection(authority: authority, channel: channel, handler: handler, usable: usable)
     }
 
@@ -140,11 +150,29 @@ public final class GRPCClientStream: Sendable {
         eventLoop.execute { handler.value.closeSend(streamID: streamID) }
     }
 
-    /// Ends the call now: RST_STREAM CANCEL; `next()` answers nil and `result` is CANCELLED.
+    /// Ends the call now: RST_STREAM CANCEL; `next()` answers nil and `result` is CANCELLED. Messages received
+    /// and not read are dropped.
     public func cancel() {
-        guard let streamID = state.withLock({ $0.result == nil ? $0.streamID : nil }) else { return }
+        let (streamID, open, unread) = state.withLock { state in
+            let unread = state.buffered[state.head...].reduce(0) { $0 + $1.wireBytes }
+            state.buffered = []
+            state.head = 0
+            return (state.streamID, state.result == nil, unread)
+        }
+        guard let streamID else { return }
         let handler = self.handler
-        eventLoop.execute { handler.value.cancel(streamID: streamID, status: GRPCStatus(.cancelled, "stream cancelled by the client")) }
+        eventLoop.execute {
+            if open { handler.value.cancel(streamID: streamID, status: GRPCStatus(.cancelled, "stream cancelled by the client")) }
+            // Unread messages still hold the connection's window: give it back, or the connection stalls one day.
+            handler.value.consume(streamID: streamID, bytes: unread)
+        }
+    }
+
+    deinit {
+        let unread = state.withLock { state in state.buffered[state.head...].reduce(0) { $0 + $1.wireBytes } }
+        guard unread > 0, let streamID = state.withLock({ $0.streamID }) else { return }
+        let handler = self.handler
+        eventLoop.execute { handler.value.consume(streamID: streamID, bytes: unread) }
     }
 
     /// The next response message, or nil once the call has ended (then `result` is set).

@@ -49,6 +49,9 @@ public final class H2ClientSession {
     private let constantHeaders: [H2Header]
     /// The last `grpc-timeout` value and its encoding: calls mostly share one timeout.
     private var lastTimeout: (Duration, [UInt8])?
+    /// PINGs sent (`ping()`) and acknowledged by the peer.
+    private var pingsSent = 0
+    private var pingsAcked = 0
     /// Last stream id the peer promised to process, once it sent GOAWAY.
     public private(set) var goawayLastStreamID: Int32?
     private var closed = false
@@ -205,7 +208,7 @@ public final class H2ClientSession {
     @discardableResult
     public func send(streamID: Int32, message: [UInt8]) -> Bool {
         guard let call = calls[streamID], call.onMessage != nil, call.sendOpen else { return false }
-        guard call.body.count - call.bodyOffset + message.count + 5 <= configuration.maxQueuedSendBytes else { return false }
+        guard call.body.count - call.bodyOffset + message.count + GRPCFraming.prefixLength <= configuration.maxQueuedSendBytes else { return false }
         call.body += GRPCFraming.frame(message)
         return resumeSending(call, streamID: streamID)
     }
@@ -227,6 +230,14 @@ public final class H2ClientSession {
         }
     }
 
+    /// A streaming call is gone: the bytes of a message it had only partly received will never reach a reader, so
+    /// they go back to the connection's window now (the reader returns those it was handed).
+    private func releaseUnhandedBytes(of call: ClientCall, streamID: Int32) {
+        guard call.onMessage != nil else { return }
+        consume(streamID: streamID, bytes: call.receivedBytes - call.handedOverBytes)
+        call.receivedBytes = call.handedOverBytes
+    }
+
     private func resumeSending(_ call: ClientCall, streamID: Int32) -> Bool {
         guard call.deferred else { return true }
         call.deferred = false
@@ -238,9 +249,24 @@ public final class H2ClientSession {
         return true
     }
 
+    /// Sends a PING; false when nghttp2 refused it (the session is failing).
+    public func ping() -> Bool {
+        let rv = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+        guard rv == 0 else {
+            logger.debug("nghttp2_submit_ping failed", metadata: ["authority": "\(authority)", "error": "\(String(cString: nghttp2_strerror(rv)))"])
+            return false
+        }
+        pingsSent += 1
+        return true
+    }
+
+    /// True while a PING has gone without its ACK.
+    public var hasUnansweredPing: Bool { pingsAcked < pingsSent }
+
     /// Ends a call early (deadline, caller gave up): RST_STREAM CANCEL and complete it with `status`.
     public func cancel(streamID: Int32, status: GRPCStatus) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
+        releaseUnhandedBytes(of: call, streamID: streamID)
         let rv = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_CANCEL.rawValue))
         if rv != 0 {
             logger.debug("nghttp2_submit_rst_stream failed", metadata: ["stream": "\(streamID)", "error": "\(String(cString: nghttp2_strerror(rv)))"])
@@ -308,12 +334,14 @@ public final class H2ClientSession {
             return 0
         }
         // Under manual flow control only streaming messages wait for their reader; everything else counts as read now.
-        if call.onMessage == nil { consume(streamID: streamID, bytes: data.count) }
+        if call.onMessage == nil { consume(streamID: streamID, bytes: data.count) } else { call.receivedBytes += data.count }
         for event in call.deframer.append(data) {
             switch event {
             case .message(let bytes):
                 if let onMessage = call.onMessage {
-                    streamMessages.append((onMessage, bytes, bytes.count + GRPCFraming.prefixLength))
+                    let wireBytes = bytes.count + GRPCFraming.prefixLength
+                    call.handedOverBytes += wireBytes
+                    streamMessages.append((onMessage, bytes, wireBytes))
                 } else if call.response != nil {
                     call.error = GRPCStatus(.internal, "grpc: too many response messages for unary RPC")
                 } else {
@@ -336,6 +364,9 @@ public final class H2ClientSession {
     }
 
     fileprivate func onFrameRecv(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        if frame.pointee.hd.type == UInt8(NGHTTP2_PING.rawValue), frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 {
+            pingsAcked = min(pingsAcked + 1, pingsSent)
+        }
         if frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue) {
             // Streams above last_stream_id are closed by nghttp2 with REFUSED_STREAM right after
             // this callback (see onStreamClose); new calls go to a fresh connection.
@@ -368,6 +399,7 @@ public final class H2ClientSession {
 
     fileprivate func onStreamClose(_ streamID: Int32, errorCode: UInt32) -> Int32 {
         guard let call = calls.removeValue(forKey: streamID) else { return 0 }
+        releaseUnhandedBytes(of: call, streamID: streamID)
         finished.append((call.completion, call.result(errorCode: errorCode)))
         return 0
     }
@@ -427,6 +459,10 @@ private final class ClientCall {
     var sendOpen = false
     /// nghttp2 was told to wait (NGHTTP2_ERR_DEFERRED) for more request bytes.
     var deferred = false
+    /// Streaming call: DATA bytes received, and those handed to the reader inside whole messages (the reader
+    /// consumes those; the rest is released when the call ends).
+    var receivedBytes = 0
+    var handedOverBytes = 0
     var body: [UInt8]
     var bodyOffset = 0
     var headersSent = false

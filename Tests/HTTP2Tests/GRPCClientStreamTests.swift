@@ -63,6 +63,62 @@ struct GRPCClientStreamTests {
         await server.shutdown()
     }
 
+    @Test("messages left unread by cancelled streams give their bytes back to the connection's window")
+    func unreadBytesReleased() async throws {
+        let server = try await Self.chatServer()
+        let connection = try await Self.connect(server)
+        // 20 streams × 1 MiB unread (15 whole answers of 64 KiB, and part of the 16th: the stream window is full) =
+        // 20 MiB, more than the 16 MiB connection window.
+        for _ in 0..<20 {
+            let stream = await connection.openStream(path: "/test.Chat/Big")
+            for i in 0..<16 { #expect(await stream.send([UInt8(i)])) }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while stream.bufferedCount < 15, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(stream.bufferedCount == 15)
+            stream.cancel()
+        }
+        let last = await connection.openStream(path: "/test.Chat/Big")
+        for i in 0..<20 { #expect(await last.send([UInt8(i)])) }
+        let reader = Task { () -> Int in
+            var n = 0
+            while n < 20, let m = await last.next(), m.count == 64 * 1024 { n += 1 }
+            return n
+        }
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(10))
+            last.cancel()  // a stalled connection ends the reader instead of hanging the suite
+        }
+        #expect(await reader.value == 20, "the connection stalled: unread bytes of cancelled streams were never released")
+        watchdog.cancel()
+        last.closeSend()
+        await connection.close()
+        await server.shutdown()
+    }
+
+    /// Accepts connections and never answers: a peer that vanished without closing them.
+    final class Silence: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    }
+
+    @Test("a peer that stops answering PINGs is dropped: its open streams end instead of waiting for ever")
+    func keepAlive() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Silence()) } }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(server.localAddress?.port)
+        let connection = try await GRPCClientConnection.connect(
+            host: "127.0.0.1", port: port, keepAlive: .milliseconds(200), logger: Logger(label: "test"))
+        let stream = await connection.openStream(path: "/test.Chat/Echo")
+        let started = ContinuousClock.now
+        #expect(await stream.next() == nil)
+        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(stream.result?.status.code == .unavailable)
+        #expect(stream.result?.status.message.contains("PING") == true, "\(String(describing: stream.result?.status))")
+        #expect(!connection.isUsable)
+        try await server.close()
+    }
+
     @Test("cancelling ends the call at once: the reader gets nil and the status is CANCELLED")
     func cancel() async throws {
         let server = try await Self.chatServer()
