@@ -29,6 +29,8 @@ public struct Configuration: Sendable {
     public var microServiceTarget: DiscoveryTarget?
     /// `MicroService.EndPoint`: the `host:port` registered, as clients should dial the gRPC listener.
     public var microServiceEndPoint = ""
+    /// A `MicroService.Target` given with the `default` driver, which registers nowhere (as DTM's): said at start-up.
+    public var microServiceTargetIgnored = false
     /// Drivers `MicroService.Driver` accepts.
     public static let microServiceDrivers = ["default", "dtm-driver-gozero"]
 
@@ -116,6 +118,7 @@ public struct Configuration: Sendable {
         microServiceDriver = String(string("MicroService.Driver").filter { $0 != " " && $0 != "\t" })
         microServiceEndPoint = String(string("MicroService.EndPoint").filter { $0 != " " && $0 != "\t" })
         let target = String(string("MicroService.Target").filter { $0 != " " && $0 != "\t" })
+        microServiceTargetIgnored = !target.isEmpty && microServiceDriver == "default"
         if !target.isEmpty && microServiceDriver == "dtm-driver-gozero" {
             do {
                 microServiceTarget = try DiscoveryTarget.parse(target)
@@ -159,13 +162,8 @@ public struct Configuration: Sendable {
             throw Invalid(description: "MicroService.Driver: '\(microServiceDriver.prefix(64))' is not supported; use one of: \(Self.microServiceDrivers.joined(separator: ", ")) (consul and nacos are not supported yet)")
         }
         if microServiceTarget != nil {
-            do {
-                _ = try BranchAddress.parseAuthority(microServiceEndPoint)
-            } catch {
+            guard let (_, port) = try? BranchAddress.parseAuthority(microServiceEndPoint), port != nil else {
                 throw Invalid(description: "MicroService.EndPoint: '\(microServiceEndPoint.prefix(64))' must be the host:port clients dial to reach this coordinator's gRPC port")
-            }
-            guard microServiceEndPoint.contains(":") else {
-                throw Invalid(description: "MicroService.EndPoint: '\(microServiceEndPoint.prefix(64))' needs a port (host:port)")
             }
         }
     }

@@ -20,6 +20,9 @@ public enum DTMServerApp {
         if configuration.engine.branchHostAllowList == nil {
             logger.warning("BranchHostAllowList is empty: transactions may make this server call any host (as DTM does)")
         }
+        if configuration.microServiceTargetIgnored {
+            logger.notice("MicroService.Target is not used with MicroService.Driver 'default' (set it to dtm-driver-gozero to register in etcd)")
+        }
         for key in configuration.ignoredKeys {
             logger.notice("configuration key is not used by swift-dtm and is ignored", metadata: ["key": .string(key)])
         }

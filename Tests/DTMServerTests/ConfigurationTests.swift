@@ -34,6 +34,24 @@ struct ConfigurationTests {
         #expect(refusal(["TLS_CERT_FILE": "/nonexistent.pem", "TLS_KEY_FILE": "/nonexistent.key"]) == "")  // files are read at start-up
     }
 
+    @Test("MicroService: only dtm-driver-gozero and default; a Target is parsed and needs a host:port EndPoint")
+    func microService() throws {
+        #expect(refusal(["MICRO_SERVICE_DRIVER": "dtm-driver-kratos"]).contains("dtm-driver-gozero"))
+        let gozero = ["MICRO_SERVICE_DRIVER": "dtm-driver-gozero", "MICRO_SERVICE_END_POINT": "127.0.0.1:36790"]
+        let c = try load(gozero.merging(["MICRO_SERVICE_TARGET": "etcd://127.0.0.1:2379,127.0.0.1:2380/dtmservice?user=u&password=p"]) { $1 })
+        #expect(c.microServiceTarget?.hosts == ["127.0.0.1:2379", "127.0.0.1:2380"])
+        #expect(c.microServiceTarget?.key == "dtmservice")
+        #expect(c.microServiceTarget?.user == "u")
+        #expect(c.resolvesDiscoveryURLs)
+        #expect(try load(gozero).microServiceTarget == nil)  // no Target: resolution only, no registration
+        #expect(refusal(gozero.merging(["MICRO_SERVICE_TARGET": "consul://127.0.0.1:8500/dtmservice"]) { $1 }).contains("MicroService.Target"))
+        #expect(refusal(gozero.merging(["MICRO_SERVICE_TARGET": "etcd://127.0.0.1:2379/dtmservice", "MICRO_SERVICE_END_POINT": "127.0.0.1"]) { $1 })
+            .contains("MicroService.EndPoint"))
+        #expect(refusal(["MICRO_SERVICE_DRIVER": "dtm-driver-gozero", "MICRO_SERVICE_TARGET": "etcd://127.0.0.1:2379/dtmservice"]).contains("MicroService.EndPoint"))
+        let plain = try load(["MICRO_SERVICE_TARGET": "etcd://127.0.0.1:2379/dtmservice"])
+        #expect(plain.microServiceTargetIgnored && !plain.resolvesDiscoveryURLs && plain.microServiceTarget == nil)
+    }
+
     @Test("environment variable names: DTM's rule, acronyms end before the next word")
     func environmentNames() {
         #expect(ConfigurationKeys.environmentName("Store.MaxOpenConns") == "STORE_MAX_OPEN_CONNS")
