@@ -1,6 +1,8 @@
 import EventLoopSupport
 import Logging
 import NIOCore
+import NIOPosix
+import NIOSSL
 
 /// One unary call, written into a client connection's pipeline or started directly on its event loop
 /// (`GRPCClientChannelHandler.start`). `completion` runs exactly once, on the connection's event loop, with
@@ -246,5 +248,32 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
         guard !reportedUnusable else { return }
         reportedUnusable = true
         onUnusable()
+    }
+}
+
+extension ClientBootstrap {
+    /// A bootstrap for one gRPC client connection to `authority`: TLS first when `tls` is given (SNI and name
+    /// checks use `serverHostname`; nil for an IP literal), then the HTTP/2 session and its handler, which
+    /// `handlerAdded` receives (on the channel's loop) and which calls `onUnusable` once the connection stops
+    /// taking calls.
+    static func grpcClient(
+        on loop: any EventLoop, authority: String, connectTimeout: Duration, tls: NIOSSLContext?, serverHostname: String?,
+        session configuration: H2ClientSession.Configuration, logger: Logger,
+        onUnusable: @escaping @Sendable () -> Void, handlerAdded: @escaping @Sendable (GRPCClientChannelHandler) -> Void = { _ in }
+    ) -> ClientBootstrap {
+        ClientBootstrap(group: loop)
+            .connectTimeout(TimeAmount(connectTimeout))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+                    }
+                    let session = try H2ClientSession(authority: authority, configuration: configuration, logger: logger)
+                    let handler = GRPCClientChannelHandler(session: session, logger: logger, onUnusable: onUnusable)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    handlerAdded(handler)
+                }
+            }
     }
 }

@@ -37,19 +37,9 @@ public final class GRPCClientConnection: Sendable {
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let usable = Arc(Atomic(true))
         let serverHostname = GRPCConnectionPool.isIPLiteral(host) ? nil : host
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(TimeAmount(connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
-                    }
-                    let session = try H2ClientSession(authority: authority, configuration: sessionConfiguration, logger: logger)
-                    try channel.pipeline.syncOperations.addHandler(
-                        GRPCClientChannelHandler(session: session, logger: logger) { usable.value.store(false, ordering: .relaxed) })
-                }
-            }
+        let channel = try await ClientBootstrap.grpcClient(
+            on: group.next(), authority: authority, connectTimeout: connectTimeout, tls: tls, serverHostname: serverHostname,
+            session: sessionConfiguration, logger: logger, onUnusable: { usable.value.store(false, ordering: .relaxed) })
             .connect(host: host, port: port).get()
         let handler = try await channel.eventLoop.submit {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: GRPCClientChannelHandler.self), eventLoop: channel.eventLoop)

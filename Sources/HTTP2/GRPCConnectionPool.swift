@@ -262,22 +262,11 @@ public final class GRPCConnectionPool: Sendable {
         let serverHostname = Self.isIPLiteral(host) ? nil : host
         let sessionConfig = configuration.session
         let logger = self.logger
-        let bootstrap = ClientBootstrap(group: connection.promise.futureResult.eventLoop)
-            .connectTimeout(TimeAmount(configuration.connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
-                    }
-                    let session = try H2ClientSession(authority: authority, configuration: sessionConfig, logger: logger)
-                    let handler = GRPCClientChannelHandler(session: session, logger: logger) { [connection] in
-                        connection.usable.store(false, ordering: .relaxed)
-                    }
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                    connection.handler = handler
-                }
-            }
+        let bootstrap = ClientBootstrap.grpcClient(
+            on: connection.promise.futureResult.eventLoop, authority: authority, connectTimeout: configuration.connectTimeout,
+            tls: tls, serverHostname: serverHostname, session: sessionConfig, logger: logger,
+            onUnusable: { [connection] in connection.usable.store(false, ordering: .relaxed) },
+            handlerAdded: { [connection] in connection.handler = $0 })
         connection.promise.completeWith(bootstrap.connect(host: host, port: port))
     }
 

@@ -96,7 +96,7 @@ struct EtcdClientTests {
         #expect(try await eventually(5) { try await c.range(prefix: "dtmservice/").kvs.map(\.key) == [key] }, "deleted key put back")
 
         try etcd.restart()
-        #expect(try await eventually(15) {
+        #expect(await eventually(15) {
             let keys = try? await c.range(prefix: "dtmservice/").kvs.map(\.key)
             return keys.map { $0.count == 1 && $0 != [key] } ?? false
         }, "registered again under a new lease after the etcd restart, the old lease revoked")
