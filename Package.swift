@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "DTMProtoC", dependencies: ["CProtobufC"]),
 
         // The JSON fast-path reader shared by the JSON/HTTP and gRPC adapters. Plain Swift.
-        .target(name: "JSONSupport", swiftSettings: strict),
+        .target(name: "JSONSupport", dependencies: ["DTMCore"], swiftSettings: strict),
 
         // NIO helpers shared by the HTTP/1.1 and HTTP/2 adapters: event-loop task executor, deadline queue.
         .target(
@@ -80,7 +80,7 @@ let package = Package(
         ),
         .target(
             name: "SQLiteStore",
-            dependencies: ["DTMCore", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["DTMCore", "CSQLite", "JSONSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // DTM's Prometheus metrics (dtm_server_*, dtm_transaction_*, dtm_branch_*).
@@ -160,7 +160,7 @@ let package = Package(
         .executableTarget(name: "FuzzGRPCFraming", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzGRPCFraming", swiftSettings: strict),
 
         .testTarget(name: "DTMCoreTests", dependencies: ["DTMCore"], swiftSettings: strict),
-        .testTarget(name: "DTMGRPCTests", dependencies: ["DTMGRPC", "DTMCore", "FuzzSupport"], swiftSettings: strict),
+        .testTarget(name: "DTMGRPCTests", dependencies: ["DTMGRPC", "DTMCore", "FuzzSupport", "HTTP2"], swiftSettings: strict),
         .testTarget(
             name: "HTTP2Tests",
             dependencies: [

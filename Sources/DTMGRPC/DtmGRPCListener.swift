@@ -39,9 +39,7 @@ public final class DtmGRPCListener: Sendable {
             if let metrics {
                 // Known methods only: a client must not be able to add label values.
                 let api = DtmService.methods.contains(request.path) ? request.path.split(separator: "/").last.map { $0.lowercased() } ?? "" : "other"
-                let elapsed = ContinuousClock.now - started
-                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                metrics.apiCall(type: .grpc, api: api, failed: response.status.code != .ok, seconds: seconds)
+                metrics.apiCall(type: .grpc, api: api, failed: response.status.code != .ok, started: started)
             }
             return response
         }
@@ -50,9 +48,7 @@ public final class DtmGRPCListener: Sendable {
 
     static func respond(_ request: GRPCRequest, service: DtmService) async -> GRPCResponse {
         guard DtmService.methods.contains(request.path) else { return .unimplemented(path: request.path) }
-        let reply = await service.handle(method: request.path, message: request.message)
-        if reply.code == .ok { return .ok(reply.payload) }
-        return .error(GRPCStatusCode(rawValue: reply.code.rawValue), reply.message)
+        return await service.handle(method: request.path, message: request.message)
     }
 
     /// What server reflection lists: DTM's service, the health check and reflection itself.

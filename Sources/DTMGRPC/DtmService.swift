@@ -1,14 +1,6 @@
 import DTMCore
+import HTTP2
 import Logging
-
-/// What a unary gRPC method answers: a status, its message, and the reply message bytes when OK.
-public struct GRPCReply: Sendable, Equatable {
-    public var code: StatusMapping.Code
-    public var message: String
-    public var payload: [UInt8]
-
-    public static func ok(_ payload: [UInt8] = []) -> GRPCReply { GRPCReply(code: .ok, message: "", payload: payload) }
-}
 
 /// The `dtmgimp.Dtm` service (spec §6.2) plus `grpc.health.v1.Health/Check`, independent of the transport:
 /// a method path and the request message in, a reply out. Every method calls the same Coordinator as the
@@ -29,66 +21,72 @@ public struct DtmService: Sendable {
         "/dtmgimp.Dtm/Unsubscribe", "/dtmgimp.Dtm/DeleteTopic", "/grpc.health.v1.Health/Check",
     ]
 
-    public func handle(method: String, message: [UInt8]) async -> GRPCReply {
+    public func handle(method: String, message: [UInt8]) async -> GRPCResponse {
         var gid: String?
         do {
             return try await dispatch(method: method, message: message, gid: &gid)
         } catch {
-            let (code, text) = StatusMapping.status(for: error, gid: gid)
-            var meta: Logger.Metadata = ["method": .string(method), "grpc_status": .stringConvertible(code.rawValue), "error": .string(text)]
+            let status = StatusMapping.status(for: error, gid: gid)
+            var meta: Logger.Metadata = [
+                "method": .string(method), "grpc_status": .stringConvertible(status.code.rawValue), "error": .string(status.message),
+            ]
             if let gid { meta["gid"] = .string(gid) }
-            if code == .internal || code == .unknown { logger.error("grpc call failed", metadata: meta) } else { logger.info("grpc call refused", metadata: meta) }
-            return GRPCReply(code: code, message: text, payload: [])
+            if status.code == .internal || status.code == .unknown {
+                logger.error("grpc call failed", metadata: meta)
+            } else {
+                logger.info("grpc call refused", metadata: meta)
+            }
+            return GRPCResponse(status: status)
         }
     }
 
-    private func dispatch(method: String, message: [UInt8], gid: inout String?) async throws -> GRPCReply {
+    private func dispatch(method: String, message: [UInt8], gid: inout String?) async throws -> GRPCResponse {
         switch method {
         case "/dtmgimp.Dtm/NewGid":
             try ProtoCodec.decodeEmpty(message)
-            return .ok(ProtoCodec.encodeGidReply(coordinator.newGid()))
+            return .ok(try ProtoCodec.encodeGidReply(coordinator.newGid()))
         case "/dtmgimp.Dtm/Submit":
             let r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
             try await coordinator.submit(r)
-            return .ok()
+            return .ok([])
         case "/dtmgimp.Dtm/Prepare":
             let r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
             try await coordinator.prepare(r)
-            return .ok()
+            return .ok([])
         case "/dtmgimp.Dtm/Abort":
             let r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
             try await coordinator.abort(r)
-            return .ok()
+            return .ok([])
         case "/dtmgimp.Dtm/RegisterBranch":
             let r = try ProtoCodec.decodeBranchRequest(message)
             gid = r.gid
             try await coordinator.registerBranch(r)
-            return .ok()
+            return .ok([])
         case "/dtmgimp.Dtm/PrepareWorkflow":
             let r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
             let (t, progresses) = try await coordinator.prepareWorkflow(r)
-            return .ok(ProtoCodec.encodeProgressesReply(t, progresses))
+            return .ok(try ProtoCodec.encodeProgressesReply(t, progresses))
         case "/dtmgimp.Dtm/Subscribe":
             let r = try ProtoCodec.decodeTopicRequest(message)
             try await coordinator.subscribe(topic: r.topic, url: r.url, remark: r.remark)
-            return .ok()
+            return .ok([])
         case "/dtmgimp.Dtm/Unsubscribe":
             let r = try ProtoCodec.decodeTopicRequest(message)
             try await coordinator.unsubscribe(topic: r.topic, url: r.url)
-            return .ok()
+            return .ok([])
         case "/dtmgimp.Dtm/DeleteTopic":
             let r = try ProtoCodec.decodeTopicRequest(message)
             try await coordinator.deleteTopic(r.topic)
-            return .ok()
+            return .ok([])
         case "/grpc.health.v1.Health/Check":
             // HealthCheckResponse { status: SERVING (1) } — field 1, varint.
             return .ok([0x08, 0x01])
         default:
-            return GRPCReply(code: .unimplemented, message: "unknown method \(method.prefix(200))", payload: [])
+            return .unimplemented(path: method)
         }
     }
 }

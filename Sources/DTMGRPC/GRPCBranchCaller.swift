@@ -1,18 +1,13 @@
 import DTMCore
+import HTTP2
 import Synchronization
 
-/// The outcome of one unary gRPC call at the transport level.
-public enum GRPCCallOutcome: Sendable, Equatable {
-    /// The server answered with a status (0 = OK).
-    case status(code: Int, message: String)
-    /// No status was received: connection refused or reset, GOAWAY, deadline, protocol error.
-    case transportError(String)
-}
-
-/// A transport that makes unary gRPC calls with raw message bytes (the HTTP/2 connection pool).
+/// A transport that makes unary gRPC calls with raw message bytes (the HTTP/2 connection pool). Transport failures
+/// come back as a status (UNAVAILABLE, DEADLINE_EXCEEDED, …), `isTransparentlyRetryable` when the call provably
+/// never reached the server.
 public protocol GRPCUnaryTransport: Sendable {
     /// `tls`: HTTP/2 over TLS (a `grpcs://` branch URL) instead of h2c.
-    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallOutcome
+    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallResult
 }
 
 /// Finds the instances of a service named by a discovery URL (`etcd://hosts/user.rpc/…`): go-zero over etcd.
@@ -104,14 +99,14 @@ public struct GRPCBranchCaller: BranchCaller {
             }
             candidates = allowed
         }
-        var outcome = GRPCCallOutcome.transportError("no address tried")
+        var result = GRPCCallResult(status: GRPCStatus(.unavailable, "no address tried"))
         for address in candidates.prefix(Self.maxAddressesPerCall) {
-            outcome = await transport.unary(
+            result = await transport.unary(
                 authority: address, path: method, metadata: Self.metadata(for: call), message: call.payload, timeout: call.timeout, tls: false)
-            guard case .transportError = outcome else { break }
+            guard result.isTransparentlyRetryable else { break }
             resolver.markFailed(address, for: target)  // never reached: the next address may answer
         }
-        return Self.classify(outcome)
+        return Self.classify(result)
     }
 
     /// A registered value as the authority to dial, or nil unless it is exactly `host:port` (anything else in etcd,
@@ -134,8 +129,10 @@ public struct GRPCBranchCaller: BranchCaller {
         }
         let tls = address.scheme == "grpcs"
         if !address.scheme.isEmpty && address.scheme != "grpc" && !tls {
-            return .failure(.other(
-                "gRPC branch url '\(url)' uses the scheme '\(address.scheme)://': only etcd:// and discov:// (go-zero over etcd) are supported for service discovery; consul, nacos, … are not yet"))
+            return .failure(
+                .other(
+                    "gRPC branch url '\(url)' uses the scheme '\(address.scheme)://': only etcd:// and discov:// (go-zero over etcd) are supported for service discovery; consul, nacos, … are not yet"
+                ))
         }
         guard address.rest.utf8.first == UInt8(ascii: "/") else { return .failure(.other("bad url: '\(url)'. no '/' after host:port")) }
         return .success((address.authority, String(address.rest), tls))
@@ -152,13 +149,13 @@ public struct GRPCBranchCaller: BranchCaller {
 
     /// OK → success; ABORTED → failure (legacy: message exactly `ONGOING` → ongoing); FAILED_PRECONDITION →
     /// ongoing; any other status or a transport error → retried with back-off.
-    static func classify(_ outcome: GRPCCallOutcome) -> BranchCallResult {
-        switch outcome {
-        case .status(0, _): return .success
-        case .status(10, let m): return m == "ONGOING" ? .ongoing(m) : .failure(m)
-        case .status(9, let m): return .ongoing(m)
-        case .status(let code, let m): return .error("grpc status \(code): \(m)")
-        case .transportError(let m): return .error(m)
+    static func classify(_ result: GRPCCallResult) -> BranchCallResult {
+        let m = result.status.message
+        switch result.status.code {
+        case .ok: return .success
+        case .aborted: return m == "ONGOING" ? .ongoing(m) : .failure(m)
+        case .failedPrecondition: return .ongoing(m)
+        case let code: return .error("grpc status \(code.rawValue): \(m)")
         }
     }
 }

@@ -10,12 +10,9 @@ public struct GRPCPoolTransport: GRPCUnaryTransport {
 
     public func unary(
         authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool
-    ) async -> GRPCCallOutcome {
-        let result = await pool.unary(
+    ) async -> GRPCCallResult {
+        await pool.unary(
             authority: authority, path: path, metadata: metadata, message: message,
             timeout: .milliseconds(Saturating.int64(clamping: timeout * 1000)), tls: tls)
-        // A call that provably never reached the server (connection refused, GOAWAY before it left) may go elsewhere.
-        if result.isTransparentlyRetryable { return .transportError(result.status.message) }
-        return .status(code: result.status.code.rawValue, message: result.status.message)
     }
 }

@@ -70,7 +70,7 @@ extension ProtoCodec {
     /// Decodes a `ServerReflectionRequest`, asks `resolve`, and encodes the `ServerReflectionResponse`
     /// (with `valid_host` and `original_request` echoed, as grpc-go does). Nil when the bytes are not a
     /// request or name no query: the call then ends with a status, not an answer.
-    static func answerReflection(_ bytes: [UInt8], resolve: (ReflectionQuery) -> ReflectionAnswer) -> [UInt8]? {
+    static func answerReflection(_ bytes: [UInt8], resolve: (ReflectionQuery) -> ReflectionAnswer) throws(ProtoPackError) -> [UInt8]? {
         let request = bytes.withUnsafeBufferPointer {
             grpc__reflection__v1alpha__server_reflection_request__unpack(nil, $0.count, $0.baseAddress)
         }
@@ -138,7 +138,7 @@ extension ProtoCodec {
             response.message_response_case = GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE
             response.error_response = body
         }
-        return pack(size: grpc__reflection__v1alpha__server_reflection_response__get_packed_size(&response)) {
+        return try pack(size: grpc__reflection__v1alpha__server_reflection_response__get_packed_size(&response)) {
             grpc__reflection__v1alpha__server_reflection_response__pack(&response, $0)
         }
     }

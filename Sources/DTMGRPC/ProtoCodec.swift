@@ -97,18 +97,18 @@ public enum ProtoCodec {
     // MARK: - Encoding replies
 
     /// `DtmGidReply { Gid }`.
-    public static func encodeGidReply(_ gid: String) -> [UInt8] {
+    public static func encodeGidReply(_ gid: String) throws(ProtoPackError) -> [UInt8] {
         var arena = CArena()
         defer { arena.free() }
         var reply = Dtmgimp__DtmGidReply()
         dtmgimp__dtm_gid_reply__init(&reply)
         reply.gid = arena.string(gid)
-        return pack(size: dtmgimp__dtm_gid_reply__get_packed_size(&reply)) { dtmgimp__dtm_gid_reply__pack(&reply, $0) }
+        return try pack(size: dtmgimp__dtm_gid_reply__get_packed_size(&reply)) { dtmgimp__dtm_gid_reply__pack(&reply, $0) }
     }
 
     /// `DtmProgressesReply`: the transaction (gid, status, rollback_reason, result — DTM leaves result empty
     /// here; we fill it, spec §6.2 Rec) and one progress per stored branch row.
-    public static func encodeProgressesReply(_ t: GlobalTransaction, _ branches: [Branch]) -> [UInt8] {
+    public static func encodeProgressesReply(_ t: GlobalTransaction, _ branches: [Branch]) throws(ProtoPackError) -> [UInt8] {
         var arena = CArena()
         defer { arena.free() }
         let transaction = arena.allocate(Dtmgimp__DtmTransaction.self)
@@ -132,11 +132,11 @@ public enum ProtoCodec {
         reply.transaction = transaction
         reply.n_progresses = branches.count
         reply.progresses = list
-        return pack(size: dtmgimp__dtm_progresses_reply__get_packed_size(&reply)) { dtmgimp__dtm_progresses_reply__pack(&reply, $0) }
+        return try pack(size: dtmgimp__dtm_progresses_reply__get_packed_size(&reply)) { dtmgimp__dtm_progresses_reply__pack(&reply, $0) }
     }
 
     /// `DtmRequest` from the model: what a gRPC client sends (tests and the benchmark use it).
-    public static func encodeRequest(_ r: TransactionRequest, stepsJSON: String? = nil) -> [UInt8] {
+    public static func encodeRequest(_ r: TransactionRequest, stepsJSON: String? = nil) throws(ProtoPackError) -> [UInt8] {
         var arena = CArena()
         defer { arena.free() }
         let options = arena.allocate(Dtmgimp__DtmTransOptions.self)
@@ -181,7 +181,7 @@ public enum ProtoCodec {
         m.n_reqextra = extra.count
         m.reqextra = extraList
         m.rollbackreason = arena.string(r.rollbackReason)
-        return pack(size: dtmgimp__dtm_request__get_packed_size(&m)) { dtmgimp__dtm_request__pack(&m, $0) }
+        return try pack(size: dtmgimp__dtm_request__get_packed_size(&m)) { dtmgimp__dtm_request__pack(&m, $0) }
     }
 
     /// The `Steps` JSON the Go client sends (`"null"` when there are none).
@@ -199,7 +199,7 @@ public enum ProtoCodec {
     }
 
     /// `DtmBranchRequest` from the model (tests).
-    public static func encodeBranchRequest(_ r: BranchRegistration) -> [UInt8] {
+    public static func encodeBranchRequest(_ r: BranchRegistration) throws(ProtoPackError) -> [UInt8] {
         var arena = CArena()
         defer { arena.free() }
         let data = r.data.sorted { $0.key < $1.key }
@@ -220,7 +220,7 @@ public enum ProtoCodec {
         m.n_data = data.count
         m.data = list
         m.busipayload = arena.binary(r.busiPayload)
-        return pack(size: dtmgimp__dtm_branch_request__get_packed_size(&m)) { dtmgimp__dtm_branch_request__pack(&m, $0) }
+        return try pack(size: dtmgimp__dtm_branch_request__get_packed_size(&m)) { dtmgimp__dtm_branch_request__pack(&m, $0) }
     }
 
     // MARK: - Helpers
@@ -235,10 +235,23 @@ public enum ProtoCodec {
         return Array(UnsafeBufferPointer(start: data, count: b.len))
     }
 
-    static func pack(size: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) -> [UInt8] {
+    /// A message packed into exactly the `size` bytes protobuf-c computed for it; anything else is an error (and
+    /// never more than `size` bytes are kept).
+    static func pack(size: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) throws(ProtoPackError) -> [UInt8] {
         guard size > 0 else { return [] }
-        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = body(buffer.baseAddress!)
+        var written = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            written = body(buffer.baseAddress!)  // capacity ≥ 1 here, so the base address exists
+            count = min(max(written, 0), size)
         }
+        guard written == size else { throw ProtoPackError(written: written, expected: size) }
+        return bytes
     }
+}
+
+/// protobuf-c packed a different number of bytes than it computed for the message.
+public struct ProtoPackError: Error, CustomStringConvertible {
+    public let written: Int
+    public let expected: Int
+    public var description: String { "protobuf-c packed \(written) bytes of a \(expected)-byte message" }
 }

@@ -30,7 +30,15 @@ public struct ServerReflection: Sendable {
 
     /// One request message in, one response message out; malformed input ends the call INVALID_ARGUMENT.
     public func answer(_ request: GRPCRequest) -> GRPCResponse {
-        let reply = ProtoCodec.answerReflection(request.message) { query in
+        do throws(ProtoPackError) {
+            return try answer(request.message)
+        } catch {
+            return .error(.internal, error.description)
+        }
+    }
+
+    private func answer(_ message: [UInt8]) throws(ProtoPackError) -> GRPCResponse {
+        let reply = try ProtoCodec.answerReflection(message) { query in
             switch query {
             case .listServices:
                 return .services(services)

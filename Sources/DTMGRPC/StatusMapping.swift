@@ -1,15 +1,16 @@
 import DTMCore
+import HTTP2
 
 /// How an error of the state engine is answered over gRPC (spec §3.2), mapped in this one place.
 public enum StatusMapping {
-    /// gRPC status codes used by the service.
-    public enum Code: Int, Sendable {
-        case ok = 0, unknown = 2, invalidArgument = 3, failedPrecondition = 9, aborted = 10, unimplemented = 12, `internal` = 13
-    }
-
     /// FAILURE → ABORTED, ONGOING → FAILED_PRECONDITION (DTM's mapping); bad input → INVALID_ARGUMENT (DTM panics
     /// into INTERNAL there); a lost compare-and-set → INTERNAL (a panic in DTM); anything else → UNKNOWN.
-    public static func status(for error: any Error, gid: String?) -> (code: Code, message: String) {
+    public static func status(for error: any Error, gid: String?) -> GRPCStatus {
+        let (code, message) = codeAndMessage(for: error, gid: gid)
+        return GRPCStatus(code, message)
+    }
+
+    private static func codeAndMessage(for error: any Error, gid: String?) -> (GRPCStatusCode, String) {
         let e = (error as? DTMError) ?? .other("\(error)")
         var message = e.description
         switch e {

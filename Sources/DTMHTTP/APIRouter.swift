@@ -47,10 +47,7 @@ public struct APIRouter: Sendable {
             response = await respond(method: method, uri: uri, body: body, revealSecrets: access.revealsSecrets(authorization: authorization))
         }
         if let metrics {
-            let api = Self.metricsLabel(path: path)
-            let elapsed = ContinuousClock.now - started
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            metrics.apiCall(type: .http, api: api, failed: response.status >= 400, seconds: seconds)
+            metrics.apiCall(type: .http, api: Self.metricsLabel(path: path), failed: response.status >= 400, started: started)
         }
         return response
     }
@@ -90,7 +87,11 @@ public struct APIRouter: Sendable {
         method: String, target: RequestTarget, body: [UInt8], gid: inout String?, revealSecrets: Bool
     ) async throws -> APIResponse {
         let path = target.path
-        if path == "/api/ping" { return APIResponse.json { $0.beginObject(); $0.field("msg", "pong"); $0.endObject() } }
+        if path == "/api/ping" {
+            return APIResponse.json {
+                $0.beginObject(); $0.field("msg", "pong"); $0.endObject()
+            }
+        }
         if path == "/api/metrics" && method == "GET", let metrics {
             return APIResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.exposition())
         }
@@ -102,10 +103,14 @@ public struct APIRouter: Sendable {
         let name = path.dropFirst("/api/dtmsvr/".count)
         switch (method, name) {
         case ("GET", "version"):
-            return .json { $0.beginObject(); $0.field("version", version); $0.endObject() }
+            return .json {
+                $0.beginObject(); $0.field("version", version); $0.endObject()
+            }
         case ("GET", "newGid"):
             let new = coordinator.newGid()
-            return .json { $0.beginObject(); $0.field("gid", new); $0.field("dtm_result", "SUCCESS"); $0.endObject() }
+            return .json {
+                $0.beginObject(); $0.field("gid", new); $0.field("dtm_result", "SUCCESS"); $0.endObject()
+            }
         case ("POST", "prepare"):
             let request = try TransactionRequestJSON.decode(body)
             gid = request.gid

@@ -31,7 +31,9 @@ struct JSONRPCEndpoint {
             switch method {
             case "newGid":
                 let gid = coordinator.newGid()
-                return reply(id: id, error: nil) { $0.beginObject(); $0.field("gid", gid); $0.endObject() }
+                return reply(id: id, error: nil) {
+                    $0.beginObject(); $0.field("gid", gid); $0.endObject()
+                }
             case "prepare", "submit", "abort":
                 let request = try decodeTransaction(body)
                 switch method {
@@ -63,7 +65,9 @@ struct JSONRPCEndpoint {
             case .invalidArgument: code = -32602
             default: code = -32603
             }
-            return reply(id: id, error: (code, e.description)) { $0.beginObject(); $0.endObject() }
+            return reply(id: id, error: (code, e.description)) {
+                $0.beginObject(); $0.endObject()
+            }
         }
     }
 

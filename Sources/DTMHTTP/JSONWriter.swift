@@ -1,4 +1,5 @@
 import DTMCore
+import JSONSupport
 import FoundationEssentials
 
 /// Builds JSON bytes directly: DTM's response shapes (omitted empty keys, `[]` never null) without building
@@ -43,21 +44,7 @@ struct JSONWriter {
     }
 
     private mutating func appendString(_ s: String) {
-        bytes.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5c, 0x22])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5c, 0x5c])
-            case 0x0a: bytes.append(contentsOf: [0x5c, UInt8(ascii: "n")])
-            case 0x0d: bytes.append(contentsOf: [0x5c, UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [0x5c, UInt8(ascii: "t")])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [0x5c, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 0xf)]])
-            default: bytes.append(b)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
+        JSONText.appendQuoted(s, to: &bytes)
     }
 }
 
@@ -78,7 +65,7 @@ extension JSONWriter {
         fieldIfSet("rollback_time", time: t.rollbackTime)
         var options = t.options
         if !revealSecrets { options.branchHeaders = options.branchHeaders.mapValues { _ in "***" } }
-        if let text = try? JSONEncoder().encode(options) { field("options", String(decoding: text, as: UTF8.self)) }
+        field("options", TransOptionsJSON.encode(options))
         fieldIfNotEmpty("custom_data", t.customData)
         if t.nextCronInterval != 0 { field("next_cron_interval", t.nextCronInterval) }
         fieldIfSet("next_cron_time", time: t.nextCronTime)

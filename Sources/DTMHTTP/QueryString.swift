@@ -91,7 +91,7 @@ func percentEncode(_ s: String) -> String {
     for b in s.utf8 {
         switch b {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+            UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
             out.unicodeScalars.append(UnicodeScalar(b))
         default:
             out.unicodeScalars.append("%")

@@ -159,11 +159,16 @@ public struct Configuration: Sendable {
         }
         guard !storeFile.isEmpty else { throw Invalid(description: "Store.File must name the SQLite database file") }
         guard Self.microServiceDrivers.contains(microServiceDriver) else {
-            throw Invalid(description: "MicroService.Driver: '\(microServiceDriver.prefix(64))' is not supported; use one of: \(Self.microServiceDrivers.joined(separator: ", ")) (consul and nacos are not supported yet)")
+            throw Invalid(
+                description:
+                    "MicroService.Driver: '\(microServiceDriver.prefix(64))' is not supported; use one of: \(Self.microServiceDrivers.joined(separator: ", ")) (consul and nacos are not supported yet)"
+            )
         }
         if microServiceTarget != nil {
             guard let (_, port) = try? BranchAddress.parseAuthority(microServiceEndPoint), port != nil else {
-                throw Invalid(description: "MicroService.EndPoint: '\(microServiceEndPoint.prefix(64))' must be the host:port clients dial to reach this coordinator's gRPC port")
+                throw Invalid(
+                    description:
+                        "MicroService.EndPoint: '\(microServiceEndPoint.prefix(64))' must be the host:port clients dial to reach this coordinator's gRPC port")
             }
         }
     }

@@ -262,7 +262,9 @@ public final class EtcdClient: Sendable {
                     guard result.isOK else {
                         await connection.close()
                         // Wrong credentials are not a host problem: say so at once rather than trying the next host.
-                        if result.status.code != .unavailable { throw EtcdError.status(result.status.code, "authentication as '\(configuration.user)' failed: \(result.status.message)") }
+                        if result.status.code != .unavailable {
+                            throw EtcdError.status(result.status.code, "authentication as '\(configuration.user)' failed: \(result.status.message)")
+                        }
                         throw EtcdError.unavailable(result.status.message)
                     }
                     token = try EtcdCodec.authenticateResponse(result.message)

@@ -105,8 +105,9 @@ public final class EtcdDiscovery: Sendable {
         let addresses = subscriber.addresses(limit: limit)
         if addresses.isEmpty {
             let why = subscriber.lastError.map { "; etcd: \($0)" } ?? ""
-            return .failure(ResolutionFailure(
-                message: "no address registered under '\(key)/' in etcd \(hosts.joined(separator: ","))\(why)"))
+            return .failure(
+                ResolutionFailure(
+                    message: "no address registered under '\(key)/' in etcd \(hosts.joined(separator: ","))\(why)"))
         }
         return .success(addresses)
     }

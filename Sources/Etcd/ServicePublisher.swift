@@ -63,12 +63,18 @@ public final class ServicePublisher: Sendable {
 
     /// Revokes the current lease, if any, outside the (possibly cancelled) calling task.
     private func revokeCurrent() async {
-        guard let id = lease.withLock({ current -> Int64? in defer { current = nil }; return current }) else { return }
+        guard
+            let id = lease.withLock({ current -> Int64? in
+                defer { current = nil }; return current
+            })
+        else { return }
         if await !revoke(id) { unrevoked.withLock { $0 = Array(($0 + [id]).suffix(16)) } }
     }
 
     private func revokeLeftovers() async {
-        for id in unrevoked.withLock({ list in defer { list = [] }; return list }) { _ = await revoke(id) }
+        for id in unrevoked.withLock({ list in
+            defer { list = [] }; return list
+        }) { _ = await revoke(id) }
     }
 
     private func revoke(_ id: Int64) async -> Bool {

@@ -128,8 +128,11 @@ public final class ServiceSubscriber: Sendable {
                 let metadata: Logger.Metadata = [
                     "key": "\(prefix)", "cluster": "\(client.cluster)", "error": "\(error)", "known_addresses": "\(state.withLock { $0.addresses.count })",
                 ]
-                if first { logger.warning("etcd watch failed; keeping the last known addresses and retrying", metadata: metadata) }
-                else { logger.debug("etcd watch failed", metadata: metadata) }
+                if first {
+                    logger.warning("etcd watch failed; keeping the last known addresses and retrying", metadata: metadata)
+                } else {
+                    logger.debug("etcd watch failed", metadata: metadata)
+                }
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }

@@ -39,8 +39,9 @@ public final class GRPCClientConnection: Sendable {
         let serverHostname = GRPCConnectionPool.isIPLiteral(host) ? nil : host
         let channel = try await ClientBootstrap.grpcClient(
             on: group.next(), authority: authority, connectTimeout: connectTimeout, tls: tls, serverHostname: serverHostname,
-            session: sessionConfiguration, logger: logger, onUnusable: { usable.value.store(false, ordering: .relaxed) })
-            .connect(host: host, port: port).get()
+            session: sessionConfiguration, logger: logger, onUnusable: { usable.value.store(false, ordering: .relaxed) }
+        )
+        .connect(host: host, port: port).get()
         let handler = try await channel.eventLoop.submit {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: GRPCClientChannelHandler.self), eventLoop: channel.eventLoop)
         }.get()
@@ -68,9 +69,10 @@ public final class GRPCClientConnection: Sendable {
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<GRPCCallResult, Never>) in
                 loop.execute {
-                    handler.value.start(GRPCClientCall(
-                        id: id, path: path, metadata: metadata, message: message, timeout: timeout,
-                        completion: { continuation.resume(returning: $0) }))
+                    handler.value.start(
+                        GRPCClientCall(
+                            id: id, path: path, metadata: metadata, message: message, timeout: timeout,
+                            completion: { continuation.resume(returning: $0) }))
                 }
             }
         } onCancel: {

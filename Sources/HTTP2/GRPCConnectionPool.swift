@@ -153,9 +153,10 @@ public final class GRPCConnectionPool: Sendable {
             channel.writeAndFlush(call).whenFailure { error in
                 // The write never reached our handler (channel already closed), so the promise
                 // is still ours to complete.
-                promise.succeed(GRPCCallResult(
-                    status: GRPCStatus(.unavailable, "connection to \(authority) closed: \(error)"),
-                    isTransparentlyRetryable: true))
+                promise.succeed(
+                    GRPCCallResult(
+                        status: GRPCStatus(.unavailable, "connection to \(authority) closed: \(error)"),
+                        isTransparentlyRetryable: true))
             }
             return (try? await promise.futureResult.get())
                 ?? GRPCCallResult(status: GRPCStatus(.unknown, "call promise failed"))
@@ -178,9 +179,10 @@ public final class GRPCConnectionPool: Sendable {
         let channel = connection.channel
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
-                handler.start(GRPCClientCall(
-                    id: id, path: path, metadata: metadata, message: message, timeout: timeout,
-                    completion: { continuation.resume(returning: $0) }))
+                handler.start(
+                    GRPCClientCall(
+                        id: id, path: path, metadata: metadata, message: message, timeout: timeout,
+                        completion: { continuation.resume(returning: $0) }))
             }
         } onCancel: {
             channel.whenSuccess { $0.triggerUserOutboundEvent(GRPCClientCancelEvent(id: id), promise: nil) }

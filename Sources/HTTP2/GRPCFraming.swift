@@ -58,7 +58,8 @@ public struct GRPCMessageDeframer: Sendable {
         var start = 0
         while buffer.count - start >= GRPCFraming.prefixLength {
             let flag = buffer[start]
-            let length = Int(buffer[start + 1]) << 24 | Int(buffer[start + 2]) << 16
+            let length =
+                Int(buffer[start + 1]) << 24 | Int(buffer[start + 2]) << 16
                 | Int(buffer[start + 3]) << 8 | Int(buffer[start + 4])
             if flag & 1 != 0 {
                 failed = true

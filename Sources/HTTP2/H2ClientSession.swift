@@ -92,18 +92,22 @@ public final class H2ClientSession {
             clientSession(userData).onStreamClose(streamID, errorCode: errorCode)
         }
         var option: OpaquePointer?
-        guard nghttp2_option_new(&option) == 0, let option else { throw H2SessionError(code: Int32(NGHTTP2_ERR_NOMEM.rawValue), operation: "nghttp2_option_new") }
+        guard nghttp2_option_new(&option) == 0, let option else {
+            throw H2SessionError(code: Int32(NGHTTP2_ERR_NOMEM.rawValue), operation: "nghttp2_option_new")
+        }
         defer { nghttp2_option_del(option) }
         if configuration.manualFlowControl { nghttp2_option_set_no_auto_window_update(option, 1) }
         var session: OpaquePointer?
         let rv = nghttp2_session_client_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
         guard rv == 0, let session else { throw H2SessionError(code: rv, operation: "nghttp2_session_client_new") }
         self.session = session
-        try submitSettings(session, [
-            (NGHTTP2_SETTINGS_ENABLE_PUSH, 0),
-            (NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, configuration.maxHeaderListSize),
-            (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, configuration.initialWindowSize),
-        ], connectionWindowSize: configuration.connectionWindowSize)
+        try submitSettings(
+            session,
+            [
+                (NGHTTP2_SETTINGS_ENABLE_PUSH, 0),
+                (NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, configuration.maxHeaderListSize),
+                (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, configuration.initialWindowSize),
+            ], connectionWindowSize: configuration.connectionWindowSize)
     }
 
     deinit {
@@ -176,9 +180,10 @@ public final class H2ClientSession {
         }
         let streamID = withNVArray(headers) { nghttp2_submit_request(session, nil, $0, $1, &provider, nil) }
         guard streamID > 0 else {
-            completion(GRPCCallResult(
-                status: GRPCStatus(.unavailable, "cannot start stream: \(String(cString: nghttp2_strerror(streamID)))"),
-                isTransparentlyRetryable: true))
+            completion(
+                GRPCCallResult(
+                    status: GRPCStatus(.unavailable, "cannot start stream: \(String(cString: nghttp2_strerror(streamID)))"),
+                    isTransparentlyRetryable: true))
             return nil
         }
         calls[streamID] = call
@@ -300,9 +305,13 @@ public final class H2ClientSession {
         let pending = calls
         calls = [:]
         for (_, call) in pending.sorted(by: { $0.key < $1.key }) {
-            finished.append((call.completion, GRPCCallResult(
-                status: GRPCStatus(.unavailable, "connection closed: \(reason)"), metadata: call.metadata,
-                isTransparentlyRetryable: !call.headersSent)))
+            finished.append(
+                (
+                    call.completion,
+                    GRPCCallResult(
+                        status: GRPCStatus(.unavailable, "connection closed: \(reason)"), metadata: call.metadata,
+                        isTransparentlyRetryable: !call.headersSent)
+                ))
         }
         deliverFinished()
     }
@@ -371,10 +380,12 @@ public final class H2ClientSession {
             // Streams above last_stream_id are closed by nghttp2 with REFUSED_STREAM right after
             // this callback (see onStreamClose); new calls go to a fresh connection.
             goawayLastStreamID = frame.pointee.goaway.last_stream_id
-            logger.debug("GOAWAY received", metadata: [
-                "authority": "\(authority)", "last_stream_id": "\(frame.pointee.goaway.last_stream_id)",
-                "error_code": "\(frame.pointee.goaway.error_code)",
-            ])
+            logger.debug(
+                "GOAWAY received",
+                metadata: [
+                    "authority": "\(authority)", "last_stream_id": "\(frame.pointee.goaway.last_stream_id)",
+                    "error_code": "\(frame.pointee.goaway.error_code)",
+                ])
         }
         return 0
     }
@@ -391,9 +402,13 @@ public final class H2ClientSession {
         guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
             let call = calls.removeValue(forKey: frame.pointee.hd.stream_id)
         else { return 0 }
-        finished.append((call.completion, GRPCCallResult(
-            status: GRPCStatus(.unavailable, "request not sent: \(String(cString: nghttp2_strerror(libError)))"),
-            isTransparentlyRetryable: true)))
+        finished.append(
+            (
+                call.completion,
+                GRPCCallResult(
+                    status: GRPCStatus(.unavailable, "request not sent: \(String(cString: nghttp2_strerror(libError)))"),
+                    isTransparentlyRetryable: true)
+            ))
         return 0
     }
 

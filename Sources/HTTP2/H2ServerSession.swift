@@ -81,11 +81,13 @@ public final class H2ServerSession {
         let rv = nghttp2_session_server_new(&session, callbacks, Unmanaged.passUnretained(self).toOpaque())
         guard rv == 0, let session else { throw H2SessionError(code: rv, operation: "nghttp2_session_server_new") }
         self.session = session
-        try submitSettings(session, [
-            (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, configuration.maxConcurrentStreams),
-            (NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, configuration.maxHeaderListSize),
-            (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, configuration.initialWindowSize),
-        ], connectionWindowSize: configuration.connectionWindowSize)
+        try submitSettings(
+            session,
+            [
+                (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, configuration.maxConcurrentStreams),
+                (NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, configuration.maxHeaderListSize),
+                (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, configuration.initialWindowSize),
+            ], connectionWindowSize: configuration.connectionWindowSize)
     }
 
     deinit {
@@ -190,17 +192,42 @@ public final class H2ServerSession {
     public func beginGracefulShutdown() {
         guard shutdownState == .running else { return }
         shutdownState = .noticeSent
-        nghttp2_submit_shutdown_notice(session)
-        nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+        // Without the notice or the PING whose ACK ends the wait, the final GOAWAY goes out at once instead.
+        guard succeeded(nghttp2_submit_shutdown_notice(session), "nghttp2_submit_shutdown_notice"),
+            succeeded(nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil), "nghttp2_submit_ping")
+        else {
+            submitFinalGoaway()
+            return
+        }
     }
 
     /// Immediate final GOAWAY (used when the peer never acknowledges the PING).
     public func submitFinalGoaway() {
         guard shutdownState != .goawaySubmitted else { return }
         shutdownState = .goawaySubmitted
-        nghttp2_submit_goaway(
+        let rv = nghttp2_submit_goaway(
             session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
             UInt32(NGHTTP2_NO_ERROR.rawValue), nil, 0)
+        // The session is failing; the connection handler closes the connection when its grace period ends.
+        _ = succeeded(rv, "nghttp2_submit_goaway")
+    }
+
+    /// True when `rv` is 0; otherwise logs the failed nghttp2 call.
+    private func succeeded(_ rv: Int32, _ operation: String, stream: Int32? = nil) -> Bool {
+        guard rv != 0 else { return true }
+        var metadata: Logger.Metadata = ["operation": "\(operation)", "error": "\(String(cString: nghttp2_strerror(rv)))"]
+        if let stream { metadata["stream"] = "\(stream)" }
+        logger.warning("nghttp2 call failed", metadata: metadata)
+        return false
+    }
+
+    /// A stream whose answer could not be submitted is reset with INTERNAL_ERROR, so the client learns at once
+    /// instead of waiting for its deadline.
+    private func resetAfterFailedResponse(_ rv: Int32, stream: ServerStream, _ operation: String) {
+        guard !succeeded(rv, operation, stream: stream.id) else { return }
+        _ = succeeded(
+            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, UInt32(NGHTTP2_INTERNAL_ERROR.rawValue)),
+            "nghttp2_submit_rst_stream", stream: stream.id)
     }
 
     // MARK: - nghttp2 callbacks
@@ -312,9 +339,11 @@ public final class H2ServerSession {
             switch event {
             case .message(let bytes) where stream.isStreaming:
                 stream.lastActivity = .now()
-                completed.append(.streamMessage(GRPCRequest(
-                    streamID: stream.id, path: stream.path ?? "", metadata: stream.metadata, message: bytes,
-                    timeout: stream.timeout, deadline: stream.deadline)))
+                completed.append(
+                    .streamMessage(
+                        GRPCRequest(
+                            streamID: stream.id, path: stream.path ?? "", metadata: stream.metadata, message: bytes,
+                            timeout: stream.timeout, deadline: stream.deadline)))
             case .message(let bytes):
                 if stream.message != nil {
                     reject(stream, httpStatus: "200", GRPCStatus(.internal, "grpc: too many request messages for unary RPC"))
@@ -324,9 +353,11 @@ public final class H2ServerSession {
             case .compressed:
                 reject(stream, httpStatus: "200", GRPCStatus(.unimplemented, "grpc: compressed messages are not supported (no grpc-encoding negotiated)"))
             case .tooLarge(let length):
-                reject(stream, httpStatus: "200", GRPCStatus(
-                    .resourceExhausted,
-                    "grpc: received message larger than max (\(length) vs. \(configuration.maxMessageSize))"))
+                reject(
+                    stream, httpStatus: "200",
+                    GRPCStatus(
+                        .resourceExhausted,
+                        "grpc: received message larger than max (\(length) vs. \(configuration.maxMessageSize))"))
             }
         }
         return 0
@@ -344,9 +375,11 @@ public final class H2ServerSession {
             return
         }
         stream.message = nil
-        completed.append(.request(GRPCRequest(
-            streamID: stream.id, path: stream.path ?? "", metadata: stream.metadata, message: message,
-            timeout: stream.timeout, deadline: stream.deadline)))
+        completed.append(
+            .request(
+                GRPCRequest(
+                    streamID: stream.id, path: stream.path ?? "", metadata: stream.metadata, message: message,
+                    timeout: stream.timeout, deadline: stream.deadline)))
         stream.metadata = []
     }
 
@@ -355,7 +388,9 @@ public final class H2ServerSession {
         // An early error answered before the client finished sending: reset our interest in the
         // rest of its request (grpc-go sends RST_STREAM NO_ERROR here too).
         if hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0, let stream = streams[hd.stream_id], !stream.remoteClosed {
-            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), hd.stream_id, UInt32(NGHTTP2_NO_ERROR.rawValue))
+            _ = succeeded(
+                nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), hd.stream_id, UInt32(NGHTTP2_NO_ERROR.rawValue)),
+                "nghttp2_submit_rst_stream", stream: hd.stream_id)
         }
         return 0
     }
@@ -417,13 +452,13 @@ public final class H2ServerSession {
                 .readResponseBody(streamID: streamID, into: buf!, length: length, flags: flags!)
         }
         let rv = withNVArray(headers) { nghttp2_submit_response(session, stream.id, $0, $1, &provider) }
-        if rv != 0 { logger.warning("nghttp2_submit_response failed", metadata: ["rv": "\(rv)"]) }
+        resetAfterFailedResponse(rv, stream: stream, "nghttp2_submit_response")
     }
 
     private func resumeDeferredBody(_ stream: ServerStream) {
         guard stream.bodyDeferred else { return }
         stream.bodyDeferred = false
-        nghttp2_session_resume_data(session, stream.id)
+        _ = succeeded(nghttp2_session_resume_data(session, stream.id), "nghttp2_session_resume_data", stream: stream.id)
     }
 
     private func reject(_ stream: ServerStream, httpStatus: String, _ status: GRPCStatus) {
@@ -444,7 +479,7 @@ public final class H2ServerSession {
         }
         for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
         let rv = withNVArray(headers) { nghttp2_submit_response(session, stream.id, $0, $1, nil) }
-        if rv != 0 { logger.warning("nghttp2_submit_response (trailers-only) failed", metadata: ["rv": "\(rv)"]) }
+        resetAfterFailedResponse(rv, stream: stream, "nghttp2_submit_response (trailers-only)")
     }
 
     private func deliverCompleted() {

@@ -101,13 +101,9 @@ final class GroupCommitWriter: Sendable {
         await withUnsafeContinuation { continuation in
             job.setContinuation(continuation)
             let refusal: (any Error)? = queue.withLock { q in
-                if q.closed { return SQLiteError(code: 21, message: "the store is closed", sql: "") }
-                if q.jobs.count >= maxQueued {
-                    return SQLiteError(code: 5, message: "write queue is full (\(maxQueued) jobs); try again", sql: "")
-                }
-                if !q.jobs.isEmpty && q.bytes + bytes > maxQueuedBytes {
-                    return SQLiteError(code: 5, message: "write queue is full (\(maxQueuedBytes) bytes); try again", sql: "")
-                }
+                if q.closed { return GroupCommitError.closed }
+                if q.jobs.count >= maxQueued { return GroupCommitError.queueFull("\(maxQueued) jobs") }
+                if !q.jobs.isEmpty && q.bytes + bytes > maxQueuedBytes { return GroupCommitError.queueFull("\(maxQueuedBytes) bytes") }
                 q.jobs.append(Unmanaged<Job>.passRetained(job))
                 q.bytes += bytes
                 return nil
@@ -115,7 +111,7 @@ final class GroupCommitWriter: Sendable {
             if let refusal { job.finish(refusal)?.resume() } else { wakeup.signal() }
         }
         // Read after the wait: the caller's reference is the last one (see `Job`).
-        guard let outcome = job.outcome else { throw SQLiteError(code: 1, message: "write finished without an outcome", sql: "") }
+        guard let outcome = job.outcome else { throw GroupCommitError.noOutcome }
         return try outcome.get()
     }
 
@@ -180,7 +176,8 @@ final class GroupCommitWriter: Sendable {
             try db.statement(.commit).run([])
             commitCount.add(1, ordering: .relaxed)
         } catch {
-            logger.error("group commit failed; every write of the batch is refused", metadata: ["error": .string("\(error)"), "jobs": .stringConvertible(batch.count)])
+            logger.error(
+                "group commit failed; every write of the batch is refused", metadata: ["error": .string("\(error)"), "jobs": .stringConvertible(batch.count)])
             try? db.execute("ROLLBACK")
             for i in errors.indices { errors[i] = error }
         }
@@ -188,6 +185,23 @@ final class GroupCommitWriter: Sendable {
             let continuation = unmanaged.takeUnretainedValue().finish(error)
             unmanaged.release()  // the waiting caller still holds the job
             continuation?.resume()
+        }
+    }
+}
+
+/// Why the writer refused or lost a write (SQLite's own failures are `SQLiteError`s).
+public enum GroupCommitError: Error, CustomStringConvertible, Sendable {
+    case closed
+    /// Too many writes (or bytes) wait already: the caller may try again.
+    case queueFull(String)
+    /// A job ended without a result: a bug in the writer.
+    case noOutcome
+
+    public var description: String {
+        switch self {
+        case .closed: "the store is closed"
+        case .queueFull(let limit): "write queue is full (\(limit)); try again"
+        case .noOutcome: "write finished without an outcome"
         }
     }
 }

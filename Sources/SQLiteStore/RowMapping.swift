@@ -1,4 +1,5 @@
 import DTMCore
+import JSONSupport
 import FoundationEssentials
 
 /// A stored row the model cannot represent (an unknown trans_type or status, written by something else).
@@ -34,47 +35,6 @@ enum RowMapping {
         s.optionalInt(column).map { Timestamp(microseconds: $0) }
     }
 
-    /// The options as DTM stores them (Go `omitempty`: empty values left out, `concurrent` always present).
-    /// Written by hand: JSONEncoder was over 2% of a saga's CPU, once per insert, for these few fields.
-    static func optionsJSON(_ o: TransOptions) -> String {
-        var out = "{"
-        func field(_ key: String, _ value: String) {
-            if out.utf8.count > 1 { out += "," }
-            out += "\"\(key)\":\(value)"
-        }
-        if o.waitResult { field("wait_result", "true") }
-        if o.timeoutToFail != 0 { field("timeout_to_fail", String(o.timeoutToFail)) }
-        if o.requestTimeout != 0 { field("request_timeout", String(o.requestTimeout)) }
-        if o.retryInterval != 0 { field("retry_interval", String(o.retryInterval)) }
-        if !o.branchHeaders.isEmpty {
-            let pairs = o.branchHeaders.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
-            field("branch_headers", "{" + pairs.joined(separator: ",") + "}")
-        }
-        field("concurrent", o.concurrent ? "true" : "false")
-        if o.retryLimit != 0 { field("retry_limit", String(o.retryLimit)) }
-        if o.retryCount != 0 { field("retry_count", String(o.retryCount)) }
-        return out + "}"
-    }
-
-    /// A JSON string literal: quote, backslash and control characters escaped.
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-
     static func options(fromJSON text: String) -> TransOptions {
         guard !text.isEmpty, let options = try? JSONDecoder().decode(TransOptions.self, from: Data(text.utf8)) else {
             return TransOptions()
@@ -87,7 +47,7 @@ enum RowMapping {
         [
             .text(t.gid), .text(t.transType.rawValue), .text(t.status.rawValue), .text(t.queryPrepared), .text(t.transProtocol),
             time(t.createTime), time(t.updateTime), time(t.finishTime), time(t.rollbackTime),
-            .text(optionsJSON(t.options)), .text(t.customData), .int(t.nextCronInterval), time(t.nextCronTime),
+            .text(TransOptionsJSON.encode(t.options)), .text(t.customData), .int(t.nextCronInterval), time(t.nextCronTime),
             .text(t.owner), .text(t.extData), .text(t.result), .text(t.rollbackReason),
         ]
     }

@@ -78,12 +78,13 @@ final class SQLiteStatement {
             case .text(var text) where text.utf8.count <= Self.copiedTextLimit:
                 // A position the statement does not have: nothing is copied, and sqlite's bind reports the range.
                 let slot = position <= parameterCount ? shortText + Int(position - 1) * Self.copiedTextLimit : nil
-                let count = slot.map { slot in
-                    text.withUTF8 { utf8 in
-                        if let base = utf8.baseAddress { slot.update(from: base, count: utf8.count) }
-                        return utf8.count
-                    }
-                } ?? 0
+                let count =
+                    slot.map { slot in
+                        text.withUTF8 { utf8 in
+                            if let base = utf8.baseAddress { slot.update(from: base, count: utf8.count) }
+                            return utf8.count
+                        }
+                    } ?? 0
                 let start = slot.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) } ?? Self.empty
                 try check(sqlite3_bind_text(handle, position, start, Int32(count), nil))
             case .text(var text):

@@ -38,10 +38,12 @@ public final class SQLiteStore: TransactionStore {
     // MARK: - Reads
 
     private func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        let db = try readers.withLock { $0.popLast() } ?? {
-            let c = try SQLiteConnection(path: path, readOnly: true)
-            return c
-        }()
+        let db =
+            try readers.withLock { $0.popLast() }
+            ?? {
+                let c = try SQLiteConnection(path: path, readOnly: true)
+                return c
+            }()
         defer { readers.withLock { $0.append(db) } }
         return try body(db)
     }
@@ -59,13 +61,16 @@ public final class SQLiteStore: TransactionStore {
     public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
         let rows: [(id: Int64, transaction: GlobalTransaction?)] = try read { db in
             try db.statement(.scan).query(
-                [position.map { .int($0) } ?? .null, .text(filter.status), .text(filter.transType),
-                 RowMapping.time(filter.createTimeStart), RowMapping.time(filter.createTimeEnd), .int(Int64(limit))]
+                [
+                    position.map { .int($0) } ?? .null, .text(filter.status), .text(filter.transType),
+                    RowMapping.time(filter.createTimeStart), RowMapping.time(filter.createTimeEnd), .int(Int64(limit)),
+                ]
             ) { s in
                 do {
                     return (s.int(0), try RowMapping.global(s))
                 } catch let unreadable as UnreadableRow {
-                    logger.warning("stored transaction left out of a listing", metadata: ["gid": .string(unreadable.gid), "error": .string(unreadable.problem)])
+                    logger.warning(
+                        "stored transaction left out of a listing", metadata: ["gid": .string(unreadable.gid), "error": .string(unreadable.problem)])
                     return (s.int(0), nil)
                 }
             }
@@ -203,8 +208,10 @@ public final class SQLiteStore: TransactionStore {
                     try claim.run([.int(id), .text(owner), .int(parkedUntil.microseconds), .int(now.microseconds)])
                     logger.error(
                         "stored transaction cannot be processed; set aside",
-                        metadata: ["gid": .string(unreadable.gid), "error": .string(unreadable.problem),
-                                   "seconds": .stringConvertible(Self.unreadableRowPause)])
+                        metadata: [
+                            "gid": .string(unreadable.gid), "error": .string(unreadable.problem),
+                            "seconds": .stringConvertible(Self.unreadableRowPause),
+                        ])
                 }
             }
             return claimed

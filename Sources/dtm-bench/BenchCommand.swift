@@ -28,7 +28,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Gids to look up in the coordinator's store afterwards (GET /api/dtmsvr/query).") var verify = 20
     @Option(help: "Label of the run in the report (default: the scenario and load).") var label: String?
     @Flag(help: "Also print one tab-separated ROW line (for scripts/bench.sh).") var row = false
-    @Option(help: "etcd host:port: register the branch service there under bench.rpc (as go-zero does) and submit gRPC sagas with etcd:// branch URLs (the coordinator needs MicroService.Driver dtm-driver-gozero).")
+    @Option(
+        help:
+            "etcd host:port: register the branch service there under bench.rpc (as go-zero does) and submit gRPC sagas with etcd:// branch URLs (the coordinator needs MicroService.Driver dtm-driver-gozero)."
+    )
     var etcd: String?
 
     func validate() throws {
@@ -41,7 +44,9 @@ struct BenchCommand: AsyncParsableCommand {
         let gidPrefix = "b\(String(UInt32.random(in: 0...UInt32.max), radix: 36))-"
         let counter = BranchCounter(gidPrefix: gidPrefix, clock: clock)
         let branches = try await BranchService.start(counter: counter)
-        print("branch service: gRPC 127.0.0.1:\(branches.grpcPort), HTTP 127.0.0.1:\(branches.httpPort); gids \(gidPrefix)<n>; allocator mimalloc \(mi_version())")
+        print(
+            "branch service: gRPC 127.0.0.1:\(branches.grpcPort), HTTP 127.0.0.1:\(branches.httpPort); gids \(gidPrefix)<n>; allocator mimalloc \(mi_version())"
+        )
         fflush(nil)  // also when stdout is a pipe: a script may read the ports while the load runs
         var busi = "127.0.0.1:\(branches.grpcPort)"
         var registration: Task<Void, Never>?
@@ -59,7 +64,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let load: any Scenario =
             switch scenario {
-            case .grpc: GRPCScenario(target: target, busi: busi, gidPrefix: gidPrefix, waitResult: waitResult)
+            case .grpc: try GRPCScenario(target: target, busi: busi, gidPrefix: gidPrefix, waitResult: waitResult)
             case .http: HTTPScenario(target: httpTarget, branchPort: branches.httpPort, gidPrefix: gidPrefix, waitResult: waitResult)
             }
         let mode: LoadMode = rate > 0 ? .open(rate: rate, inFlight: clients) : .closed(clients: clients)

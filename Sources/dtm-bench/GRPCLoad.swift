@@ -14,7 +14,7 @@ struct GRPCScenario: Scenario {
 
     /// `busi`: where the branch URLs point: `127.0.0.1:<port>`, or `etcd://<etcd>/bench.rpc` when the branch service
     /// is registered in etcd.
-    init(target: String, busi: String, gidPrefix: String, waitResult: Bool) {
+    init(target: String, busi: String, gidPrefix: String, waitResult: Bool) throws {
         var r = TransactionRequest(gid: "", transType: "saga")
         r.steps = [
             TransStep(action: "\(busi)/busi.Busi/TransOut", compensate: "\(busi)/busi.Busi/TransOutRevert"),
@@ -22,7 +22,7 @@ struct GRPCScenario: Scenario {
         ]
         r.payloads = [[0x08, 0x1E], [0x08, 0x1E]]
         r.options.waitResult = waitResult
-        var template = ProtoCodec.encodeRequest(r)
+        var template = try ProtoCodec.encodeRequest(r)
         if template.starts(with: [0x0A, 0x00]) { template.removeFirst(2) }
         self.name = (waitResult ? "grpc wait_result" : "grpc") + (DiscoveryTarget.isDiscoveryURL(busi) ? " etcd" : "")
         self.pool = GRPCConnectionPool()

@@ -24,15 +24,24 @@ struct Report {
         let missing = load.starts.count - c.total
         print("scenario: \(label), \(fmt(window, 1)) s")
         print("  submitted: \(load.submitted) (\(fmt(Double(load.submitted) / window, 0))/s), accepted \(load.starts.count), errors \(load.failures)")
-        print("  completed (last action reached the branch service): \(fmt(sagasPerSecond, 0))/s in the load window; "
-            + "\(c.total) of \(load.starts.count) accepted after the drain (\(missing) missing), \(c.duplicates) duplicate last-action calls, \(c.unexpected) unexpected")
-        print("  branch calls: \(branchTotals.calls), answered failure \(branchTotals.failed), compensations \(branchTotals.compensations), foreign gids \(branchTotals.foreign)")
-        print("  submit latency ms\(openLoop ? " (from the due time)" : ""): p50 \(Self.ms(s.valueAtPercentile(50))) p99 \(Self.ms(s.valueAtPercentile(99))) "
-            + "p999 \(Self.ms(s.valueAtPercentile(99.9))) max \(Self.ms(s.max))")
+        print(
+            "  completed (last action reached the branch service): \(fmt(sagasPerSecond, 0))/s in the load window; "
+                + "\(c.total) of \(load.starts.count) accepted after the drain (\(missing) missing), \(c.duplicates) duplicate last-action calls, \(c.unexpected) unexpected"
+        )
+        print(
+            "  branch calls: \(branchTotals.calls), answered failure \(branchTotals.failed), compensations \(branchTotals.compensations), foreign gids \(branchTotals.foreign)"
+        )
+        print(
+            "  submit latency ms\(openLoop ? " (from the due time)" : ""): p50 \(Self.ms(s.valueAtPercentile(50))) p99 \(Self.ms(s.valueAtPercentile(99))) "
+                + "p999 \(Self.ms(s.valueAtPercentile(99.9))) max \(Self.ms(s.max))")
         if openLoop {
-            print("  generator send lag ms: p50 \(Self.ms(load.sendLag.valueAtPercentile(50))) p99 \(Self.ms(load.sendLag.valueAtPercentile(99))) max \(Self.ms(load.sendLag.max))")
+            print(
+                "  generator send lag ms: p50 \(Self.ms(load.sendLag.valueAtPercentile(50))) p99 \(Self.ms(load.sendLag.valueAtPercentile(99))) max \(Self.ms(load.sendLag.max))"
+            )
         }
-        print("  submit → succeed ms: p50 \(Self.ms(c.submitToSucceed.valueAtPercentile(50))) p99 \(Self.ms(c.submitToSucceed.valueAtPercentile(99))) max \(Self.ms(c.submitToSucceed.max))")
+        print(
+            "  submit → succeed ms: p50 \(Self.ms(c.submitToSucceed.valueAtPercentile(50))) p99 \(Self.ms(c.submitToSucceed.valueAtPercentile(99))) max \(Self.ms(c.submitToSucceed.max))"
+        )
         if let cpu = cpuMicrosPerSaga, let rss = residentMiB {
             print("  coordinator: \(fmt(cpu, 0)) µs CPU per completed saga, \(rss) MiB resident")
         }
@@ -40,8 +49,9 @@ struct Report {
             print("  dtm-bench itself (load generator + branch service): \(fmt(own, 0)) µs CPU per completed saga")
         }
         if let steal = stealShare {
-            print("  machine: \(fmt(steal * 100, 1)) % of CPU time stolen by the hypervisor during the run"
-                + (steal > 0.05 ? " (a noisy neighbour: compare runs only at similar steal)" : ""))
+            print(
+                "  machine: \(fmt(steal * 100, 1)) % of CPU time stolen by the hypervisor during the run"
+                    + (steal > 0.05 ? " (a noisy neighbour: compare runs only at similar steal)" : ""))
         }
         if !storeStatuses.isEmpty {
             print("  store check (query a sample of gids): " + storeStatuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))

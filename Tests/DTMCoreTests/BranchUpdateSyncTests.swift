@@ -40,7 +40,9 @@ struct BranchUpdateSyncTests {
 
     @Test("1 (DTM's default): each answered step is stored before the next call; the last with the final status")
     func synchronous() async throws {
-        let r = try await run(sync: true, steps: [TransStep(action: "a1", compensate: "c1"), TransStep(action: "a2", compensate: "c2"), TransStep(action: "a3", compensate: "c3")])
+        let r = try await run(
+            sync: true,
+            steps: [TransStep(action: "a1", compensate: "c1"), TransStep(action: "a2", compensate: "c2"), TransStep(action: "a3", compensate: "c3")])
         #expect(r.trail == ["a1 sees pppppp", "a2 sees pspppp", "a3 sees pspspp"])
         #expect(r.stored == "pspsps")
         #expect(r.status == .succeed)
@@ -56,7 +58,9 @@ struct BranchUpdateSyncTests {
 
     @Test("0: the round's statuses are stored with its status changes, none before the next call")
     func batched() async throws {
-        let r = try await run(sync: false, steps: [TransStep(action: "a1", compensate: "c1"), TransStep(action: "a2", compensate: "c2"), TransStep(action: "a3", compensate: "c3")])
+        let r = try await run(
+            sync: false,
+            steps: [TransStep(action: "a1", compensate: "c1"), TransStep(action: "a2", compensate: "c2"), TransStep(action: "a3", compensate: "c3")])
         #expect(r.trail == ["a1 sees pppppp", "a2 sees pppppp", "a3 sees pppppp"])
         #expect(r.stored == "pspsps")
         #expect(r.status == .succeed)

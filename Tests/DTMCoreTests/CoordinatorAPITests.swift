@@ -32,15 +32,17 @@ struct CoordinatorAPITests {
         #expect(try await h.status("p2") == .succeed)
     }
 
-    @Test("bad input names the problem", arguments: [
-        ("", "saga", "gid is missing or empty"),
-        ("a;b", "saga", "gid contains the character ';'"),
-        ("a\"b", "saga", "gid contains the character '\"'"),
-        ("a\nb", "saga", "gid contains the character 0xa"),
-        (String(repeating: "x", count: 129), "saga", "gid is 129 bytes long; the limit is 128"),
-        ("ok", "", "trans_type is missing or empty"),
-        ("ok", "sagaa", "unknown trans_type 'sagaa'"),
-    ])
+    @Test(
+        "bad input names the problem",
+        arguments: [
+            ("", "saga", "gid is missing or empty"),
+            ("a;b", "saga", "gid contains the character ';'"),
+            ("a\"b", "saga", "gid contains the character '\"'"),
+            ("a\nb", "saga", "gid contains the character 0xa"),
+            (String(repeating: "x", count: 129), "saga", "gid is 129 bytes long; the limit is 128"),
+            ("ok", "", "trans_type is missing or empty"),
+            ("ok", "sagaa", "unknown trans_type 'sagaa'"),
+        ])
     func badInput(gid: String, type: String, message: String) async throws {
         let h = Harness()
         var r = TransactionRequest(gid: gid, transType: type)
@@ -237,7 +239,8 @@ struct CronLoopTests {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let store = InMemoryStore()
-        let coordinator = Coordinator(context: ProcessingContext(store: store, caller: caller, clock: clock, coding: JSONTestCoding(), config: config, logger: logger))
+        let coordinator = Coordinator(
+            context: ProcessingContext(store: store, caller: caller, clock: clock, coding: JSONTestCoding(), config: config, logger: logger))
         func stored(_ gid: String, action: String) async throws {
             var r = TransactionRequest(gid: gid, transType: "saga")
             r.steps = [TransStep(action: action, compensate: "")]

@@ -8,7 +8,8 @@ extension Harness {
         try await coordinator.prepare(r)
         for i in 1...branches {
             try await coordinator.registerBranch(
-                BranchRegistration(gid: gid, transType: "tcc", branchID: "0\(i)", data: ["confirm": "confirm\(i)", "cancel": "cancel\(i)"], busiPayload: Array("d\(i)".utf8)))
+                BranchRegistration(
+                    gid: gid, transType: "tcc", branchID: "0\(i)", data: ["confirm": "confirm\(i)", "cancel": "cancel\(i)"], busiPayload: Array("d\(i)".utf8)))
         }
     }
 
@@ -185,7 +186,10 @@ struct MsgTests {
         let h = Harness()
         h.caller.script("m1", .error("down"))
         await #expect(throws: DTMError.self) {
-            try await h.coordinator.submit(h.msg("m8", steps: 3) { $0.options.concurrent = true; $0.options.waitResult = true })
+            try await h.coordinator.submit(
+                h.msg("m8", steps: 3) {
+                    $0.options.concurrent = true; $0.options.waitResult = true
+                })
         }
         #expect(Set(h.caller.trail) == ["m1/action", "m2/action", "m3/action"])
         #expect(try await h.branchStatuses("m8") == "pss")
@@ -231,7 +235,9 @@ struct WorkflowTests {
         let (t, p) = try await prepare(h, "w1")
         #expect(t.status == .prepared)
         #expect(p.isEmpty)
-        try await h.coordinator.registerBranch(BranchRegistration(gid: "w1", transType: "workflow", branchID: "01", data: ["op": "action", "status": "succeed", "data": "r"], busiPayload: Array("r".utf8)))
+        try await h.coordinator.registerBranch(
+            BranchRegistration(
+                gid: "w1", transType: "workflow", branchID: "01", data: ["op": "action", "status": "succeed", "data": "r"], busiPayload: Array("r".utf8)))
         let (again, progresses) = try await prepare(h, "w1")
         #expect(again.gid == "w1")
         #expect(progresses.map(\.status) == [.succeed])

@@ -149,7 +149,11 @@ struct SafetyPolicyTests {
         t.gid = "rl3"
         t.options.retryLimit = 3
         t.options.retryCount = Int64.min
-        _ = try await h.store.saveNew(t, branches: rows.map { var b = $0; b.gid = "rl3"; b.url = b.url == "a1" ? "a3" : "c3"; return b })
+        _ = try await h.store.saveNew(
+            t,
+            branches: rows.map {
+                var b = $0; b.gid = "rl3"; b.url = b.url == "a1" ? "a3" : "c3"; return b
+            })
         for _ in 0..<200 { h.caller.script("a3", .error("down")) }
         await h.coordinator.cronOnce()
         #expect(h.caller.calls.filter { $0.url == "a3" }.count == 4)

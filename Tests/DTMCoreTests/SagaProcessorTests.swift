@@ -198,10 +198,11 @@ struct SagaProcessorTests {
     @Test("saga: branch_headers and request_timeout reach the branch call")
     func headersAndTimeout() async throws {
         let h = Harness()
-        try await h.coordinator.submit(h.saga("h1", steps: 1) {
-            $0.options.branchHeaders = ["test_header": "yes"]
-            $0.options.requestTimeout = 7
-        })
+        try await h.coordinator.submit(
+            h.saga("h1", steps: 1) {
+                $0.options.branchHeaders = ["test_header": "yes"]
+                $0.options.requestTimeout = 7
+            })
         #expect(h.caller.calls.first?.headers == ["test_header": "yes"])
     }
 
@@ -226,7 +227,9 @@ struct SagaProcessorTests {
         let h = Harness()
         let (t, branches) = try h.coordinator.makeTransaction(h.saga("x2", steps: 3, waitResult: false), status: .submitted)
         _ = try await h.store.saveNew(t, branches: branches)
-        try await h.store.updateBranches(gid: "x2", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: h.clock.now())], now: h.clock.now())
+        try await h.store.updateBranches(
+            gid: "x2", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: h.clock.now())],
+            now: h.clock.now())
         h.clock.advance(11)
         await h.coordinator.cronOnce()
         #expect(h.caller.trail == ["a2/action", "a3/action"])

@@ -66,7 +66,9 @@ struct Harness {
     }
 
     /// A saga request whose step i has action "a<i>" and compensation "c<i>" (i from 1), payload "p<i>".
-    func saga(_ gid: String, steps: Int, waitResult: Bool = true, customData: String = "", configure: (inout TransactionRequest) -> Void = { _ in }) -> TransactionRequest {
+    func saga(
+        _ gid: String, steps: Int, waitResult: Bool = true, customData: String = "", configure: (inout TransactionRequest) -> Void = { _ in }
+    ) -> TransactionRequest {
         var r = TransactionRequest(gid: gid, transType: "saga")
         r.steps = (1...steps).map { TransStep(action: "a\($0)", compensate: "c\($0)") }
         r.payloads = (1...steps).map { Array("p\($0)".utf8) }

@@ -1,5 +1,6 @@
 import FuzzSupport
 import DTMGRPC
+import HTTP2
 import Testing
 
 /// The committed FuzzProtoRequest inputs (Tests/FuzzCorpus: seeds, and `regressions/`) through the fuzzer's
@@ -15,7 +16,7 @@ struct ProtoFuzzReplayTests {
             #expect(problems.isEmpty, "\(name): \(problems)")
             // saga-failing-custom's saga fails by design (ABORTED with wait_result); the extremes seed holds values
             // past the limits on purpose, which are refused before anything is stored.
-            let allowed: Set<StatusMapping.Code> = name.contains("extremes") ? [.ok, .aborted, .invalidArgument] : [.ok, .aborted]
+            let allowed: Set<GRPCStatusCode> = name.contains("extremes") ? [.ok, .aborted, .invalidArgument] : [.ok, .aborted]
             #expect(codes.allSatisfy { allowed.contains($0) }, "\(name): \(codes)")
             if name.contains("extremes") { #expect(codes.contains(.invalidArgument) && codes.contains(.ok), "\(name): \(codes)") }
         }

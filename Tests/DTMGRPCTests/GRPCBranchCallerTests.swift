@@ -1,7 +1,13 @@
 import DTMCore
 @testable import DTMGRPC
+import HTTP2
 import Synchronization
 import Testing
+
+/// A call's answer: `code` with `message`; `unreached`: it provably never reached the server.
+func reply(_ code: GRPCStatusCode, _ message: String = "", unreached: Bool = false) -> GRPCCallResult {
+    GRPCCallResult(status: GRPCStatus(code, message), isTransparentlyRetryable: unreached)
+}
 
 /// Records the calls and answers with a fixed outcome.
 final class RecordingTransport: GRPCUnaryTransport {
@@ -13,10 +19,10 @@ final class RecordingTransport: GRPCUnaryTransport {
         var timeout: Double
         var tls: Bool
     }
-    let outcome: GRPCCallOutcome
+    let outcome: GRPCCallResult
     let calls = Mutex<[Call]>([])
-    init(_ outcome: GRPCCallOutcome) { self.outcome = outcome }
-    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallOutcome {
+    init(_ outcome: GRPCCallResult) { self.outcome = outcome }
+    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallResult {
         calls.withLock {
             $0.append(Call(authority: authority, path: path, metadata: metadata.map { "\($0.0)=\($0.1)" }, message: message, timeout: timeout, tls: tls))
         }
@@ -32,7 +38,7 @@ struct GRPCBranchCallerTests {
 
     @Test("splits at the first '/', sends DTM's metadata, the payload untouched and the timeout")
     func request() async {
-        let t = RecordingTransport(.status(code: 0, message: ""))
+        let t = RecordingTransport(reply(.ok))
         #expect(await GRPCBranchCaller(transport: t).call(call) == .success)
         let c = t.calls.withLock { $0[0] }
         #expect(c.authority == "127.0.0.1:58081")
@@ -45,7 +51,7 @@ struct GRPCBranchCallerTests {
 
     @Test("grpcs:// is HTTP/2 over TLS to the same authority; grpc:// is the same as no scheme")
     func schemes() async {
-        let t = RecordingTransport(.status(code: 0, message: ""))
+        let t = RecordingTransport(reply(.ok))
         var c = call
         c.url = "grpcs://Busi.Example:443/busi.Busi/TransIn"
         #expect(await GRPCBranchCaller(transport: t).call(c) == .success)
@@ -59,16 +65,16 @@ struct GRPCBranchCallerTests {
 
     @Test("status mapping: ABORTED is FAILURE (legacy ONGOING message), FAILED_PRECONDITION is ONGOING, the rest retries")
     func mapping() {
-        #expect(GRPCBranchCaller.classify(.status(code: 10, message: "reason:no")) == .failure("reason:no"))
-        #expect(GRPCBranchCaller.classify(.status(code: 10, message: "ONGOING")) == .ongoing("ONGOING"))
-        #expect(GRPCBranchCaller.classify(.status(code: 9, message: "x")) == .ongoing("x"))
-        #expect(GRPCBranchCaller.classify(.status(code: 14, message: "unavailable")) == .error("grpc status 14: unavailable"))
-        #expect(GRPCBranchCaller.classify(.transportError("refused")) == .error("refused"))
+        #expect(GRPCBranchCaller.classify(reply(.aborted, "reason:no")) == .failure("reason:no"))
+        #expect(GRPCBranchCaller.classify(reply(.aborted, "ONGOING")) == .ongoing("ONGOING"))
+        #expect(GRPCBranchCaller.classify(reply(.failedPrecondition, "x")) == .ongoing("x"))
+        #expect(GRPCBranchCaller.classify(reply(.unavailable, "unavailable")) == .error("grpc status 14: unavailable"))
+        #expect(GRPCBranchCaller.classify(reply(.unavailable, "refused", unreached: true)) == .error("grpc status 14: refused"))
     }
 
     @Test("bad urls are errors that name the problem, without a call")
     func badURLs() async {
-        let t = RecordingTransport(.status(code: 0, message: ""))
+        let t = RecordingTransport(reply(.ok))
         var c = call
         c.url = "etcd://127.0.0.1:2379/trans.rpc/trans.Trans/TransIn"
         guard case .error(let m) = await GRPCBranchCaller(transport: t).call(c) else { Issue.record("not an error"); return }
@@ -93,9 +99,9 @@ final class PartlyDownTransport: GRPCUnaryTransport {
     let down: Set<String>
     let calls = Mutex<[String]>([])
     init(down: Set<String>) { self.down = down }
-    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallOutcome {
+    func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallResult {
         calls.withLock { $0.append("\(authority)\(path)") }
-        return down.contains(authority) ? .transportError("connection refused") : .status(code: 0, message: "")
+        return down.contains(authority) ? reply(.unavailable, "connection refused", unreached: true) : reply(.ok)
     }
 }
 
@@ -154,8 +160,10 @@ struct DialableAddressTests {
         #expect(GRPCBranchCaller.dialable("127.0.0.1:7001") == "127.0.0.1:7001")
         #expect(GRPCBranchCaller.dialable("LocalHost.:7001") == "localhost:7001")
         #expect(GRPCBranchCaller.dialable("[0:0::1]:7001") == "[::1]:7001")
-        for hostile in ["", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "evil:1/p.S/M", "a@b:1", "h:1,h:2", " 127.0.0.1:1",
-                        String(repeating: "a", count: 5000) + ":1", "127.0.0.1:1\n"] {
+        for hostile in [
+            "", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "evil:1/p.S/M", "a@b:1", "h:1,h:2", " 127.0.0.1:1",
+            String(repeating: "a", count: 5000) + ":1", "127.0.0.1:1\n",
+        ] {
             #expect(GRPCBranchCaller.dialable(hostile) == nil, "\(hostile.prefix(40))")
         }
     }

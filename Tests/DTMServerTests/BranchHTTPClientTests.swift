@@ -19,7 +19,9 @@ struct BranchHTTPClientTests {
         return HTTP1ConnectionPool(group: MultiThreadedEventLoopGroup.singleton, configuration: config, logger: Logger(label: "test"))
     }
 
-    static func get(_ pool: HTTP1ConnectionPool, _ server: BranchHTTPTestServer, _ path: String, timeout: TimeAmount = .seconds(5)) async throws
+    static func get(
+        _ pool: HTTP1ConnectionPool, _ server: BranchHTTPTestServer, _ path: String, timeout: TimeAmount = .seconds(5)
+    ) async throws
         -> HTTP1Response
     {
         let target = try #require(HTTP1Target("http://127.0.0.1:\(server.port)\(path)"))
@@ -230,13 +232,17 @@ struct BranchHTTPClientTests {
         let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         let pool = Self.makePool()
         let calls = [
-            BranchCall(url: "\(base)/busi/TransOut", gid: "g 1/ü", transType: .saga, transProtocol: "http", branchID: "01", op: "action",
+            BranchCall(
+                url: "\(base)/busi/TransOut", gid: "g 1/ü", transType: .saga, transProtocol: "http", branchID: "01", op: "action",
                 payload: Array(#"{"amount":30}"#.utf8), headers: ["X-Test": "v", "content-type": "text/plain"], timeout: 3),
-            BranchCall(url: "\(base)/busi/query?x=1&y=%20", gid: "g2", transType: .msg, transProtocol: "http", branchID: "00", op: "msg",
+            BranchCall(
+                url: "\(base)/busi/query?x=1&y=%20", gid: "g2", transType: .msg, transProtocol: "http", branchID: "00", op: "msg",
                 payload: [], headers: [:], timeout: 3),
-            BranchCall(url: "\(base)/busi/xa", gid: "g3", transType: .xa, transProtocol: "http", branchID: "01", op: "commit",
+            BranchCall(
+                url: "\(base)/busi/xa", gid: "g3", transType: .xa, transProtocol: "http", branchID: "01", op: "commit",
                 payload: [], headers: ["Host": "other.example"], timeout: 3),
-            BranchCall(url: "\(base)/rpc?method=TransIn", gid: "g4", transType: .saga, transProtocol: TransProtocol.jsonRPC, branchID: "01",
+            BranchCall(
+                url: "\(base)/rpc?method=TransIn", gid: "g4", transType: .saga, transProtocol: TransProtocol.jsonRPC, branchID: "01",
                 op: "action", payload: Array(#"{"a":1}"#.utf8), headers: [:], timeout: 3),
         ]
         for call in calls {

@@ -120,7 +120,10 @@ private final class BranchHandler: ChannelInboundHandler, @unchecked Sendable {
                 var h = HTTPHeaders()
                 h.add(name: "Content-Length", value: String(answer.body.utf8.count))
                 h.add(name: "Content-Type", value: "application/json")
-                context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: answer.status), headers: h))), promise: nil)
+                context.write(
+                    NIOAny(
+                        HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: answer.status), headers: h))),
+                    promise: nil)
                 context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil)
                 context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
             }

@@ -45,9 +45,12 @@ struct ConfigurationTests {
         #expect(c.resolvesDiscoveryURLs)
         #expect(try load(gozero).microServiceTarget == nil)  // no Target: resolution only, no registration
         #expect(refusal(gozero.merging(["MICRO_SERVICE_TARGET": "consul://127.0.0.1:8500/dtmservice"]) { $1 }).contains("MicroService.Target"))
-        #expect(refusal(gozero.merging(["MICRO_SERVICE_TARGET": "etcd://127.0.0.1:2379/dtmservice", "MICRO_SERVICE_END_POINT": "127.0.0.1"]) { $1 })
-            .contains("MicroService.EndPoint"))
-        #expect(refusal(["MICRO_SERVICE_DRIVER": "dtm-driver-gozero", "MICRO_SERVICE_TARGET": "etcd://127.0.0.1:2379/dtmservice"]).contains("MicroService.EndPoint"))
+        #expect(
+            refusal(gozero.merging(["MICRO_SERVICE_TARGET": "etcd://127.0.0.1:2379/dtmservice", "MICRO_SERVICE_END_POINT": "127.0.0.1"]) { $1 })
+                .contains("MicroService.EndPoint"))
+        #expect(
+            refusal(["MICRO_SERVICE_DRIVER": "dtm-driver-gozero", "MICRO_SERVICE_TARGET": "etcd://127.0.0.1:2379/dtmservice"]).contains("MicroService.EndPoint")
+        )
         let plain = try load(["MICRO_SERVICE_TARGET": "etcd://127.0.0.1:2379/dtmservice"])
         #expect(plain.microServiceTargetIgnored && !plain.resolvesDiscoveryURLs && plain.microServiceTarget == nil)
     }

@@ -23,7 +23,8 @@ struct EndToEndAPITests {
             #expect(r.status == 400, "\(body) → \(r.status) \(r.body)")
             #expect((r.json["message"] as? String)?.contains(message) == true, "\(body) → \(r.body)")
         }
-        let oversized = try await HTTP.post("\(server.base)/submit", #"{"gid":"big","trans_type":"saga","payloads":[""# + String(repeating: "x", count: 100_000) + #""]}"#)
+        let oversized = try await HTTP.post(
+            "\(server.base)/submit", #"{"gid":"big","trans_type":"saga","payloads":[""# + String(repeating: "x", count: 100_000) + #""]}"#)
         #expect(oversized.status == 400)
         #expect((oversized.json["message"] as? String)?.contains("exceeds the limit of 65536 bytes") == true, "\(oversized.body)")
         let badRegister = try await HTTP.post("\(server.base)/registerBranch", #"{"gid":"x","branch_id":1}"#)

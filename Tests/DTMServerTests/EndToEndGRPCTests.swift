@@ -23,7 +23,7 @@ struct EndToEndGRPCTests {
         r.payloads = [[0x08, 0x01], [0x0A, 0x03, 0x62, 0x6F, 0x62]]
         r.options.waitResult = waitResult
         r.options.branchHeaders = ["x-tenant": "t1"]
-        return ProtoCodec.encodeRequest(r)
+        return packed { try ProtoCodec.encodeRequest(r) }
     }
 
     @Test("go-zero saga over gRPC succeeds; branches get DTM's metadata and the payload bytes untouched")
@@ -90,11 +90,13 @@ struct EndToEndGRPCTests {
         let user = try await GRPCBranchService.start()
         let server = try ServerProcess()
         try await server.start()
-        let r = try await HTTP.post("\(server.base)/submit", json: [
-            "gid": "cross-1", "trans_type": "saga", "protocol": "grpc", "wait_result": true,
-            "steps": [["action": user.url("/user.UserService/UserCreate"), "compensate": user.url("/user.UserService/UserCreateRevert")]],
-            "payloads": ["raw"],
-        ])
+        let r = try await HTTP.post(
+            "\(server.base)/submit",
+            json: [
+                "gid": "cross-1", "trans_type": "saga", "protocol": "grpc", "wait_result": true,
+                "steps": [["action": user.url("/user.UserService/UserCreate"), "compensate": user.url("/user.UserService/UserCreateRevert")]],
+                "payloads": ["raw"],
+            ])
         #expect(r.status == 200, "\(r.body)")
         #expect(user.calls(gid: "cross-1").map(\.message) == [Array("raw".utf8)])
         _ = server.terminate()
@@ -109,26 +111,28 @@ struct EndToEndGRPCTests {
         for gid in ["gt-ok", "gt-abort"] {
             var r = TransactionRequest(gid: gid, transType: "tcc")
             r.options.waitResult = true
-            #expect(await Self.call(server, "Prepare", ProtoCodec.encodeRequest(r)).isOK)
+            #expect(await Self.call(server, "Prepare", try ProtoCodec.encodeRequest(r)).isOK)
             for (id, name) in [("01", "TransOut"), ("02", "TransIn")] {
-                let reg = BranchRegistration(gid: gid, transType: "tcc", branchID: id, data: [
-                    "confirm": busi.url("/busi.Busi/\(name)Confirm"), "cancel": busi.url("/busi.Busi/\(name)Revert"),
-                ], busiPayload: [0x08, 0x1E])
-                #expect(await Self.call(server, "RegisterBranch", ProtoCodec.encodeBranchRequest(reg)).isOK)
+                let reg = BranchRegistration(
+                    gid: gid, transType: "tcc", branchID: id,
+                    data: [
+                        "confirm": busi.url("/busi.Busi/\(name)Confirm"), "cancel": busi.url("/busi.Busi/\(name)Revert"),
+                    ], busiPayload: [0x08, 0x1E])
+                #expect(await Self.call(server, "RegisterBranch", try ProtoCodec.encodeBranchRequest(reg)).isOK)
             }
-            #expect(await Self.call(server, gid == "gt-ok" ? "Submit" : "Abort", ProtoCodec.encodeRequest(r)).isOK)
+            #expect(await Self.call(server, gid == "gt-ok" ? "Submit" : "Abort", try ProtoCodec.encodeRequest(r)).isOK)
         }
         #expect(busi.trail(gid: "gt-ok") == ["TransInConfirm/confirm", "TransOutConfirm/confirm"])
         #expect(busi.trail(gid: "gt-abort") == ["TransInRevert/cancel", "TransOutRevert/cancel"])
         #expect(busi.calls(gid: "gt-ok").allSatisfy { $0.message == [0x08, 0x1E] })
         let late = BranchRegistration(gid: "gt-ok", transType: "tcc", branchID: "03", data: [:], busiPayload: [])
-        let refused = await Self.call(server, "RegisterBranch", ProtoCodec.encodeBranchRequest(late))
+        let refused = await Self.call(server, "RegisterBranch", try ProtoCodec.encodeBranchRequest(late))
         #expect(refused.status.code == .aborted)
         #expect(refused.status.message == "no trans with gid: gt-ok status: prepared found FAILURE")
 
         var wf = TransactionRequest(gid: "gw-1", transType: "workflow")
         wf.customData = #"{"name":"wf"}"#
-        let first = await Self.call(server, "PrepareWorkflow", ProtoCodec.encodeRequest(wf))
+        let first = await Self.call(server, "PrepareWorkflow", try ProtoCodec.encodeRequest(wf))
         #expect(first.isOK)
         #expect(first.message.count > 4)
         let topic: [UInt8] = [0x0A, 0x01, 0x74, 0x12, 0x03, 0x75, 0x72, 0x6C]  // Topic "t", URL "url"
@@ -154,15 +158,16 @@ struct EndToEndGRPCTests {
         let again = await Self.call(server, "Submit", saga, metadata: auth)
         #expect(again.status.code == .aborted)
         #expect(again.status.message == "current status 'succeed', cannot sumbmit. FAILURE")
-        let noType = await Self.call(server, "Submit", ProtoCodec.encodeRequest(TransactionRequest(gid: "ge-2", transType: "")), metadata: auth)
+        let noType = await Self.call(server, "Submit", try ProtoCodec.encodeRequest(TransactionRequest(gid: "ge-2", transType: "")), metadata: auth)
         #expect(noType.status.code == .invalidArgument)
         #expect(await Self.call(server, "Submit", [0x0A, 0xFF], metadata: auth).status.code == .invalidArgument)
-        let unknown = await Self.pool.unary(authority: "127.0.0.1:\(server.grpcPort)", path: "/dtmgimp.Dtm/Nope", metadata: auth, message: [], timeout: .seconds(5))
+        let unknown = await Self.pool.unary(
+            authority: "127.0.0.1:\(server.grpcPort)", path: "/dtmgimp.Dtm/Nope", metadata: auth, message: [], timeout: .seconds(5))
         #expect(unknown.status.code == .unimplemented)
         var big = TransactionRequest(gid: "ge-3", transType: "saga")
         big.steps = [TransStep(action: busi.url("/busi.Busi/TransOut"))]
         big.payloads = [[UInt8](repeating: 7, count: 100_000)]
-        #expect(await Self.call(server, "Submit", ProtoCodec.encodeRequest(big), metadata: auth).status.code == .resourceExhausted)
+        #expect(await Self.call(server, "Submit", try ProtoCodec.encodeRequest(big), metadata: auth).status.code == .resourceExhausted)
         #expect(await Self.call(server, "NewGid", [], metadata: auth).isOK, "still serving")
         let health = await Self.pool.unary(authority: "127.0.0.1:\(server.grpcPort)", path: "/grpc.health.v1.Health/Check", message: [], timeout: .seconds(5))
         #expect(health.isOK && health.message == [0x08, 0x01], "health needs no token")
@@ -180,25 +185,25 @@ struct EndToEndGRPCTests {
         msg.payloads = [[1], [2]]
         msg.queryPrepared = busi.url("/busi.Busi/QueryPrepared")
         msg.options.timeoutToFail = 1
-        #expect(await Self.call(server, "Prepare", ProtoCodec.encodeRequest(msg)).isOK)
+        #expect(await Self.call(server, "Prepare", try ProtoCodec.encodeRequest(msg)).isOK)
         _ = try await EndToEndSagaTests.waitForStatus(server, "gm-1", "succeed", timeout: 10)
         #expect(busi.trail(gid: "gm-1") == ["QueryPrepared/msg", "TransOut/action", "TransIn/action"])
         #expect(busi.calls(gid: "gm-1").first?.metadata["dtm-branch_id"] == "00")
 
         var xa = TransactionRequest(gid: "gx-1", transType: "xa")
         xa.options.waitResult = true
-        #expect(await Self.call(server, "Prepare", ProtoCodec.encodeRequest(xa)).isOK)
+        #expect(await Self.call(server, "Prepare", try ProtoCodec.encodeRequest(xa)).isOK)
         for (id, name) in [("01", "TransOutXa"), ("02", "TransInXa")] {
             let reg = BranchRegistration(gid: "gx-1", transType: "xa", branchID: id, data: ["url": busi.url("/busi.Busi/\(name)")], busiPayload: [])
-            #expect(await Self.call(server, "RegisterBranch", ProtoCodec.encodeBranchRequest(reg)).isOK)
+            #expect(await Self.call(server, "RegisterBranch", try ProtoCodec.encodeBranchRequest(reg)).isOK)
         }
-        #expect(await Self.call(server, "Submit", ProtoCodec.encodeRequest(xa)).isOK)
+        #expect(await Self.call(server, "Submit", try ProtoCodec.encodeRequest(xa)).isOK)
         #expect(busi.trail(gid: "gx-1") == ["TransOutXa/commit", "TransInXa/commit"])
 
         var wf = TransactionRequest(gid: "gw-2", transType: "workflow")
         wf.customData = #"{"data":"YWJj","name":"wfname"}"#
         wf.queryPrepared = busi.url("/workflow.Workflow/Execute")
-        #expect(await Self.call(server, "PrepareWorkflow", ProtoCodec.encodeRequest(wf)).isOK)
+        #expect(await Self.call(server, "PrepareWorkflow", try ProtoCodec.encodeRequest(wf)).isOK)
         _ = try await HTTP.post("\(server.base)/resetNextCronTime", json: ["gid": "gw-2"])
         #expect(await Self.waitFor { !busi.calls(gid: "gw-2").isEmpty })
         let resume = try #require(busi.calls(gid: "gw-2").first)
@@ -216,5 +221,15 @@ struct EndToEndGRPCTests {
             try? await Task.sleep(for: .milliseconds(20))
         }
         return predicate()
+    }
+}
+
+/// A message packed by `body`; a failure to pack fails the test (and sends nothing useful).
+func packed(_ body: () throws -> [UInt8]) -> [UInt8] {
+    do {
+        return try body()
+    } catch {
+        Issue.record("cannot pack the request: \(error)")
+        return []
     }
 }

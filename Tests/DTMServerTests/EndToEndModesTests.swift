@@ -15,10 +15,12 @@ struct EndToEndModesTests {
     func registerTCC(_ server: ServerProcess, _ busi: BranchService, _ gid: String) async throws {
         #expect(try await HTTP.post("\(server.base)/prepare", json: ["gid": gid, "trans_type": "tcc"]).status == 200)
         for (id, name) in [("01", "TransOut"), ("02", "TransIn")] {
-            let r = try await HTTP.post("\(server.base)/registerBranch", json: [
-                "gid": gid, "trans_type": "tcc", "branch_id": id, "data": #"{"amount":30}"#,
-                "confirm": "\(busi.base)/\(name)Confirm", "cancel": "\(busi.base)/\(name)Revert",
-            ])
+            let r = try await HTTP.post(
+                "\(server.base)/registerBranch",
+                json: [
+                    "gid": gid, "trans_type": "tcc", "branch_id": id, "data": #"{"amount":30}"#,
+                    "confirm": "\(busi.base)/\(name)Confirm", "cancel": "\(busi.base)/\(name)Revert",
+                ])
             #expect(r.status == 200, "\(r.body)")
         }
     }
@@ -56,7 +58,10 @@ struct EndToEndModesTests {
         try await server.start()
         _ = try await HTTP.post("\(server.base)/prepare", json: ["gid": "xa-1", "trans_type": "xa"])
         for (id, name) in [("01", "TransOutXa"), ("02", "TransInXa")] {
-            #expect(try await HTTP.post("\(server.base)/registerXaBranch", json: ["gid": "xa-1", "trans_type": "xa", "branch_id": id, "url": "\(busi.base)/\(name)"]).status == 200)
+            #expect(
+                try await HTTP.post(
+                    "\(server.base)/registerXaBranch", json: ["gid": "xa-1", "trans_type": "xa", "branch_id": id, "url": "\(busi.base)/\(name)"]
+                ).status == 200)
         }
         #expect(try await HTTP.post("\(server.base)/submit", json: ["gid": "xa-1", "trans_type": "xa", "wait_result": true]).status == 200)
         #expect(busi.trail(gid: "xa-1") == ["TransOutXa/commit", "TransInXa/commit"])
@@ -114,9 +119,11 @@ struct EndToEndModesTests {
         let dup = try await HTTP.get("\(server.base)/subscribe?topic=money&url=\(busi.base)/TransIn")
         #expect(dup.status == 500)
         #expect(dup.json["message"] as? String == "this url exists")
-        let submit = try await HTTP.post("\(server.base)/submit", json: [
-            "gid": "topic-1", "trans_type": "msg", "wait_result": true, "steps": [["action": "topic://money"]], "payloads": ["{}"],
-        ])
+        let submit = try await HTTP.post(
+            "\(server.base)/submit",
+            json: [
+                "gid": "topic-1", "trans_type": "msg", "wait_result": true, "steps": [["action": "topic://money"]], "payloads": ["{}"],
+            ])
         #expect(submit.status == 200, "\(submit.body)")
         #expect(busi.calls(gid: "topic-1").map { $0.query["branch_id"] ?? "" } == ["01-01", "01-02"])
         let kv = try await HTTP.get("\(server.base)/queryKV?cat=topics&key=money").json
@@ -128,7 +135,8 @@ struct EndToEndModesTests {
         #expect((scan["kv"] as? [Any])?.count == 1)
         #expect(try await HTTP.get("\(server.base)/unsubscribe?topic=money&url=\(busi.base)/TransIn").status == 200)
         #expect(try await HTTP.send("\(server.base)/topic/money", method: .DELETE, body: nil).status == 200)
-        let gone = try await HTTP.post("\(server.base)/submit", json: ["gid": "topic-2", "trans_type": "msg", "steps": [["action": "topic://money"]], "payloads": ["{}"]])
+        let gone = try await HTTP.post(
+            "\(server.base)/submit", json: ["gid": "topic-2", "trans_type": "msg", "steps": [["action": "topic://money"]], "payloads": ["{}"]])
         #expect(gone.status == 500)
         #expect(gone.json["message"] as? String == "topic not found (gid: topic-2)")
         _ = server.terminate()
@@ -147,7 +155,11 @@ struct EndToEndModesTests {
         let first = try await HTTP.post("\(server.base)/prepareWorkflow", json: wf).json
         #expect((first["transaction"] as? [String: Any])?["status"] as? String == "prepared")
         #expect((first["progresses"] as? [Any])?.isEmpty == true)
-        #expect(try await HTTP.post("\(server.base)/registerBranch", json: ["gid": "wf-1", "trans_type": "workflow", "branch_id": "01", "op": "action", "status": "succeed", "data": "done"]).status == 200)
+        #expect(
+            try await HTTP.post(
+                "\(server.base)/registerBranch",
+                json: ["gid": "wf-1", "trans_type": "workflow", "branch_id": "01", "op": "action", "status": "succeed", "data": "done"]
+            ).status == 200)
         let again = try await HTTP.post("\(server.base)/prepareWorkflow", json: wf).json
         let progresses = try #require(again["progresses"] as? [[String: Any]])
         #expect(progresses.map { $0["op"] as? String } == ["action"])
@@ -159,7 +171,8 @@ struct EndToEndModesTests {
         #expect(resume.query["op"] == "wfname")
         #expect(resume.query["branch_id"] == "00")
         #expect(resume.body == #"{"amount":30}"#)
-        let submit = try await HTTP.post("\(server.base)/submit", json: ["gid": "wf-1", "trans_type": "workflow", "req_extra": ["status": "succeed", "result": "cmVz"]])
+        let submit = try await HTTP.post(
+            "\(server.base)/submit", json: ["gid": "wf-1", "trans_type": "workflow", "req_extra": ["status": "succeed", "result": "cmVz"]])
         #expect(submit.status == 200)
         let t = try await HTTP.get("\(server.base)/query?gid=wf-1").json["transaction"] as? [String: Any]
         #expect(t?["status"] as? String == "succeed")
@@ -177,14 +190,17 @@ struct EndToEndModesTests {
         let gid = try await HTTP.post(rpc, json: ["jsonrpc": "2.0", "id": "no-use", "method": "newGid"]).json
         #expect(((gid["result"] as? [String: Any])?["gid"] as? String)?.count == 22)
         #expect(gid["error"] is NSNull)
-        let submit = try await HTTP.post(rpc, json: [
-            "jsonrpc": "2.0", "id": "no-use", "method": "submit",
-            "params": [
-                "gid": "rpc-1", "trans_type": "saga", "wait_result": true,
-                "steps": [["action": "\(busi.base)/TransOut?method=TransOut", "compensate": "\(busi.base)/TransOutRevert?method=TransOutRevert"]],
-                "payloads": [#"{"amount":30}"#],
-            ],
-        ]).json
+        let submit = try await HTTP.post(
+            rpc,
+            json: [
+                "jsonrpc": "2.0", "id": "no-use", "method": "submit",
+                "params": [
+                    "gid": "rpc-1", "trans_type": "saga", "wait_result": true,
+                    "steps": [["action": "\(busi.base)/TransOut?method=TransOut", "compensate": "\(busi.base)/TransOutRevert?method=TransOutRevert"]],
+                    "payloads": [#"{"amount":30}"#],
+                ],
+            ]
+        ).json
         #expect(submit["error"] is NSNull, "\(submit)")
         let call = try #require(busi.calls.first { $0.name == "TransOut" })
         let body = try #require(try JSONSerialization.jsonObject(with: Data(call.body.utf8)) as? [String: Any])
@@ -194,7 +210,13 @@ struct EndToEndModesTests {
         #expect(params["amount"] as? Int == 30)
         #expect(params["gid"] as? String == "rpc-1")
         #expect(params["op"] as? String == "action")
-        let again = try await HTTP.post(rpc, json: ["jsonrpc": "2.0", "id": "x", "method": "submit", "params": ["gid": "rpc-1", "trans_type": "saga", "steps": [["action": "a"]], "payloads": ["{}"]]]).json
+        let again = try await HTTP.post(
+            rpc,
+            json: [
+                "jsonrpc": "2.0", "id": "x", "method": "submit",
+                "params": ["gid": "rpc-1", "trans_type": "saga", "steps": [["action": "a"]], "payloads": ["{}"]],
+            ]
+        ).json
         #expect((again["error"] as? [String: Any])?["code"] as? Int == -32901)
         let unknown = try await HTTP.post(rpc, json: ["jsonrpc": "2.0", "id": "x", "method": "nope"]).json
         #expect((unknown["error"] as? [String: Any])?["code"] as? Int == -32601)

@@ -1,4 +1,6 @@
 import DTMCore
+import Foundation
+import JSONSupport
 import Testing
 
 @testable import DTMHTTP
@@ -131,5 +133,35 @@ struct SplitMix64 {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+@Suite("options JSON: the hand-written encoder against Codable")
+struct TransOptionsJSONTests {
+    @Test("what TransOptionsJSON writes reads back equal through Decodable, and holds what JSONEncoder writes")
+    func differential() throws {
+        var samples: [TransOptions] = [TransOptions()]
+        var o = TransOptions()
+        o.waitResult = true
+        o.timeoutToFail = Int64.max
+        o.requestTimeout = 3
+        o.retryInterval = -1
+        o.concurrent = true
+        o.retryLimit = 100
+        o.retryCount = Int64.min
+        o.branchHeaders = ["b": "x\"y\\z\n\t\r\u{1}/é", "a": "", "Authorization": "Bearer 1"]
+        samples.append(o)
+        var only = TransOptions()
+        only.branchHeaders = ["k": "v"]
+        samples.append(only)
+        for sample in samples {
+            let text = TransOptionsJSON.encode(sample)
+            #expect(try JSONDecoder().decode(TransOptions.self, from: Data(text.utf8)) == sample, "\(text)")
+            let ours = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary
+            let theirs = try JSONSerialization.jsonObject(with: JSONEncoder().encode(sample)) as? NSDictionary
+            #expect(ours == theirs, "\(text)")
+        }
+        #expect(TransOptionsJSON.encode(TransOptions()) == #"{"concurrent":false}"#)
+        #expect(JSONText.quoted("a\u{1f}\"") == #""a\u001f\"""#)
     }
 }

@@ -18,9 +18,10 @@ struct PagingLimitTests {
             _ = try await store.saveNew(
                 GlobalTransaction(gid: "p\(i)", transType: .saga, status: .succeed, createTime: StillClock().now()), branches: [])
         }
-        let coordinator = Coordinator(context: ProcessingContext(
-            store: store, caller: BranchCallRouter(http: NoCall(), grpc: NoCall()), clock: StillClock(), coding: JSONTextCoding(),
-            config: EngineConfig(), logger: Logger(label: "test")))
+        let coordinator = Coordinator(
+            context: ProcessingContext(
+                store: store, caller: BranchCallRouter(http: NoCall(), grpc: NoCall()), clock: StillClock(), coding: JSONTextCoding(),
+                config: EngineConfig(), logger: Logger(label: "test")))
         let router = APIRouter(coordinator: coordinator, version: "test", logger: Logger(label: "test"))
         func page(_ query: String) async throws -> (count: Int, next: String) {
             let response = await router.handle(method: "GET", uri: "/api/dtmsvr/all?" + query, body: [])

@@ -26,10 +26,12 @@ struct ScenarioHTTPTests {
     }
 
     func registerTCC(_ server: ServerProcess, _ busi: BranchService, _ gid: String, _ id: String, _ name: String) async throws {
-        let r = try await post(server, "registerBranch", [
-            "gid": gid, "trans_type": "tcc", "branch_id": id, "data": #"{"amount":30}"#,
-            "confirm": "\(busi.base)/\(name)Confirm", "cancel": "\(busi.base)/\(name)Revert",
-        ])
+        let r = try await post(
+            server, "registerBranch",
+            [
+                "gid": gid, "trans_type": "tcc", "branch_id": id, "data": #"{"amount":30}"#,
+                "confirm": "\(busi.base)/\(name)Confirm", "cancel": "\(busi.base)/\(name)Revert",
+            ])
         #expect(r.status == 200, "\(r.body)")
     }
 
@@ -68,7 +70,9 @@ struct ScenarioHTTPTests {
         await busi.stop()
     }
 
-    @Test("xa: abort rolls back first to last; a failing rollback stays aborting until abort again (TestXaRollback, TestXaCoverDBError); timeout (TestXaTimeout); commit ONGOING then cron (TestXaNotTimeout)")
+    @Test(
+        "xa: abort rolls back first to last; a failing rollback stays aborting until abort again (TestXaRollback, TestXaCoverDBError); timeout (TestXaTimeout); commit ONGOING then cron (TestXaNotTimeout)"
+    )
     func xa() async throws {
         let busi = try await BranchService.start()
         let server = try ServerProcess()
@@ -76,7 +80,8 @@ struct ScenarioHTTPTests {
         func prepareXA(_ gid: String, _ names: [String], extra: [String: Any] = [:]) async throws {
             #expect(try await post(server, "prepare", ["gid": gid, "trans_type": "xa"].merging(extra) { a, _ in a }).status == 200)
             for (i, name) in names.enumerated() {
-                let r = try await post(server, "registerBranch", ["gid": gid, "trans_type": "xa", "branch_id": String(format: "%02d", i + 1), "url": "\(busi.base)/\(name)"])
+                let r = try await post(
+                    server, "registerBranch", ["gid": gid, "trans_type": "xa", "branch_id": String(format: "%02d", i + 1), "url": "\(busi.base)/\(name)"])
                 #expect(r.status == 200, "\(r.body)")
             }
         }
@@ -116,7 +121,9 @@ struct ScenarioHTTPTests {
         await busi.stop()
     }
 
-    @Test("tcc: cancel ONGOING stays aborting, cron finishes (TestTccRollback); nested 0201 (TestTccNested); headers on confirm, empty confirm (TestTccHeaders); wait_result confirm ONGOING → 425")
+    @Test(
+        "tcc: cancel ONGOING stays aborting, cron finishes (TestTccRollback); nested 0201 (TestTccNested); headers on confirm, empty confirm (TestTccHeaders); wait_result confirm ONGOING → 425"
+    )
     func tcc() async throws {
         let busi = try await BranchService.start()
         let server = try ServerProcess()
@@ -125,7 +132,8 @@ struct ScenarioHTTPTests {
         #expect(try await post(server, "prepare", ["gid": "tcc-rb", "trans_type": "tcc"]).status == 200)
         try await registerTCC(server, busi, "tcc-rb", "01", "TransOut")
         try await registerTCC(server, busi, "tcc-rb", "02", "TransIn")
-        #expect(try await post(server, "abort", ["gid": "tcc-rb", "trans_type": "tcc", "rollback_reason": "reason:Insufficient balance. FAILURE"]).status == 200)
+        #expect(
+            try await post(server, "abort", ["gid": "tcc-rb", "trans_type": "tcc", "rollback_reason": "reason:Insufficient balance. FAILURE"]).status == 200)
         #expect(await busi.waitFor { _ in busi.calls(gid: "tcc-rb").count == 2 })
         try await Task.sleep(for: .milliseconds(200))
         #expect(try await S(server, "tcc-rb") == "aborting")
@@ -145,9 +153,12 @@ struct ScenarioHTTPTests {
         #expect(try await B(server, "tcc-nest") == ["prepared", "succeed", "prepared", "succeed", "prepared", "succeed"])
 
         #expect(try await post(server, "prepare", ["gid": "tcc-hdr", "trans_type": "tcc", "branch_headers": ["test_header": "test"]]).status == 200)
-        #expect(try await post(server, "registerBranch", ["gid": "tcc-hdr", "trans_type": "tcc", "branch_id": "01", "confirm": "", "cancel": ""]).status == 200)
+        #expect(
+            try await post(server, "registerBranch", ["gid": "tcc-hdr", "trans_type": "tcc", "branch_id": "01", "confirm": "", "cancel": ""]).status == 200)
         try await registerTCC(server, busi, "tcc-hdr", "02", "TransIn")
-        #expect(try await post(server, "submit", ["gid": "tcc-hdr", "trans_type": "tcc", "wait_result": true, "branch_headers": ["test_header": "test"]]).status == 200)
+        #expect(
+            try await post(server, "submit", ["gid": "tcc-hdr", "trans_type": "tcc", "wait_result": true, "branch_headers": ["test_header": "test"]]).status
+                == 200)
         #expect(busi.trail(gid: "tcc-hdr") == ["TransInConfirm/confirm"])
         #expect(busi.calls(gid: "tcc-hdr").first?.headers["test_header"] == "test")
         #expect(try await B(server, "tcc-hdr") == ["prepared", "succeed", "prepared", "succeed"])
@@ -222,7 +233,9 @@ struct ScenarioHTTPTests {
         await busi.stop()
     }
 
-    @Test("saga options: empty URL (TestSagaEmptyUrl), legacy steps[].data (TestSagaCompatibleNormal), branch_headers on the first call and on the cron retry (TestSagaHeaders, TestSagaHeadersYes1), wait_result + ONGOING (TestSagaOptionsCommittedOngoingWait)")
+    @Test(
+        "saga options: empty URL (TestSagaEmptyUrl), legacy steps[].data (TestSagaCompatibleNormal), branch_headers on the first call and on the cron retry (TestSagaHeaders, TestSagaHeadersYes1), wait_result + ONGOING (TestSagaOptionsCommittedOngoingWait)"
+    )
     func sagaOptions() async throws {
         let busi = try await BranchService.start()
         let server = try ServerProcess()
@@ -236,7 +249,8 @@ struct ScenarioHTTPTests {
         #expect(try await B(server, "s-empty") == ["prepared", "succeed", "prepared", "succeed"])
 
         // Raw legacy body: steps carry "data" strings, no payloads.
-        let legacy = #"{"gid":"s-legacy","trans_type":"saga","wait_result":true,"steps":[{"action":"\#(busi.base)/TransOut","compensate":"\#(busi.base)/TransOutRevert","data":"{\"amount\":30}"},{"action":"\#(busi.base)/TransIn","compensate":"\#(busi.base)/TransInRevert","data":"{\"amount\":30}"}]}"#
+        let legacy =
+            #"{"gid":"s-legacy","trans_type":"saga","wait_result":true,"steps":[{"action":"\#(busi.base)/TransOut","compensate":"\#(busi.base)/TransOutRevert","data":"{\"amount\":30}"},{"action":"\#(busi.base)/TransIn","compensate":"\#(busi.base)/TransInRevert","data":"{\"amount\":30}"}]}"#
         let r = try await HTTP.post("\(server.base)/submit", legacy)
         #expect(r.status == 200, "\(r.body)")
         #expect(busi.trail(gid: "s-legacy") == ["TransOut/action", "TransIn/action"])
@@ -265,7 +279,9 @@ struct ScenarioHTTPTests {
         await busi.stop()
     }
 
-    @Test("msg: check-back ONGOING, then SUCCESS with TransIn ONGOING → submitted, cron → succeed (TestMsgTimeoutSuccess); delay (TestMsgDelayNormal); concurrent (TestMsgConcurrent); prepare twice, prepare after finish (TestMsgAbnormal)")
+    @Test(
+        "msg: check-back ONGOING, then SUCCESS with TransIn ONGOING → submitted, cron → succeed (TestMsgTimeoutSuccess); delay (TestMsgDelayNormal); concurrent (TestMsgConcurrent); prepare twice, prepare after finish (TestMsgAbnormal)"
+    )
     func msg() async throws {
         let busi = try await BranchService.start()
         let server = try ServerProcess()
@@ -324,7 +340,9 @@ struct ScenarioHTTPTests {
         _ = server.terminate()
         await busi.stop()
     }
-    @Test("TCC over JSON-RPC (TestTccJrpcNormal); newGid with params \"\" and registerBranch with a bad trans_type (TestMsgJprcAbnormal2, TestMsgJprcAbnormal); abort with no branches (TestTccCoverPanic, TestXaLocalError); legacy 200 ONGOING body from a cancel (TestTccOldRollback); resubmit while submitted (TestSagaAbnormal)")
+    @Test(
+        "TCC over JSON-RPC (TestTccJrpcNormal); newGid with params \"\" and registerBranch with a bad trans_type (TestMsgJprcAbnormal2, TestMsgJprcAbnormal); abort with no branches (TestTccCoverPanic, TestXaLocalError); legacy 200 ONGOING body from a cancel (TestTccOldRollback); resubmit while submitted (TestSagaAbnormal)"
+    )
     func jsonRPCTCCAndAbnormal() async throws {
         let busi = try await BranchService.start()
         let server = try ServerProcess()
@@ -335,10 +353,12 @@ struct ScenarioHTTPTests {
         }
         #expect(try await call("prepare", ["gid": "jt-1", "trans_type": "tcc", "protocol": "json-rpc"])["error"] is NSNull)
         for (id, name) in [("01", "TransOut"), ("02", "TransIn")] {
-            let r = try await call("registerBranch", [
-                "gid": "jt-1", "trans_type": "tcc", "branch_id": id, "data": #"{"amount":30}"#,
-                "confirm": "\(busi.base)/\(name)Confirm", "cancel": "\(busi.base)/\(name)Revert",
-            ])
+            let r = try await call(
+                "registerBranch",
+                [
+                    "gid": "jt-1", "trans_type": "tcc", "branch_id": id, "data": #"{"amount":30}"#,
+                    "confirm": "\(busi.base)/\(name)Confirm", "cancel": "\(busi.base)/\(name)Revert",
+                ])
             #expect(r["error"] is NSNull, "\(r)")
         }
         #expect(try await call("submit", ["gid": "jt-1", "trans_type": "tcc", "wait_result": true])["error"] is NSNull)
@@ -393,7 +413,9 @@ struct ScenarioHTTPTests {
         await busi.stop()
     }
 
-    @Test("topics: 20 concurrent subscribes to one new topic, version counts every successful update (TestConcurrentUpdateTopic); HTTP argument errors (TestTopicNormal)")
+    @Test(
+        "topics: 20 concurrent subscribes to one new topic, version counts every successful update (TestConcurrentUpdateTopic); HTTP argument errors (TestTopicNormal)"
+    )
     func topics() async throws {
         let server = try ServerProcess()
         try await server.start()
@@ -420,7 +442,9 @@ struct ScenarioHTTPTests {
         _ = server.terminate()
     }
 
-    @Test("workflow: a second progress row with the same branch id and op is refused (TestWorkflowBranchConflict); prepareWorkflow of a finished workflow returns its result (TestWorkflowRet)")
+    @Test(
+        "workflow: a second progress row with the same branch id and op is refused (TestWorkflowBranchConflict); prepareWorkflow of a finished workflow returns its result (TestWorkflowRet)"
+    )
     func workflowConflictAndResult() async throws {
         let server = try ServerProcess()
         try await server.start()
@@ -431,7 +455,8 @@ struct ScenarioHTTPTests {
         let dup = try await post(server, "registerBranch", progress)
         #expect(dup.status != 200, "\(dup.body)")
         #expect(try await B(server, "wf-r") == ["succeed"])
-        #expect(try await post(server, "submit", ["gid": "wf-r", "trans_type": "workflow", "req_extra": ["status": "succeed", "result": "cmVz"]]).status == 200)
+        #expect(
+            try await post(server, "submit", ["gid": "wf-r", "trans_type": "workflow", "req_extra": ["status": "succeed", "result": "cmVz"]]).status == 200)
         let again = try await post(server, "prepareWorkflow", wf).json
         let t = try #require(again["transaction"] as? [String: Any])
         #expect(t["status"] as? String == "succeed")

@@ -9,7 +9,8 @@ struct SecurityTests {
         let busi = try await BranchService.start()
         let server = try ServerProcess(environment: ["AUTH_TOKEN": "s3cret"])
         try await server.start()
-        let body = String(decoding: try JSONSerialization.data(withJSONObject: EndToEndSagaTests.quickStart("auth-1", busi: busi, waitResult: true)), as: UTF8.self)
+        let body = String(
+            decoding: try JSONSerialization.data(withJSONObject: EndToEndSagaTests.quickStart("auth-1", busi: busi, waitResult: true)), as: UTF8.self)
         let refused = try await HTTP.post("\(server.base)/submit", body)
         #expect(refused.status == 401)
         #expect(try await HTTP.get("\(server.base)/newGid").status == 401)
@@ -51,7 +52,10 @@ struct SecurityTests {
         let hostile = ["x' OR '1'='1", "x\"; DROP TABLE trans_global; --", "victim' --"]
         for gid in hostile {
             let encoded = gid.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-            for (path, json) in [("submit", true), ("prepare", true), ("abort", true), ("forceStop", true), ("resetNextCronTime", true), ("registerBranch", true), ("prepareWorkflow", true)] where json {
+            for (path, json) in [
+                ("submit", true), ("prepare", true), ("abort", true), ("forceStop", true), ("resetNextCronTime", true), ("registerBranch", true),
+                ("prepareWorkflow", true),
+            ] where json {
                 let r = try await HTTP.post("\(server.base)/\(path)", json: ["gid": gid, "trans_type": "tcc", "branch_id": "01"])
                 #expect(r.status == 400, "\(path) \(gid) → \(r.status) \(r.body)")
             }

@@ -14,12 +14,15 @@ struct TransitionTableGRPCTests {
     let B = EndToEndModesTests.branchStatuses
 
     func call(_ server: ServerProcess, _ method: String, _ r: TransactionRequest) async -> GRPCCallResult {
-        await EndToEndGRPCTests.call(server, method, ProtoCodec.encodeRequest(r))
+        await EndToEndGRPCTests.call(server, method, packed { try ProtoCodec.encodeRequest(r) })
     }
 
-    func register(_ server: ServerProcess, _ gid: String, _ type: String, _ id: String, _ data: [String: String], payload: [UInt8] = [0x08, 0x1E]) async -> GRPCCallResult {
-        await EndToEndGRPCTests.call(server, "RegisterBranch", ProtoCodec.encodeBranchRequest(
-            BranchRegistration(gid: gid, transType: type, branchID: id, data: data, busiPayload: payload)))
+    func register(
+        _ server: ServerProcess, _ gid: String, _ type: String, _ id: String, _ data: [String: String], payload: [UInt8] = [0x08, 0x1E]
+    ) async -> GRPCCallResult {
+        await EndToEndGRPCTests.call(
+            server, "RegisterBranch",
+            packed { try ProtoCodec.encodeBranchRequest(BranchRegistration(gid: gid, transType: type, branchID: id, data: data, busiPayload: payload)) })
     }
 
     func tccBranch(_ busi: GRPCBranchService, _ name: String) -> [String: String] {
@@ -71,7 +74,9 @@ struct TransitionTableGRPCTests {
         await busi.stop()
     }
 
-    @Test("msg: Abort of a prepared msg fails it; Prepare then Submit; check-back ONGOING then SUCCESS submits (TestMsgGrpcTimeoutSuccess); ONGOING then FAILURE fails (TestMsgGrpcTimeoutFailed)")
+    @Test(
+        "msg: Abort of a prepared msg fails it; Prepare then Submit; check-back ONGOING then SUCCESS submits (TestMsgGrpcTimeoutSuccess); ONGOING then FAILURE fails (TestMsgGrpcTimeoutFailed)"
+    )
     func msgCheckBack() async throws {
         let busi = try await GRPCBranchService.start()
         let server = try ServerProcess()
@@ -136,7 +141,9 @@ struct TransitionTableGRPCTests {
         await busi.stop()
     }
 
-    @Test("xa: Abort without branches (TestXaGrpcLocalError, TestTccGrpcCoverPanic); Abort rolls back first to last; a failing rollback leaves it aborting, Abort again finishes it; timeout rolls back (TestXaGrpcRollback, TestXaTimeout)")
+    @Test(
+        "xa: Abort without branches (TestXaGrpcLocalError, TestTccGrpcCoverPanic); Abort rolls back first to last; a failing rollback leaves it aborting, Abort again finishes it; timeout rolls back (TestXaGrpcRollback, TestXaTimeout)"
+    )
     func xaAbortAndTimeout() async throws {
         let busi = try await GRPCBranchService.start()
         let server = try ServerProcess()
@@ -192,7 +199,9 @@ struct TransitionTableGRPCTests {
         await busi.stop()
     }
 
-    @Test("tcc: cancel ONGOING leaves it aborting, cron finishes it (TestTccGrpcRollback); Abort again while aborting; nested 0201 (TestTccGrpcNested); headers and empty confirm (TestTccGrpcHeaders); timeout (TestTccTimeout)")
+    @Test(
+        "tcc: cancel ONGOING leaves it aborting, cron finishes it (TestTccGrpcRollback); Abort again while aborting; nested 0201 (TestTccGrpcNested); headers and empty confirm (TestTccGrpcHeaders); timeout (TestTccTimeout)"
+    )
     func tccScenarios() async throws {
         let busi = try await GRPCBranchService.start()
         let server = try ServerProcess()
@@ -271,7 +280,9 @@ struct TransitionTableGRPCTests {
         await busi.stop()
     }
 
-    @Test("saga: timeout_to_fail aborts and compensates what may have run; a compensation ONGOING leaves it aborting (TestSagaGrpcRollback); committed ONGOING; empty URL; concurrent with orders")
+    @Test(
+        "saga: timeout_to_fail aborts and compensates what may have run; a compensation ONGOING leaves it aborting (TestSagaGrpcRollback); committed ONGOING; empty URL; concurrent with orders"
+    )
     func sagaScenarios() async throws {
         let busi = try await GRPCBranchService.start()
         let server = try ServerProcess()
@@ -289,9 +300,10 @@ struct TransitionTableGRPCTests {
             return r
         }
         // submitted → aborting by timeout_to_fail (TestSagaOptionsTimeout over gRPC): TransOut stays ONGOING.
-        slow.script("/busi.Busi/TransOut", GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"),
-                    GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"),
-                    GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"))
+        slow.script(
+            "/busi.Busi/TransOut", GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"),
+            GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"),
+            GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"), GRPCStatus(.failedPrecondition, "ONGOING"))
         var timed = saga("gs-to", on: slow)
         timed.options.timeoutToFail = 1
         #expect(await call(server, "Submit", timed).isOK)
@@ -312,7 +324,10 @@ struct TransitionTableGRPCTests {
         #expect(try await S(server, "gs-rb") == "aborting")
         try await cronOnce(server, "gs-rb")
         _ = try await EndToEndSagaTests.waitForStatus(server, "gs-rb", "failed", timeout: 10)
-        #expect(busi.trail(gid: "gs-rb") == ["TransOut/action", "TransIn/action", "TransInRevert/compensate", "TransOutRevert/compensate", "TransOutRevert/compensate"])
+        #expect(
+            busi.trail(gid: "gs-rb") == [
+                "TransOut/action", "TransIn/action", "TransInRevert/compensate", "TransOutRevert/compensate", "TransOutRevert/compensate",
+            ])
         #expect(try await B(server, "gs-rb") == ["succeed", "succeed", "succeed", "failed"])
         #expect(try await reason(server, "gs-rb")?.contains("Insufficient balance") == true)
 

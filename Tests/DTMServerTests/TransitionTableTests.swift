@@ -11,12 +11,17 @@ struct TransitionTableTests {
         let busi = try await BranchService.start()
         let server = try ServerProcess()
         try await server.start()
-        _ = try await HTTP.post("\(server.base)/prepare", json: ["gid": "ab-msg", "trans_type": "msg", "steps": [["action": "\(busi.base)/TransIn"]], "payloads": ["{}"]])
+        _ = try await HTTP.post(
+            "\(server.base)/prepare", json: ["gid": "ab-msg", "trans_type": "msg", "steps": [["action": "\(busi.base)/TransIn"]], "payloads": ["{}"]])
         #expect(try await HTTP.post("\(server.base)/abort", json: ["gid": "ab-msg", "trans_type": "msg"]).status == 200)
         #expect(try await S(server, "ab-msg") == "failed")
 
         _ = try await HTTP.post("\(server.base)/prepareWorkflow", json: ["gid": "wf-f", "trans_type": "workflow", "custom_data": #"{"name":"w"}"#])
-        #expect(try await HTTP.post("\(server.base)/submit", json: ["gid": "wf-f", "trans_type": "workflow", "req_extra": ["status": "failed", "rollback_reason": "step 2 failed"]]).status == 200)
+        #expect(
+            try await HTTP.post(
+                "\(server.base)/submit",
+                json: ["gid": "wf-f", "trans_type": "workflow", "req_extra": ["status": "failed", "rollback_reason": "step 2 failed"]]
+            ).status == 200)
         #expect(try await S(server, "wf-f") == "failed")
 
         _ = try await HTTP.post("\(server.base)/prepare", json: ["gid": "fs-p", "trans_type": "tcc"])
@@ -25,7 +30,9 @@ struct TransitionTableTests {
 
         busi.script("TransOutRevert", .error)
         _ = try await HTTP.post("\(server.base)/prepare", json: ["gid": "fs-a", "trans_type": "tcc"])
-        _ = try await HTTP.post("\(server.base)/registerBranch", json: ["gid": "fs-a", "trans_type": "tcc", "branch_id": "01", "confirm": "\(busi.base)/TransOutConfirm", "cancel": "\(busi.base)/TransOutRevert"])
+        _ = try await HTTP.post(
+            "\(server.base)/registerBranch",
+            json: ["gid": "fs-a", "trans_type": "tcc", "branch_id": "01", "confirm": "\(busi.base)/TransOutConfirm", "cancel": "\(busi.base)/TransOutRevert"])
         _ = try await HTTP.post("\(server.base)/abort", json: ["gid": "fs-a", "trans_type": "tcc"])
         #expect(await busi.waitFor { _ in busi.calls(gid: "fs-a").count == 1 })
         try await Task.sleep(for: .milliseconds(200))
@@ -53,7 +60,9 @@ struct TransitionTableTests {
         #expect(busi.trail(gid: "to-saga").suffix(2) == ["TransInRevert/compensate", "TransOutRevert/compensate"])
 
         _ = try await HTTP.post("\(server.base)/prepare", json: ["gid": "to-tcc", "trans_type": "tcc", "timeout_to_fail": 1])
-        _ = try await HTTP.post("\(server.base)/registerBranch", json: ["gid": "to-tcc", "trans_type": "tcc", "branch_id": "01", "confirm": "\(busi.base)/TransOutConfirm", "cancel": "\(busi.base)/TransOutRevert"])
+        _ = try await HTTP.post(
+            "\(server.base)/registerBranch",
+            json: ["gid": "to-tcc", "trans_type": "tcc", "branch_id": "01", "confirm": "\(busi.base)/TransOutConfirm", "cancel": "\(busi.base)/TransOutRevert"])
         _ = try await EndToEndSagaTests.waitForStatus(server, "to-tcc", "failed", timeout: 15)
         #expect(busi.trail(gid: "to-tcc") == ["TransOutRevert/cancel"])
         _ = server.terminate()

@@ -96,10 +96,11 @@ struct EtcdClientTests {
         #expect(try await eventually(5) { try await c.range(prefix: "dtmservice/").kvs.map(\.key) == [key] }, "deleted key put back")
 
         try etcd.restart()
-        #expect(await eventually(15) {
-            let keys = try? await c.range(prefix: "dtmservice/").kvs.map(\.key)
-            return keys.map { $0.count == 1 && $0 != [key] } ?? false
-        }, "registered again under a new lease after the etcd restart, the old lease revoked")
+        #expect(
+            await eventually(15) {
+                let keys = try? await c.range(prefix: "dtmservice/").kvs.map(\.key)
+                return keys.map { $0.count == 1 && $0 != [key] } ?? false
+            }, "registered again under a new lease after the etcd restart, the old lease revoked")
 
         task.cancel()
         await task.value

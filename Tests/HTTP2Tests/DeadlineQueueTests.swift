@@ -15,7 +15,9 @@ struct DeadlineQueueTests {
             loop.execute {
                 let queue = DeadlineQueue<Int>(eventLoop: loop, slack: .milliseconds(5))
                 queue.onExpired = { id in
-                    let n = expired.withLock { $0.append(id); return $0.count }
+                    let n = expired.withLock {
+                        $0.append(id); return $0.count
+                    }
                     if n == count { done.resume() }
                 }
                 let start = NIODeadline.now()

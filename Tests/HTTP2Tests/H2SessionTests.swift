@@ -7,9 +7,10 @@ struct H2SessionTests {
     @Test("unary round trip: path, metadata, timeout reach the server; response reaches the client")
     func unaryRoundTrip() throws {
         let pair = try SessionPair { request in .ok(request.message.reversed(), metadata: [("x-answer", "42")]) }
-        let result = try #require(try pair.call(
-            "/busi.Busi/TransIn", metadata: [("dtm-gid", "g1"), ("DTM-Op", "action")], message: [1, 2, 3],
-            timeout: .milliseconds(1500)))
+        let result = try #require(
+            try pair.call(
+                "/busi.Busi/TransIn", metadata: [("dtm-gid", "g1"), ("DTM-Op", "action")], message: [1, 2, 3],
+                timeout: .milliseconds(1500)))
         #expect(result.status == .ok)
         #expect(result.message == [3, 2, 1])
         #expect(result.metadata.contains { $0 == ("x-answer", "42") })

@@ -54,7 +54,9 @@ func sampleTransaction(_ gid: String, status: GlobalStatus = .submitted) -> Glob
 func sampleBranches(_ gid: String, count: Int = 2) -> [Branch] {
     (0..<count).flatMap { i in
         ["compensate", "action"].map { op in
-            var b = Branch(gid: gid, url: "http://127.0.0.1:1/\(op)\(i)", binData: [0, 1, 2, 255, UInt8(i)], branchID: String(format: "%02d", i + 1), op: op, createTime: t0)
+            var b = Branch(
+                gid: gid, url: "http://127.0.0.1:1/\(op)\(i)", binData: [0, 1, 2, 255, UInt8(i)], branchID: String(format: "%02d", i + 1), op: op,
+                createTime: t0)
             b.updateTime = t0.adding(seconds: 1)
             return b
         }
@@ -74,7 +76,10 @@ struct StoreContractTests {
         #expect(loaded == t)
         let branches = try await store.branches(gid: "rt")
         #expect(branches.map(\.id) == branches.map(\.id).sorted(), "insertion order")
-        #expect(branches.map { var b = $0; b.id = 0; return b } == sampleBranches("rt"))
+        #expect(
+            branches.map {
+                var b = $0; b.id = 0; return b
+            } == sampleBranches("rt"))
     }
 
     @Test("saveNew of an existing gid changes nothing and returns the stored one", arguments: StoreKind.allCases)
@@ -97,7 +102,8 @@ struct StoreContractTests {
             try await store.changeStatus(gid: "cas", from: .submitted, to: .succeed, change: StatusChange(finishTime: t0), now: t0)
         }
         await #expect(throws: DTMError.storageNotFound("")) {
-            try await store.updateBranches(gid: "cas", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: t0)], now: t0)
+            try await store.updateBranches(
+                gid: "cas", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: t0)], now: t0)
         }
         let t = try #require(try await store.transaction(gid: "cas"))
         #expect(t.status == .aborting)
@@ -113,20 +119,23 @@ struct StoreContractTests {
         let store = try kind.make()
         _ = try await store.saveNew(sampleTransaction("bu"), branches: sampleBranches("bu"))
         let at = t0.adding(seconds: 5)
-        try await store.updateBranches(gid: "bu", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "02", op: "action", status: .failed, finishTime: at)], now: at)
+        try await store.updateBranches(
+            gid: "bu", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "02", op: "action", status: .failed, finishTime: at)], now: at)
         let b = try await store.branches(gid: "bu")
         #expect(b.map(\.status) == [.prepared, .prepared, .prepared, .failed])
         #expect(b[3].finishTime == at)
         #expect(b[3].updateTime == at)
         // A single update of a branch that does not exist names it; of a transaction in another status, does not.
         do {
-            try await store.updateBranches(gid: "bu", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "09", op: "action", status: .succeed, finishTime: at)], now: at)
+            try await store.updateBranches(
+                gid: "bu", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "09", op: "action", status: .succeed, finishTime: at)], now: at)
             Issue.record("an update of a missing branch succeeded")
         } catch let DTMError.storageNotFound(message) {
             #expect(message.contains("09/action"), "\(message)")
         }
         do {
-            try await store.updateBranches(gid: "bu", requiring: .aborting, updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: at)], now: at)
+            try await store.updateBranches(
+                gid: "bu", requiring: .aborting, updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: at)], now: at)
             Issue.record("an update under the wrong global status succeeded")
         } catch let DTMError.storageNotFound(message) {
             #expect(message.isEmpty, "\(message)")

@@ -60,7 +60,8 @@ public struct DiscoveryTarget: Sendable, Hashable {
     public static func parseBranchURL(_ url: String) throws(DTMError) -> (target: DiscoveryTarget, method: String) {
         let (target, method) = try parseURL(url)
         guard method.utf8.count > 1, !method.hasSuffix("/") else {
-            throw .invalidArgument("gRPC branch url '\(url.prefix(128))': no method after the service key (want etcd://host:2379/service.rpc/package.Service/Method)")
+            throw .invalidArgument(
+                "gRPC branch url '\(url.prefix(128))': no method after the service key (want etcd://host:2379/service.rpc/package.Service/Method)")
         }
         return (target, method)
     }

@@ -28,7 +28,8 @@ public struct MsgProcessor: ModeProcessor {
         }
         guard round.transaction.status == .submitted else { return .ok }
 
-        let custom = round.transaction.customData.isEmpty
+        let custom =
+            round.transaction.customData.isEmpty
             ? nil : try? round.context.coding.decode(MsgCustomData.self, from: round.transaction.customData)
         if let delay = custom?.delay, delay > 0, round.now.seconds(since: round.transaction.createTime) < Double(delay) {
             try await round.postpone(seconds: delay)

@@ -222,7 +222,8 @@ public final class HTTP1ConnectionPool: Sendable {
             guard left > .zero else { throw HTTP1ClientError.deadlineExceeded }
             // On the caller's loop when it has one, so that its calls and their answers stay on that thread.
             let connection = try await HTTP1Connection.connect(
-                to: endpoint, group: MultiThreadedEventLoopGroup.currentEventLoop ?? group, timeout: min(left, configuration.connectTimeout), maxBody: configuration.maxResponseBody)
+                to: endpoint, group: MultiThreadedEventLoopGroup.currentEventLoop ?? group, timeout: min(left, configuration.connectTimeout),
+                maxBody: configuration.maxResponseBody)
             connection.channel.closeFuture.whenComplete { [weak self] _ in self?.closedWhileIdle(connection, endpoint) }
             logger.debug("branch connection opened", metadata: ["endpoint": "\(endpoint)"])
             return connection

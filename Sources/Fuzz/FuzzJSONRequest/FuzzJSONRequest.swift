@@ -13,8 +13,8 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
 }
 
 #if !FUZZING
-/// Without libFuzzer: runs the harness on each file named on the command line.
-@main struct Replay {
-    static func main() throws { try replayFiles(fuzzOne) }
-}
+    /// Without libFuzzer: runs the harness on each file named on the command line.
+    @main struct Replay {
+        static func main() throws { try replayFiles(fuzzOne) }
+    }
 #endif

@@ -32,8 +32,9 @@ enum Fixtures {
     static func coordinator(clock: SteppedClock = SteppedClock()) -> Coordinator {
         var config = EngineConfig()
         config.maxInflightRounds = 0
-        return Coordinator(context: ProcessingContext(
-            store: InMemoryStore(), caller: URLScriptedCaller(), clock: clock, coding: JSONTextCoding(), config: config, logger: quiet))
+        return Coordinator(
+            context: ProcessingContext(
+                store: InMemoryStore(), caller: URLScriptedCaller(), clock: clock, coding: JSONTextCoding(), config: config, logger: quiet))
     }
 
     /// After the requests, what the stored transactions do over time: the cron path claims and processes them as

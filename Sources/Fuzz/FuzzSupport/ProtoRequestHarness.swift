@@ -1,4 +1,5 @@
 import DTMGRPC
+import HTTP2
 
 /// FuzzProtoRequest: protobuf request decoding and model conversion (ProtoCodec over protobuf-c) and
 /// DtmService.handle, which decodes, validates and runs the call.
@@ -12,17 +13,17 @@ public enum ProtoRequestHarness {
     public static let methods = DtmService.methods.sorted() + ["/dtmgimp.Dtm/Unknown"]
 
     /// The status of every call, and every broken invariant (empty when all hold).
-    public static func run(_ input: [UInt8]) async -> (codes: [StatusMapping.Code], problems: [String]) {
+    public static func run(_ input: [UInt8]) async -> (codes: [GRPCStatusCode], problems: [String]) {
         let calls = Fixtures.records(input).map { (methods[Int($0.selector) % methods.count], $0.body) }
         var problems = calls.flatMap { roundTripProblems($0.1) }
         let clock = Fixtures.SteppedClock()
         let coordinator = Fixtures.coordinator(clock: clock)
         let service = DtmService(coordinator: coordinator, logger: Fixtures.quiet)
-        var codes: [StatusMapping.Code] = []
+        var codes: [GRPCStatusCode] = []
         for (method, message) in calls {
             let reply = await service.handle(method: method, message: message)
-            if reply.code != .ok && !reply.payload.isEmpty { problems.append("\(method): \(reply.code) with a payload") }
-            codes.append(reply.code)
+            if reply.status.code != .ok && !reply.message.isEmpty { problems.append("\(method): \(reply.status.code) with a payload") }
+            codes.append(reply.status.code)
         }
         problems += await Fixtures.driveStoredTransactions(coordinator, clock: clock)
         return (codes, problems)
@@ -31,12 +32,12 @@ public enum ProtoRequestHarness {
     static func roundTripProblems(_ message: [UInt8]) -> [String] {
         var problems: [String] = []
         if let request = try? ProtoCodec.decodeRequest(message),
-            (try? ProtoCodec.decodeRequest(ProtoCodec.encodeRequest(request))) != request
+            (try? ProtoCodec.decodeRequest(try ProtoCodec.encodeRequest(request))) != request
         {
             problems.append("DtmRequest does not survive encode → decode")
         }
         if let registration = try? ProtoCodec.decodeBranchRequest(message),
-            (try? ProtoCodec.decodeBranchRequest(ProtoCodec.encodeBranchRequest(registration))) != registration
+            (try? ProtoCodec.decodeBranchRequest(try ProtoCodec.encodeBranchRequest(registration))) != registration
         {
             problems.append("DtmBranchRequest does not survive encode → decode")
         }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Checks the Swift sources against the committed .swift-format configuration with the toolchain's swift-format, in
+# lint mode (nothing is rewritten). Fix with: swift-format format --in-place --configuration .swift-format
+# --recursive Sources Tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v swift-format >/dev/null || { echo "lint.sh: swift-format not found (it ships with the Swift toolchain, 6.0+)" >&2; exit 1; }
+swift-format lint --strict --parallel --configuration .swift-format --recursive Sources Tests
+echo "lint: ok"
