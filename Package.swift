@@ -72,6 +72,10 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Test doubles shared by the test targets and the fuzz harnesses (the in-memory store); never linked into
+        // the server.
+        .target(name: "DTMTestSupport", dependencies: ["DTMCore"], swiftSettings: strict),
+
         // The state engine: model, processors, cron, retry policy. No I/O, no JSON, no C.
         .target(
             name: "DTMCore",
@@ -106,7 +110,7 @@ let package = Package(
         .target(
             name: "DTMGRPC",
             dependencies: [
-                "DTMCore", "DTMProtoC", "CProtobufC", "DTMMetrics", "HTTP2", "JSONSupport",
+                "DTMCore", "DTMProtoC", "CProtobufC", "DTMMetrics", "HTTP2", "JSONSupport", "EventLoopSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
@@ -115,7 +119,7 @@ let package = Package(
         .target(
             name: "DTMServer",
             dependencies: [
-                "DTMCore", "SQLiteStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "CCrashGuard", "Etcd",
+                "DTMCore", "SQLiteStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "CCrashGuard", "Etcd", "EventLoopSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -152,14 +156,14 @@ let package = Package(
         // FuzzSupport holds the harnesses themselves, so that the replay tests run exactly what the fuzzers run.
         .target(
             name: "FuzzSupport",
-            dependencies: ["DTMCore", "DTMGRPC", "DTMHTTP", "HTTP2", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["DTMCore", "DTMTestSupport", "DTMGRPC", "DTMHTTP", "HTTP2", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Fuzz/FuzzSupport", swiftSettings: strict),
         .executableTarget(name: "FuzzProtoRequest", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzProtoRequest", swiftSettings: strict),
         .executableTarget(name: "FuzzJSONRequest", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzJSONRequest", swiftSettings: strict),
         .executableTarget(name: "FuzzH2Server", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzH2Server", swiftSettings: strict),
         .executableTarget(name: "FuzzGRPCFraming", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzGRPCFraming", swiftSettings: strict),
 
-        .testTarget(name: "DTMCoreTests", dependencies: ["DTMCore"], swiftSettings: strict),
+        .testTarget(name: "DTMCoreTests", dependencies: ["DTMCore", "DTMTestSupport"], swiftSettings: strict),
         .testTarget(name: "DTMGRPCTests", dependencies: ["DTMGRPC", "DTMCore", "FuzzSupport", "HTTP2"], swiftSettings: strict),
         .testTarget(
             name: "HTTP2Tests",
@@ -172,7 +176,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "DTMCore"], swiftSettings: strict),
+        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "DTMCore", "DTMTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "EtcdTests",
             dependencies: ["Etcd", "HTTP2", .product(name: "Logging", package: "swift-log")],
@@ -181,7 +185,7 @@ let package = Package(
         .testTarget(
             name: "DTMServerTests",
             dependencies: [
-                "DTMCore", "DTMHTTP", "DTMServer", "DTMGRPC", "HTTP2", "EventLoopSupport", "FuzzSupport",
+                "DTMCore", "DTMTestSupport", "DTMHTTP", "DTMServer", "DTMGRPC", "HTTP2", "EventLoopSupport", "FuzzSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

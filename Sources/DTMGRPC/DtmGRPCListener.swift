@@ -1,5 +1,6 @@
 import DTMCore
 import DTMMetrics
+import EventLoopSupport
 import HTTP2
 import Logging
 import NIOCore

@@ -5,6 +5,7 @@ import DTMHTTP
 import HTTP2
 import DTMMetrics
 import Etcd
+import EventLoopSupport
 import Logging
 import NIOCore
 import NIOPosix
@@ -52,7 +53,7 @@ public enum DTMServerApp {
                 config: configuration.engine, logger: logger,
                 alerts: configuration.alertWebHook.isEmpty
                     ? nil : AlertWebHook(url: configuration.alertWebHook, client: httpClient, logger: logger),
-                observer: metrics))
+                observer: metrics, roundExecutor: { RoundExecutor.preferred }))
         let access = AccessPolicy(authToken: configuration.authToken, adminToken: configuration.adminToken)
         if !access.hasAdminToken {
             logger.warning("neither AdminToken nor AuthToken is set: the admin APIs (forceStop, all, topics, …) are open to anyone who can reach the ports")

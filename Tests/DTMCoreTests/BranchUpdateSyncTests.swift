@@ -1,4 +1,5 @@
 @testable import DTMCore
+import DTMTestSupport
 import Logging
 import Synchronization
 import Testing

@@ -1,4 +1,5 @@
 @testable import DTMCore
+import DTMTestSupport
 import Foundation
 import Logging
 import Synchronization

@@ -1,4 +1,5 @@
 import DTMCore
+import DTMTestSupport
 @testable import DTMHTTP
 import Foundation
 import Logging

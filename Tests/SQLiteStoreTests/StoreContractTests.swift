@@ -1,4 +1,5 @@
 import DTMCore
+import DTMTestSupport
 import Foundation
 @testable import SQLiteStore
 import Testing

@@ -15,11 +15,14 @@ public struct ProcessingContext: Sendable {
     public var logger: Logger
     public var alerts: (any AlertSink)?
     public var observer: (any ProcessingObserver)?
+    /// The executor a round started in the background by the current request should prefer (the adapters' hint:
+    /// the request's event loop, so its branch calls need no thread hop); nil: the global concurrent executor.
+    public var roundExecutor: @Sendable () -> (any TaskExecutor)?
 
     public init(
         store: any TransactionStore, caller: any BranchCaller, clock: any CoordinatorClock,
         coding: any TextCoding, config: EngineConfig, logger: Logger, alerts: (any AlertSink)? = nil,
-        observer: (any ProcessingObserver)? = nil
+        observer: (any ProcessingObserver)? = nil, roundExecutor: @escaping @Sendable () -> (any TaskExecutor)? = { nil }
     ) {
         self.store = store
         self.caller = caller
@@ -29,6 +32,7 @@ public struct ProcessingContext: Sendable {
         self.logger = logger
         self.alerts = alerts
         self.observer = observer
+        self.roundExecutor = roundExecutor
     }
 }
 

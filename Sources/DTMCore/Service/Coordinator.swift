@@ -219,7 +219,7 @@ public final class Coordinator: Sendable {
                 backgroundRounds.subtract(1, ordering: .relaxed)
                 return
             }
-            Task(executorPreference: RoundExecutor.preferred) {
+            Task(executorPreference: context.roundExecutor()) {
                 defer { self.backgroundRounds.subtract(1, ordering: .relaxed) }
                 _ = await self.runRoundLogged(transaction, branches: branches)
             }

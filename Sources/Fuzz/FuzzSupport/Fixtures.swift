@@ -1,4 +1,5 @@
 import DTMCore
+import DTMTestSupport
 import DTMHTTP
 import Dispatch
 import Logging

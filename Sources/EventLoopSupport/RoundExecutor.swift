@@ -1,4 +1,5 @@
-/// Where the rounds a request starts in the background should run.
+/// Where the rounds a request starts in the background should run: a scheduling hint of the NIO adapters, handed
+/// to the core as `ProcessingContext.roundExecutor` (the core itself knows no event loops).
 public enum RoundExecutor {
     /// Set by a listener around its handling of a request: the executor the request runs on (for gRPC, its
     /// connection's event loop), so that the saga it submitted is processed there too, with its branch calls

@@ -1,3 +1,4 @@
+import DTMCore
 import Synchronization
 
 /// A `TransactionStore` in memory: the reference for the store contract, used by the core tests. Nothing is
