@@ -7,10 +7,7 @@ import NIOCore
 /// returns, and answers each delivered request with `respond(streamID:_:)`.
 ///
 /// Unary calls are the norm. Paths in `Configuration.streamingPaths` are served as bidirectional
-/// streams instead: each request message is delivered as it completes (`onStreamMessage`), the
-/// owner sends any number of messages back (`sendStreamMessage`) and ends the call with
-/// `finishStream` once the client has half-closed (`onStreamHalfClosed`). Server reflection is
-/// the one user; it answers every request message with one response message.
+/// streams instead (H2ServerSession+Streaming.swift). Requests are checked by `GRPCRequestValidation`.
 ///
 /// Confinement: not thread-safe and not Sendable; the NIO glue uses it only on its channel's
 /// event loop. nghttp2 callbacks reach this object through `user_data`, an unretained pointer
@@ -48,8 +45,8 @@ public final class H2ServerSession {
 
     public let configuration: Configuration
     let logger: Logger
-    private var session: OpaquePointer!
-    private var streams: [Int32: ServerStream] = [:]
+    var session: OpaquePointer!
+    var streams: [Int32: ServerStream] = [:]
     private var completed: [InboundEvent] = []
     private var shutdownState = ShutdownState.running
     private let allocator = ByteBufferAllocator()
@@ -126,49 +123,6 @@ public final class H2ServerSession {
     /// True once the client's first SETTINGS frame arrived (its handshake is complete).
     public private(set) var hasReceivedPeerSettings = false
 
-    // MARK: - Responses
-
-    /// Answers a request. OK responses are HEADERS, DATA (prefixed message), trailers; errors are a
-    /// single trailers-only HEADERS frame. Answers for streams that are gone are dropped.
-    public func respond(streamID: Int32, _ response: GRPCResponse) {
-        guard let stream = streams[streamID], !stream.responded else { return }
-        stream.responded = true
-        if response.status.code != .ok {
-            submitTrailersOnly(stream, httpStatus: H2Names.status200, status: response.status, metadata: response.metadata)
-            return
-        }
-        stream.responseBody = GRPCFraming.frame(response.message)
-        stream.trailerStatus = response.status
-        submitResponseHeaders(stream, metadata: response.metadata)
-    }
-
-    /// Sends one message on a streaming call (response HEADERS go out with the first).
-    public func sendStreamMessage(streamID: Int32, _ message: [UInt8]) {
-        guard let stream = streams[streamID], stream.isStreaming, !stream.responded else { return }
-        if stream.responseOffset > 0 {
-            stream.responseBody.removeFirst(stream.responseOffset)
-            stream.responseOffset = 0
-        }
-        stream.responseBody.append(contentsOf: GRPCFraming.frame(message))
-        if !stream.headersSent {
-            submitResponseHeaders(stream, metadata: [])
-        } else {
-            resumeDeferredBody(stream)
-        }
-    }
-
-    /// Ends a streaming call with `status` after the messages already sent (trailers-only if none).
-    public func finishStream(streamID: Int32, _ status: GRPCStatus) {
-        guard let stream = streams[streamID], stream.isStreaming, !stream.responded else { return }
-        stream.responded = true
-        guard stream.headersSent else {
-            submitTrailersOnly(stream, httpStatus: H2Names.status200, status: status, metadata: [])
-            return
-        }
-        stream.trailerStatus = status
-        resumeDeferredBody(stream)
-    }
-
     /// Answers every unary request still being received that began before `cutoff` with CANCELLED and
     /// stops reading it: a client dripping a request cannot hold a stream (and its buffer) for ever. A streaming
     /// call is cut off the same way when no message of it arrived since `cutoff`: it may stay open as long as it
@@ -210,24 +164,6 @@ public final class H2ServerSession {
             UInt32(NGHTTP2_NO_ERROR.rawValue), nil, 0)
         // The session is failing; the connection handler closes the connection when its grace period ends.
         _ = succeeded(rv, "nghttp2_submit_goaway")
-    }
-
-    /// True when `rv` is 0; otherwise logs the failed nghttp2 call.
-    private func succeeded(_ rv: Int32, _ operation: String, stream: Int32? = nil) -> Bool {
-        guard rv != 0 else { return true }
-        var metadata: Logger.Metadata = ["operation": "\(operation)", "error": "\(String(cString: nghttp2_strerror(rv)))"]
-        if let stream { metadata["stream"] = "\(stream)" }
-        logger.warning("nghttp2 call failed", metadata: metadata)
-        return false
-    }
-
-    /// A stream whose answer could not be submitted is reset with INTERNAL_ERROR, so the client learns at once
-    /// instead of waiting for its deadline.
-    private func resetAfterFailedResponse(_ rv: Int32, stream: ServerStream, _ operation: String) {
-        guard !succeeded(rv, operation, stream: stream.id) else { return }
-        _ = succeeded(
-            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, UInt32(NGHTTP2_INTERNAL_ERROR.rawValue)),
-            "nghttp2_submit_rst_stream", stream: stream.id)
     }
 
     // MARK: - nghttp2 callbacks
@@ -313,21 +249,8 @@ public final class H2ServerSession {
 
     private func validateRequestHeaders(_ stream: ServerStream) {
         defer { if let path = stream.path, !stream.responded { stream.isStreaming = configuration.streamingPaths.contains(path) } }
-        guard let contentType = stream.contentType, isGRPCContentType(contentType) else {
-            // grpc-go answers a non-gRPC content-type with HTTP 415 carrying grpc-status INTERNAL.
-            reject(stream, httpStatus: "415", GRPCStatus(.internal, "invalid gRPC request content-type \"\(stream.contentType ?? "")\""))
-            return
-        }
-        if !stream.isPost {
-            reject(stream, httpStatus: "405", GRPCStatus(.internal, "invalid gRPC request method (gRPC requires POST)"))
-            return
-        }
-        if stream.path == nil {
-            reject(stream, httpStatus: "200", GRPCStatus(.unimplemented, "missing :path"))
-            return
-        }
-        if let authorize = configuration.authorize, let path = stream.path, let refusal = authorize(path, stream.metadata) {
-            reject(stream, httpStatus: "200", refusal)
+        if let refusal = GRPCRequestValidation.refusal(of: stream, authorize: configuration.authorize) {
+            reject(stream, httpStatus: refusal.httpStatus, refusal.status)
             return
         }
         if let timeout = stream.timeout { stream.deadline = .now() + TimeAmount(timeout) }
@@ -403,85 +326,6 @@ public final class H2ServerSession {
         return 0
     }
 
-    private func readResponseBody(
-        streamID: Int32, into buf: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>
-    ) -> Int {
-        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-        let n = min(length, stream.responseBody.count - stream.responseOffset)
-        if n > 0 {
-            stream.responseBody.withUnsafeBufferPointer {
-                buf.update(from: $0.baseAddress! + stream.responseOffset, count: n)
-            }
-            stream.responseOffset += n
-        }
-        if stream.responseOffset == stream.responseBody.count {
-            stream.responseBody = []
-            stream.responseOffset = 0
-            if stream.isStreaming, !stream.responded {
-                // More messages may follow: park the stream until sendStreamMessage/finishStream.
-                if n > 0 { return n }
-                stream.bodyDeferred = true
-                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
-            }
-            flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
-            let status = stream.trailerStatus ?? .ok
-            var trailers = [H2Header(name: H2Names.grpcStatus, value: String(status.code.rawValue))]
-            if !status.message.isEmpty {
-                trailers.append(H2Header(name: H2Names.grpcMessage, value: GRPCMessageEncoding.encode(status.message)))
-            }
-            let rv = withNVArray(trailers) { nghttp2_submit_trailer(session, streamID, $0, $1) }
-            if rv == 0 { flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue) }
-        }
-        return n
-    }
-
-    // MARK: - Helpers
-
-    /// Response HEADERS (:status 200, gRPC content-type, `metadata`) with the stream's body
-    /// (`responseBody`, then trailers) as the data source.
-    private func submitResponseHeaders(_ stream: ServerStream, metadata: [(String, String)]) {
-        stream.headersSent = true
-        var headers = [
-            H2Header(name: H2Names.status, value: H2Names.status200),
-            H2Header(name: H2Names.contentType, value: H2Names.applicationGRPC),
-        ]
-        for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
-        var provider = nghttp2_data_provider()
-        provider.read_callback = { session, streamID, buf, length, flags, _, userData in
-            Unmanaged<H2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
-                .readResponseBody(streamID: streamID, into: buf!, length: length, flags: flags!)
-        }
-        let rv = withNVArray(headers) { nghttp2_submit_response(session, stream.id, $0, $1, &provider) }
-        resetAfterFailedResponse(rv, stream: stream, "nghttp2_submit_response")
-    }
-
-    private func resumeDeferredBody(_ stream: ServerStream) {
-        guard stream.bodyDeferred else { return }
-        stream.bodyDeferred = false
-        _ = succeeded(nghttp2_session_resume_data(session, stream.id), "nghttp2_session_resume_data", stream: stream.id)
-    }
-
-    private func reject(_ stream: ServerStream, httpStatus: String, _ status: GRPCStatus) {
-        guard !stream.responded else { return }
-        stream.responded = true
-        logger.debug("rejecting gRPC stream", metadata: ["stream": "\(stream.id)", "status": "\(status)"])
-        submitTrailersOnly(stream, httpStatus: Array(httpStatus.utf8), status: status, metadata: [])
-    }
-
-    private func submitTrailersOnly(_ stream: ServerStream, httpStatus: [UInt8], status: GRPCStatus, metadata: [(String, String)]) {
-        var headers = [
-            H2Header(name: H2Names.status, value: httpStatus),
-            H2Header(name: H2Names.contentType, value: H2Names.applicationGRPC),
-            H2Header(name: H2Names.grpcStatus, value: String(status.code.rawValue)),
-        ]
-        if !status.message.isEmpty {
-            headers.append(H2Header(name: H2Names.grpcMessage, value: GRPCMessageEncoding.encode(status.message)))
-        }
-        for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
-        let rv = withNVArray(headers) { nghttp2_submit_response(session, stream.id, $0, $1, nil) }
-        resetAfterFailedResponse(rv, stream: stream, "nghttp2_submit_response (trailers-only)")
-    }
-
     private func deliverCompleted() {
         guard !completed.isEmpty else { return }
         let ready = completed
@@ -498,49 +342,6 @@ public final class H2ServerSession {
 
 /// The session behind an nghttp2 callback's `user_data` (a free function: a C callback may not
 /// capture anything, not even `Self`).
-private func serverSession(_ userData: UnsafeMutableRawPointer?) -> H2ServerSession {
+func serverSession(_ userData: UnsafeMutableRawPointer?) -> H2ServerSession {
     Unmanaged<H2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
-}
-
-/// Per-stream state of the server session.
-private final class ServerStream {
-    let id: Int32
-    var path: String?
-    var isPost = false
-    var contentType: String?
-    var timeout: Duration?
-    var deadline: NIODeadline?
-    var metadata: [(String, String)] = []
-    var headerListSize = 0
-    var deframer: GRPCMessageDeframer
-    var message: [UInt8]?
-    var remoteClosed = false
-    var responded = false
-    var responseBody: [UInt8] = []
-    var responseOffset = 0
-    var trailerStatus: GRPCStatus?
-    /// Served as a bidirectional stream (its path is in `streamingPaths`).
-    var isStreaming = false
-    var headersSent = false
-    /// The data source returned NGHTTP2_ERR_DEFERRED and waits for `nghttp2_session_resume_data`.
-    var bodyDeferred = false
-
-    /// When its HEADERS began, or for a streaming call when its last message arrived (the read timeout).
-    var lastActivity: NIODeadline
-
-    init(id: Int32, maxMessageSize: Int, began: NIODeadline) {
-        self.id = id
-        self.lastActivity = began
-        self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
-    }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        // Saturating: a peer may send "99999999H", which does not fit in Int64 nanoseconds.
-        let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let total = nanos.partialValue.addingReportingOverflow(attoseconds / 1_000_000_000)
-        self = .nanoseconds(nanos.overflow || total.overflow ? Int64.max : total.partialValue)
-    }
 }
