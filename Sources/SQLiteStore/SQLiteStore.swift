@@ -13,7 +13,7 @@ public final class SQLiteStore: TransactionStore {
     private let logger: Logger
 
     /// Opens (creating if needed) the database at `path` and migrates it; `reset` drops everything first (`-r`).
-    public init(path: String, reset: Bool = false, logger: Logger = Logger(label: "swift-dtm.sqlite")) throws {
+    public init(path: String, reset: Bool = false, logger: Logger) throws {
         self.path = path
         self.logger = logger
         let db = try SQLiteConnection(path: path, readOnly: false)

@@ -1,6 +1,7 @@
 import DTMCore
 import DTMGRPC
 import HTTP2
+import Logging
 
 /// gRPC saga submit (`/dtmgimp.Dtm/Submit`) with two gRPC branches on the bench's branch service.
 /// The request is encoded once without its gid; each submit prepends field 1 (gid) to those bytes —
@@ -25,7 +26,7 @@ struct GRPCScenario: Scenario {
         var template = try ProtoCodec.encodeRequest(r)
         if template.starts(with: [0x0A, 0x00]) { template.removeFirst(2) }
         self.name = (waitResult ? "grpc wait_result" : "grpc") + (DiscoveryTarget.isDiscoveryURL(busi) ? " etcd" : "")
-        self.pool = GRPCConnectionPool()
+        self.pool = GRPCConnectionPool(logger: Logger(label: "dtm-bench"))
         self.target = target
         self.gidPrefix = Array(gidPrefix.utf8)
         self.template = template

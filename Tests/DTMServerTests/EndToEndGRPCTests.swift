@@ -1,3 +1,4 @@
+import Logging
 import DTMCore
 import DTMGRPC
 import Foundation
@@ -7,7 +8,7 @@ import Testing
 /// The real server's gRPC listener, called with a real HTTP/2 gRPC client, calling real gRPC branch services.
 @Suite("end to end: gRPC")
 struct EndToEndGRPCTests {
-    static let pool = GRPCConnectionPool()
+    static let pool = GRPCConnectionPool(logger: Logger(label: "test"))
 
     static func call(_ server: ServerProcess, _ method: String, _ message: [UInt8], metadata: [(String, String)] = []) async -> GRPCCallResult {
         await pool.unary(authority: "127.0.0.1:\(server.grpcPort)", path: "/dtmgimp.Dtm/\(method)", metadata: metadata, message: message, timeout: .seconds(10))

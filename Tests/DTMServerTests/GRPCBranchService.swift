@@ -1,3 +1,4 @@
+import Logging
 import HTTP2
 import NIOPosix
 import Synchronization
@@ -22,7 +23,7 @@ final class GRPCBranchService: Sendable {
 
     static func start() async throws -> GRPCBranchService {
         let service = GRPCBranchService()
-        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { request in
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, logger: Logger(label: "test")) { request in
             let call = Call(
                 method: request.path, metadata: Dictionary(request.metadata, uniquingKeysWith: { a, _ in a }), message: request.message)
             let status = service.state.withLock { s -> GRPCStatus in

@@ -13,7 +13,9 @@ struct GRPCClientStreamTests {
         configuration.streamHandlers["/test.Chat/Echo"] = { .ok($0.message) }
         configuration.streamHandlers["/test.Chat/Big"] = { request in .ok(Array(repeating: request.message.first ?? 0, count: 64 * 1024)) }
         configuration.streamHandlers["/test.Chat/Refuse"] = { _ in .error(.permissionDenied, "not you") }
-        return try await GRPCServer.start(host: "127.0.0.1", port: 0, configuration: configuration) { .unimplemented(path: $0.path) }
+        return try await GRPCServer.start(host: "127.0.0.1", port: 0, configuration: configuration, logger: Logger(label: "test")) {
+            .unimplemented(path: $0.path)
+        }
     }
 
     static func connect(_ server: GRPCServer) async throws -> GRPCClientConnection {

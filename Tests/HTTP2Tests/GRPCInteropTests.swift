@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import Testing
 @testable import HTTP2
@@ -42,7 +43,7 @@ struct GRPCInteropTests {
             return String(decoding: line, as: UTF8.self)
         }.value
         let port = try #require(Int(portLine), "grpc_peer.py server printed '\(portLine)'")
-        let pool = GRPCConnectionPool()
+        let pool = GRPCConnectionPool(logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(port)"
 
         let echoed = await pool.unary(authority: authority, path: "/test.Echo/Echo", metadata: [("dtm-gid", "g7")], message: [1, 2, 3], timeout: .seconds(5))

@@ -1,3 +1,4 @@
+import Logging
 import EventLoopSupport
 import NIOCore
 import NIOPosix
@@ -8,7 +9,7 @@ import Testing
 @Suite("gRPC server and connection pool over loopback")
 struct GRPCLoopbackTests {
     static func echoServer(configuration: GRPCServer.Configuration = .init()) async throws -> GRPCServer {
-        try await GRPCServer.start(host: "127.0.0.1", port: 0, configuration: configuration) { request in
+        try await GRPCServer.start(host: "127.0.0.1", port: 0, configuration: configuration, logger: Logger(label: "test")) { request in
             switch request.path {
             case "/test.Echo/Echo":
                 return .ok(request.message, metadata: [("x-gid", request.metadata("dtm-gid") ?? "")])
@@ -26,7 +27,7 @@ struct GRPCLoopbackTests {
     @Test("200 concurrent unary calls through the pool all echo correctly")
     func concurrentEcho() async throws {
         let server = try await Self.echoServer()
-        let pool = GRPCConnectionPool()
+        let pool = GRPCConnectionPool(logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(server.port)"
         let failures = try await withThrowingTaskGroup(of: Bool.self) { group in
             for i in 0..<200 {
@@ -47,13 +48,13 @@ struct GRPCLoopbackTests {
 
     @Test("calls made on an event loop use a connection of that loop; the server runs handlers on its connection's loop")
     func eventLoopAffinity() async throws {
-        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { request in
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, logger: Logger(label: "test")) { request in
             let onLoop = request.taskExecutor.map { ($0 as? EventLoopTaskExecutor)?.eventLoop.inEventLoop == true } ?? false
             return .ok(Array((onLoop ? "loop" : "elsewhere").utf8))
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let loops = Array(group.makeIterator())
-        let pool = GRPCConnectionPool(group: group)
+        let pool = GRPCConnectionPool(group: group, logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(server.port)"
         for loop in loops + loops {
             let answer = await Task(executorPreference: EventLoopTaskExecutor(eventLoop: loop)) {
@@ -73,13 +74,13 @@ struct GRPCLoopbackTests {
 
     @Test("concurrent calls on one loop share its connection; another loop still gets a connection of its own")
     func busyLoopDoesNotTakeEveryConnection() async throws {
-        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { _ in
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, logger: Logger(label: "test")) { _ in
             try? await Task.sleep(for: .milliseconds(200))
             return .ok([])
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let loops = Array(group.makeIterator())
-        let pool = GRPCConnectionPool(group: group)
+        let pool = GRPCConnectionPool(group: group, logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(server.port)"
         let first = EventLoopTaskExecutor(eventLoop: loops[0])
         // Four calls in flight together on the first loop, then one from the second loop.
@@ -107,7 +108,7 @@ struct GRPCLoopbackTests {
         let server = try await Self.echoServer()
         var configuration = GRPCConnectionPool.Configuration()
         configuration.idleTimeout = .seconds(1)
-        let pool = GRPCConnectionPool(configuration: configuration)
+        let pool = GRPCConnectionPool(configuration: configuration, logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(server.port)"
         #expect(await pool.unary(authority: authority, path: "/test.Echo/Echo", message: [1], timeout: .seconds(5)).status.code == .ok)
         #expect(pool.authorityCount == 1)
@@ -126,7 +127,7 @@ struct GRPCLoopbackTests {
     @Test("error status, unknown method, 3 MiB payload, deadline over a real socket")
     func statusesOverSocket() async throws {
         let server = try await Self.echoServer()
-        let pool = GRPCConnectionPool()
+        let pool = GRPCConnectionPool(logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(server.port)"
         let failed = await pool.unary(authority: authority, path: "/test.Echo/Fail", message: [], timeout: .seconds(5))
         #expect(failed.status == GRPCStatus(.aborted, "FAILURE: ü 100%"))
@@ -148,13 +149,13 @@ struct GRPCLoopbackTests {
     func reconnect() async throws {
         let first = try await Self.echoServer()
         let port = first.port
-        let pool = GRPCConnectionPool()
+        let pool = GRPCConnectionPool(logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(port)"
         #expect(await pool.unary(authority: authority, path: "/test.Echo/Echo", message: [1], timeout: .seconds(5)).isOK)
         await first.shutdown()
         let down = await pool.unary(authority: authority, path: "/test.Echo/Echo", message: [1], timeout: .seconds(5))
         #expect(down.status.code == .unavailable)
-        let second = try await GRPCServer.start(host: "127.0.0.1", port: port) { .ok($0.message + [2]) }
+        let second = try await GRPCServer.start(host: "127.0.0.1", port: port, logger: Logger(label: "test")) { .ok($0.message + [2]) }
         let again = await pool.unary(authority: authority, path: "/test.Echo/Echo", message: [1], timeout: .seconds(5))
         #expect(again.message == [1, 2])
         await pool.shutdown()
@@ -164,12 +165,12 @@ struct GRPCLoopbackTests {
     @Test("graceful server shutdown lets an in-flight call finish")
     func gracefulShutdown() async throws {
         let started = Mutex(false)
-        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { request in
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, logger: Logger(label: "test")) { request in
             started.withLock { $0 = true }
             try? await Task.sleep(for: .milliseconds(300))
             return .ok(request.message)
         }
-        let pool = GRPCConnectionPool()
+        let pool = GRPCConnectionPool(logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(server.port)"
         async let inFlight = pool.unary(authority: authority, path: "/s/M", message: [5], timeout: .seconds(5))
         while !started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
@@ -183,13 +184,13 @@ struct GRPCLoopbackTests {
     func cancellation() async throws {
         let handlerCancelled = Mutex(false)
         let handlerStarted = Mutex(false)
-        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0) { _ in
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, logger: Logger(label: "test")) { _ in
             handlerStarted.withLock { $0 = true }
             try? await Task.sleep(for: .seconds(5))
             handlerCancelled.withLock { $0 = Task.isCancelled }
             return .ok([])
         }
-        let pool = GRPCConnectionPool()
+        let pool = GRPCConnectionPool(logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(server.port)"
         let task = Task { await pool.unary(authority: authority, path: "/s/M", message: [], timeout: .seconds(10)) }
         // Cancel only once the request reached the handler (a fixed sleep is a race on a loaded machine).
@@ -212,8 +213,8 @@ struct GRPCLoopbackTests {
         router.register("/dtmgimp.Dtm/NewGid") { _ in .ok(Array("gid".utf8)) }
         router.register("/dtmgimp.Dtm/Submit") { _ in .error(.aborted, "FAILURE") }
         #expect(router.paths == ["/dtmgimp.Dtm/NewGid", "/dtmgimp.Dtm/Submit"])
-        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, handler: router.handle)
-        let pool = GRPCConnectionPool()
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, logger: Logger(label: "test"), handler: router.handle)
+        let pool = GRPCConnectionPool(logger: Logger(label: "test"))
         let authority = "127.0.0.1:\(server.port)"
         #expect(await pool.unary(authority: authority, path: "/dtmgimp.Dtm/NewGid", message: [], timeout: .seconds(5)).message == Array("gid".utf8))
         #expect(await pool.unary(authority: authority, path: "/dtmgimp.Dtm/Submit", message: [], timeout: .seconds(5)).status.code == .aborted)

@@ -13,13 +13,13 @@ struct GRPCServerChannelHandlerTests {
         let session: H2ClientSession
         var result: GRPCCallResult?
         var received = 0
-        init() throws { session = try H2ClientSession(authority: "127.0.0.1:1") }
+        init() throws { session = try H2ClientSession(authority: "127.0.0.1:1", logger: Logger(label: "test")) }
     }
 
     /// A connected testing channel whose pipeline holds a server handler around a fresh session.
     static func makeChannel(grace: TimeAmount = .seconds(5), handler: @escaping GRPCServer.Handler) async throws -> NIOAsyncTestingChannel {
         let channel = try await NIOAsyncTestingChannel { channel in
-            let session = try H2ServerSession()
+            let session = try H2ServerSession(logger: Logger(label: "test"))
             try channel.pipeline.syncOperations.addHandler(
                 GRPCServerChannelHandler(session: session, handler: handler, shutdownGracePeriod: grace, logger: Logger(label: "test")))
         }

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import Testing
 @testable import HTTP2
@@ -281,7 +282,7 @@ struct H2SessionTests {
 
     @Test("garbage instead of the connection preface: receive throws (the owner closes)")
     func badPreface() throws {
-        let server = try H2ServerSession()
+        let server = try H2ServerSession(logger: Logger(label: "test"))
         #expect(throws: H2SessionError.self) {
             try server.receive(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         }
@@ -289,7 +290,7 @@ struct H2SessionTests {
 
     @Test("connection-level protocol error (DATA on stream 0): GOAWAY queued, session inactive")
     func protocolErrorGoaway() throws {
-        let server = try H2ServerSession()
+        let server = try H2ServerSession(logger: Logger(label: "test"))
         let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
         let emptySettings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
         let dataOnStream0: [UInt8] = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0x41]
@@ -309,7 +310,7 @@ struct H2SessionTests {
 
     @Test("PING from the peer is acknowledged by the server session")
     func pingAck() throws {
-        let server = try H2ServerSession()
+        let server = try H2ServerSession(logger: Logger(label: "test"))
         let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
         let emptySettings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
         let ping: [UInt8] = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 @testable import HTTP2
 
@@ -15,8 +16,8 @@ final class SessionPair {
         client clientConfig: H2ClientSession.Configuration = .init(),
         handler: ((GRPCRequest) -> GRPCResponse?)? = { .ok($0.message) }
     ) throws {
-        client = try H2ClientSession(authority: "127.0.0.1:1", configuration: clientConfig)
-        server = try H2ServerSession(configuration: serverConfig)
+        client = try H2ClientSession(authority: "127.0.0.1:1", configuration: clientConfig, logger: Logger(label: "test"))
+        server = try H2ServerSession(configuration: serverConfig, logger: Logger(label: "test"))
         self.handler = handler
         server.onRequest = { [unowned self] request in
             requests.append(request)

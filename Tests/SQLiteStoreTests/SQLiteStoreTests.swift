@@ -1,3 +1,4 @@
+import Logging
 import DTMCore
 import Foundation
 @testable import SQLiteStore
@@ -8,7 +9,7 @@ struct SQLiteStoreTests {
     @Test("64 concurrent writers under group commit lose nothing and share commits")
     func concurrentWriters() async throws {
         let path = TempDB.path()
-        let store = try SQLiteStore(path: path)
+        let store = try SQLiteStore(path: path, logger: Logger(label: "test"))
         let writers = 64
         let perWriter = 20
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -29,7 +30,7 @@ struct SQLiteStoreTests {
         #expect(store.commitCount < writes, "\(store.commitCount) commits for \(writes) writes: writes were grouped")
         store.close()
         // Everything is there after reopening the file.
-        let reopened = try SQLiteStore(path: path)
+        let reopened = try SQLiteStore(path: path, logger: Logger(label: "test"))
         let all = try await reopened.scan(position: nil, limit: 10_000, filter: TransactionFilter())
         #expect(all.transactions.count == writers * perWriter)
         for w in [0, 31, 63] {
@@ -40,7 +41,7 @@ struct SQLiteStoreTests {
 
     @Test("one failing job in a batch does not undo its neighbours")
     func failingJobIsolated() async throws {
-        let store = try SQLiteStore(path: TempDB.path())
+        let store = try SQLiteStore(path: TempDB.path(), logger: Logger(label: "test"))
         _ = try await store.saveNew(sampleTransaction("iso"), branches: [])
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<50 {
@@ -62,7 +63,7 @@ struct SQLiteStoreTests {
 
     @Test("a multi-update job that fails half-way leaves nothing behind; single-update jobs skip the savepoint safely")
     func partialJobUndone() async throws {
-        let store = try SQLiteStore(path: TempDB.path())
+        let store = try SQLiteStore(path: TempDB.path(), logger: Logger(label: "test"))
         _ = try await store.saveNew(sampleTransaction("half"), branches: sampleBranches("half"))
         let good = BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: t0)
         let missing = BranchStatusUpdate(branchID: "09", op: "action", status: .succeed, finishTime: t0)
@@ -88,14 +89,14 @@ struct SQLiteStoreTests {
     @Test("schema version is recorded; reopening keeps data; reset drops it")
     func migrations() async throws {
         let path = TempDB.path()
-        var store: SQLiteStore? = try SQLiteStore(path: path)
+        var store: SQLiteStore? = try SQLiteStore(path: path, logger: Logger(label: "test"))
         _ = try await store!.saveNew(sampleTransaction("keep"), branches: [])
         store!.close()
         store = nil
-        store = try SQLiteStore(path: path)
+        store = try SQLiteStore(path: path, logger: Logger(label: "test"))
         #expect(try await store!.transaction(gid: "keep") != nil)
         store!.close()
-        store = try SQLiteStore(path: path, reset: true)
+        store = try SQLiteStore(path: path, reset: true, logger: Logger(label: "test"))
         #expect(try await store!.transaction(gid: "keep") == nil)
         store!.close()
         let version = try SQLiteConnection(path: path, readOnly: true).scalar("PRAGMA user_version")
@@ -111,12 +112,12 @@ struct SQLiteStoreTests {
             let c = try SQLiteConnection(path: path, readOnly: false)
             try c.execute("PRAGMA user_version = 99")
         }
-        #expect(throws: SQLiteError.self) { try SQLiteStore(path: path) }
+        #expect(throws: SQLiteError.self) { try SQLiteStore(path: path, logger: Logger(label: "test")) }
     }
 
     @Test("writes after close are refused, not lost silently")
     func closed() async throws {
-        let store = try SQLiteStore(path: TempDB.path())
+        let store = try SQLiteStore(path: TempDB.path(), logger: Logger(label: "test"))
         store.close()
         do {
             _ = try await store.saveNew(sampleTransaction("late"), branches: [])

@@ -1,3 +1,4 @@
+import Logging
 import DTMCore
 import DTMTestSupport
 import Foundation
@@ -12,7 +13,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
     func make() throws -> any TransactionStore {
         switch self {
         case .memory: return InMemoryStore()
-        case .sqlite: return try SQLiteStore(path: TempDB.path())
+        case .sqlite: return try SQLiteStore(path: TempDB.path(), logger: Logger(label: "test"))
         }
     }
 }

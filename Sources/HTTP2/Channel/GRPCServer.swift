@@ -57,7 +57,7 @@ public final class GRPCServer: Sendable {
     /// Binds `host:port` (port 0 picks a free one) and starts serving.
     public static func start(
         host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        configuration: Configuration = .init(), logger: Logger = Logger(label: "swift-dtm.grpc.server"),
+        configuration: Configuration = .init(), logger: Logger,
         handler: @escaping Handler
     ) async throws -> GRPCServer {
         let registry = ConnectionRegistry()

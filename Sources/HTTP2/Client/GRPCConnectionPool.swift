@@ -47,7 +47,7 @@ public final class GRPCConnectionPool: Sendable {
 
     public init(
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, configuration: Configuration = .init(),
-        logger: Logger = Logger(label: "swift-dtm.grpc.pool")
+        logger: Logger
     ) {
         self.group = group
         self.configuration = configuration

@@ -56,7 +56,7 @@ public final class H2ClientSession {
     public private(set) var goawayLastStreamID: Int32?
     private var closed = false
 
-    public init(authority: String, configuration: Configuration = .init(), logger: Logger = Logger(label: "swift-dtm.h2.client")) throws {
+    public init(authority: String, configuration: Configuration = .init(), logger: Logger) throws {
         self.authority = authority
         self.configuration = configuration
         self.logger = logger

@@ -67,7 +67,7 @@ public final class H2ServerSession {
         }
     }
 
-    public init(configuration: Configuration = .init(), logger: Logger = Logger(label: "swift-dtm.h2.server")) throws {
+    public init(configuration: Configuration = .init(), logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         var callbacks: OpaquePointer?
