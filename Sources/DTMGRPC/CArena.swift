@@ -6,13 +6,13 @@ struct CArena {
     private var blocks: [UnsafeMutableRawPointer] = []
 
     mutating func allocate<T>(_ type: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
-        let raw = calloc(count, MemoryLayout<T>.stride)!
+        let raw = calloc(max(count, 1), MemoryLayout<T>.stride)!  // nil only when out of memory, as for any Swift allocation
         blocks.append(raw)
         return raw.bindMemory(to: T.self, capacity: count)
     }
 
     mutating func string(_ s: String) -> UnsafeMutablePointer<CChar> {
-        let p = strdup(s)!
+        let p = strdup(s)!  // nil only when out of memory
         blocks.append(UnsafeMutableRawPointer(p))
         return p
     }

@@ -15,6 +15,7 @@ extension ProtoCodec {
     }
 
     /// The files scripts/gen-protos.sh embedded, indexed by decoding each descriptor's names.
+    /// The `!`s here and in `collectMessage` read arrays protobuf-c filled with exactly n_… non-null entries.
     static func servedFiles() -> [ServedFile] {
         (0..<dtm_served_descriptors_count()).compactMap { i in
             guard let entry = dtm_served_descriptor(i)?.pointee else { return nil }

@@ -23,7 +23,7 @@ public enum ProtoCodec {
         r.rollbackReason = string(m.rollbackreason)
         r.payloads = (0..<m.n_binpayloads).map { bytesOf(m.binpayloads[$0]) }
         for i in 0..<m.n_reqextra {
-            let entry = m.reqextra[i]!.pointee
+            let entry = m.reqextra[i]!.pointee  // protobuf-c fills every one of the n_reqextra entries
             r.reqExtra[string(entry.key)] = string(entry.value)
         }
         if let o = m.transoptions?.pointee {
@@ -33,7 +33,7 @@ public enum ProtoCodec {
             r.options.requestTimeout = o.requesttimeout
             r.options.retryLimit = o.retrylimit
             for i in 0..<o.n_branchheaders {
-                let entry = o.branchheaders[i]!.pointee
+                let entry = o.branchheaders[i]!.pointee  // likewise, n_branchheaders entries
                 r.options.branchHeaders[string(entry.key)] = string(entry.value)
             }
         }
@@ -71,7 +71,7 @@ public enum ProtoCodec {
         let m = message.pointee
         var data: [String: String] = [:]
         for i in 0..<m.n_data {
-            let entry = m.data[i]!.pointee
+            let entry = m.data[i]!.pointee  // likewise, n_data entries
             data[string(entry.key)] = string(entry.value)
         }
         return BranchRegistration(

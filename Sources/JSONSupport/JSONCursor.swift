@@ -76,7 +76,7 @@ public struct JSONCursor {
             if b == UInt8(ascii: "\\") {
                 guard index + 1 < bytes.count, let unescaped = Self.unescape(bytes[index + 1]) else { return nil }
                 if decoded == nil { decoded = Array(bytes[start..<index]) }
-                decoded!.append(unescaped)
+                decoded!.append(unescaped)  // set on the line above
                 index += 2
                 continue
             }

@@ -49,7 +49,7 @@ public final class GRPCServer: Sendable {
 
     private init(serverChannel: any Channel, connections: ConnectionRegistry, logger: Logger) {
         self.serverChannel = serverChannel
-        self.localAddress = serverChannel.localAddress!
+        self.localAddress = serverChannel.localAddress!  // a bound server channel has its address
         self.connections = connections
         self.logger = logger
     }

@@ -11,7 +11,7 @@ public enum GRPCTimeout {
             guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return nil }
             amount = amount * 10 + Int64(digit - UInt8(ascii: "0"))
         }
-        switch bytes.last! {
+        switch bytes.last! {  // the length was checked above
         case UInt8(ascii: "H"): return .seconds(amount * 3600)
         case UInt8(ascii: "M"): return .seconds(amount * 60)
         case UInt8(ascii: "S"): return .seconds(amount)

@@ -36,7 +36,7 @@ public final class H2ClientSession {
     public let authority: String
     public let configuration: Configuration
     let logger: Logger
-    private var session: OpaquePointer!
+    private var session: OpaquePointer!  // set in init before any use; an initializer that fails never uses it
     private var calls: [Int32: ClientCall] = [:]
     private var finished: [(Completion, GRPCCallResult)] = []
     /// Response messages of streaming calls, delivered (before any completion queued with them) once nghttp2 returns.
@@ -71,7 +71,9 @@ public final class H2ClientSession {
             H2Header("user-agent", configuration.userAgent),
         ]
         var callbacks: OpaquePointer?
-        nghttp2_session_callbacks_new(&callbacks)
+        let created = nghttp2_session_callbacks_new(&callbacks)
+        guard created == 0 else { throw H2SessionError(code: created, operation: "nghttp2_session_callbacks_new") }
+        // nghttp2 passes every callback a non-null frame and the `user_data` given at creation: the `!`s cannot fail.
         defer { nghttp2_session_callbacks_del(callbacks) }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, namelen, value, valuelen, _, userData in
             clientSession(userData).onHeader(frame!, name: name, namelen: namelen, value: value, valuelen: valuelen)
@@ -156,7 +158,7 @@ public final class H2ClientSession {
         headers += constantHeaders
         if let timeout {
             if lastTimeout?.0 != timeout { lastTimeout = (timeout, Array(GRPCTimeout.encode(timeout).utf8)) }
-            headers.append(H2Header(name: H2Names.grpcTimeout, value: lastTimeout!.1))
+            headers.append(H2Header(name: H2Names.grpcTimeout, value: lastTimeout!.1))  // set on the line above
         }
         for (name, value) in metadata {
             // gRPC metadata keys are lower case; most already are (dtm-gid, …), and need no lowered copy.
@@ -425,7 +427,7 @@ public final class H2ClientSession {
         guard let call = calls[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         let n = min(length, call.body.count - call.bodyOffset)
         if n > 0 {
-            call.body.withUnsafeBufferPointer { buf.update(from: $0.baseAddress! + call.bodyOffset, count: n) }
+            call.body.withUnsafeBufferPointer { buf.update(from: $0.baseAddress! + call.bodyOffset, count: n) }  // n > 0: not empty
             call.bodyOffset += n
         }
         if call.bodyOffset == call.body.count {

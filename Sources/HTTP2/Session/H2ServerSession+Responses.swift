@@ -44,7 +44,7 @@ extension H2ServerSession {
         let n = min(length, stream.responseBody.count - stream.responseOffset)
         if n > 0 {
             stream.responseBody.withUnsafeBufferPointer {
-                buf.update(from: $0.baseAddress! + stream.responseOffset, count: n)
+                buf.update(from: $0.baseAddress! + stream.responseOffset, count: n)  // n > 0: not empty
             }
             stream.responseOffset += n
         }
@@ -80,8 +80,9 @@ extension H2ServerSession {
         ]
         for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
         var provider = nghttp2_data_provider()
+        // nghttp2 always passes the buffer, the flags and the session's `user_data`.
         provider.read_callback = { session, streamID, buf, length, flags, _, userData in
-            Unmanaged<H2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+            serverSession(userData)
                 .readResponseBody(streamID: streamID, into: buf!, length: length, flags: flags!)
         }
         let rv = withNVArray(headers) { nghttp2_submit_response(session, stream.id, $0, $1, &provider) }

@@ -45,7 +45,7 @@ public final class H2ServerSession {
 
     public let configuration: Configuration
     let logger: Logger
-    var session: OpaquePointer!
+    var session: OpaquePointer!  // set in init before any use; an initializer that fails never uses it
     var streams: [Int32: ServerStream] = [:]
     private var completed: [InboundEvent] = []
     private var shutdownState = ShutdownState.running
@@ -71,7 +71,8 @@ public final class H2ServerSession {
         self.configuration = configuration
         self.logger = logger
         var callbacks: OpaquePointer?
-        nghttp2_session_callbacks_new(&callbacks)
+        let created = nghttp2_session_callbacks_new(&callbacks)
+        guard created == 0 else { throw H2SessionError(code: created, operation: "nghttp2_session_callbacks_new") }
         defer { nghttp2_session_callbacks_del(callbacks) }
         Self.installCallbacks(callbacks)
         var session: OpaquePointer?
@@ -168,6 +169,7 @@ public final class H2ServerSession {
 
     // MARK: - nghttp2 callbacks
 
+    /// nghttp2 passes every callback a non-null frame and the `user_data` given at creation: the `!`s cannot fail.
     private static func installCallbacks(_ cbs: OpaquePointer?) {
         nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, userData in
             serverSession(userData).onBeginHeaders(frame!)

@@ -75,7 +75,7 @@ func withNVArray<R>(_ headers: [H2Header], _ body: (UnsafePointer<nghttp2_nv>, I
     let total = headers.reduce(0) { $0 + $1.name.count + $1.value.count }
     return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { storage in
         withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
-            let base = storage.baseAddress!
+            let base = storage.baseAddress!  // capacity ≥ 1
             var offset = 0
             for (i, header) in headers.enumerated() {
                 let namePtr = base + offset
@@ -90,7 +90,7 @@ func withNVArray<R>(_ headers: [H2Header], _ body: (UnsafePointer<nghttp2_nv>, I
                     name: namePtr, value: valuePtr, namelen: nameCount, valuelen: valueCount,
                     flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
             }
-            return body(UnsafePointer(nva.baseAddress!), headers.count)
+            return body(UnsafePointer(nva.baseAddress!), headers.count)  // capacity ≥ 1
         }
     }
 }
@@ -109,7 +109,7 @@ func drainSessionOutput(_ session: OpaquePointer, allocator: ByteBufferAllocator
         if n == 0 { return out }
         let chunk = UnsafeRawBufferPointer(start: data, count: n)
         if out == nil { out = allocator.buffer(capacity: max(n, 1024)) }
-        out!.writeBytes(chunk)
+        out!.writeBytes(chunk)  // allocated on the line above
     }
     return out
 }
