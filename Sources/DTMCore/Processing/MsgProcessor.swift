@@ -8,58 +8,68 @@ public struct MsgCustomData: Sendable, Equatable, Decodable {
 /// only succeed: FAILURE is retried like any error.
 public struct MsgProcessor: ModeProcessor {
     public init() {}
+    public func round() -> MsgRound { MsgRound() }
+}
 
-    public func processOnce(_ round: TransactionRound) async throws -> RoundResult {
-        if round.transaction.status == .prepared && round.isTimedOut {
-            let t = round.transaction
-            switch await round.callCheckBack(url: t.queryPrepared, op: BranchOp.msg, payload: []) {
-            case .success:
-                try await round.changeStatus(to: .submitted)
-            case .failure:
-                try await round.changeStatus(to: .failed)
-                return .ok
-            case .ongoing(let m):
-                try await round.touch(.reset)
-                return .ongoing(m)
-            case .error(let m):
-                try await round.touch(.backOff)
-                return .error(m)
-            }
-        }
-        guard round.transaction.status == .submitted else { return .ok }
+public struct MsgRound: RoundStateMachine {
+    /// The first branch that did not succeed in a concurrent phase: reported once every call is back.
+    private var firstProblem: RoundResult?
+    private var branchesStarted = false
 
-        let custom =
-            round.transaction.customData.isEmpty
-            ? nil : try? round.context.coding.decode(MsgCustomData.self, from: round.transaction.customData)
-        if let delay = custom?.delay, delay > 0, round.now.seconds(since: round.transaction.createTime) < Double(delay) {
-            try await round.postpone(seconds: delay)
-            return .ok
+    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) -> [RoundAction] {
+        switch event {
+        case .started:
+            let t = facts.transaction
+            if t.status == .prepared && facts.isTimedOut {
+                return [.checkBack(url: t.queryPrepared, op: BranchOp.msg, payload: [])]
+            }
+            return submitted(facts)
+        case .checkBackAnswered(let answer):
+            switch answer {
+            case .success: return [.changeStatus(.submitted)]
+            case .failure: return [.changeStatus(.failed), .finish(.ok)]
+            case .ongoing(let m): return [.touch(.reset), .finish(.ongoing(m))]
+            case .error(let m): return [.touch(.backOff), .finish(.error(m))]
+            }
+        case .branchFinished(_, let outcome):
+            let problem = Self.problem(outcome)
+            if facts.transaction.options.concurrent {
+                if firstProblem == nil { firstProblem = problem }
+                return []  // the rest are still running; the end comes with `.idle`
+            }
+            if let problem { return [.finish(problem)] }
+            return nextSequential(facts)
+        case .idle:
+            if branchesStarted {
+                if let firstProblem { return [.finish(firstProblem)] }
+                return nextSequential(facts)
+            }
+            return submitted(facts)
         }
+    }
 
-        let pending = round.branches.indices.filter { round.branches[$0].op == BranchOp.action && round.branches[$0].status == .prepared }
-        if round.transaction.options.concurrent {
-            let caller = round.context.caller
-            let calls = pending.map { ($0, round.branchCall(index: $0)) }
-            var firstProblem: RoundResult?
-            try await round.settle()
-            try await withThrowingTaskGroup(of: (Int, BranchCallResult).self) { group in
-                for (index, call) in calls { group.addTask { (index, await TransactionRound.call(call, caller: caller)) } }
-                var inFlight = calls.count
-                for try await (index, result) in group {
-                    inFlight -= 1
-                    let outcome = try await round.record(result, index: index)
-                    if firstProblem == nil { firstProblem = Self.problem(outcome) }
-                    if inFlight > 0 { try await round.settle() }
-                }
-            }
-            if let firstProblem { return firstProblem }
-        } else {
-            for index in pending {
-                if let problem = Self.problem(try await round.execBranch(index: index)) { return problem }
-            }
+    /// A submitted msg: wait for its delay, then call its branches.
+    private mutating func submitted(_ facts: any RoundFacts) -> [RoundAction] {
+        let t = facts.transaction
+        guard t.status == .submitted else { return [.finish(.ok)] }
+        let custom = t.customData.isEmpty ? nil : try? facts.coding.decode(MsgCustomData.self, from: t.customData)
+        if let delay = custom?.delay, delay > 0, facts.now.seconds(since: t.createTime) < Double(delay) {
+            return [.postpone(seconds: delay), .finish(.ok)]
         }
-        try await round.changeStatus(to: .succeed)
-        return .ok
+        branchesStarted = true
+        let pending = Self.pending(facts)
+        if t.options.concurrent && !pending.isEmpty { return [.call(pending)] }
+        return nextSequential(facts)
+    }
+
+    private func nextSequential(_ facts: any RoundFacts) -> [RoundAction] {
+        if facts.transaction.options.concurrent { return [.changeStatus(.succeed), .finish(.ok)] }
+        guard let index = Self.pending(facts).first else { return [.changeStatus(.succeed), .finish(.ok)] }
+        return [.call([index])]
+    }
+
+    private static func pending(_ facts: any RoundFacts) -> [Int] {
+        facts.branches.indices.filter { facts.branches[$0].op == BranchOp.action && facts.branches[$0].status == .prepared }
     }
 
     private static func problem(_ outcome: BranchOutcome) -> RoundResult? {

@@ -21,6 +21,14 @@ public struct SagaPlan: Sendable, Equatable {
     /// `reverseOrders[j]`: steps that listed j as a prerequisite (they must be rolled back before j).
     public let reverseOrders: [[Int]]
 
+    /// A sequential saga of `stepCount` steps without `orders`.
+    public init(sequentialSteps stepCount: Int) {
+        self.stepCount = stepCount
+        self.concurrent = false
+        self.orders = Array(repeating: [], count: max(stepCount, 0))
+        self.reverseOrders = self.orders
+    }
+
     public init(stepCount: Int, customData: SagaCustomData?) throws(DTMError) {
         self.stepCount = stepCount
         self.concurrent = customData?.concurrent ?? false

@@ -2,169 +2,193 @@
 /// exhausted `retry_limit`, compensations in reverse order, the failed step included.
 public struct SagaProcessor: ModeProcessor {
     public init() {}
+    public func round() -> SagaRound { SagaRound() }
+}
 
-    public func processOnce(_ round: TransactionRound) async throws -> RoundResult {
-        let config = round.config
-        if round.transaction.status == .submitted && round.isTimedOut {
-            try await round.changeStatus(to: .aborting, rollbackReason: round.timeoutReason)
+/// One saga round as a state machine: an action phase, then (when the saga is aborting) a compensation phase.
+/// Each phase starts every row that may run now and, as results come back, the rows they unblock; a row without a
+/// definite answer is run again at once while `retry_limit` allows. No new call starts once the round's budget
+/// (request timeout + 2 s) is spent; calls in flight are still awaited.
+public struct SagaRound: RoundStateMachine {
+    private enum Phase { case begin, actionsSetUp, actions, compensationsSetUp, compensations }
+
+    private var phase = Phase.begin
+    private var plan = SagaPlan(sequentialSteps: 0)
+    private var roundStart = Timestamp(microseconds: 0)
+    private var budget = 0.0
+    /// Rows started and not yet answered.
+    private var running = Set<Int>()
+
+    // Action phase.
+    private var toStart = 0
+    private var failedBefore = false
+    private var failureReason = ""
+    private var succeededNow = 0
+    private var retries: Int64 = 0
+    private var started = Set<Int>()  // steps whose action was started in this round
+    /// A status this round asked for and the runner has not written yet (it writes before the next event).
+    private var abortRequested = false
+
+    // Compensation phase.
+    private var view: [BranchStatus] = []
+    private var toCompensate = 0
+    private var compensated = 0
+    private var compensationStarted = Set<Int>()
+
+    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) throws(DTMError) -> [RoundAction] {
+        switch (phase, event) {
+        case (.begin, .started):
+            roundStart = facts.now
+            budget = Double(facts.config.requestTimeout) + 2
+            if facts.transaction.status == .submitted && facts.isTimedOut {
+                phase = .actionsSetUp
+                return [.changeStatus(.aborting, reason: facts.timeoutReason)]
+            }
+            return try setUpActions(facts)
+        case (.actionsSetUp, .idle):
+            return try setUpActions(facts)
+        case (.actions, .branchFinished(let index, let outcome)):
+            return actionFinished(index, outcome, facts)
+        case (.actions, .idle):
+            return actionsEnded(facts)
+        case (.compensationsSetUp, .idle):
+            return setUpCompensations(facts)
+        case (.compensations, .branchFinished(let index, let outcome)):
+            running.remove(index)
+            if outcome == .succeeded { compensated += 1 }
+            return start(withinBudget(facts) ? nextCompensations(facts) : [])
+        case (.compensations, .idle):
+            if facts.transaction.status == .aborting && compensated == toCompensate { return [.changeStatus(.failed), .finish(.ok)] }
+            return [.finish(.ok)]
+        default:
+            return [.finish(.ok)]  // no other event reaches a saga round
         }
-        let custom: SagaCustomData? =
-            round.transaction.customData.isEmpty
-            ? nil : try? round.context.coding.decode(SagaCustomData.self, from: round.transaction.customData)
-        let stepCount = round.branches.count / 2
-        let plan = try SagaPlan(stepCount: stepCount, customData: custom)
-        let roundStart = round.now
-        let budget = Double(config.requestTimeout) + 2
-        func withinBudget() -> Bool { round.now.seconds(since: roundStart) < budget }
-        func statuses() -> [BranchStatus] { round.branches.map(\.status) }
+    }
 
-        let initial = statuses()
-        let toStart = (0..<stepCount).filter { initial[SagaPlan.actionIndex($0)] == .prepared }.count
-        var failedBefore = (0..<stepCount).contains { initial[SagaPlan.actionIndex($0)] == .failed }
-        var failureReason = ""
-        var succeededNow = 0
+    // MARK: - Action phase
+
+    private mutating func setUpActions(_ facts: any RoundFacts) throws(DTMError) -> [RoundAction] {
+        let t = facts.transaction
+        let custom: SagaCustomData? = t.customData.isEmpty ? nil : try? facts.coding.decode(SagaCustomData.self, from: t.customData)
+        plan = try SagaPlan(stepCount: facts.branches.count / 2, customData: custom)
+        let statuses = facts.branches.map(\.status)
+        toStart = (0..<plan.stepCount).filter { statuses[SagaPlan.actionIndex($0)] == .prepared }.count
+        failedBefore = (0..<plan.stepCount).contains { statuses[SagaPlan.actionIndex($0)] == .failed }
         // Stored, so from outside: kept within 0…limit, or a negative count would retry (almost) without end.
-        var retries = max(0, min(round.transaction.options.retryCount, config.limits.maxRetryLimit))
-        var started = Set<Int>()  // steps whose action was started in this round
+        retries = max(0, min(t.options.retryCount, facts.config.limits.maxRetryLimit))
+        phase = .actions
+        guard t.status == .submitted && !facts.isTimedOut && !failedBefore else { return actionsEnded(facts) }
+        let first = start(nextActions(facts))
+        return first.isEmpty ? actionsEnded(facts) : first
+    }
 
-        // Action phase.
-        if round.transaction.status == .submitted && !round.isTimedOut && !failedBefore {
-            try await runPhase(round, withinBudget: withinBudget) { running in
-                guard round.transaction.status == .submitted, !round.isTimedOut, failureReason.isEmpty else { return [] }
-                let s = statuses()
-                var next: [Int] = []
-                for k in 0..<stepCount where !started.contains(k) && !running.contains(SagaPlan.actionIndex(k)) {
-                    if s[SagaPlan.actionIndex(k)] == .prepared && plan.shouldRunAction(k, statuses: s) {
-                        started.insert(k)
-                        next.append(SagaPlan.actionIndex(k))
-                    }
-                }
-                return next
-            } onResult: { index, outcome in
-                switch outcome {
-                case .succeeded:
-                    succeededNow += 1
-                    return false
-                case .failed(let reason):
-                    failureReason = reason
-                    return false
-                case .ongoing, .error:
-                    let limit = min(round.transaction.options.retryLimit, config.limits.maxRetryLimit)
-                    guard limit > 0, round.transaction.status == .submitted else { return false }
-                    if retries < limit {
-                        retries += 1
-                        return true  // run it again at once
-                    }
-                    try await round.changeStatus(
-                        to: .aborting, rollbackReason: "RetryCount is greater than RetryLimit, RetryLimit: \(limit)")
-                    return false
+    private mutating func actionFinished(_ index: Int, _ outcome: BranchOutcome, _ facts: any RoundFacts) -> [RoundAction] {
+        running.remove(index)
+        var actions: [RoundAction] = []
+        var again = false
+        switch outcome {
+        case .succeeded:
+            succeededNow += 1
+        case .failed(let reason):
+            failureReason = reason
+        case .ongoing, .error:
+            let limit = min(facts.transaction.options.retryLimit, facts.config.limits.maxRetryLimit)
+            if limit > 0 && facts.transaction.status == .submitted && !abortRequested {
+                if retries < limit {
+                    retries += 1
+                    again = true  // run it again at once
+                } else {
+                    abortRequested = true
+                    actions.append(.changeStatus(.aborting, reason: "RetryCount is greater than RetryLimit, RetryLimit: \(limit)"))
                 }
             }
         }
+        guard withinBudget(facts) else { return actions }
+        // A retried row first, then what may start now (`started` keeps the retried step out of that list).
+        return actions + start((again ? [index] : []) + nextActions(facts))
+    }
 
-        if round.transaction.status == .submitted {
+    /// Action rows that may start now: prepared, unblocked by the plan, not started in this round.
+    private mutating func nextActions(_ facts: any RoundFacts) -> [Int] {
+        guard facts.transaction.status == .submitted, !abortRequested, !facts.isTimedOut, failureReason.isEmpty else { return [] }
+        let statuses = facts.branches.map(\.status)
+        var next: [Int] = []
+        for k in 0..<plan.stepCount where !started.contains(k) && !running.contains(SagaPlan.actionIndex(k)) {
+            if statuses[SagaPlan.actionIndex(k)] == .prepared && plan.shouldRunAction(k, statuses: statuses) {
+                started.insert(k)
+                next.append(SagaPlan.actionIndex(k))
+            }
+        }
+        return next
+    }
+
+    private mutating func actionsEnded(_ facts: any RoundFacts) -> [RoundAction] {
+        phase = .compensationsSetUp
+        if facts.transaction.status == .submitted {
             if failureReason.isEmpty && !failedBefore && succeededNow == toStart {
-                try await round.changeStatus(to: .succeed)
-                return .ok
+                return [.changeStatus(.succeed), .finish(.ok)]
             }
             if !failureReason.isEmpty || failedBefore {
-                try await round.changeStatus(to: .aborting, rollbackReason: failureReason.isEmpty ? "fail message lost" : failureReason)
-                failedBefore = true
-            } else if round.isTimedOut {
-                try await round.changeStatus(to: .aborting, rollbackReason: round.timeoutReason)
+                return [.changeStatus(.aborting, reason: failureReason.isEmpty ? "fail message lost" : failureReason)]
             }
+            if facts.isTimedOut { return [.changeStatus(.aborting, reason: facts.timeoutReason)] }
         }
-        guard round.transaction.status == .aborting else { return .ok }
+        return setUpCompensations(facts)
+    }
 
-        // An action that was started (or could start now) but has no definite answer may have executed:
-        // treat it as done, in memory only, so that it is compensated.
-        // Which actions count as possibly run is decided on the statuses as they are, before any is marked
-        // (marking step k first would make step k+1 look runnable although it never ran).
-        let before = statuses()
-        var view = before
-        for k in 0..<stepCount where before[SagaPlan.actionIndex(k)] == .prepared {
+    // MARK: - Compensation phase
+
+    private mutating func setUpCompensations(_ facts: any RoundFacts) -> [RoundAction] {
+        guard facts.transaction.status == .aborting else { return [.finish(.ok)] }
+        phase = .compensations
+        // An action that was started (or could start now) but has no definite answer may have executed: treat it
+        // as done, in memory only, so that it is compensated. Which actions count as possibly run is decided on the
+        // statuses as they are, before any is marked (marking step k first would make step k+1 look runnable
+        // although it never ran).
+        let before = facts.branches.map(\.status)
+        view = before
+        for k in 0..<plan.stepCount where before[SagaPlan.actionIndex(k)] == .prepared {
             if started.contains(k) || plan.shouldRunAction(k, statuses: before) {
                 view[SagaPlan.actionIndex(k)] = .succeed
             }
         }
-        let toCompensate = (0..<stepCount).filter {
-            view[SagaPlan.compensateIndex($0)] != .succeed && view[SagaPlan.actionIndex($0)] != .prepared
-        }.count
-        var compensated = 0
-        var compStarted = Set<Int>()
-
-        try await runPhase(round, withinBudget: withinBudget) { running in
-            guard round.transaction.status == .aborting else { return [] }
-            for k in 0..<stepCount {
-                view[SagaPlan.compensateIndex(k)] = round.branches[SagaPlan.compensateIndex(k)].status
-            }
-            var next: [Int] = []
-            for k in stride(from: stepCount - 1, through: 0, by: -1) where !compStarted.contains(k) {
-                let index = SagaPlan.compensateIndex(k)
-                if view[index] == .prepared && !running.contains(index) && plan.shouldRollback(k, statuses: view) {
-                    compStarted.insert(k)
-                    next.append(index)
-                }
-            }
-            return next
-        } onResult: { _, outcome in
-            if outcome == .succeeded { compensated += 1 }
-            return false
+        toCompensate =
+            (0..<plan.stepCount).filter {
+                view[SagaPlan.compensateIndex($0)] != .succeed && view[SagaPlan.actionIndex($0)] != .prepared
+            }.count
+        let first = start(withinBudget(facts) ? nextCompensations(facts) : [])
+        if first.isEmpty {
+            if compensated == toCompensate { return [.changeStatus(.failed), .finish(.ok)] }
+            return [.finish(.ok)]
         }
-
-        if round.transaction.status == .aborting && compensated == toCompensate {
-            try await round.changeStatus(to: .failed)
-        }
-        return .ok
+        return first
     }
 
-    /// Runs branch calls until nothing more may start: `nextBatch` names the rows to start now (given the rows
-    /// running), and each result is recorded in this task before `onResult` decides whether to run the same row
-    /// again. When the round's budget is spent no new call starts; calls in flight are still awaited and recorded.
-    ///
-    /// While one call at a time may run (every sequential saga), it is awaited in this task; child tasks are
-    /// made only once two calls may run together (concurrent sagas). Same order of calls and records either
-    /// way; a task per branch call was a measurable part of a saga's CPU.
-    private func runPhase(
-        _ round: TransactionRound,
-        withinBudget: () -> Bool,
-        nextBatch: (Set<Int>) -> [Int],
-        onResult: (Int, BranchOutcome) async throws -> Bool
-    ) async throws {
-        let caller = round.context.caller
-        guard withinBudget() else { return }
-        var pending = nextBatch([])
-        while pending.count == 1 {
-            let index = pending[0]
-            try await round.settle()
-            let result = await TransactionRound.call(round.branchCall(index: index), caller: caller)
-            let outcome = try await round.record(result, index: index)
-            let again = try await onResult(index, outcome)
-            guard withinBudget() else { return }
-            pending = again ? [index] + nextBatch([index]) : nextBatch([])
+    /// Compensation rows that may start now, from the last step to the first.
+    private mutating func nextCompensations(_ facts: any RoundFacts) -> [Int] {
+        guard facts.transaction.status == .aborting else { return [] }
+        for k in 0..<plan.stepCount {
+            view[SagaPlan.compensateIndex(k)] = facts.branches[SagaPlan.compensateIndex(k)].status
         }
-        guard !pending.isEmpty else { return }
-        try await withThrowingTaskGroup(of: (Int, BranchCallResult).self) { group in
-            var running = Set<Int>()
-            func start(_ index: Int) {
-                let call = round.branchCall(index: index)
-                running.insert(index)
-                group.addTask { (index, await TransactionRound.call(call, caller: caller)) }
-            }
-            try await round.settle()
-            for index in pending { start(index) }
-            while let (index, result) = try await group.next() {
-                running.remove(index)
-                let outcome = try await round.record(result, index: index)
-                let again = try await onResult(index, outcome)
-                var next: [Int] = []
-                if withinBudget() {
-                    if again { next.append(index) }
-                    next += nextBatch(running.union(next))
-                }
-                if !running.isEmpty || !next.isEmpty { try await round.settle() }
-                for index in next { start(index) }
+        var next: [Int] = []
+        for k in stride(from: plan.stepCount - 1, through: 0, by: -1) where !compensationStarted.contains(k) {
+            let index = SagaPlan.compensateIndex(k)
+            if view[index] == .prepared && !running.contains(index) && plan.shouldRollback(k, statuses: view) {
+                compensationStarted.insert(k)
+                next.append(index)
             }
         }
+        return next
+    }
+
+    // MARK: - Helpers
+
+    private func withinBudget(_ facts: any RoundFacts) -> Bool { facts.now.seconds(since: roundStart) < budget }
+
+    /// `.call(rows)` for rows not yet running, counted as running from now on.
+    private mutating func start(_ rows: [Int]) -> [RoundAction] {
+        guard !rows.isEmpty else { return [] }
+        running.formUnion(rows)
+        return [.call(rows)]
     }
 }

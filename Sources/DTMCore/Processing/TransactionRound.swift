@@ -1,11 +1,12 @@
 import Logging
 
-/// One processing round of one transaction: its in-memory copy, its branch rows and the shared steps every
-/// mode uses (call a branch, record the result, move the schedule, change the global status).
+/// One processing round of one transaction: its in-memory copy, its branch rows and the effects `RoundRunner`
+/// performs for a processor (call a branch, record the result, move the schedule, change the global status). It
+/// is also the processor's read-only view of the round (`RoundFacts`).
 ///
-/// A round is used by a single task. Concurrent branch calls (concurrent sagas, msg) run `call(index:)` in
+/// A round is used by a single task. Concurrent branch calls (concurrent sagas, msg) run `call(_:caller:)` in
 /// child tasks; everything that writes to the store runs in the round's own task.
-public final class TransactionRound {
+public final class TransactionRound: RoundFacts {
     public private(set) var transaction: GlobalTransaction
     public private(set) var branches: [Branch]
     public let context: ProcessingContext
@@ -34,7 +35,7 @@ public final class TransactionRound {
 
     public var config: EngineConfig { context.config }
     public var now: Timestamp { context.clock.now() }
-    public var isTimedOut: Bool { config.isTimedOut(transaction, now: now) }
+    public var coding: any TextCoding { context.coding }
 
     /// The call for branch row `index`.
     public func branchCall(index: Int) -> BranchCall {
@@ -47,13 +48,6 @@ public final class TransactionRound {
             url: url, gid: transaction.gid, transType: transaction.transType, transProtocol: transaction.transProtocol,
             branchID: branchID, op: op, payload: payload, headers: transaction.options.branchHeaders,
             timeout: config.requestTimeout(for: transaction.options))
-    }
-
-    /// Calls branch row `index` and records the result (spec §8.1 `execBranch`).
-    public func execBranch(index: Int) async throws -> BranchOutcome {
-        try await settle()
-        let result = await Self.call(branchCall(index: index), caller: context.caller)
-        return try await record(result, index: index)
     }
 
     /// Calls a URL that is not a stored branch — the msg check-back or the workflow resume — as branch `00`.
@@ -191,9 +185,6 @@ public final class TransactionRound {
         extra.merging(["branch_id": .string(branch.branchID), "op": .string(branch.op)]) { a, _ in a }
     }
 
-    /// The text DTM uses for a timeout (spec §17.23 recommends the effective value; tests match `\d+`).
-    public var timeoutReason: String { "Timeout after \(config.effectiveTimeout(for: transaction)) seconds" }
-
     private func alertIfNeeded(branchURL: String, error: String) async {
         guard let alerts = context.alerts else { return }
         let base = max(config.resetInterval(for: transaction.options), 1)
@@ -203,9 +194,4 @@ public final class TransactionRound {
         guard level >= config.alertRetryLimit else { return }
         await alerts.alert(gid: transaction.gid, status: transaction.status, branchURL: branchURL, error: error, retryCount: level)
     }
-}
-
-/// One mode's processing (saga, msg, tcc, xa, workflow), as DTM's `ProcessOnce`.
-public protocol ModeProcessor: Sendable {
-    func processOnce(_ round: TransactionRound) async throws -> RoundResult
 }

@@ -9,23 +9,30 @@ public struct WorkflowCustomData: Sendable, Equatable, Codable {
 /// nothing here: the resumed client finishes the workflow through the normal API.
 public struct WorkflowProcessor: ModeProcessor {
     public init() {}
+    public func round() -> WorkflowRound { WorkflowRound() }
+}
 
-    public func processOnce(_ round: TransactionRound) async throws -> RoundResult {
-        let t = round.transaction
-        guard !t.status.isFinished else { return .ok }
-        let custom = (try? round.context.coding.decode(WorkflowCustomData.self, from: t.customData)) ?? WorkflowCustomData()
-        var payload = Base64.decode(custom.data ?? "") ?? []
-        if t.transProtocol == TransProtocol.grpc {
-            payload = Self.workflowDataMessage(payload)
-        }
-        switch await round.callCheckBack(url: t.queryPrepared, op: custom.name ?? "", payload: payload) {
-        case .success, .failure, .ongoing: return .ok
-        case .error(let m):
-            round.logger.warning("workflow resume call failed", metadata: ["error": .string(m)])
-            return .ok
+public struct WorkflowRound: RoundStateMachine {
+    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) -> [RoundAction] {
+        switch event {
+        case .started:
+            let t = facts.transaction
+            guard !t.status.isFinished else { return [.finish(.ok)] }
+            let custom = (try? facts.coding.decode(WorkflowCustomData.self, from: t.customData)) ?? WorkflowCustomData()
+            var payload = Base64.decode(custom.data ?? "") ?? []
+            if t.transProtocol == TransProtocol.grpc {
+                payload = WorkflowProcessor.workflowDataMessage(payload)
+            }
+            return [.checkBack(url: t.queryPrepared, op: custom.name ?? "", payload: payload)]
+        case .checkBackAnswered(.error(let m)):
+            return [.warn("workflow resume call failed", error: m), .finish(.ok)]
+        case .checkBackAnswered, .branchFinished, .idle:
+            return [.finish(.ok)]
         }
     }
+}
 
+extension WorkflowProcessor {
     /// The protobuf encoding of `workflow.WorkflowData { bytes Data = 1; }`: field 1, wire type 2, then the
     /// varint length and the bytes (empty input encodes as an empty message).
     static func workflowDataMessage(_ data: [UInt8]) -> [UInt8] {

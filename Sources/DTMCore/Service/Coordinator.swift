@@ -255,7 +255,7 @@ public final class Coordinator: Sendable {
         let round = TransactionRound(transaction: transaction, branches: branches, context: context)
         let result: RoundResult
         do {
-            result = try await processor.processOnce(round)
+            result = try await RoundRunner.run(processor, round)
             try await round.storePendingUpdates()
         } catch {
             context.observer?.roundFinished(transType: transaction.transType, failed: true, secondsSinceCreate: now.seconds(since: transaction.createTime))

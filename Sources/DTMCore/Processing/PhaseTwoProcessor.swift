@@ -1,0 +1,54 @@
+/// TCC rounds (spec §8.4): confirm every registered branch after submit, cancel every one after abort or
+/// timeout, both from the last registered branch to the first. The server never calls `try`.
+public struct TCCProcessor: ModeProcessor {
+    public init() {}
+    public func round() -> PhaseTwoRound { PhaseTwoRound(commitOp: BranchOp.confirm, rollbackOp: BranchOp.cancel, lastToFirst: true) }
+}
+
+/// XA rounds (spec §8.5): commit after submit, rollback after abort or timeout, first to last, always POST.
+public struct XAProcessor: ModeProcessor {
+    public init() {}
+    public func round() -> PhaseTwoRound { PhaseTwoRound(commitOp: BranchOp.commit, rollbackOp: BranchOp.rollback, lastToFirst: false) }
+}
+
+/// The shared shape of TCC and XA: a prepared transaction that times out is aborted; then one op is run on
+/// every row that has it, in order, stopping at the first row without a definite success.
+public struct PhaseTwoRound: RoundStateMachine {
+    let commitOp: String
+    let rollbackOp: String
+    let lastToFirst: Bool
+
+    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) -> [RoundAction] {
+        switch event {
+        case .started:
+            if facts.transaction.status == .prepared {
+                guard facts.isTimedOut else { return [.finish(.ok)] }
+                return [.changeStatus(.aborting, reason: facts.timeoutReason)]
+            }
+            return nextBranch(facts)
+        case .branchFinished(_, let outcome):
+            switch outcome {
+            case .succeeded: return nextBranch(facts)
+            case .ongoing(let m): return [.finish(.ongoing(m))]
+            case .error(let m), .failed(let m): return [.finish(.error(m))]
+            }
+        case .idle:
+            return nextBranch(facts)
+        case .checkBackAnswered:
+            return [.finish(.ok)]
+        }
+    }
+
+    /// The next row of this phase's op without a success, in order; or the end of the phase.
+    private func nextBranch(_ facts: any RoundFacts) -> [RoundAction] {
+        let status = facts.transaction.status
+        guard status == .submitted || status == .aborting else { return [.finish(.ok)] }
+        let op = status == .submitted ? commitOp : rollbackOp
+        let branches = facts.branches
+        let order = lastToFirst ? Array(branches.indices.reversed()) : Array(branches.indices)
+        if let index = order.first(where: { branches[$0].op == op && branches[$0].status != .succeed }) {
+            return [.call([index])]
+        }
+        return [.changeStatus(status == .submitted ? .succeed : .failed), .finish(.ok)]
+    }
+}

@@ -1,0 +1,58 @@
+/// What a processor tells the round runner to do next. Processors decide; `RoundRunner` performs.
+public enum RoundAction: Sendable, Equatable {
+    /// Compare-and-set of the global status (with the rollback reason for `aborting`).
+    case changeStatus(GlobalStatus, reason: String? = nil)
+    /// Start these branch rows now, beside any still running. Each result is recorded (the branch status, the
+    /// schedule, an alert) before the processor hears of it.
+    case call([Int])
+    /// Call a URL that is not a branch row — the msg check-back or the workflow resume — as branch `00`.
+    case checkBack(url: String, op: String, payload: [UInt8])
+    /// Move the schedule.
+    case touch(ScheduleUpdate)
+    /// Next round at now + `seconds`, the interval unchanged (msg `delay`).
+    case postpone(seconds: Int64)
+    /// Log a warning in the round's name (its gid and trans_type).
+    case warn(String, error: String)
+    /// The round is over.
+    case finish(RoundResult)
+}
+
+/// What happened since the processor last decided.
+public enum RoundEvent: Sendable, Equatable {
+    /// The round begins.
+    case started
+    /// Branch row `index` answered; its result is already recorded in the facts.
+    case branchFinished(index: Int, outcome: BranchOutcome)
+    /// The check-back answered.
+    case checkBackAnswered(BranchCallResult)
+    /// The previous actions are done and no call is running.
+    case idle
+}
+
+/// The facts a processor decides on, read-only: the transaction and its branches as they are now (after every
+/// write of this round), the time, the configuration.
+public protocol RoundFacts {
+    var transaction: GlobalTransaction { get }
+    var branches: [Branch] { get }
+    var now: Timestamp { get }
+    var config: EngineConfig { get }
+    var coding: any TextCoding { get }
+}
+
+extension RoundFacts {
+    public var isTimedOut: Bool { config.isTimedOut(transaction, now: now) }
+    /// The text DTM uses for a timeout (spec §17.23 recommends the effective value; tests match `\d+`).
+    public var timeoutReason: String { "Timeout after \(config.effectiveTimeout(for: transaction)) seconds" }
+}
+
+/// One mode's decisions for one round, as a value: told each event with the facts, it answers the actions to take,
+/// in order. No I/O and no `async`: every transition can be tested with plain values.
+public protocol RoundStateMachine {
+    mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) throws(DTMError) -> [RoundAction]
+}
+
+/// One mode's processing (saga, msg, tcc, xa, workflow), as DTM's `ProcessOnce`: the state machine of a round.
+public protocol ModeProcessor: Sendable {
+    associatedtype Round: RoundStateMachine
+    func round() -> Round
+}

@@ -1,0 +1,94 @@
+/// Performs the decisions of a mode's state machine for one round, the same way for every mode: branch calls one at
+/// a time in the round's task, or in a task group once two may run together; each result recorded in the round's
+/// task before the machine hears of it; branch statuses stored before the next call starts or is waited on
+/// (`UpdateBranchSync`, in `TransactionRound.settle`); status changes, schedule moves and check-backs as asked.
+enum RoundRunner {
+    static func run<P: ModeProcessor>(_ processor: P, _ round: TransactionRound) async throws -> RoundResult {
+        var machine = processor.round()
+        var event = RoundEvent.started
+        while true {
+            let actions = try machine.next(event, round)
+            if actions.isEmpty && event == .idle { return .ok }  // a machine with nothing left to do
+            var calls: [Int] = []
+            var answer: BranchCallResult?
+            for action in actions {
+                switch action {
+                case .finish(let result): return result
+                case .call(let rows): calls += rows
+                default: answer = try await perform(action, round) ?? answer
+                }
+            }
+            if let answer {
+                event = .checkBackAnswered(answer)
+            } else if calls.isEmpty {
+                event = .idle
+            } else if calls.count == 1 {
+                // One call at a time (every sequential saga, TCC, XA): awaited in this task, no task per call.
+                let index = calls[0]
+                try await round.settle()
+                let result = await TransactionRound.call(round.branchCall(index: index), caller: round.context.caller)
+                event = .branchFinished(index: index, outcome: try await round.record(result, index: index))
+            } else {
+                if let result = try await concurrently(calls, &machine, round) { return result }
+                event = .idle
+            }
+        }
+    }
+
+    /// Runs `first` and whatever the machine starts as results come back, in a task group, until none is running.
+    /// Returns the machine's result if it finished meanwhile (the calls still running are awaited and recorded).
+    private static func concurrently<M: RoundStateMachine>(
+        _ first: [Int], _ machine: inout M, _ round: TransactionRound
+    ) async throws -> RoundResult? {
+        let caller = round.context.caller
+        return try await withThrowingTaskGroup(of: (Int, BranchCallResult).self) { group in
+            var running = 0
+            func start(_ rows: [Int]) {
+                for index in rows {
+                    let call = round.branchCall(index: index)
+                    running += 1
+                    group.addTask { (index, await TransactionRound.call(call, caller: caller)) }
+                }
+            }
+            try await round.settle()
+            start(first)
+            var finished: RoundResult?
+            while let (index, result) = try await group.next() {
+                running -= 1
+                let outcome = try await round.record(result, index: index)
+                if finished != nil { continue }
+                var calls: [Int] = []
+                for action in try machine.next(.branchFinished(index: index, outcome: outcome), round) {
+                    switch action {
+                    case .finish(let result): finished = result
+                    case .call(let rows): calls += rows
+                    default: _ = try await perform(action, round)
+                    }
+                }
+                if finished != nil { calls = [] }
+                if running > 0 || !calls.isEmpty { try await round.settle() }
+                start(calls)
+            }
+            return finished
+        }
+    }
+
+    /// Performs one action other than `call` and `finish`; a check-back's answer is returned.
+    private static func perform(_ action: RoundAction, _ round: TransactionRound) async throws -> BranchCallResult? {
+        switch action {
+        case .changeStatus(let status, let reason):
+            try await round.changeStatus(to: status, rollbackReason: reason)
+        case .touch(let update):
+            try await round.touch(update)
+        case .postpone(let seconds):
+            try await round.postpone(seconds: seconds)
+        case .checkBack(let url, let op, let payload):
+            return await round.callCheckBack(url: url, op: op, payload: payload)
+        case .warn(let message, let error):
+            round.logger.warning("\(message)", metadata: ["error": .string(error)])
+        case .call, .finish:
+            break
+        }
+        return nil
+    }
+}

@@ -1,0 +1,288 @@
+@testable import DTMCore
+import Testing
+
+/// The processors' decisions as tables of plain values: facts in, actions out, no store, no clock, no caller.
+/// `PlainFacts` plays the runner: it applies status changes and records branch results the way `RoundRunner` and
+/// `TransactionRound` do, so a whole round can be stepped through.
+struct PlainFacts: RoundFacts {
+    var transaction: GlobalTransaction
+    var branches: [Branch]
+    var now = Timestamp(microseconds: 1_000_000_000_000)
+    var config = EngineConfig()
+    var coding: any TextCoding = JSONTestCoding()
+
+    init(_ type: TransType, _ status: GlobalStatus, rows: [(op: String, status: BranchStatus)], options: TransOptions = TransOptions(), customData: String = "")
+    {
+        let created = Timestamp(microseconds: 1_000_000_000_000)
+        transaction = GlobalTransaction(gid: "g", transType: type, status: status, createTime: created)
+        transaction.options = options
+        transaction.customData = customData
+        transaction.queryPrepared = "http://127.0.0.1:1/query"
+        branches = rows.enumerated().map { i, row in
+            Branch(gid: "g", url: "u\(i)", binData: [], branchID: String(format2(i / 2 + 1)), op: row.op, status: row.status, createTime: created)
+        }
+    }
+
+    /// Saga rows `[compensate 1, action 1, …]` from a string of statuses, two letters per step (p, s, f).
+    static func saga(_ status: GlobalStatus, _ rows: String, options: TransOptions = TransOptions(), customData: String = "") -> PlainFacts {
+        let letters = Array(rows)
+        return PlainFacts(
+            .saga, status,
+            rows: letters.indices.map { (op: $0 % 2 == 0 ? BranchOp.compensate : BranchOp.action, status: Self.status(letters[$0])) },
+            options: options, customData: customData)
+    }
+
+    static func status(_ c: Character) -> BranchStatus { c == "s" ? .succeed : c == "f" ? .failed : .prepared }
+
+    var rowStatuses: String {
+        String(branches.map { $0.status == .succeed ? "s" : $0.status == .failed ? "f" : "p" })
+    }
+
+    /// What the runner does with an action the machine asked for (calls are answered by the table).
+    mutating func apply(_ action: RoundAction) {
+        if case .changeStatus(let status, let reason) = action {
+            transaction.status = status
+            if let reason { transaction.rollbackReason = reason }
+        }
+    }
+
+    /// What `TransactionRound.record` does with an answer: success marks the row succeed, a saga action's FAILURE
+    /// marks it failed.
+    mutating func record(_ index: Int, _ outcome: BranchOutcome) {
+        if outcome == .succeeded { branches[index].status = .succeed }
+        if case .failed = outcome { branches[index].status = .failed }
+    }
+}
+
+private func format2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+
+/// Steps a machine through one round: each `.call` is answered from `answers` (by row, in order; `.succeeded`
+/// when none is left), one call at a time in the order asked, as the runner does for sequential rounds.
+func drive<M: RoundStateMachine>(
+    _ machine: inout M, _ facts: inout PlainFacts, answers: [Int: [BranchOutcome]] = [:], checkBack: BranchCallResult? = nil,
+    clock: ((Int) -> Timestamp)? = nil
+) throws -> (calls: [Int], actions: [RoundAction]) {
+    var answers = answers
+    var calls: [Int] = []
+    var log: [RoundAction] = []
+    var queue: [Int] = []
+    var event = RoundEvent.started
+    for step in 0..<200 {
+        if let clock { facts.now = clock(step) }
+        let actions = try machine.next(event, facts)
+        log += actions
+        var answer: BranchCallResult?
+        for action in actions {
+            switch action {
+            case .finish: return (calls, log)
+            case .call(let rows): queue += rows
+            case .checkBack: answer = checkBack
+            default: facts.apply(action)
+            }
+        }
+        if let answer {
+            event = .checkBackAnswered(answer)
+        } else if queue.isEmpty {
+            event = .idle
+        } else {
+            let index = queue.removeFirst()
+            calls.append(index)
+            let outcome = answers[index]?.isEmpty == false ? answers[index]!.removeFirst() : .succeeded
+            facts.record(index, outcome)
+            event = .branchFinished(index: index, outcome: outcome)
+        }
+    }
+    Issue.record("the machine never finished")
+    return (calls, log)
+}
+
+@Suite("round state machines, on plain values")
+struct RoundStateMachineTests {
+    // MARK: - Saga
+
+    @Test(
+        "saga: state × answers → calls, final status, rows",
+        arguments: [
+            // (stored rows, answers, calls, final status, rows after)
+            ("pppp", [:], [1, 3], GlobalStatus.succeed, "psps"),
+            ("psps", [:], [], .succeed, "psps"),  // nothing left to run: succeed at once
+            ("pppp", [3: [BranchOutcome.failed("no")]], [1, 3, 2, 0], .failed, "sssf"),
+            ("pppp", [1: [.failed("no")]], [1, 0], .failed, "sfpp"),
+            ("pppp", [3: [.ongoing("wait")]], [1, 3], .submitted, "pspp"),
+            ("pppp", [1: [.error("down")]], [1], .submitted, "pppp"),
+            ("pspf", [:], [2, 0], .failed, "sssf"),  // failed in an earlier round: compensate
+        ] as [(String, [Int: [BranchOutcome]], [Int], GlobalStatus, String)])
+    func sagaTable(rows: String, answers: [Int: [BranchOutcome]], calls: [Int], final: GlobalStatus, after: String) throws {
+        var facts = PlainFacts.saga(.submitted, rows)
+        var machine = SagaProcessor().round()
+        let (made, _) = try drive(&machine, &facts, answers: answers)
+        #expect(made == calls)
+        #expect(facts.transaction.status == final)
+        #expect(facts.rowStatuses == after)
+    }
+
+    @Test("saga: the rollback reason names the failed step's answer; a timed-out saga compensates what may have run")
+    func sagaReasons() throws {
+        var facts = PlainFacts.saga(.submitted, "pppp")
+        var machine = SagaProcessor().round()
+        _ = try drive(&machine, &facts, answers: [3: [.failed("url:u3 return failed: no FAILURE")]])
+        #expect(facts.transaction.rollbackReason == "url:u3 return failed: no FAILURE")
+
+        var late = PlainFacts.saga(.submitted, "pspp")
+        late.transaction.options.timeoutToFail = 1
+        late.now = late.transaction.createTime.adding(seconds: 5)
+        var timedOut = SagaProcessor().round()
+        let (calls, actions) = try drive(&timedOut, &late)
+        #expect(actions.first == .changeStatus(.aborting, reason: "Timeout after 1 seconds"))
+        #expect(calls == [2, 0])  // step 2 could have started, so it may have run: both are compensated
+        #expect(late.transaction.status == .failed)
+    }
+
+    @Test("saga: retry_limit reruns an undecided action at once, then aborts with DTM's reason")
+    func sagaRetryLimit() throws {
+        var options = TransOptions()
+        options.retryLimit = 2
+        var facts = PlainFacts.saga(.submitted, "pp", options: options)
+        var machine = SagaProcessor().round()
+        let (calls, actions) = try drive(&machine, &facts, answers: [1: [.error("x"), .ongoing("y"), .error("z")]])
+        #expect(calls == [1, 1, 1, 0])
+        #expect(actions.contains(.changeStatus(.aborting, reason: "RetryCount is greater than RetryLimit, RetryLimit: 2")))
+        #expect(facts.transaction.status == .failed)
+    }
+
+    @Test("saga: a concurrent saga starts every step at once, and compensates by the reverse of `orders`")
+    func sagaConcurrent() throws {
+        var facts = PlainFacts.saga(.submitted, "pppppp", customData: #"{"concurrent":true,"orders":{"2":[0,1]}}"#)
+        var machine = SagaProcessor().round()
+        let first = try machine.next(.started, facts)
+        #expect(first == [.call([1, 3])])  // step 3 waits for steps 1 and 2
+        facts.record(1, .succeeded)
+        #expect(try machine.next(.branchFinished(index: 1, outcome: .succeeded), facts) == [])
+        facts.record(3, .failed("no"))
+        #expect(try machine.next(.branchFinished(index: 3, outcome: .failed("no")), facts) == [])
+        let abort = try machine.next(.idle, facts)
+        #expect(abort == [.changeStatus(.aborting, reason: "no")])
+        facts.apply(abort[0])
+        #expect(try machine.next(.idle, facts) == [.call([2, 0])])  // both compensations at once
+    }
+
+    @Test("saga: once the round's budget is spent no new call starts; the round ends for the cron loop")
+    func sagaBudget() throws {
+        var facts = PlainFacts.saga(.submitted, "pppp")
+        var machine = SagaProcessor().round()
+        let start = facts.now
+        // Step 0 starts the round; every later step is 10 s on (budget: RequestTimeout 3 + 2 s).
+        let (calls, actions) = try drive(&machine, &facts, clock: { $0 == 0 ? start : start.adding(seconds: 10) })
+        #expect(calls == [1])
+        #expect(facts.transaction.status == .submitted)
+        #expect(actions.last == .finish(.ok))
+    }
+
+    @Test("saga: invalid orders are an error naming the step")
+    func sagaBadOrders() {
+        let facts = PlainFacts.saga(.submitted, "pppp", customData: #"{"orders":{"7":[0]}}"#)
+        var machine = SagaProcessor().round()
+        #expect(throws: DTMError.self) { _ = try machine.next(.started, facts) }
+    }
+
+    // MARK: - TCC and XA
+
+    @Test(
+        "tcc/xa: status × answers → calls and final status",
+        arguments: [
+            // (processor, status, rows ops, answers, calls, final)
+            ("tcc", GlobalStatus.submitted, [:], [5, 3, 1], GlobalStatus.succeed),  // confirm last to first
+            ("tcc", .aborting, [:], [4, 2, 0], .failed),  // cancel last to first
+            ("xa", .submitted, [:], [1, 3, 5], .succeed),  // commit first to last
+            ("xa", .aborting, [:], [0, 2, 4], .failed),
+            ("tcc", .submitted, [3: [BranchOutcome.ongoing("later")]], [5, 3], .submitted),  // stops at the first undecided
+            ("xa", .submitted, [3: [.error("down")]], [1, 3], .submitted),
+            ("tcc", .prepared, [:], [], .prepared),  // not timed out: nothing
+        ] as [(String, GlobalStatus, [Int: [BranchOutcome]], [Int], GlobalStatus)])
+    func phaseTwoTable(mode: String, status: GlobalStatus, answers: [Int: [BranchOutcome]], calls: [Int], final: GlobalStatus) throws {
+        let tcc = mode == "tcc"
+        let ops = tcc ? [BranchOp.cancel, BranchOp.confirm] : [BranchOp.rollback, BranchOp.commit]
+        var facts = PlainFacts(tcc ? .tcc : .xa, status, rows: (0..<6).map { (op: ops[$0 % 2], status: BranchStatus.prepared) })
+        var machine = tcc ? TCCProcessor().round() : XAProcessor().round()
+        let (made, _) = try drive(&machine, &facts, answers: answers)
+        #expect(made == calls)
+        #expect(facts.transaction.status == final)
+    }
+
+    @Test("tcc: a prepared transaction past its timeout is aborted, then cancelled")
+    func tccTimeout() throws {
+        var options = TransOptions()
+        options.timeoutToFail = 1
+        var facts = PlainFacts(.tcc, .prepared, rows: [(BranchOp.cancel, .prepared), (BranchOp.confirm, .prepared)], options: options)
+        facts.now = facts.transaction.createTime.adding(seconds: 2)
+        var machine = TCCProcessor().round()
+        let (calls, actions) = try drive(&machine, &facts)
+        #expect(actions.first == .changeStatus(.aborting, reason: "Timeout after 1 seconds"))
+        #expect(calls == [0])
+        #expect(facts.transaction.status == .failed)
+    }
+
+    // MARK: - Msg
+
+    @Test(
+        "msg: check-back answer → status and schedule",
+        arguments: [
+            (BranchCallResult.success, GlobalStatus.succeed, RoundAction.finish(.ok)),
+            (.failure("no"), .failed, .finish(.ok)),
+            (.ongoing("wait"), .prepared, .finish(.ongoing("wait"))),
+            (.error("down"), .prepared, .finish(.error("down"))),
+        ] as [(BranchCallResult, GlobalStatus, RoundAction)])
+    func msgCheckBack(answer: BranchCallResult, final: GlobalStatus, last: RoundAction) throws {
+        var options = TransOptions()
+        options.timeoutToFail = 1
+        var facts = PlainFacts(.msg, .prepared, rows: [(BranchOp.action, .prepared)], options: options)
+        facts.now = facts.transaction.createTime.adding(seconds: 2)
+        var machine = MsgProcessor().round()
+        let (calls, actions) = try drive(&machine, &facts, checkBack: answer)
+        #expect(actions.first == .checkBack(url: "http://127.0.0.1:1/query", op: BranchOp.msg, payload: []))
+        #expect(facts.transaction.status == final)
+        #expect(actions.last == last)
+        #expect(calls == (answer == .success ? [0] : []))
+        if case .ongoing = answer { #expect(actions.contains(.touch(.reset))) }
+        if case .error = answer { #expect(actions.contains(.touch(.backOff))) }
+    }
+
+    @Test("msg: branches in order, stopping at the first undecided; concurrent: all at once; delay postpones")
+    func msgBranches() throws {
+        var facts = PlainFacts(.msg, .submitted, rows: [(BranchOp.action, .prepared), (BranchOp.action, .prepared), (BranchOp.action, .prepared)])
+        var machine = MsgProcessor().round()
+        var (calls, _) = try drive(&machine, &facts, answers: [1: [.ongoing("busy")]])
+        #expect(calls == [0, 1])
+        #expect(facts.transaction.status == .submitted)
+
+        var options = TransOptions()
+        options.concurrent = true
+        var parallel = PlainFacts(.msg, .submitted, rows: [(BranchOp.action, .prepared), (BranchOp.action, .prepared)], options: options)
+        var concurrentMachine = MsgProcessor().round()
+        #expect(try concurrentMachine.next(.started, parallel) == [.call([0, 1])])
+        parallel.record(0, .succeeded)
+        #expect(try concurrentMachine.next(.branchFinished(index: 0, outcome: .succeeded), parallel) == [])
+        #expect(try concurrentMachine.next(.branchFinished(index: 1, outcome: .error("x")), parallel) == [])
+        #expect(try concurrentMachine.next(.idle, parallel) == [.finish(.error("x"))])
+
+        var delayed = PlainFacts(.msg, .submitted, rows: [(BranchOp.action, .prepared)], customData: #"{"delay":60}"#)
+        var delayedMachine = MsgProcessor().round()
+        (calls, _) = try drive(&delayedMachine, &delayed)
+        #expect(calls.isEmpty)
+        var again = MsgProcessor().round()
+        #expect(try again.next(.started, delayed) == [.postpone(seconds: 60), .finish(.ok)])
+    }
+
+    // MARK: - Workflow
+
+    @Test("workflow: an unfinished workflow is resumed through query_prepared; a failed call is logged, never fatal")
+    func workflow() throws {
+        var facts = PlainFacts(.workflow, .prepared, rows: [], customData: #"{"name":"wf","data":"AQI="}"#)
+        var machine = WorkflowProcessor().round()
+        #expect(try machine.next(.started, facts) == [.checkBack(url: "http://127.0.0.1:1/query", op: "wf", payload: [1, 2])])
+        #expect(try machine.next(.checkBackAnswered(.error("down")), facts) == [.warn("workflow resume call failed", error: "down"), .finish(.ok)])
+        facts.transaction.status = .succeed
+        var finished = WorkflowProcessor().round()
+        #expect(try finished.next(.started, facts) == [.finish(.ok)])
+    }
+}
