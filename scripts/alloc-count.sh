@@ -4,21 +4,26 @@
 # dtm-bench, and prints the coordinator's allocations per completed saga. Unlike CPU time on this virtual
 # machine, whose speed drifts by 2x between minutes, the count barely moves between runs, so it can tell whether a
 # change removed allocations. It does not say whether that saved time: compare CPU with interleaved runs.
-# Usage: scripts/alloc-count.sh [SECONDS=5] [dtm-bench options, default: --scenario grpc --clients 64]
+# Usage: [DTM_SERVER_BIN=path] scripts/alloc-count.sh [SECONDS=5] [dtm-bench options, default: --scenario grpc --clients 64]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
 shift || true
 args=("$@")
 ((${#args[@]})) || args=(--scenario grpc --clients 64)
-flock /tmp/swift-build.lock swift build -c release --product dtm-server >/dev/null
+# DTM_SERVER_BIN: count another build of the coordinator (an A/B against a binary of an earlier commit).
+server=${DTM_SERVER_BIN:-}
+if [[ -z "$server" ]]; then
+  flock /tmp/swift-build.lock swift build -c release --product dtm-server >/dev/null
+  server=.build/release/dtm-server
+fi
 flock /tmp/swift-build.lock swift build -c release --product dtm-bench >/dev/null
 shim=.build/malloc_count.so
 [[ $shim -nt scripts/support/malloc_count.c ]] || gcc -O2 -shared -fPIC -o "$shim" scripts/support/malloc_count.c
 dir=$(mktemp -d)
 http=$((20000 + RANDOM % 5000)); grpc=$((http + 1))
 HTTP_PORT=$http GRPC_PORT=$grpc LISTEN_HOST=127.0.0.1 STORE_FILE="$dir/dtm.sqlite" LOG_LEVEL=warn LD_PRELOAD="$PWD/$shim" \
-  .build/release/dtm-server >"$dir/server.log" 2>&1 &
+  "$server" >"$dir/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/api/ping" >/dev/null && break; sleep 0.1; done
