@@ -75,7 +75,7 @@ func drive<M: RoundStateMachine>(
         for action in actions {
             switch action {
             case .finish: return (calls, log)
-            case .call(let rows): queue += rows
+            case .call(let row): queue.append(row)
             case .checkBack: answer = checkBack
             default: facts.apply(action)
             }
@@ -155,7 +155,7 @@ struct RoundStateMachineTests {
         var facts = PlainFacts.saga(.submitted, "pppppp", customData: #"{"concurrent":true,"orders":{"2":[0,1]}}"#)
         var machine = SagaProcessor().round()
         let first = try machine.next(.started, facts)
-        #expect(first == [.call([1, 3])])  // step 3 waits for steps 1 and 2
+        #expect(first == [.call(1), .call(3)])  // step 3 waits for steps 1 and 2
         facts.record(1, .succeeded)
         #expect(try machine.next(.branchFinished(index: 1, outcome: .succeeded), facts) == [])
         facts.record(3, .failed("no"))
@@ -163,7 +163,7 @@ struct RoundStateMachineTests {
         let abort = try machine.next(.idle, facts)
         #expect(abort == [.changeStatus(.aborting, reason: "no")])
         facts.apply(abort[0])
-        #expect(try machine.next(.idle, facts) == [.call([2, 0])])  // both compensations at once
+        #expect(try machine.next(.idle, facts) == [.call(2), .call(0)])  // both compensations at once
     }
 
     @Test("saga: once the round's budget is spent no new call starts; the round ends for the cron loop")
@@ -259,7 +259,7 @@ struct RoundStateMachineTests {
         options.concurrent = true
         var parallel = PlainFacts(.msg, .submitted, rows: [(BranchOp.action, .prepared), (BranchOp.action, .prepared)], options: options)
         var concurrentMachine = MsgProcessor().round()
-        #expect(try concurrentMachine.next(.started, parallel) == [.call([0, 1])])
+        #expect(try concurrentMachine.next(.started, parallel) == [.call(0), .call(1)])
         parallel.record(0, .succeeded)
         #expect(try concurrentMachine.next(.branchFinished(index: 0, outcome: .succeeded), parallel) == [])
         #expect(try concurrentMachine.next(.branchFinished(index: 1, outcome: .error("x")), parallel) == [])

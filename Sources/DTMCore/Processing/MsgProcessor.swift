@@ -16,61 +16,70 @@ public struct MsgRound: RoundStateMachine {
     private var firstProblem: RoundResult?
     private var branchesStarted = false
 
-    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) -> [RoundAction] {
+    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         switch event {
         case .started:
             let t = facts.transaction
             if t.status == .prepared && facts.isTimedOut {
-                return [.checkBack(url: t.queryPrepared, op: BranchOp.msg, payload: [])]
+                return actions.append(.checkBack(url: t.queryPrepared, op: BranchOp.msg, payload: []))
             }
-            return submitted(facts)
+            submitted(facts, &actions)
         case .checkBackAnswered(let answer):
             switch answer {
-            case .success: return [.changeStatus(.submitted)]
-            case .failure: return [.changeStatus(.failed), .finish(.ok)]
-            case .ongoing(let m): return [.touch(.reset), .finish(.ongoing(m))]
-            case .error(let m): return [.touch(.backOff), .finish(.error(m))]
+            case .success:
+                actions.append(.changeStatus(.submitted))
+            case .failure:
+                actions.append(.changeStatus(.failed))
+                actions.append(.finish(.ok))
+            case .ongoing(let m):
+                actions.append(.touch(.reset))
+                actions.append(.finish(.ongoing(m)))
+            case .error(let m):
+                actions.append(.touch(.backOff))
+                actions.append(.finish(.error(m)))
             }
         case .branchFinished(_, let outcome):
             let problem = Self.problem(outcome)
             if facts.transaction.options.concurrent {
                 if firstProblem == nil { firstProblem = problem }
-                return []  // the rest are still running; the end comes with `.idle`
+                return  // the rest are still running; the end comes with `.idle`
             }
-            if let problem { return [.finish(problem)] }
-            return nextSequential(facts)
+            if let problem { return actions.append(.finish(problem)) }
+            nextSequential(facts, &actions)
         case .idle:
-            if branchesStarted {
-                if let firstProblem { return [.finish(firstProblem)] }
-                return nextSequential(facts)
-            }
-            return submitted(facts)
+            guard branchesStarted else { return submitted(facts, &actions) }
+            if let firstProblem { return actions.append(.finish(firstProblem)) }
+            nextSequential(facts, &actions)
         }
     }
 
     /// A submitted msg: wait for its delay, then call its branches.
-    private mutating func submitted(_ facts: any RoundFacts) -> [RoundAction] {
+    private mutating func submitted(_ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         let t = facts.transaction
-        guard t.status == .submitted else { return [.finish(.ok)] }
+        guard t.status == .submitted else { return actions.append(.finish(.ok)) }
         let custom = t.customData.isEmpty ? nil : try? facts.coding.decode(MsgCustomData.self, from: t.customData)
         if let delay = custom?.delay, delay > 0, facts.now.seconds(since: t.createTime) < Double(delay) {
-            return [.postpone(seconds: delay), .finish(.ok)]
+            actions.append(.postpone(seconds: delay))
+            return actions.append(.finish(.ok))
         }
         branchesStarted = true
-        let pending = Self.pending(facts)
-        if t.options.concurrent && !pending.isEmpty { return [.call(pending)] }
-        return nextSequential(facts)
+        if t.options.concurrent {
+            let before = actions.count
+            for index in facts.branches.indices where Self.isPending(facts.branches[index]) { actions.append(.call(index)) }
+            if actions.count > before { return }
+        }
+        nextSequential(facts, &actions)
     }
 
-    private func nextSequential(_ facts: any RoundFacts) -> [RoundAction] {
-        if facts.transaction.options.concurrent { return [.changeStatus(.succeed), .finish(.ok)] }
-        guard let index = Self.pending(facts).first else { return [.changeStatus(.succeed), .finish(.ok)] }
-        return [.call([index])]
+    private func nextSequential(_ facts: any RoundFacts, _ actions: inout [RoundAction]) {
+        if !facts.transaction.options.concurrent, let index = facts.branches.firstIndex(where: Self.isPending) {
+            return actions.append(.call(index))
+        }
+        actions.append(.changeStatus(.succeed))
+        actions.append(.finish(.ok))
     }
 
-    private static func pending(_ facts: any RoundFacts) -> [Int] {
-        facts.branches.indices.filter { facts.branches[$0].op == BranchOp.action && facts.branches[$0].status == .prepared }
-    }
+    private static func isPending(_ branch: Branch) -> Bool { branch.op == BranchOp.action && branch.status == .prepared }
 
     private static func problem(_ outcome: BranchOutcome) -> RoundResult? {
         switch outcome {

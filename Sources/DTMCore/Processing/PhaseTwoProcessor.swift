@@ -18,37 +18,39 @@ public struct PhaseTwoRound: RoundStateMachine {
     let rollbackOp: String
     let lastToFirst: Bool
 
-    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) -> [RoundAction] {
+    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         switch event {
         case .started:
             if facts.transaction.status == .prepared {
-                guard facts.isTimedOut else { return [.finish(.ok)] }
-                return [.changeStatus(.aborting, reason: facts.timeoutReason)]
+                guard facts.isTimedOut else { return actions.append(.finish(.ok)) }
+                return actions.append(.changeStatus(.aborting, reason: facts.timeoutReason))
             }
-            return nextBranch(facts)
+            nextBranch(facts, &actions)
         case .branchFinished(_, let outcome):
             switch outcome {
-            case .succeeded: return nextBranch(facts)
-            case .ongoing(let m): return [.finish(.ongoing(m))]
-            case .error(let m), .failed(let m): return [.finish(.error(m))]
+            case .succeeded: nextBranch(facts, &actions)
+            case .ongoing(let m): actions.append(.finish(.ongoing(m)))
+            case .error(let m), .failed(let m): actions.append(.finish(.error(m)))
             }
         case .idle:
-            return nextBranch(facts)
+            nextBranch(facts, &actions)
         case .checkBackAnswered:
-            return [.finish(.ok)]
+            actions.append(.finish(.ok))
         }
     }
 
     /// The next row of this phase's op without a success, in order; or the end of the phase.
-    private func nextBranch(_ facts: any RoundFacts) -> [RoundAction] {
+    private func nextBranch(_ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         let status = facts.transaction.status
-        guard status == .submitted || status == .aborting else { return [.finish(.ok)] }
+        guard status == .submitted || status == .aborting else { return actions.append(.finish(.ok)) }
         let op = status == .submitted ? commitOp : rollbackOp
         let branches = facts.branches
-        let order = lastToFirst ? Array(branches.indices.reversed()) : Array(branches.indices)
-        if let index = order.first(where: { branches[$0].op == op && branches[$0].status != .succeed }) {
-            return [.call([index])]
-        }
-        return [.changeStatus(status == .submitted ? .succeed : .failed), .finish(.ok)]
+        let next =
+            lastToFirst
+            ? branches.indices.last(where: { branches[$0].op == op && branches[$0].status != .succeed })
+            : branches.indices.first(where: { branches[$0].op == op && branches[$0].status != .succeed })
+        if let next { return actions.append(.call(next)) }
+        actions.append(.changeStatus(status == .submitted ? .succeed : .failed))
+        actions.append(.finish(.ok))
     }
 }

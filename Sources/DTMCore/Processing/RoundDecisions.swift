@@ -2,9 +2,9 @@
 public enum RoundAction: Sendable, Equatable {
     /// Compare-and-set of the global status (with the rollback reason for `aborting`).
     case changeStatus(GlobalStatus, reason: String? = nil)
-    /// Start these branch rows now, beside any still running. Each result is recorded (the branch status, the
-    /// schedule, an alert) before the processor hears of it.
-    case call([Int])
+    /// Start this branch row now, beside any still running (several `call`s in one answer run together). Each
+    /// result is recorded (the branch status, the schedule, an alert) before the processor hears of it.
+    case call(Int)
     /// Call a URL that is not a branch row — the msg check-back or the workflow resume — as branch `00`.
     case checkBack(url: String, op: String, payload: [UInt8])
     /// Move the schedule.
@@ -45,10 +45,20 @@ extension RoundFacts {
     public var timeoutReason: String { "Timeout after \(config.effectiveTimeout(for: transaction)) seconds" }
 }
 
-/// One mode's decisions for one round, as a value: told each event with the facts, it answers the actions to take,
-/// in order. No I/O and no `async`: every transition can be tested with plain values.
+/// One mode's decisions for one round, as a value: told each event with the facts, it appends the actions to take,
+/// in order, to `actions` (empty on entry; the runner reuses one buffer, so deciding allocates nothing). No I/O and no
+/// `async`: every transition can be tested with plain values.
 public protocol RoundStateMachine {
-    mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) throws(DTMError) -> [RoundAction]
+    mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) throws(DTMError)
+}
+
+extension RoundStateMachine {
+    /// The actions for one event, as a new array (tests and tools; the runner passes its own buffer).
+    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) throws(DTMError) -> [RoundAction] {
+        var actions: [RoundAction] = []
+        try next(event, facts, &actions)
+        return actions
+    }
 }
 
 /// One mode's processing (saga, msg, tcc, xa, workflow), as DTM's `ProcessOnce`: the state machine of a round.

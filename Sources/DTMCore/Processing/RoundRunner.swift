@@ -6,15 +6,20 @@ enum RoundRunner {
     static func run<P: ModeProcessor>(_ processor: P, _ round: TransactionRound) async throws -> RoundResult {
         var machine = processor.round()
         var event = RoundEvent.started
+        // One buffer for every decision of the round: deciding allocates nothing.
+        var actions: [RoundAction] = []
+        actions.reserveCapacity(4)
+        var calls: [Int] = []
         while true {
-            let actions = try machine.next(event, round)
+            actions.removeAll(keepingCapacity: true)
+            calls.removeAll(keepingCapacity: true)
+            try machine.next(event, round, &actions)
             if actions.isEmpty && event == .idle { return .ok }  // a machine with nothing left to do
-            var calls: [Int] = []
             var answer: BranchCallResult?
             for action in actions {
                 switch action {
                 case .finish(let result): return result
-                case .call(let rows): calls += rows
+                case .call(let row): calls.append(row)
                 default: answer = try await perform(action, round) ?? answer
                 }
             }
@@ -29,7 +34,7 @@ enum RoundRunner {
                 let result = await TransactionRound.call(round.branchCall(index: index), caller: round.context.caller)
                 event = .branchFinished(index: index, outcome: try await round.record(result, index: index))
             } else {
-                if let result = try await concurrently(calls, &machine, round) { return result }
+                if let result = try await concurrently(calls, &machine, &actions, round) { return result }
                 event = .idle
             }
         }
@@ -38,36 +43,36 @@ enum RoundRunner {
     /// Runs `first` and whatever the machine starts as results come back, in a task group, until none is running.
     /// Returns the machine's result if it finished meanwhile (the calls still running are awaited and recorded).
     private static func concurrently<M: RoundStateMachine>(
-        _ first: [Int], _ machine: inout M, _ round: TransactionRound
+        _ first: [Int], _ machine: inout M, _ actions: inout [RoundAction], _ round: TransactionRound
     ) async throws -> RoundResult? {
         let caller = round.context.caller
         return try await withThrowingTaskGroup(of: (Int, BranchCallResult).self) { group in
             var running = 0
-            func start(_ rows: [Int]) {
-                for index in rows {
-                    let call = round.branchCall(index: index)
-                    running += 1
-                    group.addTask { (index, await TransactionRound.call(call, caller: caller)) }
-                }
+            func start(_ index: Int) {
+                let call = round.branchCall(index: index)
+                running += 1
+                group.addTask { (index, await TransactionRound.call(call, caller: caller)) }
             }
             try await round.settle()
-            start(first)
+            for index in first { start(index) }
             var finished: RoundResult?
             while let (index, result) = try await group.next() {
                 running -= 1
                 let outcome = try await round.record(result, index: index)
                 if finished != nil { continue }
-                var calls: [Int] = []
-                for action in try machine.next(.branchFinished(index: index, outcome: outcome), round) {
+                actions.removeAll(keepingCapacity: true)
+                try machine.next(.branchFinished(index: index, outcome: outcome), round, &actions)
+                var startsMore = false
+                for action in actions {
                     switch action {
                     case .finish(let result): finished = result
-                    case .call(let rows): calls += rows
+                    case .call: startsMore = true
                     default: _ = try await perform(action, round)
                     }
                 }
-                if finished != nil { calls = [] }
-                if running > 0 || !calls.isEmpty { try await round.settle() }
-                start(calls)
+                if finished != nil { continue }
+                if running > 0 || startsMore { try await round.settle() }
+                for case .call(let row) in actions { start(row) }
             }
             return finished
         }

@@ -35,39 +35,38 @@ public struct SagaRound: RoundStateMachine {
     private var compensated = 0
     private var compensationStarted = Set<Int>()
 
-    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) throws(DTMError) -> [RoundAction] {
+    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) throws(DTMError) {
         switch (phase, event) {
         case (.begin, .started):
             roundStart = facts.now
             budget = Double(facts.config.requestTimeout) + 2
             if facts.transaction.status == .submitted && facts.isTimedOut {
                 phase = .actionsSetUp
-                return [.changeStatus(.aborting, reason: facts.timeoutReason)]
+                return actions.append(.changeStatus(.aborting, reason: facts.timeoutReason))
             }
-            return try setUpActions(facts)
+            try setUpActions(facts, &actions)
         case (.actionsSetUp, .idle):
-            return try setUpActions(facts)
+            try setUpActions(facts, &actions)
         case (.actions, .branchFinished(let index, let outcome)):
-            return actionFinished(index, outcome, facts)
+            actionFinished(index, outcome, facts, &actions)
         case (.actions, .idle):
-            return actionsEnded(facts)
+            actionsEnded(facts, &actions)
         case (.compensationsSetUp, .idle):
-            return setUpCompensations(facts)
+            setUpCompensations(facts, &actions)
         case (.compensations, .branchFinished(let index, let outcome)):
             running.remove(index)
             if outcome == .succeeded { compensated += 1 }
-            return start(withinBudget(facts) ? nextCompensations(facts) : [])
+            if withinBudget(facts) { start(nextCompensations(facts), &actions) }
         case (.compensations, .idle):
-            if facts.transaction.status == .aborting && compensated == toCompensate { return [.changeStatus(.failed), .finish(.ok)] }
-            return [.finish(.ok)]
+            compensationsEnded(facts, &actions)
         default:
-            return [.finish(.ok)]  // no other event reaches a saga round
+            actions.append(.finish(.ok))  // no other event reaches a saga round
         }
     }
 
     // MARK: - Action phase
 
-    private mutating func setUpActions(_ facts: any RoundFacts) throws(DTMError) -> [RoundAction] {
+    private mutating func setUpActions(_ facts: any RoundFacts, _ actions: inout [RoundAction]) throws(DTMError) {
         let t = facts.transaction
         let custom: SagaCustomData? = t.customData.isEmpty ? nil : try? facts.coding.decode(SagaCustomData.self, from: t.customData)
         plan = try SagaPlan(stepCount: facts.branches.count / 2, customData: custom)
@@ -77,14 +76,12 @@ public struct SagaRound: RoundStateMachine {
         // Stored, so from outside: kept within 0…limit, or a negative count would retry (almost) without end.
         retries = max(0, min(t.options.retryCount, facts.config.limits.maxRetryLimit))
         phase = .actions
-        guard t.status == .submitted && !facts.isTimedOut && !failedBefore else { return actionsEnded(facts) }
-        let first = start(nextActions(facts))
-        return first.isEmpty ? actionsEnded(facts) : first
+        guard t.status == .submitted && !facts.isTimedOut && !failedBefore else { return actionsEnded(facts, &actions) }
+        if !start(nextActions(facts), &actions) { actionsEnded(facts, &actions) }
     }
 
-    private mutating func actionFinished(_ index: Int, _ outcome: BranchOutcome, _ facts: any RoundFacts) -> [RoundAction] {
+    private mutating func actionFinished(_ index: Int, _ outcome: BranchOutcome, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         running.remove(index)
-        var actions: [RoundAction] = []
         var again = false
         switch outcome {
         case .succeeded:
@@ -103,9 +100,10 @@ public struct SagaRound: RoundStateMachine {
                 }
             }
         }
-        guard withinBudget(facts) else { return actions }
+        guard withinBudget(facts) else { return }
         // A retried row first, then what may start now (`started` keeps the retried step out of that list).
-        return actions + start((again ? [index] : []) + nextActions(facts))
+        if again { start([index], &actions) }
+        start(nextActions(facts), &actions)
     }
 
     /// Action rows that may start now: prepared, unblocked by the plan, not started in this round.
@@ -122,24 +120,25 @@ public struct SagaRound: RoundStateMachine {
         return next
     }
 
-    private mutating func actionsEnded(_ facts: any RoundFacts) -> [RoundAction] {
+    private mutating func actionsEnded(_ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         phase = .compensationsSetUp
         if facts.transaction.status == .submitted {
             if failureReason.isEmpty && !failedBefore && succeededNow == toStart {
-                return [.changeStatus(.succeed), .finish(.ok)]
+                actions.append(.changeStatus(.succeed))
+                return actions.append(.finish(.ok))
             }
             if !failureReason.isEmpty || failedBefore {
-                return [.changeStatus(.aborting, reason: failureReason.isEmpty ? "fail message lost" : failureReason)]
+                return actions.append(.changeStatus(.aborting, reason: failureReason.isEmpty ? "fail message lost" : failureReason))
             }
-            if facts.isTimedOut { return [.changeStatus(.aborting, reason: facts.timeoutReason)] }
+            if facts.isTimedOut { return actions.append(.changeStatus(.aborting, reason: facts.timeoutReason)) }
         }
-        return setUpCompensations(facts)
+        setUpCompensations(facts, &actions)
     }
 
     // MARK: - Compensation phase
 
-    private mutating func setUpCompensations(_ facts: any RoundFacts) -> [RoundAction] {
-        guard facts.transaction.status == .aborting else { return [.finish(.ok)] }
+    private mutating func setUpCompensations(_ facts: any RoundFacts, _ actions: inout [RoundAction]) {
+        guard facts.transaction.status == .aborting else { return actions.append(.finish(.ok)) }
         phase = .compensations
         // An action that was started (or could start now) but has no definite answer may have executed: treat it
         // as done, in memory only, so that it is compensated. Which actions count as possibly run is decided on the
@@ -156,12 +155,12 @@ public struct SagaRound: RoundStateMachine {
             (0..<plan.stepCount).filter {
                 view[SagaPlan.compensateIndex($0)] != .succeed && view[SagaPlan.actionIndex($0)] != .prepared
             }.count
-        let first = start(withinBudget(facts) ? nextCompensations(facts) : [])
-        if first.isEmpty {
-            if compensated == toCompensate { return [.changeStatus(.failed), .finish(.ok)] }
-            return [.finish(.ok)]
-        }
-        return first
+        if !withinBudget(facts) || !start(nextCompensations(facts), &actions) { compensationsEnded(facts, &actions) }
+    }
+
+    private func compensationsEnded(_ facts: any RoundFacts, _ actions: inout [RoundAction]) {
+        if facts.transaction.status == .aborting && compensated == toCompensate { actions.append(.changeStatus(.failed)) }
+        actions.append(.finish(.ok))
     }
 
     /// Compensation rows that may start now, from the last step to the first.
@@ -185,10 +184,13 @@ public struct SagaRound: RoundStateMachine {
 
     private func withinBudget(_ facts: any RoundFacts) -> Bool { facts.now.seconds(since: roundStart) < budget }
 
-    /// `.call(rows)` for rows not yet running, counted as running from now on.
-    private mutating func start(_ rows: [Int]) -> [RoundAction] {
-        guard !rows.isEmpty else { return [] }
-        running.formUnion(rows)
-        return [.call(rows)]
+    /// A `.call` for each of `rows`, counted as running from now on; false when there is none.
+    @discardableResult
+    private mutating func start(_ rows: [Int], _ actions: inout [RoundAction]) -> Bool {
+        for row in rows {
+            running.insert(row)
+            actions.append(.call(row))
+        }
+        return !rows.isEmpty
     }
 }

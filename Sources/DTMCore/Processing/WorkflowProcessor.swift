@@ -13,21 +13,22 @@ public struct WorkflowProcessor: ModeProcessor {
 }
 
 public struct WorkflowRound: RoundStateMachine {
-    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) -> [RoundAction] {
+    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         switch event {
         case .started:
             let t = facts.transaction
-            guard !t.status.isFinished else { return [.finish(.ok)] }
+            guard !t.status.isFinished else { return actions.append(.finish(.ok)) }
             let custom = (try? facts.coding.decode(WorkflowCustomData.self, from: t.customData)) ?? WorkflowCustomData()
             var payload = Base64.decode(custom.data ?? "") ?? []
             if t.transProtocol == TransProtocol.grpc {
                 payload = WorkflowProcessor.workflowDataMessage(payload)
             }
-            return [.checkBack(url: t.queryPrepared, op: custom.name ?? "", payload: payload)]
+            actions.append(.checkBack(url: t.queryPrepared, op: custom.name ?? "", payload: payload))
         case .checkBackAnswered(.error(let m)):
-            return [.warn("workflow resume call failed", error: m), .finish(.ok)]
+            actions.append(.warn("workflow resume call failed", error: m))
+            actions.append(.finish(.ok))
         case .checkBackAnswered, .branchFinished, .idle:
-            return [.finish(.ok)]
+            actions.append(.finish(.ok))
         }
     }
 }
