@@ -20,6 +20,7 @@ final class SQLiteConnection: @unchecked Sendable {
             throw SQLiteError(code: rc, message: message, sql: "open \(path)")
         }
         self.db = handle
+        // Both only set a field of an open handle and return SQLITE_OK.
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, 10_000)
     }

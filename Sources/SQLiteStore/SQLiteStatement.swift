@@ -21,6 +21,7 @@ final class SQLiteStatement {
     }
 
     deinit {
+        // finalize and reset return the error of the statement's last step, which `step` already reported.
         sqlite3_finalize(handle)
         shortText.deallocate()
     }
@@ -55,8 +56,8 @@ final class SQLiteStatement {
     private func withBindings<R>(_ values: [Value], _ body: () throws -> R) throws -> R {
         // Every run ends here reset with no bindings (and a new statement has none), so nothing to undo first.
         defer {
-            sqlite3_reset(handle)
-            sqlite3_clear_bindings(handle)
+            sqlite3_reset(handle)  // returns the last step's error, already thrown by `step`
+            sqlite3_clear_bindings(handle)  // always SQLITE_OK
         }
         return try bind(values, from: 0, body)
     }

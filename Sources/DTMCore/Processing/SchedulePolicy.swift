@@ -45,11 +45,6 @@ extension EngineConfig {
         return timeout > 0 && now.seconds(since: transaction.createTime) >= Double(timeout)
     }
 
-    /// Throws unless `url` names an allowed host (when an allow-list is configured). An empty URL is always fine.
-    public func checkBranchHost(_ url: String, field: String) throws(DTMError) {
-        try branchHostAllowList?.check(url, field: field)
-    }
-
     /// Branch call timeout for a transaction, seconds: its own `request_timeout` (capped at `maxRequestTimeout`)
     /// or the server's.
     public func requestTimeout(for options: TransOptions) -> Double {

@@ -6,6 +6,8 @@ import Synchronization
 public final class Coordinator: Sendable {
     public let context: ProcessingContext
     private let processors: [TransType: any ModeProcessor]
+    /// Every check of client input (`TransactionValidator`).
+    let validator: TransactionValidator
     /// Gids with a round running in this process: a second round of the same transaction is not started here.
     private let running = Mutex<Set<String>>([])
     private let backgroundRounds = Atomic<Int>(0)
@@ -14,6 +16,7 @@ public final class Coordinator: Sendable {
     public init(context: ProcessingContext, processors: [TransType: any ModeProcessor]? = nil) {
         self.context = context
         self.processors = processors ?? Coordinator.defaultProcessors
+        self.validator = TransactionValidator(config: context.config, coding: context.coding)
     }
 
     /// The processors of the modes implemented so far.
@@ -43,7 +46,7 @@ public final class Coordinator: Sendable {
 
     /// `submit` (spec §4.4).
     public func submit(_ request: TransactionRequest) async throws {
-        let type = try checkType(request.transType)
+        let type = try validator.transType(request.transType)
         if type == .workflow { return try await submitWorkflow(request) }
         let (transaction, branches) = try await buildTransaction(request, status: .submitted)
         guard let stored = try await store.saveNew(transaction, branches: branches) else {
@@ -65,7 +68,7 @@ public final class Coordinator: Sendable {
     }
 
     private func submitWorkflow(_ request: TransactionRequest) async throws {
-        try config.limits.checkGid(request.gid)
+        try validator.checkGid(request.gid)
         guard let raw = request.reqExtra["status"], let status = GlobalStatus(rawValue: raw),
             status == .succeed || status == .failed
         else {
@@ -81,7 +84,7 @@ public final class Coordinator: Sendable {
 
     /// `abort` (spec §4.5).
     public func abort(_ request: TransactionRequest) async throws {
-        try config.limits.checkGid(request.gid)
+        try validator.checkGid(request.gid)
         guard let stored = try await store.transaction(gid: request.gid) else {
             throw DTMError.other("no TransGlobal with gid: \(request.gid) found")
         }
@@ -106,18 +109,14 @@ public final class Coordinator: Sendable {
 
     /// `registerBranch` (spec §4.7).
     public func registerBranch(_ registration: BranchRegistration) async throws {
-        try config.limits.checkGid(registration.gid)
+        let type = try validator.check(registration)
         let id = registration.branchID
-        if id.isEmpty { throw DTMError.invalidArgument("branch_id is missing or empty") }
-        if id.utf8.count > config.limits.maxBranchIDLength {
-            throw DTMError.invalidArgument("branch_id is \(id.utf8.count) bytes long; the limit is \(config.limits.maxBranchIDLength)")
-        }
         let at = now
         let gid = registration.gid
         let data = registration.data
         let payload = registration.busiPayload
         let rows: [Branch]
-        switch TransType(rawValue: registration.transType) {
+        switch type {
         case .tcc:
             rows = [
                 Branch(gid: gid, url: data["cancel"] ?? "", binData: payload, branchID: id, op: BranchOp.cancel, createTime: at),
@@ -130,28 +129,15 @@ public final class Coordinator: Sendable {
                 Branch(gid: gid, url: url, binData: payload, branchID: id, op: BranchOp.commit, createTime: at),
             ]
         case .workflow:
-            guard let op = data["op"], !op.isEmpty else { throw DTMError.invalidArgument("workflow registerBranch needs 'op'") }
-            guard let status = BranchStatus(rawValue: data["status"] ?? ""), status != .prepared else {
-                throw DTMError.invalidArgument("workflow registerBranch needs 'status' 'succeed' or 'failed'")
-            }
-            var row = Branch(gid: gid, url: "", binData: payload, branchID: id, op: op, status: status, createTime: at)
+            // The validator checked both.
+            let status = BranchStatus(rawValue: data["status"] ?? "") ?? .succeed
+            var row = Branch(gid: gid, url: "", binData: payload, branchID: id, op: data["op"] ?? "", status: status, createTime: at)
             row.finishTime = at
             rows = [row]
-        default:
-            throw DTMError.invalidArgument("unknow trans type: \(registration.transType)")
+        case .saga, .msg:
+            rows = []  // refused by the validator
         }
-        for row in rows {
-            if row.url.utf8.count > config.limits.maxURLLength {
-                throw DTMError.invalidArgument("\(row.op) url is \(row.url.utf8.count) bytes long; the limit is \(config.limits.maxURLLength)")
-            }
-            try config.checkBranchHost(row.url, field: row.op)
-        }
-        // Bounded per transaction: a client registering branches in a loop cannot grow one gid without end.
-        let existing = try await store.branches(gid: gid).count
-        if existing + rows.count > config.limits.maxBranchRows {
-            throw DTMError.invalidArgument(
-                "gid \(gid) has \(existing) branch rows; registering \(rows.count) more exceeds the limit of \(config.limits.maxBranchRows) (2 × MaxSteps)")
-        }
+        try validator.check(rows: rows, existing: try await store.branches(gid: gid).count, gid: gid)
         do {
             try await store.insertBranches(gid: gid, requiring: .prepared, branches: rows)
         } catch DTMError.storageNotFound {
@@ -168,7 +154,7 @@ public final class Coordinator: Sendable {
 
     /// `forceStop` (spec §4.6): `failed` without compensation.
     public func forceStop(gid: String) async throws {
-        try config.limits.checkGid(gid)
+        try validator.checkGid(gid)
         guard let stored = try await store.transaction(gid: gid) else {
             throw DTMError.other("no TransGlobal with gid: \(gid) found")
         }
@@ -200,7 +186,7 @@ public final class Coordinator: Sendable {
 
     /// `resetNextCronTime` (spec §4.12): also wakes the cron loop so the transaction is processed at once.
     public func resetNextCronTime(gid: String) async throws {
-        try config.limits.checkGid(gid)
+        try validator.checkGid(gid)
         do {
             try await store.resetNextCronTime(gid: gid, now: now)
         } catch DTMError.storageNotFound {
@@ -288,51 +274,19 @@ public final class Coordinator: Sendable {
 
     // MARK: - Building a transaction from a request
 
-    func checkType(_ raw: String) throws(DTMError) -> TransType {
-        guard let type = TransType(rawValue: raw) else {
-            if raw.isEmpty { throw .invalidArgument("trans_type is missing or empty") }
-            throw .invalidArgument("unknown trans_type '\(raw.prefix(64))'; expected saga, msg, tcc, xa or workflow")
-        }
-        return type
-    }
-
     /// `makeTransaction`, with the topics of a msg resolved from the store first.
     func buildTransaction(_ request: TransactionRequest, status: GlobalStatus) async throws -> (GlobalTransaction, [Branch]) {
         if request.transType == TransType.msg.rawValue && request.steps.contains(where: { $0.action.hasPrefix("topic://") }) {
-            try config.limits.checkGid(request.gid)
+            try validator.checkGid(request.gid)
             return try makeTransaction(request, status: status, msgURLs: try await msgURLs(request))
         }
         return try makeTransaction(request, status: status)
     }
 
-    /// Validates a request and builds the transaction and its branch rows (spec §8.1 "save new").
-    /// `msgURLs` are the resolved URLs of each msg step (topics expanded); nil means each step's action.
+    /// Validates a request (`TransactionValidator`) and builds the transaction and its branch rows (spec §8.1
+    /// "save new"). `msgURLs` are the resolved URLs of each msg step (topics expanded); nil means each step's action.
     func makeTransaction(_ request: TransactionRequest, status: GlobalStatus, msgURLs: [[String]]? = nil) throws(DTMError) -> (GlobalTransaction, [Branch]) {
-        let limits = config.limits
-        try limits.checkGid(request.gid)
-        let type = try checkType(request.transType)
-        if request.steps.count > limits.maxSteps {
-            throw .invalidArgument("\(request.steps.count) steps; the limit is \(limits.maxSteps)")
-        }
-        if !request.payloads.isEmpty && request.payloads.count != request.steps.count {
-            throw .invalidArgument("payloads has \(request.payloads.count) entries but steps has \(request.steps.count)")
-        }
-        try limits.checkOptions(request.options)
-        if request.customData.utf8.count > limits.maxCustomDataLength {
-            throw .invalidArgument("custom_data is \(request.customData.utf8.count) bytes long; the limit is \(limits.maxCustomDataLength)")
-        }
-        if request.queryPrepared.utf8.count > limits.maxURLLength {
-            throw .invalidArgument("query_prepared is \(request.queryPrepared.utf8.count) bytes long; the limit is \(limits.maxURLLength)")
-        }
-        try config.checkBranchHost(request.queryPrepared, field: "query_prepared")
-        for (i, step) in request.steps.enumerated() {
-            for url in [step.action, step.compensate] {
-                if url.utf8.count > limits.maxURLLength {
-                    throw .invalidArgument("steps[\(i)] has a url of \(url.utf8.count) bytes; the limit is \(limits.maxURLLength)")
-                }
-                if !url.hasPrefix("topic://") { try config.checkBranchHost(url, field: "steps[\(i)]") }
-            }
-        }
+        let type = try validator.check(request, status: status, msgURLs: msgURLs)
         let at = now
         var t = GlobalTransaction(gid: request.gid, transType: type, status: status, createTime: at)
         t.queryPrepared = request.queryPrepared
@@ -350,38 +304,9 @@ public final class Coordinator: Sendable {
         }
         switch type {
         case .saga:
-            if request.steps.isEmpty && status == .submitted {
-                throw .invalidArgument("a saga needs at least one step")
-            }
-            if !request.customData.isEmpty {
-                do {
-                    let custom = try context.coding.decode(SagaCustomData.self, from: request.customData)
-                    _ = try SagaPlan(stepCount: request.steps.count, customData: custom)
-                } catch let e as DTMError {
-                    throw e
-                } catch {
-                    throw .invalidArgument("custom_data is not valid saga custom data: \(error)")
-                }
-            }
             return (t, BranchLayout.saga(request, payloads: payloads, now: at))
         case .msg:
-            if request.steps.isEmpty && status == .submitted {
-                throw .invalidArgument("a msg needs at least one step")
-            }
-            if !request.customData.isEmpty {
-                let custom: MsgCustomData
-                do {
-                    custom = try context.coding.decode(MsgCustomData.self, from: request.customData)
-                } catch {
-                    throw .invalidArgument("custom_data is not valid msg custom data ({\"delay\": seconds}): \(error)")
-                }
-                if let delay = custom.delay { try limits.checkSeconds(delay, "custom_data delay") }
-            }
             let urls = msgURLs ?? request.steps.map { [$0.action] }
-            let rows = urls.reduce(0) { $0 + $1.count }
-            if rows > limits.maxBranchRows {
-                throw .invalidArgument("the msg expands to \(rows) branches with its topics' subscribers; the limit is \(limits.maxBranchRows)")
-            }
             return (t, BranchLayout.msg(gid: request.gid, urls: urls, payloads: payloads, now: at))
         case .tcc, .xa, .workflow:
             return (t, [])

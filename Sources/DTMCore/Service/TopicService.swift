@@ -13,17 +13,7 @@ extension Coordinator {
     public func subscribe(topic: String, url: String, remark: String) async throws {
         if topic.isEmpty { throw DTMError.other("empty topic") }
         if url.isEmpty { throw DTMError.other("empty url") }
-        let limits = config.limits
-        if topic.utf8.count > limits.maxTopicLength {
-            throw DTMError.invalidArgument("topic is \(topic.utf8.count) bytes long; the limit is \(limits.maxTopicLength)")
-        }
-        if url.utf8.count > limits.maxURLLength {
-            throw DTMError.invalidArgument("url is \(url.utf8.count) bytes long; the limit is \(limits.maxURLLength)")
-        }
-        if remark.utf8.count > limits.maxRemarkLength {
-            throw DTMError.invalidArgument("remark is \(remark.utf8.count) bytes long; the limit is \(limits.maxRemarkLength)")
-        }
-        try config.checkBranchHost(url, field: "url")
+        try validator.checkSubscription(topic: topic, url: url, remark: remark)
         let at = now
         guard let record = try await store.findKV(cat: Self.topicsCategory, key: topic).first else {
             let value = try context.coding.encode([TopicSubscriber(url: url, remark: remark)])
@@ -32,8 +22,8 @@ extension Coordinator {
         }
         var subscribers = try decodeSubscribers(record)
         if subscribers.contains(where: { $0.url == url }) { throw DTMError.other("this url exists") }
-        if subscribers.count >= limits.maxSubscribersPerTopic {
-            throw DTMError.invalidArgument("topic \(topic) has \(subscribers.count) subscribers; the limit is \(limits.maxSubscribersPerTopic)")
+        if subscribers.count >= validator.limits.maxSubscribersPerTopic {
+            throw DTMError.invalidArgument("topic \(topic) has \(subscribers.count) subscribers; the limit is \(validator.limits.maxSubscribersPerTopic)")
         }
         subscribers.append(TopicSubscriber(url: url, remark: remark))
         var updated = record
