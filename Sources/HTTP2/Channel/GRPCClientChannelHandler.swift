@@ -30,8 +30,6 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     typealias OutboundIn = GRPCClientCall
     typealias OutboundOut = ByteBuffer
 
-    private static let writeChunk = 64 * 1024
-
     private let session: H2ClientSession
     private let logger: Logger
     /// Called once when the connection stops accepting calls (GOAWAY, error, close).
@@ -40,7 +38,7 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     /// The first error the pipeline reported, named when the connection closes.
     private var closingError: String?
     private var context: ChannelHandlerContext?
-    private var readHeld = false
+    private var glue = SessionChannelGlue()
     private lazy var passFlush = PassFlush { [weak self] in self?.flushOutput() }
     /// Stream of each call in flight, by call id (for cancellation and deadlines).
     private var streamsByCall: [UInt64: Int32] = [:]
@@ -108,16 +106,13 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             flushOutput()
-            if readHeld {
-                readHeld = false
-                context.read()
-            }
+            glue.becameWritable(context)
         }
         context.fireChannelWritabilityChanged()
     }
 
     func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable { context.read() } else { readHeld = true }
+        glue.read(context)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -225,18 +220,13 @@ final class GRPCClientChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private func flushOutput() {
         guard let context else { return }
-        var wrote = false
         do {
-            while context.channel.isWritable, let out = try session.pendingOutput(limit: Self.writeChunk) {
-                context.write(wrapOutboundOut(out), promise: nil)
-                wrote = true
-            }
+            try SessionChannelGlue.writeOutput(context) { try session.pendingOutput(limit: $0) }
         } catch {
             logger.debug("nghttp2 send failed", metadata: ["authority": "\(session.authority)", "error": "\(error)"])
             context.close(promise: nil)
             return
         }
-        if wrote { context.flush() }
         if !session.canStartCalls {
             reportUnusable()
             // After GOAWAY, the connection closes itself once its last call is done.

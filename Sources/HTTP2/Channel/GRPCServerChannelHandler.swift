@@ -19,7 +19,6 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     typealias OutboundOut = ByteBuffer
 
     /// Bytes drained from nghttp2 per write, between writability checks.
-    private static let writeChunk = 64 * 1024
 
     private let session: H2ServerSession
     private let handler: GRPCServer.Handler
@@ -32,7 +31,7 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     private var executor: EventLoopTaskExecutor?
     /// Deadlines (grpc-timeout) of the requests in flight, by stream id.
     private var deadlines: DeadlineQueue<Int32>?
-    private var readHeld = false
+    private var glue = SessionChannelGlue()
     private lazy var passFlush = PassFlush { [weak self] in self?.flushOutput() }
     private let timeouts: Timeouts
     private var sweep: RepeatedTask?
@@ -119,20 +118,13 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             flushOutput()
-            if readHeld {
-                readHeld = false
-                context.read()
-            }
+            glue.becameWritable(context)
         }
         context.fireChannelWritabilityChanged()
     }
 
     func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            context.read()
-        } else {
-            readHeld = true
-        }
+        glue.read(context)
     }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -248,18 +240,13 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private func flushOutput() {
         guard let context, !closing else { return }
-        var wrote = false
         do {
-            while context.channel.isWritable, let out = try session.pendingOutput(limit: Self.writeChunk) {
-                context.write(wrapOutboundOut(out), promise: nil)
-                wrote = true
-            }
+            try SessionChannelGlue.writeOutput(context) { try session.pendingOutput(limit: $0) }
         } catch {
             logger.debug("nghttp2 send failed, closing connection", metadata: ["error": "\(error)"])
             close()
             return
         }
-        if wrote { context.flush() }
         if !session.isActive { close() }
     }
 
