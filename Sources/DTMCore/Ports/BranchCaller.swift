@@ -44,7 +44,8 @@ public protocol BranchCaller: Sendable {
     func call(_ call: BranchCall) async -> BranchCallResult
 }
 
-/// Chooses the transport for a call exactly as DTM does (spec §7.1): an empty URL succeeds without a call;
+/// Chooses the transport for a call exactly as DTM does (spec §7.1): an empty URL succeeds without a call (the one
+/// place that says so); a task already cancelled (a round cut short by RoundTimeout or shutdown) calls nothing;
 /// a `grpc://` or `grpcs://` URL goes over gRPC (ours: DTM has no such schemes); a trans with protocol `http`, or a
 /// URL starting with http:// or https://, goes over HTTP; everything else is a gRPC target
 /// `host:port/pkg.Service/Method`. With an allow-list, a URL it does not allow is not called:
@@ -62,6 +63,7 @@ public struct BranchCallRouter: BranchCaller {
 
     public func call(_ call: BranchCall) async -> BranchCallResult {
         if call.url.isEmpty { return .success }
+        if Task.isCancelled { return .error("round cancelled before calling \(call.url.prefix(256))") }
         if let allowList {
             do throws(DTMError) { try allowList.check(call.url, field: "branch \(call.branchID) \(call.op)") } catch { return .error(error.description) }
         }

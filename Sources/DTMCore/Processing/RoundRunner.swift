@@ -31,7 +31,7 @@ enum RoundRunner {
                 // One call at a time (every sequential saga, TCC, XA): awaited in this task, no task per call.
                 let index = calls[0]
                 try await round.settle()
-                let result = await TransactionRound.call(round.branchCall(index: index), caller: round.context.caller)
+                let result = await round.context.caller.call(round.branchCall(index: index))
                 event = .branchFinished(index: index, outcome: try await round.record(result, index: index))
             } else {
                 if let result = try await concurrently(calls, &machine, &actions, round) { return result }
@@ -51,7 +51,7 @@ enum RoundRunner {
             func start(_ index: Int) {
                 let call = round.branchCall(index: index)
                 running += 1
-                group.addTask { (index, await TransactionRound.call(call, caller: caller)) }
+                group.addTask { (index, await caller.call(call)) }
             }
             try await round.settle()
             for index in first { start(index) }

@@ -53,17 +53,9 @@ public final class TransactionRound: RoundFacts {
     /// Calls a URL that is not a stored branch — the msg check-back or the workflow resume — as branch `00`.
     /// Nothing is recorded; the caller decides what the answer means.
     public func callCheckBack(url: String, op: String, payload: [UInt8]) async -> BranchCallResult {
-        let result = await Self.call(makeCall(url: url, branchID: "00", op: op, payload: payload), caller: context.caller)
+        let result = await context.caller.call(makeCall(url: url, branchID: "00", op: op, payload: payload))
         logger.debug("check-back", metadata: ["url": .string(url), "op": .string(op), "result": .string("\(result)")])
         return result
-    }
-
-    /// The transport call alone; safe to run in a child task. A round cut short (RoundTimeout, shutdown) starts
-    /// no further call.
-    public static func call(_ call: BranchCall, caller: any BranchCaller) async -> BranchCallResult {
-        if call.url.isEmpty { return .success }
-        if Task.isCancelled { return .error("round cancelled before calling \(call.url.prefix(256))") }
-        return await caller.call(call)
     }
 
     /// Records the result of a call to branch row `index`: new branch status (stored with the round's next
