@@ -30,7 +30,9 @@ struct BranchUpdateSyncTests {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let coordinator = Coordinator(
-            context: ProcessingContext(store: store, caller: BranchCallRouter(http: caller, grpc: caller), clock: ManualClock(), coding: JSONTestCoding(), config: config, logger: logger))
+            context: ProcessingContext(
+                store: store, caller: BranchCallRouter(http: caller, grpc: caller), clock: ManualClock(), coding: JSONTestCoding(), config: config,
+                logger: logger))
         var request = TransactionRequest(gid: "g", transType: "saga")
         request.steps = steps
         request.options.waitResult = true

@@ -206,7 +206,9 @@ struct ConcurrentRoundTests {
         logger.logLevel = .critical
         let store = InMemoryStore()
         let coordinator = Coordinator(
-            context: ProcessingContext(store: store, caller: BranchCallRouter(http: gate, grpc: gate), clock: ManualClock(), coding: JSONTestCoding(), config: EngineConfig(), logger: logger))
+            context: ProcessingContext(
+                store: store, caller: BranchCallRouter(http: gate, grpc: gate), clock: ManualClock(), coding: JSONTestCoding(), config: EngineConfig(),
+                logger: logger))
         var r = TransactionRequest(gid: "busy", transType: "saga")
         r.steps = [TransStep(action: "a1", compensate: "c1")]
         try await coordinator.submit(r)  // background round, blocked in the branch call
@@ -241,7 +243,8 @@ struct CronLoopTests {
         logger.logLevel = .critical
         let store = InMemoryStore()
         let coordinator = Coordinator(
-            context: ProcessingContext(store: store, caller: BranchCallRouter(http: caller, grpc: caller), clock: clock, coding: JSONTestCoding(), config: config, logger: logger))
+            context: ProcessingContext(
+                store: store, caller: BranchCallRouter(http: caller, grpc: caller), clock: clock, coding: JSONTestCoding(), config: config, logger: logger))
         func stored(_ gid: String, action: String) async throws {
             var r = TransactionRequest(gid: gid, transType: "saga")
             r.steps = [TransStep(action: action, compensate: "")]

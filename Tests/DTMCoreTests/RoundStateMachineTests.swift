@@ -286,3 +286,78 @@ struct RoundStateMachineTests {
         #expect(try finished.next(.started, facts) == [.finish(.ok)])
     }
 }
+
+/// Every mode × stored status × (timed out or not) × how branches answer × how the check-back answers, each a whole
+/// round driven as the runner drives it: the round finishes, names only rows that exist, never moves a status back
+/// to prepared, and leaves a finished transaction untouched.
+@Suite("round state machines: every state × event")
+struct RoundStateMachineSweepTests {
+    static let statuses: [GlobalStatus] = [.prepared, .submitted, .aborting, .succeed, .failed]
+    static let branchAnswers: [BranchOutcome] = [.succeeded, .failed("f"), .ongoing("o"), .error("e")]
+    static let checkBackAnswers: [BranchCallResult] = [.success, .failure("f"), .ongoing("o"), .error("e")]
+
+    static func facts(_ type: TransType, _ status: GlobalStatus, timedOut: Bool) -> PlainFacts {
+        var options = TransOptions()
+        options.timeoutToFail = 1
+        options.retryLimit = 1
+        let rows: [(op: String, status: BranchStatus)] =
+            switch type {
+            case .saga: [(BranchOp.compensate, .prepared), (BranchOp.action, .prepared), (BranchOp.compensate, .prepared), (BranchOp.action, .prepared)]
+            case .msg: [(BranchOp.action, .prepared), (BranchOp.action, .prepared)]
+            case .tcc: [(BranchOp.cancel, .prepared), (BranchOp.confirm, .prepared)]
+            case .xa: [(BranchOp.rollback, .prepared), (BranchOp.commit, .prepared)]
+            case .workflow: []
+            }
+        var facts = PlainFacts(type, status, rows: rows, options: options)
+        if timedOut { facts.now = facts.transaction.createTime.adding(seconds: 5) }
+        return facts
+    }
+
+    static func round(
+        _ type: TransType, _ facts: inout PlainFacts, _ answer: BranchOutcome, _ checkBack: BranchCallResult
+    ) throws -> (
+        calls: [Int], actions: [RoundAction]
+    ) {
+        let answers = Dictionary(uniqueKeysWithValues: facts.branches.indices.map { ($0, [answer, answer, answer]) })
+        switch type {
+        case .saga:
+            var m = SagaProcessor().round()
+            return try drive(&m, &facts, answers: answers, checkBack: checkBack)
+        case .msg:
+            var m = MsgProcessor().round()
+            return try drive(&m, &facts, answers: answers, checkBack: checkBack)
+        case .tcc:
+            var m = TCCProcessor().round()
+            return try drive(&m, &facts, answers: answers, checkBack: checkBack)
+        case .xa:
+            var m = XAProcessor().round()
+            return try drive(&m, &facts, answers: answers, checkBack: checkBack)
+        case .workflow:
+            var m = WorkflowProcessor().round()
+            return try drive(&m, &facts, answers: answers, checkBack: checkBack)
+        }
+    }
+
+    @Test("every mode × status × timeout × branch answer × check-back answer", arguments: [TransType.saga, .msg, .tcc, .xa, .workflow])
+    func sweep(type: TransType) throws {
+        for status in Self.statuses {
+            for timedOut in [false, true] {
+                for answer in Self.branchAnswers {
+                    for checkBack in Self.checkBackAnswers {
+                        var facts = Self.facts(type, status, timedOut: timedOut)
+                        let (calls, actions) = try Self.round(type, &facts, answer, checkBack)
+                        let label = "\(type) \(status) timedOut=\(timedOut) \(answer) \(checkBack): \(actions)"
+                        #expect(actions.last.map { if case .finish = $0 { true } else { false } } == true, "\(label)")
+                        #expect(calls.allSatisfy { facts.branches.indices.contains($0) }, "\(label)")
+                        for case .changeStatus(let to, _) in actions {
+                            #expect(to != .prepared, "\(label)")
+                        }
+                        if status == .succeed || status == .failed {
+                            #expect(calls.isEmpty && facts.transaction.status == status, "\(label)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

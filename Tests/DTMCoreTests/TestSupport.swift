@@ -63,7 +63,8 @@ struct Harness {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         coordinator = Coordinator(
-            context: ProcessingContext(store: store, caller: BranchCallRouter(http: caller, grpc: caller), clock: clock, coding: JSONTestCoding(), config: config, logger: logger))
+            context: ProcessingContext(
+                store: store, caller: BranchCallRouter(http: caller, grpc: caller), clock: clock, coding: JSONTestCoding(), config: config, logger: logger))
     }
 
     /// A saga request whose step i has action "a<i>" and compensation "c<i>" (i from 1), payload "p<i>".
