@@ -35,7 +35,8 @@ enum Fixtures {
         config.maxInflightRounds = 0
         return Coordinator(
             context: ProcessingContext(
-                store: InMemoryStore(), caller: BranchCallRouter(http: URLScriptedCaller(), grpc: URLScriptedCaller()), clock: clock, coding: JSONTextCoding(), config: config, logger: quiet))
+                store: InMemoryStore(), caller: BranchCallRouter(http: URLScriptedCaller(), grpc: URLScriptedCaller()), clock: clock, coding: JSONTextCoding(),
+                config: config, logger: quiet))
     }
 
     /// After the requests, what the stored transactions do over time: the cron path claims and processes them as
