@@ -10,7 +10,16 @@ enum RoundRunner {
         var actions: [RoundAction] = []
         actions.reserveCapacity(4)
         var calls: [Int] = []
+        // A bound on decisions, so that a machine that never finishes cannot hold a round for ever: every row may be
+        // run once per allowed retry, and each run takes at most a few decisions.
+        let maxDecisions = 4 * (round.branches.count + 4) * (Int(round.config.limits.maxRetryLimit) + 2)
+        var decisions = 0
         while true {
+            decisions += 1
+            if decisions > maxDecisions {
+                round.logger.error("round stopped: the processor made more decisions than a round can need", metadata: ["decisions": "\(decisions)"])
+                return .error("round stopped after \(maxDecisions) decisions")
+            }
             actions.removeAll(keepingCapacity: true)
             calls.removeAll(keepingCapacity: true)
             try machine.next(event, round, &actions)
