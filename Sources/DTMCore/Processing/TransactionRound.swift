@@ -4,8 +4,8 @@ import Logging
 /// performs for a processor (call a branch, record the result, move the schedule, change the global status). It
 /// is also the processor's read-only view of the round (`RoundFacts`).
 ///
-/// A round is used by a single task. Concurrent branch calls (concurrent sagas, msg) run `call(_:caller:)` in
-/// child tasks; everything that writes to the store runs in the round's own task.
+/// A round is used by a single task. Concurrent branch calls (concurrent sagas, msg) run the branch caller in child
+/// tasks; everything that writes to the store runs in the round's own task.
 public final class TransactionRound: RoundFacts {
     public private(set) var transaction: GlobalTransaction
     public private(set) var branches: [Branch]
