@@ -7,7 +7,9 @@ import Synchronization
 /// order) and one watching `ServiceSubscriber` per service key, started by the first call that needs it. etcd is
 /// not on the call path: calls read the watched sets.
 ///
-/// Bounded: at most `maxClusters` clusters; at most `maxServices` watched services, the least recently used one
+/// Bounded: a watch no call used for `idleWatch` is stopped when the next service is watched (a branch URL that
+/// stopped appearing does not keep its watch for ever); at most `maxClusters` clusters; at most `maxServices` watched
+/// services, the least recently used one
 /// stopped to make room. Credentials for a cluster come from `credentials` (a coordinator's own
 /// `MicroService.Target`), since branch URLs carry none.
 public final class EtcdDiscovery: Sendable {
@@ -27,6 +29,7 @@ public final class EtcdDiscovery: Sendable {
     private let logger: Logger
     private let credentials: [String: Credentials]
     private let addressOf: @Sendable (String) -> String?
+    private let idleWatch: Duration
     private let state = Mutex(State())
 
     private struct ServiceName: Hashable {
@@ -43,10 +46,11 @@ public final class EtcdDiscovery: Sendable {
     /// `credentials`: by cluster (hosts joined with commas, as `EtcdClient.cluster`). `addressOf` turns a registered
     /// value into the address to call, or nil to skip it.
     public init(
-        credentials: [String: Credentials] = [:], addressOf: @escaping @Sendable (String) -> String?,
+        credentials: [String: Credentials] = [:], addressOf: @escaping @Sendable (String) -> String?, idleWatch: Duration = .seconds(600),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) {
         self.credentials = credentials
+        self.idleWatch = idleWatch
         self.addressOf = addressOf
         self.group = group
         self.logger = logger
@@ -79,21 +83,27 @@ public final class EtcdDiscovery: Sendable {
         guard let client = client(hosts: hosts) else {
             return .failure(ResolutionFailure(message: "etcd cluster \(cluster): discovery is shut down or already watches \(Self.maxClusters) clusters"))
         }
-        let (subscriber, isNew, evicted) = state.withLock { state -> (ServiceSubscriber?, Bool, Task<Void, Never>?) in
-            if state.closed { return (nil, false, nil) }
-            if let existing = state.services[name] { return (existing.subscriber, false, nil) }
-            var evicted: Task<Void, Never>?
+        let idleSince = ContinuousClock.now - idleWatch
+        let (subscriber, isNew, evicted) = state.withLock { state -> (ServiceSubscriber?, Bool, [Task<Void, Never>]) in
+            if state.closed { return (nil, false, []) }
+            if let existing = state.services[name] { return (existing.subscriber, false, []) }
+            var evicted: [Task<Void, Never>] = []
+            for (other, service) in state.services where service.subscriber.lastUsed < idleSince {
+                evicted.append(service.task)
+                state.services[other] = nil
+            }
             if state.services.count >= Self.maxServices,
                 let oldest = state.services.min(by: { $0.value.subscriber.lastUsed < $1.value.subscriber.lastUsed })
             {
-                evicted = oldest.value.task
+                evicted.append(oldest.value.task)
                 state.services[oldest.key] = nil
             }
             let subscriber = ServiceSubscriber(client: client, key: key, addressOf: addressOf, logger: logger)
             state.services[name] = (subscriber, Task { await subscriber.run() })
             return (subscriber, true, evicted)
         }
-        evicted?.cancel()
+        for task in evicted { task.cancel() }
+        if !evicted.isEmpty { logger.debug("etcd watches stopped", metadata: ["count": "\(evicted.count)"]) }
         guard let subscriber else { return .failure(ResolutionFailure(message: "discovery is shut down")) }
         if isNew { logger.info("watching service in etcd", metadata: ["key": "\(key)/", "cluster": "\(cluster)"]) }
         // Every caller that arrives before the first read waits for it, not only the one that started the watch.
@@ -111,6 +121,9 @@ public final class EtcdDiscovery: Sendable {
         }
         return .success(addresses)
     }
+
+    /// Services watched now (tests).
+    var watchedServiceCount: Int { state.withLock { $0.services.count } }
 
     /// A call could not reach `address` of service `key`: it is tried last for a while.
     public func markFailed(hosts: [String], key: String, address: String) {

@@ -164,6 +164,28 @@ struct EtcdClientTests {
         await c.close()
     }
 
+    @Test("discovery resolves through one watch per service, and stops a watch no call used for idleWatch")
+    func discoveryIdleWatches() async throws {
+        let etcd = try EtcdTestServer()
+        let c = client(etcd)
+        try await c.put(key: "a.rpc/1", value: "127.0.0.1:7001")
+        try await c.put(key: "b.rpc/1", value: "127.0.0.1:7002")
+        let discovery = EtcdDiscovery(addressOf: { $0 }, idleWatch: .milliseconds(300), logger: logger)
+        #expect(try await discovery.addresses(hosts: [etcd.endpoint], key: "a.rpc").get() == ["127.0.0.1:7001"])
+        #expect(try await discovery.addresses(hosts: [etcd.endpoint], key: "a.rpc").get() == ["127.0.0.1:7001"])
+        #expect(discovery.watchedServiceCount == 1)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await discovery.addresses(hosts: [etcd.endpoint], key: "b.rpc").get() == ["127.0.0.1:7002"])
+        #expect(discovery.watchedServiceCount == 1, "a.rpc's idle watch was stopped when b.rpc was watched")
+        guard case .failure(let none) = await discovery.addresses(hosts: [etcd.endpoint], key: "c.rpc") else {
+            Issue.record("an unregistered service resolved")
+            return
+        }
+        #expect(none.message.contains("c.rpc/"))
+        await discovery.shutdown()
+        await c.close()
+    }
+
     @Test("at most 32 addresses are kept")
     func cap() async throws {
         let etcd = try EtcdTestServer()
