@@ -69,11 +69,11 @@ public final class EtcdClient: Sendable {
 
     // MARK: - KV
 
-    /// Every key starting with `prefix`, and the store revision they were read at.
-    public func range(prefix: String) async throws -> (revision: Int64, kvs: [EtcdKeyValue]) {
-        let request = try EtcdCodec.range(key: Array(prefix.utf8), rangeEnd: Self.prefixEnd(Array(prefix.utf8)))
-        let response = try EtcdCodec.rangeResponse(try await unary("/etcdserverpb.KV/Range", request))
-        return (response.revision, response.kvs)
+    /// The keys starting with `prefix`, at most `limit` of them (0: all; `more` says some were left out), and the
+    /// store revision they were read at.
+    public func range(prefix: String, limit: Int64 = 0) async throws -> (revision: Int64, kvs: [EtcdKeyValue], more: Bool) {
+        let request = try EtcdCodec.range(key: Array(prefix.utf8), rangeEnd: Self.prefixEnd(Array(prefix.utf8)), limit: max(limit, 0))
+        return try EtcdCodec.rangeResponse(try await unary("/etcdserverpb.KV/Range", request))
     }
 
     /// Puts `key` = `value`, attached to `lease` (0: none); returns the revision of the write.
@@ -104,12 +104,13 @@ public final class EtcdClient: Sendable {
 
     // MARK: - Watch
 
-    /// Watches every key starting with `prefix` (exactly `prefix` when `exact`) from `startRevision` on. Returns once
-    /// etcd confirmed the watch.
-    public func watch(prefix: String, exact: Bool = false, startRevision: Int64) async throws -> EtcdWatchStream {
+    /// Watches every key starting with `prefix` (exactly `prefix` when `exact`) for changes after `revision` (a
+    /// revision etcd answered with). Returns once etcd confirmed the watch.
+    public func watch(prefix: String, exact: Bool = false, after revision: Int64) async throws -> EtcdWatchStream {
         let key = Array(prefix.utf8)
         let stream = try await openStream("/etcdserverpb.Watch/Watch")
-        let create = try EtcdCodec.watchCreate(key: key, rangeEnd: exact ? [] : Self.prefixEnd(key), startRevision: startRevision)
+        let create = try EtcdCodec.watchCreate(
+            key: key, rangeEnd: exact ? [] : Self.prefixEnd(key), startRevision: Self.revision(after: revision))
         guard await stream.send(create) else {
             stream.cancel()
             throw EtcdError.unavailable("watch stream closed before the watch was created: \(stream.result.map { "\($0.status)" } ?? "")")
@@ -135,6 +136,11 @@ public final class EtcdClient: Sendable {
     }
 
     // MARK: - Calls
+
+    /// The revision after `revision`, which comes from etcd: saturated, never below 1 (0 would mean "from now").
+    static func revision(after revision: Int64) -> Int64 {
+        revision < .max ? max(revision, 0) + 1 : .max
+    }
 
     /// The end of the key range holding every key that starts with `prefix` (etcd's `GetPrefixRangeEnd`).
     static func prefixEnd(_ prefix: [UInt8]) -> [UInt8] {

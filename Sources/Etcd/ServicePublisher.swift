@@ -101,7 +101,7 @@ public final class ServicePublisher: Sendable {
         let keepAlive = try await client.keepAliveStream()
         let watch: EtcdWatchStream
         do {
-            watch = try await client.watch(prefix: key, exact: true, startRevision: revision + 1)
+            watch = try await client.watch(prefix: key, exact: true, after: revision)
         } catch {
             keepAlive.cancel()
             throw error
@@ -110,7 +110,7 @@ public final class ServicePublisher: Sendable {
             keepAlive.cancel()
             watch.cancel()
         }
-        let interval = Duration.milliseconds(ttl * 1000 / 3)
+        let interval = Duration.seconds(Double(ttl) / 3)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {

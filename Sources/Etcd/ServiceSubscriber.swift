@@ -106,9 +106,13 @@ public final class ServiceSubscriber: Sendable {
         var backoff = Duration.milliseconds(500)
         while !Task.isCancelled {
             do {
-                let (revision, kvs) = try await client.range(prefix: prefix)
+                // At most maxKeys: a prefix flooded with registrations cannot make the answer (or memory) grow without end.
+                let (revision, kvs, more) = try await client.range(prefix: prefix, limit: Int64(Self.maxKeys))
+                if more {
+                    logger.warning("more keys under the prefix than are kept; the rest are ignored", metadata: ["key": "\(prefix)", "kept": "\(Self.maxKeys)"])
+                }
                 replaceAll(kvs.map { ($0.key, $0.value) })
-                let watch = try await client.watch(prefix: prefix, startRevision: revision + 1)
+                let watch = try await client.watch(prefix: prefix, after: revision)
                 defer { watch.cancel() }
                 if state.withLock({ $0.lastError != nil }) {
                     logger.info("etcd watch restored", metadata: ["key": "\(prefix)", "cluster": "\(client.cluster)"])

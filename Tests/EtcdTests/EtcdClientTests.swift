@@ -30,10 +30,14 @@ struct EtcdClientTests {
         let r2 = try await c.put(key: "svc/b", value: "127.0.0.1:2")
         try await c.put(key: "svcx/c", value: "other")
         #expect(r2 > r1)
-        let (revision, kvs) = try await c.range(prefix: "svc/")
+        let (revision, kvs, more) = try await c.range(prefix: "svc/")
+        #expect(!more)
         #expect(revision >= r2 + 1)
         #expect(kvs.map(\.key) == ["svc/a", "svc/b"])
         #expect(kvs.map(\.value) == ["127.0.0.1:1", "127.0.0.1:2"])
+        let limited = try await c.range(prefix: "svc", limit: 2)
+        #expect(limited.kvs.map(\.key) == ["svc/a", "svc/b"])
+        #expect(limited.more, "a third key (svcx/c) was left out")
         let lease = try await c.grantLease(ttl: 10)
         try await c.put(key: "svc/leased", value: "v", lease: lease)
         #expect(try await c.range(prefix: "svc/leased").kvs.first?.lease == lease)
@@ -47,7 +51,7 @@ struct EtcdClientTests {
         let etcd = try EtcdTestServer()
         let c = client(etcd)
         let start = try await c.put(key: "w/0", value: "before")
-        let watch = try await c.watch(prefix: "w/", startRevision: start + 1)
+        let watch = try await c.watch(prefix: "w/", after: start)
         try await c.put(key: "w/1", value: "one")
         try await c.put(key: "other/1", value: "ignored")
         _ = try etcd.etcdctl(["del", "w/0"])
@@ -184,6 +188,14 @@ struct EtcdClientTests {
         #expect(none.message.contains("c.rpc/"))
         await discovery.shutdown()
         await c.close()
+    }
+
+    @Test("the revision after one etcd answered saturates and is never below 1")
+    func revisionAfter() {
+        #expect(EtcdClient.revision(after: 41) == 42)
+        #expect(EtcdClient.revision(after: .max) == .max)
+        #expect(EtcdClient.revision(after: -5) == 1)
+        #expect(EtcdClient.revision(after: .min) == 1)
     }
 
     @Test("at most 32 addresses are kept")

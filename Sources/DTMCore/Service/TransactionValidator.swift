@@ -94,19 +94,16 @@ public struct TransactionValidator: Sendable {
         if id.utf8.count > limits.maxBranchIDLength {
             throw .invalidArgument("branch_id is \(id.utf8.count) bytes long; the limit is \(limits.maxBranchIDLength)")
         }
-        let type = TransType(rawValue: registration.transType)
-        switch type {
-        case .tcc, .xa:
-            break
-        case .workflow:
+        guard let type = TransType(rawValue: registration.transType), type == .tcc || type == .xa || type == .workflow else {
+            throw .invalidArgument("unknow trans type: \(registration.transType)")
+        }
+        if type == .workflow {
             guard let op = registration.data["op"], !op.isEmpty else { throw .invalidArgument("workflow registerBranch needs 'op'") }
             guard let status = BranchStatus(rawValue: registration.data["status"] ?? ""), status != .prepared else {
                 throw .invalidArgument("workflow registerBranch needs 'status' 'succeed' or 'failed'")
             }
-        default:
-            throw .invalidArgument("unknow trans type: \(registration.transType)")
         }
-        return type!  // every case without a type threw above
+        return type
     }
 
     /// The rows a registration adds: their URLs, and the gid's row count with them.
