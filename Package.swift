@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // C libraries from Debian, each wrapped by exactly one Swift target.
@@ -87,6 +88,18 @@ let package = Package(
             dependencies: ["DTMCore", "CSQLite", "JSONSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // DTM's PostgreSQL store (several coordinators on one database): the only target that touches postgres-nio.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "DTMCore", "JSONSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // DTM's Prometheus metrics (dtm_server_*, dtm_transaction_*, dtm_branch_*).
         .target(
             name: "DTMMetrics",
@@ -119,7 +132,7 @@ let package = Package(
         .target(
             name: "DTMServer",
             dependencies: [
-                "DTMCore", "SQLiteStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "CCrashGuard", "Etcd", "EventLoopSupport",
+                "DTMCore", "SQLiteStore", "PostgresStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "CCrashGuard", "Etcd", "EventLoopSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -176,10 +189,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "DTMCore", "DTMTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "StoreTests", dependencies: ["SQLiteStore", "PostgresStore", "DTMCore", "DTMTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "EtcdTests",
-            dependencies: ["Etcd", "HTTP2", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Etcd", "HTTP2", "DTMTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -149,6 +149,18 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
+    public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
+        state.withLock { s in
+            let gone = s.transactions.values.filter { $0.status.isFinished && $0.updateTime < before }
+                .sorted { ($0.updateTime, $0.id) < ($1.updateTime, $1.id) }.prefix(limit).map(\.gid)
+            for gid in gone {
+                s.transactions[gid] = nil
+                s.branches[gid] = nil
+            }
+            return gone.count
+        }
+    }
+
     public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
         state.withLock { s in
             let page = s.transactions.values

@@ -1,4 +1,5 @@
 import DTMCore
+import FoundationEssentials
 
 /// A transaction's options as DTM stores and shows them (the `options` column and the `options` field of `query`):
 /// Go's `omitempty` (empty values left out, `concurrent` always present), `branch_headers` sorted by name.
@@ -26,5 +27,14 @@ public enum TransOptionsJSON {
         if o.retryCount != 0 { field("retry_count", String(o.retryCount)) }
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The options of a stored row; text that is empty or not valid JSON reads as the defaults (a row written by
+    /// another program must not stop its transaction).
+    public static func decode(_ text: String) -> TransOptions {
+        guard !text.isEmpty, let options = try? JSONDecoder().decode(TransOptions.self, from: Data(text.utf8)) else {
+            return TransOptions()
+        }
+        return options
     }
 }

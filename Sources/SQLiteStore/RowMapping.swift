@@ -1,13 +1,5 @@
 import DTMCore
 import JSONSupport
-import FoundationEssentials
-
-/// A stored row the model cannot represent (an unknown trans_type or status, written by something else).
-struct UnreadableRow: Error, CustomStringConvertible {
-    let gid: String
-    let problem: String
-    var description: String { "stored row of gid \(gid) cannot be read: \(problem)" }
-}
 
 /// Model ⇄ row conversion. Column lists are fixed strings so that every statement is prepared once.
 enum RowMapping {
@@ -35,13 +27,6 @@ enum RowMapping {
         s.optionalInt(column).map { Timestamp(microseconds: $0) }
     }
 
-    static func options(fromJSON text: String) -> TransOptions {
-        guard !text.isEmpty, let options = try? JSONDecoder().decode(TransOptions.self, from: Data(text.utf8)) else {
-            return TransOptions()
-        }
-        return options
-    }
-
     /// Values for `INSERT INTO trans_global (<globalColumns minus id>)`.
     static func globalValues(_ t: GlobalTransaction) -> [SQLiteStatement.Value] {
         [
@@ -64,7 +49,7 @@ enum RowMapping {
         t.updateTime = timestamp(s, 7) ?? t.createTime
         t.finishTime = timestamp(s, 8)
         t.rollbackTime = timestamp(s, 9)
-        t.options = options(fromJSON: s.text(10))
+        t.options = TransOptionsJSON.decode(s.text(10))
         t.customData = s.text(11)
         t.nextCronInterval = s.int(12)
         t.nextCronTime = timestamp(s, 13)

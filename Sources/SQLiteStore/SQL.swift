@@ -6,7 +6,7 @@ enum SQL: Int, CaseIterable {
     case insertGlobal, insertBranch
     case globalByGid, globalByID, branchesByGid, statusByGid
     case changeStatus, updateBranch, touchCronTime
-    case dueIDs, claim, resetCronTime, resetNextCronTime
+    case dueIDs, claim, resetCronTime, resetNextCronTime, finishedIDs, deleteGlobal, deleteBranches
     case scan, scanKV, findKV, createKV, updateKV, deleteKV
 
     var text: String {
@@ -54,6 +54,10 @@ enum SQL: Int, CaseIterable {
               SELECT id FROM trans_global WHERE status IN ('prepared', 'submitted', 'aborting') AND next_cron_time > ?1 LIMIT ?3)
             """
         case .resetNextCronTime: "UPDATE trans_global SET next_cron_time = ?2, update_time = ?2 WHERE gid = ?1"
+        case .finishedIDs:
+            "SELECT id, gid FROM trans_global WHERE status IN ('succeed', 'failed') AND update_time < ?1 ORDER BY update_time LIMIT ?2"
+        case .deleteGlobal: "DELETE FROM trans_global WHERE id = ?1"
+        case .deleteBranches: "DELETE FROM trans_branch_op WHERE gid = ?1"
         case .scan:
             """
             SELECT \(RowMapping.globalColumns) FROM trans_global

@@ -54,7 +54,11 @@ enum SQLiteSchema {
           update_time INTEGER
         );
         CREATE UNIQUE INDEX IF NOT EXISTS uniq_k ON kv(cat, k);
+        """,
+        // Retention (Store.FinishedDataExpire) deletes finished rows oldest first.
         """
+        CREATE INDEX IF NOT EXISTS trans_global_finished ON trans_global(update_time) WHERE status IN ('succeed', 'failed');
+        """,
     ]
 
     static var currentVersion: Int64 { Int64(migrations.count) }

@@ -236,6 +236,19 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
+    public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
+        try await writer.write { db in
+            let rows = try db.statement(.finishedIDs).query([.int(before.microseconds), .int(Int64(limit))]) { ($0.int(0), $0.text(1)) }
+            let deleteGlobal = try db.statement(.deleteGlobal)
+            let deleteBranches = try db.statement(.deleteBranches)
+            for (id, gid) in rows {
+                try deleteGlobal.run([.int(id)])
+                try deleteBranches.run([.text(gid)])
+            }
+            return rows.count
+        }
+    }
+
     public func createKV(_ record: KVRecord) async throws {
         try await writer.write { db in
             try db.statement(.createKV)

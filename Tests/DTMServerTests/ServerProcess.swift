@@ -1,3 +1,4 @@
+import DTMTestSupport
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -114,22 +115,7 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Ports handed out in this test process, never handed out twice.
-private let handedOut = Mutex<Set<Int>>([])
-
-/// A free TCP port on 127.0.0.1, chosen below Linux's ephemeral range (32768+) so that no port-0 bind of a
-/// concurrently running test can be handed the same port after we release it.
-func freePort() throws -> Int {
-    for _ in 0..<100 {
-        let port = Int.random(in: 20_000..<32_000)
-        guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
-        if let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: port).wait() {
-            try channel.close().wait()
-            return port
-        }
-    }
-    throw TestFailure("no free port found")
-}
+func freePort() throws -> Int { try LoopbackPort.free() }
 
 /// Minimal HTTP client calls for the tests.
 enum HTTP {

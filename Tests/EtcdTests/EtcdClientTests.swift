@@ -1,3 +1,4 @@
+import DTMTestSupport
 import Foundation
 import Logging
 import Testing
@@ -215,7 +216,7 @@ struct EtcdClientTests {
     @Test("with two hosts, the first one down, the client uses the second")
     func failover() async throws {
         let etcd = try EtcdTestServer()
-        let closed = try EtcdTestServer.freePort()
+        let closed = try LoopbackPort.free()
         let c = client(etcd, hosts: ["127.0.0.1:\(closed)", etcd.endpoint])
         try await c.put(key: "f/1", value: "v")
         #expect(try await c.range(prefix: "f/").kvs.count == 1)

@@ -1,3 +1,4 @@
+import DTMTestSupport
 import Foundation
 import Glibc
 
@@ -15,8 +16,8 @@ final class EtcdTestServer: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw Failure("\(Self.binary) not found: install Debian's etcd-server (scripts/setup.sh does)")
         }
-        clientPort = try Self.freePort()
-        peerPort = try Self.freePort()
+        clientPort = try LoopbackPort.free()
+        peerPort = try LoopbackPort.free()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("swift-dtm-etcd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try start()
@@ -82,23 +83,6 @@ final class EtcdTestServer: @unchecked Sendable {
             usleep(50_000)
         }
         throw Failure("etcd did not become healthy on \(endpoint)")
-    }
-
-    /// A port the kernel just handed out on 127.0.0.1 (closed again: etcd binds it next).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure("socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0 else { throw Failure("bind() failed") }
-        let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        guard named == 0 else { throw Failure("getsockname() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     struct Failure: Error, CustomStringConvertible {

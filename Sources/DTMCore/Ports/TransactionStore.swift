@@ -28,6 +28,18 @@ public struct BranchStatusUpdate: Sendable, Equatable {
     }
 }
 
+/// A stored row the model cannot represent (an unknown trans_type or status, written by another program). Stores
+/// leave such rows out of listings and set them aside in `claimDue`, logging this.
+public struct UnreadableRow: Error, CustomStringConvertible {
+    public let gid: String
+    public let problem: String
+    public init(gid: String, problem: String) {
+        self.gid = gid
+        self.problem = problem
+    }
+    public var description: String { "stored row of gid \(gid) cannot be read: \(problem)" }
+}
+
 /// Filter of `all` (spec §4.10).
 public struct TransactionFilter: Sendable, Equatable {
     public var status: String = ""
@@ -88,6 +100,10 @@ public protocol TransactionStore: Sendable {
 
     /// A page of transactions, newest first, with ids below `position` (spec §4.10).
     func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?)
+
+    /// Deletes up to `limit` finished transactions (succeed or failed) last updated before `before`, with their
+    /// branches, oldest first; returns how many transactions went (retention, `Store.FinishedDataExpire`).
+    func deleteFinished(before: Timestamp, limit: Int) async throws -> Int
 
     func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?)
     /// Records matching `cat` and `key`; an empty argument matches everything.

@@ -2,19 +2,47 @@ import Logging
 import DTMCore
 import DTMTestSupport
 import Foundation
+import PostgresStore
 @testable import SQLiteStore
 import Testing
 
 /// The store contract (spec §11.1), checked against every store.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
-    case memory, sqlite
+    case memory, sqlite, postgres
     var testDescription: String { rawValue }
 
-    func make() throws -> any TransactionStore {
+    func make() async throws -> any TransactionStore {
         switch self {
         case .memory: return InMemoryStore()
         case .sqlite: return try SQLiteStore(path: TempDB.path(), logger: Logger(label: "test"))
+        case .postgres: return try await PostgresStore.open(try TempDB.postgres(), logger: Logger(label: "test"))
         }
+    }
+
+    /// A time as the store gives it back: DTM's PostgreSQL columns hold whole seconds.
+    func stored(_ t: Timestamp) -> Timestamp {
+        guard self == .postgres else { return t }
+        let (q, r) = t.microseconds.quotientAndRemainder(dividingBy: 1_000_000)
+        return Timestamp(microseconds: (q + (r >= 500_000 ? 1 : r <= -500_000 ? -1 : 0)) * 1_000_000)
+    }
+
+    func stored(_ t: GlobalTransaction) -> GlobalTransaction {
+        var t = t
+        t.createTime = stored(t.createTime)
+        t.updateTime = stored(t.updateTime)
+        t.finishTime = t.finishTime.map { stored($0) }
+        t.rollbackTime = t.rollbackTime.map { stored($0) }
+        t.nextCronTime = t.nextCronTime.map { stored($0) }
+        return t
+    }
+
+    func stored(_ b: Branch) -> Branch {
+        var b = b
+        b.createTime = stored(b.createTime)
+        b.updateTime = stored(b.updateTime)
+        b.finishTime = b.finishTime.map { stored($0) }
+        b.rollbackTime = b.rollbackTime.map { stored($0) }
+        return b
     }
 }
 
@@ -23,6 +51,19 @@ enum TempDB {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swift-dtm-tests-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir.appendingPathComponent("dtm.sqlite").path
+    }
+
+    /// A fresh schema on the test process's PostgreSQL cluster.
+    static func postgres() throws -> PostgresStoreConfiguration {
+        let server = try PostgresTestServer.shared.get()
+        var c = PostgresStoreConfiguration()
+        c.port = server.port
+        c.user = server.user
+        c.database = "postgres"
+        c.schema = "s_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        c.writerConnections = 2
+        c.readerConnections = 1
+        return c
     }
 }
 
@@ -69,24 +110,24 @@ func sampleBranches(_ gid: String, count: Int = 2) -> [Branch] {
 struct StoreContractTests {
     @Test("every field of a transaction and its branches round-trips", arguments: StoreKind.allCases)
     func roundTrip(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let t = sampleTransaction("rt")
         #expect(try await store.saveNew(t, branches: sampleBranches("rt")) == nil)
         var loaded = try #require(try await store.transaction(gid: "rt"))
         #expect(loaded.id > 0)
         loaded.id = 0
-        #expect(loaded == t)
+        #expect(loaded == kind.stored(t))
         let branches = try await store.branches(gid: "rt")
         #expect(branches.map(\.id) == branches.map(\.id).sorted(), "insertion order")
         #expect(
             branches.map {
                 var b = $0; b.id = 0; return b
-            } == sampleBranches("rt"))
+            } == sampleBranches("rt").map { kind.stored($0) })
     }
 
     @Test("saveNew of an existing gid changes nothing and returns the stored one", arguments: StoreKind.allCases)
     func saveNewConflict(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.saveNew(sampleTransaction("dup"), branches: sampleBranches("dup"))
         var other = sampleTransaction("dup", status: .prepared)
         other.customData = "x"
@@ -97,7 +138,7 @@ struct StoreContractTests {
 
     @Test("a stale compare-and-set is refused and changes nothing", arguments: StoreKind.allCases)
     func staleCAS(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.saveNew(sampleTransaction("cas"), branches: sampleBranches("cas"))
         try await store.changeStatus(gid: "cas", from: .submitted, to: .aborting, change: StatusChange(rollbackReason: "r1"), now: t0)
         await #expect(throws: DTMError.storageNotFound("")) {
@@ -118,15 +159,15 @@ struct StoreContractTests {
 
     @Test("branch updates guarded by the global status", arguments: StoreKind.allCases)
     func branchUpdate(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.saveNew(sampleTransaction("bu"), branches: sampleBranches("bu"))
         let at = t0.adding(seconds: 5)
         try await store.updateBranches(
             gid: "bu", requiring: .submitted, updates: [BranchStatusUpdate(branchID: "02", op: "action", status: .failed, finishTime: at)], now: at)
         let b = try await store.branches(gid: "bu")
         #expect(b.map(\.status) == [.prepared, .prepared, .prepared, .failed])
-        #expect(b[3].finishTime == at)
-        #expect(b[3].updateTime == at)
+        #expect(b[3].finishTime == kind.stored(at))
+        #expect(b[3].updateTime == kind.stored(at))
         // A single update of a branch that does not exist names it; of a transaction in another status, does not.
         do {
             try await store.updateBranches(
@@ -147,7 +188,7 @@ struct StoreContractTests {
 
     @Test("insertBranches needs the status and is all-or-nothing on a duplicate", arguments: StoreKind.allCases)
     func insertBranches(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.saveNew(sampleTransaction("ib", status: .prepared), branches: [])
         let first = Branch(gid: "ib", url: "u", binData: [], branchID: "01", op: "cancel", createTime: t0)
         let second = Branch(gid: "ib", url: "u", binData: [], branchID: "01", op: "confirm", createTime: t0)
@@ -167,7 +208,7 @@ struct StoreContractTests {
 
     @Test("claimDue takes due unfinished transactions and leases them", arguments: StoreKind.allCases)
     func claim(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         for (gid, status, due) in [("d1", GlobalStatus.submitted, 1.0), ("d2", .aborting, 2.0), ("d3", .prepared, 100.0), ("d4", .succeed, 1.0)] {
             var t = sampleTransaction(gid, status: status)
             t.nextCronTime = t0.adding(seconds: due)
@@ -184,7 +225,7 @@ struct StoreContractTests {
 
     @Test("touchCronTime is a no-op when the status moved; resetNextCronTime and resetCronTime", arguments: StoreKind.allCases)
     func schedule(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         _ = try await store.saveNew(sampleTransaction("sc"), branches: [])
         try await store.touchCronTime(gid: "sc", requiring: .aborting, interval: 99, nextCronTime: t0, now: t0)
         #expect(try await store.transaction(gid: "sc")?.nextCronInterval == 20)
@@ -192,7 +233,7 @@ struct StoreContractTests {
         #expect(try await store.transaction(gid: "sc")?.nextCronInterval == 40)
         let later = t0.adding(seconds: 1)
         try await store.resetNextCronTime(gid: "sc", now: later)
-        #expect(try await store.transaction(gid: "sc")?.nextCronTime == later)
+        #expect(try await store.transaction(gid: "sc")?.nextCronTime == kind.stored(later))
         await #expect(throws: DTMError.storageNotFound("")) { try await store.resetNextCronTime(gid: "nope", now: later) }
         let (count, remaining) = try await store.resetCronTime(laterThan: t0, limit: 5, now: t0)
         #expect(count == 1)
@@ -201,7 +242,7 @@ struct StoreContractTests {
 
     @Test("scan pages newest first with filters", arguments: StoreKind.allCases)
     func scan(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         for i in 0..<5 {
             var t = sampleTransaction("p\(i)", status: i % 2 == 0 ? .succeed : .failed)
             t.createTime = t0.adding(seconds: Double(i))
@@ -222,7 +263,7 @@ struct StoreContractTests {
 
     @Test("KV: create, version compare-and-set, find, scan, delete", arguments: StoreKind.allCases)
     func kv(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         try await store.createKV(KVRecord(cat: "topics", key: "t1", value: "[]", createTime: t0))
         await #expect(throws: DTMError.uniqueConflict("")) { try await store.createKV(KVRecord(cat: "topics", key: "t1", value: "x", createTime: t0)) }
         var r = try #require(try await store.findKV(cat: "topics", key: "t1").first)
@@ -238,5 +279,28 @@ struct StoreContractTests {
         #expect(try await store.findKV(cat: "", key: "").count == 2)
         try await store.deleteKV(cat: "topics", key: "t1")
         await #expect(throws: DTMError.storageNotFound("")) { try await store.deleteKV(cat: "topics", key: "t1") }
+    }
+}
+
+@Suite("store retention")
+struct StoreRetentionTests {
+    @Test("deleteFinished removes finished transactions older than the cutoff, with their branches, oldest first", arguments: StoreKind.allCases)
+    func deleteFinished(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        for (i, status) in [GlobalStatus.succeed, .failed, .succeed, .submitted, .succeed].enumerated() {
+            var t = sampleTransaction("r\(i)", status: status)
+            t.updateTime = t0.adding(seconds: Double(i * 10))
+            _ = try await store.saveNew(t, branches: sampleBranches("r\(i)"))
+        }
+        let cutoff = t0.adding(seconds: 35)
+        #expect(try await store.deleteFinished(before: cutoff, limit: 2) == 2)
+        #expect(try await store.transaction(gid: "r0") == nil)
+        #expect(try await store.transaction(gid: "r1") == nil)
+        #expect(try await store.branches(gid: "r0").isEmpty)
+        #expect(try await store.deleteFinished(before: cutoff, limit: 2) == 1, "r2 is left; r3 is unfinished, r4 too young")
+        #expect(try await store.deleteFinished(before: cutoff, limit: 2) == 0)
+        #expect(try await store.transaction(gid: "r3") != nil)
+        #expect(try await store.transaction(gid: "r4") != nil)
+        #expect(try await store.branches(gid: "r4").count == 4)
     }
 }

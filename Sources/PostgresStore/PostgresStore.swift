@@ -1,0 +1,283 @@
+import DTMCore
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// DTM's PostgreSQL store: several coordinators share one database (spec §11, DTM's schema).
+///
+/// Writes go through `PostgresWriter` (group commit on a few connections); reads take one of a few reader
+/// connections in turn. Connections are long-lived: no call checks one out of a pool.
+public final class PostgresStore: TransactionStore {
+    public let configuration: PostgresStoreConfiguration
+    private let writer: PostgresWriter
+    private let readers: [PostgresLink]
+    private let writerLinks: [PostgresLink]
+    private let nextReader = Atomic<Int>(0)
+    private let logger: Logger
+
+    private init(configuration: PostgresStoreConfiguration, writerLinks: [PostgresLink], readers: [PostgresLink], logger: Logger) {
+        self.configuration = configuration
+        self.writerLinks = writerLinks
+        self.readers = readers
+        self.writer = PostgresWriter(links: writerLinks, logger: logger)
+        self.logger = logger
+    }
+
+    /// Connects (waiting up to `startupWait` for the database to accept connections), migrates the schema or, with
+    /// `reset`, drops and recreates it (`-r`), and opens the connections.
+    public static func open(_ configuration: PostgresStoreConfiguration, reset: Bool = false, logger: Logger) async throws -> PostgresStore {
+        guard PostgresTables.isQualifiedIdentifier(configuration.schema), !configuration.schema.contains(".") else {
+            throw PostgresStoreError.server(sqlState: "3F000", message: "Store.Schema '\(configuration.schema.prefix(64))' is not a schema name")
+        }
+        let sql = PostgresSQL(configuration.tables)
+        var settings = PostgresLink.Settings(configuration: configuration.connection)
+        settings.statementTimeout = configuration.statementTimeout
+        settings.maxLifetime = configuration.connectionLifetime
+        let (writers, readers) = configuration.connectionCounts
+        let links = (0..<(writers + readers)).map { PostgresLink(settings: settings, sql: sql, id: $0, logger: logger) }
+        do {
+            try await waitForDatabase(links[0], configuration, logger: logger)
+            try await PostgresMigrator(link: links[0], tables: configuration.tables, schema: configuration.schema, logger: logger)
+                .run(reset: reset)
+        } catch {
+            for link in links { await link.close() }
+            throw error
+        }
+        logger.info(
+            "postgres store open",
+            metadata: [
+                "host": .string(configuration.host), "port": .stringConvertible(configuration.port), "db": .string(configuration.database),
+                "schema": .string(configuration.schema), "writers": .stringConvertible(writers), "readers": .stringConvertible(readers),
+                "schema_version": .stringConvertible(PostgresSchema.currentVersion),
+            ])
+        return PostgresStore(
+            configuration: configuration, writerLinks: Array(links.prefix(writers)), readers: Array(links.suffix(readers)), logger: logger)
+    }
+
+    private static func waitForDatabase(_ link: PostgresLink, _ configuration: PostgresStoreConfiguration, logger: Logger) async throws {
+        let deadline = ContinuousClock.now + configuration.startupWait
+        while true {
+            do {
+                _ = try await link.connection()
+                return
+            } catch let e as PostgresStoreError {
+                if e.isFatalAtStartup || ContinuousClock.now >= deadline { throw e }
+                logger.notice("waiting for the database", metadata: ["error": .string(e.description)])
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    /// Write transactions committed since the store was opened.
+    public var commitCount: Int { writer.commits.load(ordering: .relaxed) }
+
+    public func close() async {
+        await writer.close()
+        for link in writerLinks + readers { await link.close() }
+    }
+
+    // MARK: - Reads
+
+    private func read(_ statement: PostgresStatement, _ values: [PostgresValue]) async throws -> [PostgresRow] {
+        let i = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
+        return try await readers[Int(UInt(bitPattern: i) % UInt(readers.count))].run(statement, values)
+    }
+
+    public func transaction(gid: String) async throws -> GlobalTransaction? {
+        try await read(.globalByGid, [.text(gid)]).first.map { try PostgresRows.global(PostgresColumns($0, gidColumn: 1)) }
+    }
+
+    public func branches(gid: String) async throws -> [Branch] {
+        try await read(.branchesByGid, [.text(gid)]).map { try PostgresRows.branch(PostgresColumns($0, gidColumn: 1)) }
+    }
+
+    /// A row the model cannot read is left out of the page (and logged); the page still ends where the rows ended.
+    public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
+        let rows = try await read(
+            .scan,
+            [
+                .int(position ?? .max), .text(filter.status), .text(filter.transType), .time(filter.createTimeStart), .time(filter.createTimeEnd),
+                .int(Int64(limit)),
+            ])
+        var page: [GlobalTransaction] = []
+        var lastID: Int64?
+        for row in rows {
+            let columns = PostgresColumns(row, gidColumn: 1)
+            lastID = try columns.int(0)
+            do {
+                page.append(try PostgresRows.global(columns))
+            } catch let unreadable as UnreadableRow {
+                logger.warning("stored transaction left out of a listing", metadata: ["gid": .string(unreadable.gid), "error": .string(unreadable.problem)])
+            }
+        }
+        return (page, rows.count == limit ? lastID : nil)
+    }
+
+    public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
+        let records = try await read(.scanKV, [.text(cat), .int(position ?? .max), .int(Int64(limit))]).map { try PostgresRows.kv(PostgresColumns($0)) }
+        return (records, records.count == limit ? records.last?.id : nil)
+    }
+
+    public func findKV(cat: String, key: String) async throws -> [KVRecord] {
+        try await read(.findKV, [.text(cat), .text(key)]).map { try PostgresRows.kv(PostgresColumns($0)) }
+    }
+
+    // MARK: - Writes
+
+    /// The first row's columns as integers (the counts a write statement returns).
+    private static func counts(_ rows: [PostgresRow]) throws -> PostgresColumns {
+        guard let row = rows.first else { throw PostgresStoreError.server(sqlState: "XX000", message: "statement returned no row") }
+        return PostgresColumns(row)
+    }
+
+    public func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
+        try PostgresColumnLimits.check(transaction)
+        try PostgresColumnLimits.check(branches)
+        let values = PostgresRows.globalValues(transaction) + PostgresRows.branchArrays(branches)
+        let inserted = try await writer.write(bytes: values.reduce(0) { $0 + $1.byteCount }) { link in
+            try Self.counts(try await link.run(.saveNew, values)).int(0)
+        }
+        if inserted == 1 { return nil }
+        guard let stored = try await self.transaction(gid: transaction.gid) else {
+            throw DTMError.storageNotFound("gid \(transaction.gid) exists but cannot be read")
+        }
+        return stored
+    }
+
+    public func changeStatus(
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
+    ) async throws {
+        if let result = change.result { try PostgresColumnLimits.fits("result", result, 1024) }
+        let values: [PostgresValue] =
+            [
+                .text(gid), .text(from.rawValue), .text(to.rawValue), .time(now), .time(change.finishTime), .time(change.rollbackTime),
+                change.rollbackReason.map { .text(PostgresColumnLimits.fitted($0, 1024)) } ?? .null, change.result.map { .text($0) } ?? .null,
+            ] + PostgresRows.updateArrays(branchUpdates)
+        try await writer.write { link in
+            let c = try Self.counts(try await link.run(.changeStatus, values))
+            if try c.int(0) == 0 { throw DTMError.storageNotFound(try Self.missing(c, gid)) }
+        }
+    }
+
+    /// The "branch x/op of gid" a statement found missing, or "" (the status did not match).
+    private static func missing(_ c: PostgresColumns, _ gid: String) throws -> String {
+        let name = try c.text(1)
+        return name.isEmpty ? "" : "branch \(name) of \(gid)"
+    }
+
+    public func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
+        try PostgresColumnLimits.check(branches)
+        let values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.branchArrays(branches)
+        do {
+            try await writer.write(bytes: values.reduce(0) { $0 + $1.byteCount }) { link in
+                let c = try Self.counts(try await link.run(.insertBranches, values))
+                if try c.int(0) == 0 { throw DTMError.storageNotFound("") }
+                let duplicate = try c.text(1)
+                if !duplicate.isEmpty { throw DTMError.uniqueConflict("branch \(duplicate) of \(gid) exists") }
+            }
+        } catch let e as PostgresStoreError where e.isUniqueViolation {
+            // Another coordinator inserted the same branch at the same moment.
+            let name =
+                try await read(.existingBranch, [.text(gid), .texts(branches.map(\.branchID)), .texts(branches.map(\.op))])
+                .first.map { try PostgresColumns($0).text(0) } ?? "?"
+            throw DTMError.uniqueConflict("branch \(name) of \(gid) exists")
+        }
+    }
+
+    public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+        let values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.updateArrays(updates) + [.time(now)]
+        try await writer.write { link in
+            let c = try Self.counts(try await link.run(.updateBranches, values))
+            if try c.int(0) == 0 { throw DTMError.storageNotFound("") }
+            let missing = try Self.missing(c, gid)
+            if !missing.isEmpty { throw DTMError.storageNotFound(missing) }
+        }
+    }
+
+    public func touchCronTime(
+        gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
+        now: Timestamp
+    ) async throws {
+        let values =
+            [.text(gid), .text(requiring.rawValue), .int(Int64(Int32(clamping: interval))), .time(nextCronTime), .time(now)]
+            + PostgresRows.updateArrays(branchUpdates)
+        try await writer.write { link in
+            let c = try Self.counts(try await link.run(.touchCronTime, values))
+            if try c.int(0) == 0 && !branchUpdates.isEmpty { throw DTMError.storageNotFound(try Self.missing(c, gid)) }
+        }
+    }
+
+    /// Claims with `FOR UPDATE SKIP LOCKED`, so coordinators claiming at once take different rows. A due row the
+    /// model cannot read is set aside for `unreadableRowPause` and logged, so that it neither fails every claim
+    /// nor comes back at every pass.
+    public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
+        let rows = try await writer.write { link in
+            try await link.run(.claimDue, [.time(dueBefore), .int(Int64(limit)), .text(owner), .time(leaseUntil), .time(now)])
+        }
+        var claimed: [GlobalTransaction] = []
+        for row in rows {
+            let columns = PostgresColumns(row, gidColumn: 1)
+            do {
+                var t = try PostgresRows.global(columns)
+                t.nextCronTime = leaseUntil
+                claimed.append(t)
+            } catch let unreadable as UnreadableRow {
+                let id = try columns.int(0)
+                let parkedUntil = now.adding(seconds: Self.unreadableRowPause)
+                try await writer.write { link in _ = try await link.run(.park, [.int(id), .time(parkedUntil)]) }
+                logger.error(
+                    "stored transaction cannot be processed; set aside",
+                    metadata: [
+                        "gid": .string(unreadable.gid), "error": .string(unreadable.problem), "seconds": .stringConvertible(Self.unreadableRowPause),
+                    ])
+            }
+        }
+        return claimed
+    }
+
+    /// How long a row that cannot be read is left alone before it is looked at again, seconds.
+    static let unreadableRowPause: Double = 3600
+
+    public func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
+        let count = try await writer.write { link in
+            try Self.counts(try await link.run(.resetCronTime, [.time(laterThan), .time(now), .int(Int64(limit))])).int(0)
+        }
+        return (Int(count), count == Int64(limit))
+    }
+
+    public func resetNextCronTime(gid: String, now: Timestamp) async throws {
+        try await writer.write { link in
+            if try await link.run(.resetNextCronTime, [.text(gid), .time(now)]).isEmpty { throw DTMError.storageNotFound("") }
+        }
+    }
+
+    public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
+        let count = try await writer.write { link in
+            try Self.counts(try await link.run(.deleteFinished, [.time(before), .int(Int64(limit))])).int(0)
+        }
+        return Int(count)
+    }
+
+    public func createKV(_ record: KVRecord) async throws {
+        try PostgresColumnLimits.check(record)
+        try await writer.write { link in
+            let rows = try await link.run(.createKV, [.text(record.cat), .text(record.key), .text(record.value), .time(record.createTime)])
+            if rows.isEmpty { throw DTMError.uniqueConflict("") }
+        }
+    }
+
+    public func updateKV(_ record: KVRecord, now: Timestamp) async throws {
+        try PostgresColumnLimits.check(record)
+        try await writer.write { link in
+            let rows = try await link.run(
+                .updateKV, [.text(record.cat), .text(record.key), .text(record.value), .int(record.version), .time(now)])
+            if rows.isEmpty { throw DTMError.storageNotFound("") }
+        }
+    }
+
+    public func deleteKV(cat: String, key: String) async throws {
+        try await writer.write { link in
+            if try await link.run(.deleteKV, [.text(cat), .text(key)]).isEmpty { throw DTMError.storageNotFound("") }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import Logging
+import Synchronization
+
+/// Group commit for PostgreSQL: concurrent writes queue here, and each of a few writer connections takes all that
+/// wait (up to `maxBatch`) and commits them in one transaction, so that one WAL flush serves many sagas.
+///
+/// Every job is one statement that leaves nothing behind when its condition fails, so jobs need no savepoints.
+/// If the server refuses a statement the batch is rolled back and its jobs run again one by one, each alone, so
+/// that one bad job fails by itself. A lost connection fails the batch's jobs with `unavailable`; when it is lost
+/// during COMMIT they are told the outcome is unknown, since the commit may have happened.
+final class PostgresWriter: Sendable {
+    struct Job: Sendable {
+        let run: @Sendable (PostgresLink) async throws -> Void
+        let done: @Sendable ((any Error)?) -> Void
+        let bytes: Int
+    }
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var bytes = 0
+        var idle: [CheckedContinuation<[Job], Never>] = []
+        var closed = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let links: [PostgresLink]
+    private let maxBatch: Int
+    private let maxQueued: Int
+    private let maxQueuedBytes: Int
+    private let logger: Logger
+    private let workers = Mutex<[Task<Void, Never>]>([])
+    let commits = Atomic<Int>(0)
+
+    init(links: [PostgresLink], maxBatch: Int = 64, maxQueued: Int = 10_000, maxQueuedBytes: Int = 64 << 20, logger: Logger) {
+        self.links = links
+        self.maxBatch = maxBatch
+        self.maxQueued = maxQueued
+        self.maxQueuedBytes = maxQueuedBytes
+        self.logger = logger
+        workers.withLock { tasks in
+            tasks = links.map { link in Task { await self.work(link) } }
+        }
+    }
+
+    /// Runs `body` inside a batch and returns its result once the batch committed.
+    func write<T: Sendable>(bytes: Int = 0, _ body: @escaping @Sendable (PostgresLink) async throws -> T) async throws -> T {
+        let result = Mutex<T?>(nil)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let job = Job(
+                run: { link in
+                    let value = try await body(link)
+                    result.withLock { $0 = value }
+                },
+                done: { error in
+                    if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+                }, bytes: bytes)
+            if let refusal = enqueue(job) { continuation.resume(throwing: refusal) }
+        }
+        guard let value = result.withLock({ $0.take() }) else { throw PostgresStoreError.unavailable("write finished without a result") }
+        return value
+    }
+
+    private func enqueue(_ job: Job) -> PostgresStoreError? {
+        enum Outcome {
+            case refused(PostgresStoreError)
+            case handed(CheckedContinuation<[Job], Never>)
+            case queued
+        }
+        let outcome = queue.withLock { q -> Outcome in
+            if q.closed { return .refused(.closed) }
+            if q.jobs.count >= maxQueued { return .refused(.queueFull("\(maxQueued) writes")) }
+            if !q.jobs.isEmpty && q.bytes + job.bytes > maxQueuedBytes { return .refused(.queueFull("\(maxQueuedBytes) bytes")) }
+            if let worker = q.idle.popLast() { return .handed(worker) }
+            q.jobs.append(job)
+            q.bytes += job.bytes
+            return .queued
+        }
+        switch outcome {
+        case .refused(let e): return e
+        case .handed(let worker): worker.resume(returning: [job])
+        case .queued: break
+        }
+        return nil
+    }
+
+    /// The next batch; empty when the writer is closed and drained.
+    private func next() async -> [Job] {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[Job], Never>) in
+            let batch = queue.withLock { q -> [Job]? in
+                if !q.jobs.isEmpty {
+                    let n = min(maxBatch, q.jobs.count)
+                    let batch = Array(q.jobs.prefix(n))
+                    q.jobs.removeFirst(n)
+                    q.bytes -= batch.reduce(0) { $0 + $1.bytes }
+                    return batch
+                }
+                if q.closed { return [] }
+                q.idle.append(continuation)
+                return nil
+            }
+            if let batch { continuation.resume(returning: batch) }
+        }
+    }
+
+    private func work(_ link: PostgresLink) async {
+        while true {
+            let batch = await next()
+            if batch.isEmpty { return }
+            await commit(batch, on: link)
+        }
+    }
+
+    private func commit(_ batch: [Job], on link: PostgresLink) async {
+        if batch.count == 1 {
+            // One statement commits by itself: no BEGIN and COMMIT round trips.
+            do {
+                try await batch[0].run(link)
+                commits.add(1, ordering: .relaxed)
+                batch[0].done(nil)
+            } catch {
+                batch[0].done(error)
+            }
+            return
+        }
+        // A job's own answer (a compare-and-set that did not match) is kept for it; its statement changed nothing,
+        // so the batch still commits. Only the server refusing a statement aborts the batch.
+        var answers = [(any Error)?](repeating: nil, count: batch.count)
+        do {
+            _ = try await link.run(.begin, [])
+            for (i, job) in batch.enumerated() {
+                do {
+                    try await job.run(link)
+                } catch let e as PostgresStoreError {
+                    throw e
+                } catch {
+                    answers[i] = error
+                }
+            }
+        } catch let e as PostgresStoreError where !e.dropsConnection {
+            // A statement was refused: roll back, then give every job its own transaction.
+            do {
+                _ = try await link.run(.rollback, [])
+            } catch {
+                fail(batch, PostgresStoreError.from(error))
+                return
+            }
+            logger.debug(
+                "batch rolled back; running its writes one by one", metadata: ["error": .string(e.description), "jobs": .stringConvertible(batch.count)])
+            for job in batch { await commit([job], on: link) }
+            return
+        } catch {
+            fail(batch, PostgresStoreError.from(error))
+            return
+        }
+        do {
+            _ = try await link.run(.commit, [])
+        } catch {
+            let e = PostgresStoreError.from(error)
+            if case .unavailable(let why, _) = e {
+                fail(batch, PostgresStoreError.unavailable(why, outcomeUnknown: true))
+            } else {
+                fail(batch, e)
+            }
+            return
+        }
+        commits.add(1, ordering: .relaxed)
+        for (job, answer) in zip(batch, answers) { job.done(answer) }
+    }
+
+    private func fail(_ batch: [Job], _ error: PostgresStoreError) {
+        for job in batch { job.done(error) }
+    }
+
+    /// Stops taking writes, lets the writers finish what is queued, and waits for them.
+    func close() async {
+        let idle = queue.withLock { q -> [CheckedContinuation<[Job], Never>] in
+            q.closed = true
+            defer { q.idle = [] }
+            return q.idle
+        }
+        for worker in idle { worker.resume(returning: []) }
+        for task in workers.withLock({ $0 }) { await task.value }
+    }
+}
