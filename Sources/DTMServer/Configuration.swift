@@ -1,6 +1,7 @@
 import DTMCore
 import DTMHTTP
 import Glibc
+import PostgresStore
 import Yams
 
 /// The server's configuration, loaded as DTM loads it (spec §12): defaults, then environment variables, then the
@@ -9,6 +10,12 @@ import Yams
 public struct Configuration: Sendable {
     public var storeDriver = "sqlite"
     public var storeFile = "dtm.sqlite"
+    /// `Store.*` of the `postgres` driver.
+    public var postgres = PostgresStoreConfiguration()
+    /// `Store.FinishedDataExpire`, seconds: finished transactions older than this are deleted; 0 keeps them.
+    public var finishedDataExpire: Int64 = 0
+    /// Store drivers `Store.Driver` accepts.
+    public static let storeDrivers = ["sqlite", "postgres"]
     public var httpPort = 36789
     public var grpcPort = 36790
     public var listenHost = "0.0.0.0"
@@ -132,10 +139,28 @@ public struct Configuration: Sendable {
         http.readTimeoutSeconds = try int("HttpReadTimeout", 1...day)
         http.maxConnections = Int(try int("MaxConnections", 1...1_000_000))
         engine.updateBranchSync = try int("UpdateBranchSync", 0...1) != 0
-        _ = try int("Store.Port", 0...65535)
+        postgres.host = string("Store.Host")
+        postgres.port = Int(try int("Store.Port", 0...65535))
+        postgres.user = string("Store.User")
+        postgres.password = string("Store.Password")
+        postgres.database = string("Store.Db")
+        postgres.schema = string("Store.Schema")
+        postgres.maxOpenConnections = Int(try int("Store.MaxOpenConns", 0...1_000_000))
+        _ = try int("Store.MaxIdleConns", 0...1_000_000)
+        let lifetime = try int("Store.ConnMaxLifeTime", 0...525_600)
+        postgres.connectionLifetime = lifetime == 0 ? nil : .seconds(lifetime * 60)
+        do {
+            postgres.tables = try PostgresTables(global: string("Store.TransGlobalTable"), branch: string("Store.TransBranchOpTable"))
+        } catch {
+            throw Invalid(description: "\(error)")
+        }
+        if string("Store.FinishedDataExpire").isEmpty {
+            finishedDataExpire = storeDriver == "sqlite" ? 604_800 : 0
+        } else {
+            finishedDataExpire = try int("Store.FinishedDataExpire", 0...maxSeconds)
+        }
         _ = try int("JsonRpcPort", 0...65535)
         _ = try int("ConfigUpdateInterval", 0...maxSeconds)
-        _ = try int("Store.MaxOpenConns", 0...1_000_000)
         try validate()
     }
 
@@ -154,10 +179,25 @@ public struct Configuration: Sendable {
         guard ["debug", "info", "warn", "error"].contains(logLevel) else {
             throw Invalid(description: "LogLevel: '\(logLevel)' is not one of debug, info, warn, error")
         }
-        guard storeDriver == "sqlite" else {
-            throw Invalid(description: "Store.Driver: '\(storeDriver)' is not supported; swift-dtm stores in sqlite (the default)")
+        guard Self.storeDrivers.contains(storeDriver) else {
+            throw Invalid(
+                description:
+                    "Store.Driver: '\(storeDriver.prefix(64))' is not supported; use sqlite (the default) or postgres (mysql, redis and boltdb are not)")
         }
-        guard !storeFile.isEmpty else { throw Invalid(description: "Store.File must name the SQLite database file") }
+        if storeDriver == "sqlite" {
+            guard !storeFile.isEmpty else { throw Invalid(description: "Store.File must name the SQLite database file") }
+        } else {
+            // DTM's messages (spec §12).
+            guard !postgres.host.isEmpty else { throw Invalid(description: "Db host not valid ") }
+            guard postgres.port > 0 else { throw Invalid(description: "Db port not valid ") }
+            guard !postgres.user.isEmpty else { throw Invalid(description: "Db user not valid ") }
+            guard !postgres.schema.isEmpty, PostgresTables.isSchemaName(postgres.schema) else {
+                throw Invalid(description: "Postgres schema not valid")
+            }
+            guard postgres.maxOpenConnections >= 2 else {
+                throw Invalid(description: "Store.MaxOpenConns: the postgres store needs at least 2 connections (one writes, one reads)")
+            }
+        }
         guard Self.microServiceDrivers.contains(microServiceDriver) else {
             throw Invalid(
                 description:

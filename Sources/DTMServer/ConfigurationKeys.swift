@@ -15,8 +15,12 @@ enum ConfigurationKeys {
         ("Store.MaxIdleConns", "500"),
         ("Store.ConnMaxLifeTime", "5"),
         ("Store.DataExpire", "604800"),
-        ("Store.FinishedDataExpire", "86400"),
+        // Empty: the store's own default (SQLite 604800 as DTM's embedded BoltDB keeps finished data; PostgreSQL 0,
+        // kept for ever, as DTM's SQL stores).
+        ("Store.FinishedDataExpire", ""),
         ("Store.RedisPrefix", "{a}"),
+        ("Store.TransGlobalTable", "trans_global"),
+        ("Store.TransBranchOpTable", "trans_branch_op"),
         ("TransCronInterval", "3"),
         ("TimeoutToFail", "35"),
         ("RetryInterval", "10"),

@@ -9,7 +9,6 @@ import EventLoopSupport
 import Logging
 import NIOCore
 import NIOPosix
-import SQLiteStore
 import ServiceLifecycle
 
 /// The composition root: opens the store, builds the Coordinator with its branch callers, starts the HTTP
@@ -28,8 +27,14 @@ public enum DTMServerApp {
             logger.notice("configuration key is not used by swift-dtm and is ignored", metadata: ["key": .string(key)])
         }
         let tls = try TLSSetup(configuration)
-        let store = try SQLiteStore(path: configuration.storeFile, reset: reset, logger: logger)
-        if reset { logger.notice("store reset", metadata: ["path": .string(configuration.storeFile)]) }
+        let opened: OpenedStore
+        do {
+            opened = try await OpenedStore.open(configuration, reset: reset, logger: logger)
+        } catch {
+            logger.error("cannot open the store", metadata: ["driver": .string(configuration.storeDriver), "error": .string("\(error)")])
+            throw error
+        }
+        let store = opened.store
 
         let group = MultiThreadedEventLoopGroup.singleton
         let httpClient = HTTPBranchCaller.makeClient(eventLoopGroup: group, tls: tls.httpBranches)
@@ -66,7 +71,7 @@ public enum DTMServerApp {
             plainHTTP.shutdown()
             await grpcPool.shutdown()
             await discovery?.shutdown()
-            store.close()
+            await opened.close()
         }
         let grpc: DtmGRPCListener
         do {
@@ -88,7 +93,7 @@ public enum DTMServerApp {
             metadata: [
                 "version": .string(DTMVersion.current), "http_port": .stringConvertible(configuration.httpPort),
                 "grpc_port": .stringConvertible(grpc.port),
-                "store": .string(configuration.storeFile), "tls": .stringConvertible(tls.http != nil),
+                "store": .string(opened.location), "tls": .stringConvertible(tls.http != nil),
             ])
         let (listenersUp, listenersUpContinuation) = AsyncStream<Void>.makeStream()
         var lifecycle: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -101,6 +106,9 @@ public enum DTMServerApp {
             .init(service: GRPCService(listener: grpc)),
             .init(service: CronService(coordinator: coordinator)),
         ]
+        if configuration.finishedDataExpire > 0 {
+            lifecycle.append(.init(service: RetentionService(coordinator: coordinator, finishedDataExpire: configuration.finishedDataExpire)))
+        }
         if let target = configuration.microServiceTarget, let discovery {
             if let client = discovery.client(hosts: target.hosts) {
                 let publisher = ServicePublisher(client: client, key: target.key, value: configuration.microServiceEndPoint, logger: logger)
@@ -168,6 +176,18 @@ struct CronService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await coordinator.runCron()
+        }
+    }
+}
+
+/// Retention (`Store.FinishedDataExpire`) as a lifecycle service.
+struct RetentionService: Service {
+    let coordinator: Coordinator
+    let finishedDataExpire: Int64
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await coordinator.runRetention(finishedDataExpire: finishedDataExpire)
         }
     }
 }

@@ -26,7 +26,7 @@ public final class PostgresStore: TransactionStore {
     /// Connects (waiting up to `startupWait` for the database to accept connections), migrates the schema or, with
     /// `reset`, drops and recreates it (`-r`), and opens the connections.
     public static func open(_ configuration: PostgresStoreConfiguration, reset: Bool = false, logger: Logger) async throws -> PostgresStore {
-        guard PostgresTables.isQualifiedIdentifier(configuration.schema), !configuration.schema.contains(".") else {
+        guard PostgresTables.isSchemaName(configuration.schema) else {
             throw PostgresStoreError.server(sqlState: "3F000", message: "Store.Schema '\(configuration.schema.prefix(64))' is not a schema name")
         }
         let sql = PostgresSQL(configuration.tables)

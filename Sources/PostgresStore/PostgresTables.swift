@@ -37,6 +37,9 @@ public struct PostgresTables: Sendable, Equatable {
     /// The last part of a possibly qualified name: indexes and sequences are named after it.
     static func bareName(_ table: String) -> String { String(table.split(separator: ".").last ?? Substring(table)) }
 
+    /// A schema name (`Store.Schema`): one plain identifier.
+    public static func isSchemaName(_ s: String) -> Bool { !s.contains(".") && isQualifiedIdentifier(s) }
+
     static func isQualifiedIdentifier(_ s: String) -> Bool {
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count) else { return false }

@@ -5,8 +5,8 @@ import Synchronization
 /// wait (up to `maxBatch`) and commits them in one transaction, so that one WAL flush serves many sagas.
 ///
 /// Every job is one statement that leaves nothing behind when its condition fails, so jobs need no savepoints.
-/// If the server refuses a statement the batch is rolled back and its jobs run again one by one, each alone, so
-/// that one bad job fails by itself. A lost connection fails the batch's jobs with `unavailable`; when it is lost
+/// If the server refuses a job's statement, that job fails with the refusal and the batch is rolled back and run
+/// again without it, so that one bad job fails by itself. A lost connection fails the batch's jobs with `unavailable`; when it is lost
 /// during COMMIT they are told the outcome is unknown, since the commit may have happened.
 final class PostgresWriter: Sendable {
     struct Job: Sendable {
@@ -125,9 +125,11 @@ final class PostgresWriter: Sendable {
         // A job's own answer (a compare-and-set that did not match) is kept for it; its statement changed nothing,
         // so the batch still commits. Only the server refusing a statement aborts the batch.
         var answers = [(any Error)?](repeating: nil, count: batch.count)
+        var current = 0
         do {
             _ = try await link.run(.begin, [])
             for (i, job) in batch.enumerated() {
+                current = i
                 do {
                     try await job.run(link)
                 } catch let e as PostgresStoreError {
@@ -137,7 +139,8 @@ final class PostgresWriter: Sendable {
                 }
             }
         } catch let e as PostgresStoreError where !e.dropsConnection {
-            // A statement was refused: roll back, then give every job its own transaction.
+            // The server refused the statement of job `current`: that job fails with the refusal, and the others
+            // run again in a new batch.
             do {
                 _ = try await link.run(.rollback, [])
             } catch {
@@ -145,8 +148,12 @@ final class PostgresWriter: Sendable {
                 return
             }
             logger.debug(
-                "batch rolled back; running its writes one by one", metadata: ["error": .string(e.description), "jobs": .stringConvertible(batch.count)])
-            for job in batch { await commit([job], on: link) }
+                "write refused; its batch rolled back and runs again without it",
+                metadata: ["error": .string(e.description), "jobs": .stringConvertible(batch.count)])
+            batch[current].done(e)
+            var rest = batch
+            rest.remove(at: current)
+            if !rest.isEmpty { await commit(rest, on: link) }
             return
         } catch {
             fail(batch, PostgresStoreError.from(error))
