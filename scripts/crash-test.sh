@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Crash test: kill -9 the coordinator under saga load ROUNDS times and check that no acknowledged transaction is
-# lost, none gets stuck and saga semantics hold (see scripts/crash_test.py). The load mixes HTTP and gRPC sagas
-# (a third over gRPC) when the Python has grpcio + grpcio-tools (.venv from scripts/setup.sh, preferred below);
-# else it warns and runs HTTP only. Builds nothing: uses $DTM_SERVER_BIN, else .build/release/dtm-server, else
-# .build/debug/dtm-server.
-# Usage: scripts/crash-test.sh [ROUNDS] [crash_test.py options...]
+# lost, none gets stuck, saga semantics hold and no branch op of one transaction is ever called twice at overlapping
+# times (see scripts/crash_test.py). The load mixes HTTP and gRPC sagas (a third over gRPC) when the Python has
+# grpcio + grpcio-tools (.venv from scripts/setup.sh, preferred below); else it warns and runs HTTP only.
+# --store sqlite (default: one SQLite file) | postgres (a private PostgreSQL cluster from Tests/Interop/pg_harness.py,
+# needs Debian's postgresql binaries); --coordinators N (default 1; N > 1 needs --store postgres) runs N dtm-servers
+# on one shared schema, spreads the submits over them and kills one at random each round while the others serve.
+# Builds nothing: uses $DTM_SERVER_BIN, else .build/release/dtm-server, else .build/debug/dtm-server (it must be
+# built with PostgreSQL support for --store postgres).
+# Usage: scripts/crash-test.sh [ROUNDS] [--store sqlite|postgres] [--coordinators N] [crash_test.py options...]
+#   e.g. scripts/crash-test.sh 10 --store postgres --coordinators 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=python3

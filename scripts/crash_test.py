@@ -6,25 +6,35 @@ What it does (everything on 127.0.0.1; stdlib only, plus grpcio / grpcio-tools /
 load — without them it warns and runs HTTP only):
 
 1. starts the dtm-server binary ($DTM_SERVER_BIN, else <repo>/.build/release/dtm-server, else
-   <repo>/.build/debug/dtm-server) in a fresh temp dir on a SQLite store, TRANS_CRON_INTERVAL=1, LOG_LEVEL=warn;
+   <repo>/.build/debug/dtm-server) in a fresh temp dir, TRANS_CRON_INTERVAL=1, LOG_LEVEL=warn, on a store:
+   ``--store sqlite`` (default) one SQLite file <tmp>/dtm.sqlite; ``--store postgres`` a private PostgreSQL cluster
+   (Tests/Interop/pg_harness.py: initdb in /tmp/swift-dtm-pg-…, loopback port; the server creates its schema and
+   tables itself).  ``--coordinators N`` (N > 1 needs ``--store postgres``) starts N dtm-server processes, each
+   with its own HTTP and gRPC port, all on the same schema: several coordinators sharing one database;
 2. starts a threaded HTTP branch service and a grpcio branch service whose behaviour is chosen by the gid prefix:
    ``ok-…`` every action succeeds; ``fail<K>-…`` the action of step K answers FAILURE (HTTP 409 / gRPC ABORTED);
    ``slow-…`` the action of step 2 answers ONGOING (HTTP 425 / gRPC FAILED_PRECONDITION) twice, then succeeds.
    Compensations always succeed.  Some calls sleep 0–300 ms.  Every call of either protocol is logged in memory
-   (one log, one sequence) and appended to <tmp>/branch-calls.jsonl; gRPC calls are logged with the HTTP status
-   of the same outcome (200 / 409 / 425 / 404) besides their gRPC code, so one set of checks covers both;
-3. several client threads submit sagas of 2–4 steps (some with wait_result); a share of them (--grpc-share,
-   default a third) is submitted over gRPC (/dtmgimp.Dtm/Submit, Steps JSON + BinPayloads) with gRPC branches
-   (127.0.0.1:<port>/busi.Busi/Action<K>, …/Compensate<K>), the rest over HTTP with HTTP branches.  A gid is
-   *acknowledged* only when the submit answered 200 / gRPC OK (or, with wait_result, 409 with dtm_result FAILURE /
-   gRPC ABORTED);
-4. each round runs the load for a random 0.5–3 s, then SIGKILLs the server and restarts it on the same store;
+   (one log, one sequence; with its start and end on this process' monotonic clock) and appended to
+   <tmp>/branch-calls.jsonl; gRPC calls are logged with the HTTP status of the same outcome (200 / 409 / 425 / 404)
+   besides their gRPC code, so one set of checks covers both;
+3. several client threads submit sagas of 2–4 steps (some with wait_result), each submit to a coordinator drawn at
+   random; a share of them (--grpc-share, default a third) is submitted over gRPC (/dtmgimp.Dtm/Submit, Steps JSON
+   + BinPayloads) with gRPC branches (127.0.0.1:<port>/busi.Busi/Action<K>, …/Compensate<K>), the rest over HTTP
+   with HTTP branches.  A gid is *acknowledged* only when the submit answered 200 / gRPC OK (or, with wait_result,
+   409 with dtm_result FAILURE / gRPC ABORTED);
+4. each round runs the load for a random 0.5–3 s, then SIGKILLs one coordinator (drawn at random) and restarts it
+   on the same ports (if still free) and the same store; the other coordinators keep serving meanwhile;
 5. afterwards waits until every stored transaction is succeed/failed (≤ ~120 s; after a natural period that
    covers the cron lease and ONGOING retries, stragglers get POST resetNextCronTime), then checks every
    transaction (lost / stuck / saga-semantics violations; a branch call must also come over the saga's own
-   protocol and carry its own step's payload) and prints
+   protocol and carry its own step's payload) and the call log for *overlaps*: two calls of the same
+   (gid, branch_id, op) that were in progress at the same time.  One coordinator never makes such calls (it calls
+   a branch op again only after the previous call answered, and a restarted one waits for the cron lease,
+   RetryInterval = 10 s, far longer than a branch call); so an overlap means two coordinators processed one
+   transaction at once.  It prints
 
-       rounds=R transactions=N acknowledged=A lost=L stuck=S violations=V
+       rounds=R transactions=N acknowledged=A lost=L stuck=S violations=V overlaps=O
        protocols: http transactions=… acknowledged=… lost=… stuck=… violations=…; grpc transactions=… …
        P passed, F failed
 
@@ -32,7 +42,8 @@ load — without them it warns and runs HTTP only):
 
 gid layout: <kind>-<steps>s-<http|grpc>-r<round>-t<thread>-<seq>, e.g. fail2-3s-grpc-r7-t1-42.
 
-Usage: scripts/crash_test.py [ROUNDS] [--threads N] [--seed S] [--grpc-share F] [--keep] ...
+Usage: scripts/crash_test.py [ROUNDS] [--store sqlite|postgres] [--coordinators N] [--threads N] [--seed S]
+                             [--grpc-share F] [--keep] ...
 """
 
 import argparse
@@ -122,17 +133,25 @@ def http_request(port, method, path, body=None, timeout=10.0):
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 
 
+_HANDED_OUT_PORTS = set()
+_PORTS_LOCK = threading.Lock()
+
+
 def free_port(exclude=()):
-    """A free loopback TCP port below 32768 (outside Linux' default ephemeral range)."""
+    """A free loopback TCP port below 32768 (outside Linux' default ephemeral range), never one this process handed
+    out before: the coordinators and branch services bind theirs later, so a port free now may be theirs already."""
     for _ in range(1000):
         p = random.randint(20000, 32767)
-        if p in exclude:
-            continue
+        with _PORTS_LOCK:
+            if p in exclude or p in _HANDED_OUT_PORTS:
+                continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((LOOPBACK, p))
             except OSError:
                 continue
+        with _PORTS_LOCK:
+            _HANDED_OUT_PORTS.add(p)
         return p
     raise RuntimeError("no free port found below 32768")
 
@@ -372,6 +391,10 @@ class BranchService:
             call = {
                 "seq": self.seq,
                 "t": time.time(),
+                # start and end (t_end: when the answer is written) on the monotonic clock, taken under the lock
+                # with seq / resp_seq, so both orders agree: the overlap check compares them
+                "t_start": time.monotonic(),
+                "t_end": None,
                 "proto": proto,
                 "gid": gid,
                 "branch_id": branch_id,
@@ -409,6 +432,7 @@ class BranchService:
         with self.lock:
             self.seq += 1
             call["resp_seq"] = self.seq
+            call["t_end"] = time.monotonic()
             if not self.log_file.closed:
                 self.log_file.write(json.dumps(call) + "\n")
                 self.log_file.flush()
@@ -416,6 +440,10 @@ class BranchService:
     def calls_for(self, gid):
         with self.lock:
             return list(self.calls.get(gid, ()))
+
+    def gids(self):
+        with self.lock:
+            return list(self.calls)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -434,16 +462,20 @@ def _die_with_parent():
 
 
 class DtmServer:
-    def __init__(self, binary, workdir):
+    """One coordinator: a dtm-server process on its own HTTP and gRPC port, (re)started on the store of store_env
+    (STORE_DRIVER and the driver's variables), logging to <workdir>/<name>.log."""
+
+    def __init__(self, binary, workdir, store_env, name="dtm-server"):
         self.binary = str(binary)
         self.workdir = Path(workdir)
-        self.store_file = self.workdir / "dtm.sqlite"
+        self.store_env = dict(store_env)
+        self.name = name
         self.http_port = free_port()
         self.grpc_port = free_port(exclude=(self.http_port,))
         self.proc = None
         self.incarnation = 0
         self.unexpected_exits = []
-        self.log_path = self.workdir / "dtm-server.log"
+        self.log_path = self.workdir / ("%s.log" % name)
         self._log = None
 
     def _spawn(self):
@@ -452,11 +484,10 @@ class DtmServer:
             HTTP_PORT=str(self.http_port),
             GRPC_PORT=str(self.grpc_port),
             LISTEN_HOST=LOOPBACK,
-            STORE_DRIVER="sqlite",
-            STORE_FILE=str(self.store_file),
             TRANS_CRON_INTERVAL="1",
             LOG_LEVEL="warn",
         )
+        env.update(self.store_env)
         self.incarnation += 1
         if self._log is None:
             self._log = open(self.log_path, "ab")
@@ -500,13 +531,16 @@ class DtmServer:
             # Perhaps the port was taken meanwhile: move to fresh ports.
             self.http_port = free_port()
             self.grpc_port = free_port(exclude=(self.http_port,))
-        raise RuntimeError("dtm-server could not be started: %s\n%s" % ("; ".join(errors), self.log_tail()))
+        raise RuntimeError("%s could not be started: %s\n%s" % (self.name, "; ".join(errors), self.log_tail()))
 
     def check_alive(self, context):
         if self.proc is not None and self.proc.poll() is not None:
             self.unexpected_exits.append((context, self.proc.returncode))
             return False
         return True
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
 
     def kill9(self):
         pid = self.proc.pid
@@ -575,14 +609,67 @@ class DtmServer:
         raise RuntimeError("all: too many pages")
 
 
+class Coordinators:
+    """The N coordinators of the run (one store).  The API calls of the test itself (query, all, resetNextCronTime)
+    go to the first live one: they all see the same store."""
+
+    def __init__(self, servers):
+        self.servers = list(servers)
+
+    def __len__(self):
+        return len(self.servers)
+
+    def __iter__(self):
+        return iter(self.servers)
+
+    def start(self):
+        for s in self.servers:
+            s.start()
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+    def check_alive(self, context):
+        """Records every coordinator that exited on its own; False if any did."""
+        return all([s.check_alive(context) for s in self.servers])
+
+    @property
+    def unexpected_exits(self):
+        return [(s.name,) + e for s in self.servers for e in s.unexpected_exits]
+
+    def log_tail(self):
+        if len(self.servers) == 1:
+            return self.servers[0].log_tail()
+        return "\n".join("----- %s (%s) -----\n%s" % (s.name, s.log_path, s.log_tail(3000)) for s in self.servers)
+
+    def _live(self):
+        live = [s for s in self.servers if s.alive()]
+        if not live:
+            raise RuntimeError("no coordinator is running")
+        return live[0]
+
+    def api(self, method, name, body=None, timeout=10.0):
+        return self._live().api(method, name, body=body, timeout=timeout)
+
+    def query(self, gid):
+        return self._live().query(gid)
+
+    def all_transactions(self):
+        return self._live().all_transactions()
+
+    def describe_ports(self):
+        return ", ".join("%s http %d / grpc %d" % (s.name, s.http_port, s.grpc_port) for s in self.servers)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # load
 # ------------------------------------------------------------------------------------------------------------------
 
 
 class Load:
-    def __init__(self, server, busi, threads, seed, pace, grpc_share=0.0):
-        self.server = server
+    def __init__(self, coordinators, busi, threads, seed, pace, grpc_share=0.0):
+        self.coordinators = coordinators
         self.busi = busi
         self.stubs = busi.stubs
         self.grpc_share = grpc_share if busi.stubs is not None else 0.0
@@ -654,9 +741,9 @@ class Load:
     # gRPC answers that mean "no answer from a live coordinator" (killed, restarting, not listening yet)
     GRPC_TRANSPORT_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED")
 
-    def _grpc_submit(self, chan, request, rec, timeout):
-        """One /dtmgimp.Dtm/Submit on this thread's channel (re-created when the server moved to another port)."""
-        port = self.server.grpc_port
+    def _grpc_submit(self, server, chan, request, rec, timeout):
+        """One /dtmgimp.Dtm/Submit on this thread's channel to server (re-created when it moved to another port)."""
+        port = server.grpc_port
         if chan.get("port") != port:
             if chan.get("channel") is not None:
                 chan["channel"].close()
@@ -680,22 +767,27 @@ class Load:
 
     def _run(self, tid):
         rng = random.Random(None if self.seed is None else self.seed * 1000 + tid)
+        servers = self.coordinators.servers
         seq = 0
-        chan = {}
+        chans = [{} for _ in servers]  # this thread's gRPC channel to each coordinator
         try:
             while not self.stop_event.is_set():
                 seq += 1
                 gid, proto, wait, request = self._saga(rng, tid, seq)
+                # one coordinator per submit, at random (no draw with one: a seed gives the same gids as before)
+                ci = rng.randrange(len(servers)) if len(servers) > 1 else 0
+                server = servers[ci]
                 rec = {"gid": gid, "proto": proto, "wait_result": wait, "round": self.round, "acked": False,
-                       "status_code": None, "grpc_code": None, "answer": None, "error": None, "t_sent": time.time()}
+                       "coordinator": server.name, "status_code": None, "grpc_code": None, "answer": None,
+                       "error": None, "t_sent": time.time()}
                 with self.lock:
                     self.attempts[gid] = rec
                 timeout = 20.0 if wait else 10.0
                 if proto == "grpc":
-                    self._grpc_submit(chan, request, rec, timeout)
+                    self._grpc_submit(server, chans[ci], request, rec, timeout)
                 else:
                     try:
-                        st, ans = self.server.api("POST", "submit", body=request, timeout=timeout)
+                        st, ans = server.api("POST", "submit", body=request, timeout=timeout)
                         rec["status_code"] = st
                         rec["answer"] = ans
                         if st == 200:
@@ -709,8 +801,9 @@ class Load:
                 if self.pace:
                     time.sleep(rng.uniform(0, self.pace))
         finally:
-            if chan.get("channel") is not None:
-                chan["channel"].close()
+            for chan in chans:
+                if chan.get("channel") is not None:
+                    chan["channel"].close()
 
     def snapshot(self):
         with self.lock:
@@ -852,23 +945,55 @@ def check_transaction(gid, info, query, calls, attempt):
     return problems
 
 
+def find_overlaps(calls):
+    """Pairs (a, b) of calls of one transaction with the same (branch_id, op) that were in progress at the same time:
+    b started (t_start, seq) before a ended (t_end, resp_seq; a call not answered yet has not ended).
+
+    One coordinator calls a branch op again only after the previous call answered, and after a crash the next one
+    waits for the cron lease (RetryInterval, 10 s) while a branch call lasts at most ~0.3 s: an overlap means two
+    coordinators processed the transaction at once."""
+    by_key = collections.defaultdict(list)
+    for c in calls:
+        by_key[(c.get("branch_id"), c.get("op"))].append(c)
+    pairs = []
+    for key in sorted(by_key, key=repr):
+        lst = sorted(by_key[key], key=lambda c: (c["t_start"], c["seq"]))
+        for i, a in enumerate(lst):
+            a_end = (a["t_end"], a["resp_seq"]) if a["t_end"] is not None else (float("inf"), 0)
+            for b in lst[i + 1:]:
+                if (b["t_start"], b["seq"]) >= a_end:
+                    break  # lst is sorted by start: every later call starts after a ended too
+                pairs.append((a, b))
+    return pairs
+
+
+def describe_overlap(a, b):
+    return ("branch %s/%s: call seq %d (%.3f–%s) overlaps call seq %d (%.3f–%s)"
+            % (a.get("branch_id"), a.get("op"), a["seq"], a["t_start"],
+               "%.3f" % a["t_end"] if a["t_end"] is not None else "unanswered", b["seq"], b["t_start"],
+               "%.3f" % b["t_end"] if b["t_end"] is not None else "unanswered"))
+
+
 def describe(gid, attempt, calls, query):
     lines = ["  gid %s" % gid]
     if attempt:
-        lines.append("    submit: %s round %s wait_result=%s acked=%s %s answer=%s error=%s"
-                     % (attempt.get("proto"), attempt["round"], attempt["wait_result"], attempt["acked"],
+        lines.append("    submit: %s to %s round %s wait_result=%s acked=%s %s answer=%s error=%s"
+                     % (attempt.get("proto"), attempt.get("coordinator"), attempt["round"], attempt["wait_result"],
+                        attempt["acked"],
                         "grpc=%s" % attempt.get("grpc_code") if attempt.get("proto") == "grpc"
                         else "http=%s" % attempt["status_code"],
                         json.dumps(attempt["answer"])[:300] if attempt["answer"] is not None else None, attempt["error"]))
     else:
         lines.append("    submit: never sent by this run")
     if calls:
-        lines.append("    calls (seq proto op step -> http-equivalent status [answer seq]):")
+        lines.append("    calls (seq proto op step -> http-equivalent status [answer seq] wall clock, monotonic "
+                     "start–end):")
         for c in calls:
-            lines.append("      %6d %-4s %-10s %d -> %d%s [%s] %s%s" % (
+            lines.append("      %6d %-4s %-10s %d -> %d%s [%s] %s %.3f–%s%s" % (
                 c["seq"], c.get("proto"), c["path_op"], c["step"], c["status"],
                 " %s" % c["grpc_code"] if c.get("grpc_code") else "", c["resp_seq"],
                 time.strftime("%H:%M:%S", time.localtime(c["t"])) + (".%03d" % int((c["t"] % 1) * 1000)),
+                c["t_start"], "%.3f" % c["t_end"] if c["t_end"] is not None else "?",
                 " sleep %.3f" % c["sleep"] if c["sleep"] else ""))
     else:
         lines.append("    calls: none")
@@ -899,16 +1024,18 @@ def pick_binary():
     return REPO_ROOT / ".build" / "debug" / "dtm-server"
 
 
-def wait_quiet(server, total_timeout, natural_wait, workdir):
-    """Waits until every stored transaction is succeed/failed. Returns (stored list, gids that needed a reset)."""
+def wait_quiet(coordinators, total_timeout, natural_wait, workdir):
+    """Waits until every stored transaction is succeed/failed (asking any live coordinator).
+
+    Returns (stored list, gids that needed a reset)."""
     start = time.monotonic()
     nudged = set()
     nudge_log = Path(workdir) / "nudged.jsonl"
     last_report = start
     while True:
-        if not server.check_alive("quiesce"):
-            raise RuntimeError("dtm-server died on its own while finishing the transactions\n" + server.log_tail())
-        stored = server.all_transactions()
+        if not coordinators.check_alive("quiesce"):
+            raise RuntimeError("a dtm-server died on its own while finishing the transactions\n" + coordinators.log_tail())
+        stored = coordinators.all_transactions()
         open_ = [t["gid"] for t in stored if t.get("status") not in FINAL]
         now = time.monotonic()
         if not open_:
@@ -928,13 +1055,30 @@ def wait_quiet(server, total_timeout, natural_wait, workdir):
                     if gid not in nudged:
                         with open(nudge_log, "a", encoding="utf-8") as f:
                             f.write(json.dumps(dict(by_gid[gid], nudged_at=time.time())) + "\n")
-                    server.api("POST", "resetNextCronTime", body={"gid": gid})
+                    coordinators.api("POST", "resetNextCronTime", body={"gid": gid})
                     nudged.add(gid)
                 except TRANSPORT_ERRORS:
                     pass
             time.sleep(2.0)
         else:
             time.sleep(1.0)
+
+
+def start_store(args, workdir):
+    """Returns (store env for every coordinator, PostgreSQL cluster or None, what to name in the start-up line)."""
+    if args.store == "sqlite":
+        store_file = Path(workdir) / "dtm.sqlite"
+        return dict(STORE_DRIVER="sqlite", STORE_FILE=str(store_file)), None, "SQLite %s" % store_file
+    pg_dir = str(REPO_ROOT / "Tests" / "Interop")
+    if pg_dir not in sys.path:
+        sys.path.insert(0, pg_dir)
+    import pg_harness  # stdlib only
+
+    # Only coordinators get killed, never PostgreSQL: its fsync would only slow the run down.
+    cluster = pg_harness.PostgresCluster(fsync=False).start()
+    schema = pg_harness.new_schema()
+    return (cluster.server_env(schema), cluster,
+            "PostgreSQL %s:%d schema %s (cluster dir %s)" % (LOOPBACK, cluster.port, schema, cluster.dir))
 
 
 def run(args):
@@ -944,23 +1088,30 @@ def run(args):
     if args.seed is not None:
         random.seed(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="dtm-crash-"))
-    log("crash test: %d rounds, binary %s, workdir %s" % (args.rounds, binary, workdir))
-    server = DtmServer(binary, workdir)
-    stubs = None
-    if args.grpc_share > 0:
-        stubs, why = load_grpc_stubs(workdir / "grpc-stubs")
-        if stubs is None:
-            log("WARNING: gRPC unavailable (%s): running the HTTP load only. Use the venv of scripts/setup.sh "
-                "(.venv/bin/python, which scripts/crash-test.sh picks) for HTTP and gRPC." % why)
-    busi = BranchService(workdir, stubs=stubs)
+    log("crash test: %d rounds, %d coordinator%s on %s, binary %s, workdir %s"
+        % (args.rounds, args.coordinators, "s" if args.coordinators > 1 else "", args.store, binary, workdir))
+    cluster = None
+    coordinators = Coordinators([])
+    busi = None
     load = None
     ok = False
     try:
+        store_env, cluster, store_desc = start_store(args, workdir)
+        log("store: %s" % store_desc)
+        names = ["dtm-server"] if args.coordinators == 1 else ["dtm-server-%d" % i for i in range(1, args.coordinators + 1)]
+        coordinators = Coordinators(DtmServer(binary, workdir, store_env, name) for name in names)
+        stubs = None
+        if args.grpc_share > 0:
+            stubs, why = load_grpc_stubs(workdir / "grpc-stubs")
+            if stubs is None:
+                log("WARNING: gRPC unavailable (%s): running the HTTP load only. Use the venv of scripts/setup.sh "
+                    "(.venv/bin/python, which scripts/crash-test.sh picks) for HTTP and gRPC." % why)
+        busi = BranchService(workdir, stubs=stubs)
         busi.start()
-        server.start()
-        log("dtm-server up on http %d / grpc %d, branch services on http %d / grpc %s; gRPC share of the load %.2f"
-            % (server.http_port, server.grpc_port, busi.port, busi.grpc_port, args.grpc_share if stubs else 0.0))
-        load = Load(server, busi, args.threads, args.seed, args.pace, grpc_share=args.grpc_share)
+        coordinators.start()
+        log("%s up; branch services on http %d / grpc %s; gRPC share of the load %.2f"
+            % (coordinators.describe_ports(), busi.port, busi.grpc_port, args.grpc_share if stubs else 0.0))
+        load = Load(coordinators, busi, args.threads, args.seed, args.pace, grpc_share=args.grpc_share)
         load.round = 1
         load.start()
         prev = {}
@@ -968,20 +1119,24 @@ def run(args):
             load.round = r
             dur = random.uniform(0.5, 3.0)
             time.sleep(dur)
-            if not server.check_alive("round %d" % r):
-                raise RuntimeError("dtm-server died on its own during round %d\n%s" % (r, server.log_tail()))
-            pid = server.kill9()
+            if not coordinators.check_alive("round %d" % r):
+                raise RuntimeError("a dtm-server died on its own during round %d\n%s" % (r, coordinators.log_tail()))
+            victim = random.choice(coordinators.servers)
+            pid = victim.kill9()
             killed_at = time.time()
-            restart = server.start()
+            restart = victim.start()
             snap = load.snapshot()
             new = {g: a for g, a in snap.items() if g not in prev}
             prev = snap
             acked = sum(1 for a in new.values() if a["acked"])
             inflight = sum(1 for a in snap.values()
-                           if a["t_sent"] < killed_at and (a.get("t_done") is None or a["t_done"] >= killed_at))
+                           if a.get("coordinator") == victim.name and a["t_sent"] < killed_at
+                           and (a.get("t_done") is None or a["t_done"] >= killed_at))
             log("round %d/%d: load %.2f s, submitted %d, acknowledged %d, not acknowledged %d (%d in flight at the kill), "
-                "killed pid %d, restarted in %.2f s (pid %d), branch calls so far %d"
-                % (r, args.rounds, dur, len(new), acked, len(new) - acked, inflight, pid, restart, server.proc.pid,
+                "killed %spid %d, restarted in %.2f s (pid %d%s), branch calls so far %d"
+                % (r, args.rounds, dur, len(new), acked, len(new) - acked, inflight,
+                   "%s " % victim.name if len(coordinators) > 1 else "", pid, restart, victim.proc.pid,
+                   "" if len(coordinators) == 1 else ", http %d / grpc %d" % (victim.http_port, victim.grpc_port),
                    busi.total))
         stuck_threads = load.stop()
         if stuck_threads:
@@ -989,7 +1144,7 @@ def run(args):
         attempts = load.snapshot()
         log("load stopped: %d submits, %d acknowledged; waiting for all transactions to finish"
             % (len(attempts), sum(1 for a in attempts.values() if a["acked"])))
-        stored, nudged = wait_quiet(server, args.quiesce_timeout, args.natural_wait, workdir)
+        stored, nudged = wait_quiet(coordinators, args.quiesce_timeout, args.natural_wait, workdir)
         time.sleep(0.5)  # let the last branch answers reach the log
         stored_gids = {t["gid"] for t in stored}
         acked_gids = {g for g, a in attempts.items() if a["acked"]}
@@ -1000,7 +1155,7 @@ def run(args):
         for gid in all_gids:
             attempt = attempts.get(gid)
             calls = busi.calls_for(gid)
-            query = server.query(gid)
+            query = coordinators.query(gid)
             if query.get("transaction") is None:
                 # Not in the store: lost if it was acknowledged (gids listed by `all` are always queryable).
                 lost.append(gid)
@@ -1022,6 +1177,18 @@ def run(args):
             elif problems:
                 violating.append(gid)
                 details.append(("VIOLATION", gid, problems, attempt, calls, query))
+
+        # Overlapping calls of one branch op, over every gid the branch services saw (stored or not).
+        overlaps = []  # (gid, a, b)
+        for gid in sorted(busi.gids()):
+            calls = busi.calls_for(gid)
+            pairs = find_overlaps(calls)
+            overlaps.extend((gid, a, b) for a, b in pairs)
+            if pairs:
+                query = coordinators.query(gid)
+                details.append(("OVERLAP", gid, [describe_overlap(a, b) for a, b in pairs], attempts.get(gid), calls,
+                                query if query.get("transaction") is not None else None))
+        overlap_gids = {gid for gid, _, _ in overlaps}
 
         # Sanity: acknowledged gids the store did not list but query finds are already covered (query used).
         for label, gid, problems, attempt, calls, query in details:
@@ -1051,13 +1218,13 @@ def run(args):
             log("note: %d transactions were still unfinished after %.0f s and got resetNextCronTime "
                 "(their state then: %s/nudged.jsonl): %s"
                 % (len(nudged), args.natural_wait, workdir, " ".join(sorted(nudged)[:50])))
-        if server.unexpected_exits:
-            log("ERROR: dtm-server exited on its own: %s" % server.unexpected_exits)
+        if coordinators.unexpected_exits:
+            log("ERROR: dtm-server exited on its own: %s" % coordinators.unexpected_exits)
 
         n = len(all_gids)
-        bad = len(lost) + len(stuck) + len(violating)
-        log("rounds=%d transactions=%d acknowledged=%d lost=%d stuck=%d violations=%d"
-            % (args.rounds, n, len(acked_gids), len(lost), len(stuck), len(violating)))
+        bad_gids = set(lost) | set(stuck) | set(violating) | overlap_gids
+        log("rounds=%d transactions=%d acknowledged=%d lost=%d stuck=%d violations=%d overlaps=%d"
+            % (args.rounds, n, len(acked_gids), len(lost), len(stuck), len(violating), len(overlaps)))
 
         def proto_of(gid):
             info = parse_gid(gid)
@@ -1075,19 +1242,35 @@ def run(args):
                             sum(1 for a in attempts.values() if a.get("proto") == proto),
                             busi.total_by_proto.get(proto, 0)))
         log("protocols: " + "; ".join(parts))
-        failed = bad + len(server.unexpected_exits)
-        log("%d passed, %d failed" % (n - bad, failed))
+        if len(coordinators) > 1:
+            log("coordinators: " + "; ".join(
+                "%s submits=%d acknowledged=%d incarnations=%d"
+                % (s.name, sum(1 for a in attempts.values() if a.get("coordinator") == s.name),
+                   sum(1 for a in attempts.values() if a.get("coordinator") == s.name and a["acked"]), s.incarnation)
+                for s in coordinators))
+        failed = len(bad_gids) + len(coordinators.unexpected_exits)
+        log("%d passed, %d failed" % (len((set(all_gids) | overlap_gids) - bad_gids), failed))
         ok = failed == 0
         return 0 if ok else 1
     finally:
         if load is not None:
             load.stop(timeout=5)
-        server.stop()
-        busi.stop()
-        if ok and not args.keep:
+        coordinators.stop()
+        if busi is not None:
+            busi.stop()
+        keep = not ok or args.keep
+        if cluster is not None:
+            if keep:
+                cluster.stop()
+            else:
+                cluster.destroy()
+        if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
-            print("workdir kept for post-mortem: %s (dtm-server.log, branch-calls.jsonl, dtm.sqlite)" % workdir,
+            print("workdir kept for post-mortem: %s (%s, branch-calls.jsonl%s)%s"
+                  % (workdir, ", ".join(s.log_path.name for s in coordinators) or "no server log",
+                     ", dtm.sqlite" if args.store == "sqlite" else "",
+                     "; PostgreSQL cluster (stopped) kept in %s (postgres.log, data/)" % cluster.dir if cluster else ""),
                   file=sys.stderr, flush=True)
 
 
@@ -1106,10 +1289,21 @@ def main():
     ap.add_argument("--grpc-share", type=float, default=1.0 / 3,
                     help="share of the sagas submitted over gRPC with gRPC branches (default 1/3; 0 = HTTP only; "
                          "without grpcio/grpcio-tools it warns and runs HTTP only)")
+    ap.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                    help="sqlite (default): one SQLite file in the temp dir; postgres: a private PostgreSQL cluster "
+                         "(Tests/Interop/pg_harness.py), one schema shared by all coordinators")
+    ap.add_argument("--coordinators", type=int, default=1,
+                    help="dtm-server processes sharing the store (default 1; more than 1 needs --store postgres); "
+                         "submits go to one at random, each round kills one at random")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir even when everything passed")
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("ROUNDS must be >= 1")
+    if args.coordinators < 1:
+        ap.error("--coordinators must be >= 1")
+    if args.coordinators > 1 and args.store != "postgres":
+        ap.error("--coordinators %d needs --store postgres (coordinators share one database; a SQLite file is one "
+                 "server's own)" % args.coordinators)
     if not 0.0 <= args.grpc_share <= 1.0:
         ap.error("--grpc-share must be within 0..1")
     def _terminate(signum, frame):

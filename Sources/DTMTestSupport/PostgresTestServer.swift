@@ -44,7 +44,7 @@ public final class PostgresTestServer: @unchecked Sendable {
         process = p
         Self.running.withLock { $0[directory.path] = p.processIdentifier }
         for _ in 0..<400 {
-            if (try? runToEnd("pg_isready", ["-h", "127.0.0.1", "-p", String(port), "-U", user])) != nil { return }
+            if (try? runToEnd("pg_isready", ["-h", "127.0.0.1", "-p", String(port), "-U", user, "-d", "postgres"])) != nil { return }
             guard p.isRunning else { throw Failure(description: "postgres exited at start-up; see \(directory.path)/postgres.log") }
             usleep(50_000)
         }

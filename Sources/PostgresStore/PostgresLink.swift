@@ -172,7 +172,7 @@ final class PostgresLink: Sendable {
                     if s.attempt == attempt && s.connecting != nil {
                         s.connecting = nil
                         s.retryAt = ContinuousClock.now + s.backoff
-                        s.lastError = e.description
+                        s.lastError = e.reason
                         s.backoff = min(s.backoff * 2, .seconds(5))
                     }
                     return s.backoff

@@ -6,7 +6,7 @@
 enum PostgresStatement: Int, CaseIterable {
     case begin, commit, rollback
     case saveNew, globalByGid, branchesByGid
-    case changeStatus, updateBranches, touchCronTime, insertBranches, existingBranch
+    case changeStatus, changeStatusOnly, updateBranches, updateBranch, touchCronTime, touchCronTimeOnly, insertBranches, existingBranch
     case claimDue, park, resetCronTime, resetNextCronTime, deleteFinished
     case scan, scanKV, findKV, createKV, updateKV, deleteKV
 }
@@ -85,6 +85,27 @@ struct PostgresSQL: Sendable {
                 b AS (UPDATE \(b) t SET status = u.status, finish_time = u.finish_time, update_time = $4::timestamptz
                   FROM u, g WHERE t.gid = $1::text AND t.branch_id = u.branch_id AND t.op = u.op RETURNING 1)
                 SELECT (SELECT count(*) FROM g), (SELECT name FROM missing), (SELECT count(*) FROM b)
+                """
+        case .changeStatusOnly:
+            // changeStatus without branch updates, the common case: a plain UPDATE.
+            return """
+                UPDATE \(g) SET status = $3::text, update_time = $4::timestamptz,
+                  finish_time = coalesce($5::timestamptz, finish_time), rollback_time = coalesce($6::timestamptz, rollback_time),
+                  rollback_reason = coalesce($7::text, rollback_reason), result = coalesce($8::text, result)
+                WHERE gid = $1::text AND status = $2::text RETURNING 1
+                """
+        case .updateBranch:
+            // updateBranches of one branch, the common case, without arrays.
+            return """
+                WITH g AS (SELECT id FROM \(g) WHERE gid = $1::text AND status = $2::text FOR SHARE),
+                b AS (UPDATE \(b) t SET status = $5::text, finish_time = $6::timestamptz, update_time = $7::timestamptz
+                  FROM g WHERE t.gid = $1::text AND t.branch_id = $3::text AND t.op = $4::text RETURNING 1)
+                SELECT (SELECT count(*) FROM g), CASE WHEN (SELECT count(*) FROM b) = 0 THEN $3::text || '/' || $4::text ELSE '' END
+                """
+        case .touchCronTimeOnly:
+            return """
+                UPDATE \(g) SET next_cron_interval = $3::int8, next_cron_time = $4::timestamptz, update_time = $5::timestamptz
+                WHERE gid = $1::text AND status = $2::text RETURNING 1
                 """
         case .updateBranches:
             // FOR SHARE: waits for a status change in flight and sees its outcome (as DTM's FOR UPDATE), while

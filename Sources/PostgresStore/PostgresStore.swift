@@ -83,16 +83,23 @@ public final class PostgresStore: TransactionStore {
         return try await readers[Int(UInt(bitPattern: i) % UInt(readers.count))].run(statement, values)
     }
 
+    /// Keys with a NUL cannot be stored (text holds none), so nothing matches them; asked anyway, the server
+    /// would refuse the parameter.
+    private static func unmatchable(_ keys: String...) -> Bool { keys.contains { $0.utf8.contains(0) } }
+
     public func transaction(gid: String) async throws -> GlobalTransaction? {
-        try await read(.globalByGid, [.text(gid)]).first.map { try PostgresRows.global(PostgresColumns($0, gidColumn: 1)) }
+        if Self.unmatchable(gid) { return nil }
+        return try await read(.globalByGid, [.text(gid)]).first.map { try PostgresRows.global(PostgresColumns($0, gidColumn: 1)) }
     }
 
     public func branches(gid: String) async throws -> [Branch] {
-        try await read(.branchesByGid, [.text(gid)]).map { try PostgresRows.branch(PostgresColumns($0, gidColumn: 1)) }
+        if Self.unmatchable(gid) { return [] }
+        return try await read(.branchesByGid, [.text(gid)]).map { try PostgresRows.branch(PostgresColumns($0, gidColumn: 1)) }
     }
 
     /// A row the model cannot read is left out of the page (and logged); the page still ends where the rows ended.
     public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
+        if Self.unmatchable(filter.status, filter.transType) { return ([], nil) }
         let rows = try await read(
             .scan,
             [
@@ -114,12 +121,14 @@ public final class PostgresStore: TransactionStore {
     }
 
     public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
+        if Self.unmatchable(cat) { return ([], nil) }
         let records = try await read(.scanKV, [.text(cat), .int(position ?? .max), .int(Int64(limit))]).map { try PostgresRows.kv(PostgresColumns($0)) }
         return (records, records.count == limit ? records.last?.id : nil)
     }
 
     public func findKV(cat: String, key: String) async throws -> [KVRecord] {
-        try await read(.findKV, [.text(cat), .text(key)]).map { try PostgresRows.kv(PostgresColumns($0)) }
+        if Self.unmatchable(cat, key) { return [] }
+        return try await read(.findKV, [.text(cat), .text(key)]).map { try PostgresRows.kv(PostgresColumns($0)) }
     }
 
     // MARK: - Writes
@@ -147,14 +156,21 @@ public final class PostgresStore: TransactionStore {
     public func changeStatus(
         gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
     ) async throws {
+        if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         if let result = change.result { try PostgresColumnLimits.fits("result", result, 1024) }
-        let values: [PostgresValue] =
-            [
-                .text(gid), .text(from.rawValue), .text(to.rawValue), .time(now), .time(change.finishTime), .time(change.rollbackTime),
-                change.rollbackReason.map { .text(PostgresColumnLimits.fitted($0, 1024)) } ?? .null, change.result.map { .text($0) } ?? .null,
-            ] + PostgresRows.updateArrays(branchUpdates)
+        let values: [PostgresValue] = [
+            .text(gid), .text(from.rawValue), .text(to.rawValue), .time(now), .time(change.finishTime), .time(change.rollbackTime),
+            change.rollbackReason.map { .text(PostgresColumnLimits.fitted($0, 1024)) } ?? .null, change.result.map { .text($0) } ?? .null,
+        ]
+        if branchUpdates.isEmpty {
+            try await writer.write { link in
+                if try await link.run(.changeStatusOnly, values).isEmpty { throw DTMError.storageNotFound("") }
+            }
+            return
+        }
+        let withUpdates = values + PostgresRows.updateArrays(branchUpdates)
         try await writer.write { link in
-            let c = try Self.counts(try await link.run(.changeStatus, values))
+            let c = try Self.counts(try await link.run(.changeStatus, withUpdates))
             if try c.int(0) == 0 { throw DTMError.storageNotFound(try Self.missing(c, gid)) }
         }
     }
@@ -166,6 +182,7 @@ public final class PostgresStore: TransactionStore {
     }
 
     public func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
+        if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         try PostgresColumnLimits.check(branches)
         let values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.branchArrays(branches)
         do {
@@ -185,9 +202,19 @@ public final class PostgresStore: TransactionStore {
     }
 
     public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
-        let values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.updateArrays(updates) + [.time(now)]
+        if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
+        let statement: PostgresStatement
+        let values: [PostgresValue]
+        if updates.count == 1 {
+            let u = updates[0]
+            statement = .updateBranch
+            values = [.text(gid), .text(requiring.rawValue), .text(u.branchID), .text(u.op), .text(u.status.rawValue), .time(u.finishTime), .time(now)]
+        } else {
+            statement = .updateBranches
+            values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.updateArrays(updates) + [.time(now)]
+        }
         try await writer.write { link in
-            let c = try Self.counts(try await link.run(.updateBranches, values))
+            let c = try Self.counts(try await link.run(statement, values))
             if try c.int(0) == 0 { throw DTMError.storageNotFound("") }
             let missing = try Self.missing(c, gid)
             if !missing.isEmpty { throw DTMError.storageNotFound(missing) }
@@ -198,12 +225,19 @@ public final class PostgresStore: TransactionStore {
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
         now: Timestamp
     ) async throws {
-        let values =
-            [.text(gid), .text(requiring.rawValue), .int(Int64(Int32(clamping: interval))), .time(nextCronTime), .time(now)]
-            + PostgresRows.updateArrays(branchUpdates)
+        if Self.unmatchable(gid) {
+            if branchUpdates.isEmpty { return }
+            throw DTMError.storageNotFound("")
+        }
+        let values: [PostgresValue] = [.text(gid), .text(requiring.rawValue), .int(Int64(Int32(clamping: interval))), .time(nextCronTime), .time(now)]
+        if branchUpdates.isEmpty {
+            try await writer.write { link in _ = try await link.run(.touchCronTimeOnly, values) }
+            return
+        }
+        let withUpdates = values + PostgresRows.updateArrays(branchUpdates)
         try await writer.write { link in
-            let c = try Self.counts(try await link.run(.touchCronTime, values))
-            if try c.int(0) == 0 && !branchUpdates.isEmpty { throw DTMError.storageNotFound(try Self.missing(c, gid)) }
+            let c = try Self.counts(try await link.run(.touchCronTime, withUpdates))
+            if try c.int(0) == 0 { throw DTMError.storageNotFound(try Self.missing(c, gid)) }
         }
     }
 
@@ -246,6 +280,7 @@ public final class PostgresStore: TransactionStore {
     }
 
     public func resetNextCronTime(gid: String, now: Timestamp) async throws {
+        if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         try await writer.write { link in
             if try await link.run(.resetNextCronTime, [.text(gid), .time(now)]).isEmpty { throw DTMError.storageNotFound("") }
         }
@@ -276,6 +311,7 @@ public final class PostgresStore: TransactionStore {
     }
 
     public func deleteKV(cat: String, key: String) async throws {
+        if Self.unmatchable(cat, key) { throw DTMError.storageNotFound("") }
         try await writer.write { link in
             if try await link.run(.deleteKV, [.text(cat), .text(key)]).isEmpty { throw DTMError.storageNotFound("") }
         }

@@ -21,6 +21,16 @@ public enum PostgresStoreError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// What went wrong, without the prefix `description` adds.
+    var reason: String {
+        switch self {
+        case .unavailable(let why, _): why
+        case .server(let state, let message): "\(state): \(message)"
+        case .queueFull(let limit): limit
+        case .closed: "closed"
+        }
+    }
+
     var sqlState: String? {
         if case .server(let state, _) = self { return state }
         return nil
@@ -57,7 +67,7 @@ public enum PostgresStoreError: Error, CustomStringConvertible, Sendable {
             if let info = e.serverInfo {
                 return .server(sqlState: info[.sqlState] ?? "?????", message: info[.message] ?? "")
             }
-            return .unavailable("\(e.code)")
+            return .unavailable(e.underlying.map { "\(e.code): \($0)" } ?? "\(e.code)")
         }
         return .unavailable(String(describing: error))
     }

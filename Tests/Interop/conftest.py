@@ -20,6 +20,10 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pg_harness  # noqa: E402  (beside this file)
 
 import pytest
 import requests
@@ -69,6 +73,10 @@ class DtmServer:
         self.stderr_path = self.workdir / "dtm-server.stderr.log"
         self.stdout_path = self.workdir / "dtm-server.stdout.log"
         self.store_file = self.workdir / "dtm.sqlite"
+        # DTM_TEST_STORE=postgres: this server stores in its own schema of a private PostgreSQL cluster.
+        self.store_env = dict(STORE_DRIVER="sqlite", STORE_FILE=str(self.store_file))
+        if pg_harness.store_under_test() == "postgres":
+            self.store_env = pg_harness.shared_cluster().server_env(pg_harness.new_schema())
         self.proc = None
         self._files = []
 
@@ -80,11 +88,10 @@ class DtmServer:
             HTTP_PORT=str(self.http_port),
             GRPC_PORT=str(self.grpc_port),
             LISTEN_HOST=LOOPBACK,
-            STORE_DRIVER="sqlite",
-            STORE_FILE=str(self.store_file),
             TRANS_CRON_INTERVAL="1",
             LOG_LEVEL="info",
         )
+        env.update(self.store_env)
         env.update(self.extra_env)
         err = open(self.stderr_path, "wb")
         out = open(self.stdout_path, "wb")

@@ -13,7 +13,8 @@ from conftest import http_interop
 
 
 def _restart_on_same_ports(crashed, workdir):
-    again = http_interop.DtmServer(crashed.binary, workdir, extra_env={"STORE_FILE": str(crashed.store_file)})
+    again = http_interop.DtmServer(crashed.binary, workdir)
+    again.store_env = crashed.store_env  # the same store: the SQLite file, or the PostgreSQL schema
     again.http_port, again.grpc_port = crashed.http_port, crashed.grpc_port
     again.base_url = "http://127.0.0.1:%d" % again.http_port
     again.api = again.base_url + "/api/dtmsvr"
