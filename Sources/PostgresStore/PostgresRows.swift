@@ -1,5 +1,6 @@
 import DTMCore
 import JSONSupport
+import NIOCore
 
 /// Model ⇄ row conversion for the PostgreSQL store (column order of `PostgresSQL.globalColumns` and friends).
 enum PostgresRows {
@@ -10,6 +11,27 @@ enum PostgresRows {
             .time(t.createTime), .time(t.updateTime), .time(t.finishTime), .time(t.rollbackTime),
             .text(TransOptionsJSON.encode(t.options)), .text(t.customData), .int(Int64(Int32(clamping: t.nextCronInterval))),
             .time(t.nextCronTime), .text(t.owner), .text(t.extData), .text(t.result), .text(t.rollbackReason),
+        ]
+    }
+
+    /// `globalValues` as array elements (the columns of `PostgresMergeable.Kind.saveNew`).
+    static func globalElements(_ t: GlobalTransaction) -> [ByteBuffer?] {
+        [
+            PostgresElement.text(t.gid), PostgresElement.text(t.transType.rawValue), PostgresElement.text(t.status.rawValue),
+            PostgresElement.text(t.queryPrepared), PostgresElement.text(t.transProtocol), PostgresElement.time(t.createTime),
+            PostgresElement.time(t.updateTime), PostgresElement.time(t.finishTime), PostgresElement.time(t.rollbackTime),
+            PostgresElement.text(TransOptionsJSON.encode(t.options)), PostgresElement.text(t.customData),
+            PostgresElement.int(Int64(Int32(clamping: t.nextCronInterval))), PostgresElement.time(t.nextCronTime), PostgresElement.text(t.owner),
+            PostgresElement.text(t.extData), PostgresElement.text(t.result), PostgresElement.text(t.rollbackReason),
+        ]
+    }
+
+    /// One branch row as array elements (the child columns of `PostgresMergeable.Kind.saveNew`).
+    static func branchElements(_ b: Branch) -> [ByteBuffer?] {
+        [
+            PostgresElement.text(b.gid), PostgresElement.text(b.url), ByteBuffer(bytes: b.binData), PostgresElement.text(b.branchID),
+            PostgresElement.text(b.op), PostgresElement.text(b.status.rawValue), PostgresElement.time(b.finishTime),
+            PostgresElement.time(b.rollbackTime), PostgresElement.time(b.createTime), PostgresElement.time(b.updateTime),
         ]
     }
 

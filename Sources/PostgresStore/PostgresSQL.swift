@@ -9,6 +9,15 @@ enum PostgresStatement: Int, CaseIterable {
     case changeStatus, changeStatusOnly, updateBranches, updateBranch, touchCronTime, touchCronTimeOnly, insertBranches, existingBranch
     case claimDue, park, resetCronTime, resetNextCronTime, deleteFinished
     case scan, scanKV, findKV, createKV, updateKV, deleteKV
+    case saveNewMany, changeStatusMany, updateBranchMany
+
+    static func merged(_ kind: PostgresMergeable.Kind) -> PostgresStatement {
+        switch kind {
+        case .saveNew: .saveNewMany
+        case .changeStatus: .changeStatusMany
+        case .updateBranch: .updateBranchMany
+        }
+    }
 }
 
 /// The text of each statement for one set of table names.
@@ -56,6 +65,9 @@ struct PostgresSQL: Sendable {
         let g = t.global
         let b = t.branch
         switch s {
+        case .saveNewMany: return PostgresMergedSQL.text(.saveNew, t)
+        case .changeStatusMany: return PostgresMergedSQL.text(.changeStatus, t)
+        case .updateBranchMany: return PostgresMergedSQL.text(.updateBranch, t)
         case .begin: return "BEGIN"
         case .commit: return "COMMIT"
         case .rollback: return "ROLLBACK"

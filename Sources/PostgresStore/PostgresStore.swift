@@ -139,18 +139,27 @@ public final class PostgresStore: TransactionStore {
         return PostgresColumns(row)
     }
 
+    /// The gid of a saveNew is taken: the caller reads the stored transaction.
+    private struct GidExists: Error {}
+
     public func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
         try PostgresColumnLimits.check(transaction)
         try PostgresColumnLimits.check(branches)
         let values = PostgresRows.globalValues(transaction) + PostgresRows.branchArrays(branches)
-        let inserted = try await writer.write(bytes: values.reduce(0) { $0 + $1.byteCount }) { link in
-            try Self.counts(try await link.run(.saveNew, values)).int(0)
+        let merge = PostgresMergeable(
+            kind: .saveNew, gid: transaction.gid, columns: PostgresRows.globalElements(transaction),
+            children: branches.map { PostgresRows.branchElements($0) }, verdict: { inserted, _ in inserted ? nil : GidExists() })
+        do {
+            try await writer.write(bytes: values.reduce(0) { $0 + $1.byteCount }, merge: merge) { link in
+                if try Self.counts(try await link.run(.saveNew, values)).int(0) != 1 { throw GidExists() }
+            }
+            return nil
+        } catch is GidExists {
+            guard let stored = try await self.transaction(gid: transaction.gid) else {
+                throw DTMError.storageNotFound("gid \(transaction.gid) exists but cannot be read")
+            }
+            return stored
         }
-        if inserted == 1 { return nil }
-        guard let stored = try await self.transaction(gid: transaction.gid) else {
-            throw DTMError.storageNotFound("gid \(transaction.gid) exists but cannot be read")
-        }
-        return stored
     }
 
     public func changeStatus(
@@ -163,7 +172,14 @@ public final class PostgresStore: TransactionStore {
             change.rollbackReason.map { .text(PostgresColumnLimits.fitted($0, 1024)) } ?? .null, change.result.map { .text($0) } ?? .null,
         ]
         if branchUpdates.isEmpty {
-            try await writer.write { link in
+            let merge = PostgresMergeable(
+                kind: .changeStatus, gid: gid,
+                columns: [
+                    PostgresElement.text(gid), PostgresElement.text(from.rawValue), PostgresElement.text(to.rawValue), PostgresElement.time(now),
+                    PostgresElement.time(change.finishTime), PostgresElement.time(change.rollbackTime),
+                    change.rollbackReason.map { PostgresElement.text(PostgresColumnLimits.fitted($0, 1024)) }, change.result.map { PostgresElement.text($0) },
+                ], children: [], verdict: { changed, _ in changed ? nil : DTMError.storageNotFound("") })
+            try await writer.write(merge: merge) { link in
                 if try await link.run(.changeStatusOnly, values).isEmpty { throw DTMError.storageNotFound("") }
             }
             return
@@ -205,15 +221,26 @@ public final class PostgresStore: TransactionStore {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         let statement: PostgresStatement
         let values: [PostgresValue]
+        var merge: PostgresMergeable?
         if updates.count == 1 {
             let u = updates[0]
             statement = .updateBranch
             values = [.text(gid), .text(requiring.rawValue), .text(u.branchID), .text(u.op), .text(u.status.rawValue), .time(u.finishTime), .time(now)]
+            merge = PostgresMergeable(
+                kind: .updateBranch, gid: gid,
+                columns: [
+                    PostgresElement.text(gid), PostgresElement.text(requiring.rawValue), PostgresElement.text(u.branchID), PostgresElement.text(u.op),
+                    PostgresElement.text(u.status.rawValue), PostgresElement.time(u.finishTime), PostgresElement.time(now),
+                ], children: [],
+                verdict: { found, updated in
+                    if !found { return DTMError.storageNotFound("") }
+                    return updated ? nil : DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)")
+                })
         } else {
             statement = .updateBranches
             values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.updateArrays(updates) + [.time(now)]
         }
-        try await writer.write { link in
+        try await writer.write(merge: merge) { link in
             let c = try Self.counts(try await link.run(statement, values))
             if try c.int(0) == 0 { throw DTMError.storageNotFound("") }
             let missing = try Self.missing(c, gid)

@@ -36,6 +36,9 @@ public enum PostgresStoreError: Error, CustomStringConvertible, Sendable {
         return nil
     }
 
+    /// The server asks for the transaction to be run again: deadlock (40P01) or serialization failure (40001).
+    var isRetryable: Bool { sqlState?.hasPrefix("40") ?? false }
+
     /// A unique-key violation (23505).
     var isUniqueViolation: Bool { sqlState == "23505" }
 

@@ -136,6 +136,14 @@ struct PostgresColumns {
 
     func int(_ i: Int) throws -> Int64 { try optionalInt(i) ?? 0 }
 
+    func bool(_ i: Int) throws -> Bool {
+        let c = try cell(i)
+        guard let b = c.bytes, b.readableBytes == 1, let v = b.getInteger(at: b.readerIndex, as: UInt8.self) else {
+            throw UnreadableRow(gid: gid, problem: "column \(c.columnName) is not a boolean")
+        }
+        return v != 0
+    }
+
     func time(_ i: Int) throws -> Timestamp? {
         let c = try cell(i)
         guard var b = c.bytes else { return nil }

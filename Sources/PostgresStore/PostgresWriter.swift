@@ -1,4 +1,5 @@
 import Logging
+import PostgresNIO
 import Synchronization
 
 /// Group commit for PostgreSQL: concurrent writes queue here, and each of a few writer connections takes all that
@@ -10,9 +11,12 @@ import Synchronization
 /// during COMMIT they are told the outcome is unknown, since the commit may have happened.
 final class PostgresWriter: Sendable {
     struct Job: Sendable {
+        /// Runs the write alone.
         let run: @Sendable (PostgresLink) async throws -> Void
         let done: @Sendable ((any Error)?) -> Void
         let bytes: Int
+        /// The write as a part of a statement shared with others of its kind, when it can be one.
+        var merge: PostgresMergeable?
     }
 
     private struct Queue {
@@ -28,11 +32,14 @@ final class PostgresWriter: Sendable {
     private let maxQueued: Int
     private let maxQueuedBytes: Int
     private let logger: Logger
+    /// The statement of each mergeable kind.
+    private let merged: [PostgresStatement]
     private let workers = Mutex<[Task<Void, Never>]>([])
     let commits = Atomic<Int>(0)
 
     init(links: [PostgresLink], maxBatch: Int = 64, maxQueued: Int = 10_000, maxQueuedBytes: Int = 64 << 20, logger: Logger) {
         self.links = links
+        self.merged = PostgresMergeable.Kind.allCases.map { PostgresStatement.merged($0) }
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.maxQueuedBytes = maxQueuedBytes
@@ -43,7 +50,9 @@ final class PostgresWriter: Sendable {
     }
 
     /// Runs `body` inside a batch and returns its result once the batch committed.
-    func write<T: Sendable>(bytes: Int = 0, _ body: @escaping @Sendable (PostgresLink) async throws -> T) async throws -> T {
+    func write<T: Sendable>(
+        bytes: Int = 0, merge: PostgresMergeable? = nil, _ body: @escaping @Sendable (PostgresLink) async throws -> T
+    ) async throws -> T {
         let result = Mutex<T?>(nil)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let job = Job(
@@ -53,10 +62,13 @@ final class PostgresWriter: Sendable {
                 },
                 done: { error in
                     if let error { continuation.resume(throwing: error) } else { continuation.resume() }
-                }, bytes: bytes)
+                }, bytes: bytes, merge: merge)
             if let refusal = enqueue(job) { continuation.resume(throwing: refusal) }
         }
-        guard let value = result.withLock({ $0.take() }) else { throw PostgresStoreError.unavailable("write finished without a result") }
+        // A write that ran as part of a shared statement has no value of its own: those writes return nothing.
+        guard let value = result.withLock({ $0.take() }) ?? (() as? T) else {
+            throw PostgresStoreError.unavailable("write finished without a result")
+        }
         return value
     }
 
@@ -125,13 +137,21 @@ final class PostgresWriter: Sendable {
         // A job's own answer (a compare-and-set that did not match) is kept for it; its statement changed nothing,
         // so the batch still commits. Only the server refusing a statement aborts the batch.
         var answers = [(any Error)?](repeating: nil, count: batch.count)
-        var current = 0
+        let (groups, single) = Self.plan(batch)
+        var current: Int?
+        var currentGroup: [Int] = []
         do {
             _ = try await link.run(.begin, [])
-            for (i, job) in batch.enumerated() {
+            for (kind, members) in groups {
+                currentGroup = members
+                let rows = try await link.run(merged[kind.rawValue], PostgresMergedSQL.values(kind, members.compactMap { batch[$0].merge }))
+                try Self.distribute(rows, to: members, of: batch, into: &answers)
+            }
+            currentGroup = []
+            for i in single {
                 current = i
                 do {
-                    try await job.run(link)
+                    try await batch[i].run(link)
                 } catch let e as PostgresStoreError {
                     throw e
                 } catch {
@@ -139,8 +159,6 @@ final class PostgresWriter: Sendable {
                 }
             }
         } catch let e as PostgresStoreError where !e.dropsConnection {
-            // The server refused the statement of job `current`: that job fails with the refusal, and the others
-            // run again in a new batch.
             do {
                 _ = try await link.run(.rollback, [])
             } catch {
@@ -148,12 +166,26 @@ final class PostgresWriter: Sendable {
                 return
             }
             logger.debug(
-                "write refused; its batch rolled back and runs again without it",
-                metadata: ["error": .string(e.description), "jobs": .stringConvertible(batch.count)])
-            batch[current].done(e)
-            var rest = batch
-            rest.remove(at: current)
-            if !rest.isEmpty { await commit(rest, on: link) }
+                "write refused; its batch rolled back and runs again", metadata: ["error": .string(e.description), "jobs": .stringConvertible(batch.count)])
+            if e.isRetryable {
+                // The server asks for the transaction again (deadlock, serialization failure): every write alone.
+                for job in batch { await commit([job], on: link) }
+            } else if !currentGroup.isEmpty {
+                // A shared statement was refused, for one of its writes: they run again one statement each, so
+                // that the next attempt finds which.
+                var again = batch
+                for i in currentGroup { again[i].merge = nil }
+                await commit(again, on: link)
+            } else if let current {
+                // The server refused the statement of job `current`: that job fails with the refusal, and the
+                // others run again in a new batch.
+                batch[current].done(e)
+                var rest = batch
+                rest.remove(at: current)
+                if !rest.isEmpty { await commit(rest, on: link) }
+            } else {
+                for job in batch { await commit([job], on: link) }
+            }
             return
         } catch {
             fail(batch, PostgresStoreError.from(error))
@@ -172,6 +204,37 @@ final class PostgresWriter: Sendable {
         }
         commits.add(1, ordering: .relaxed)
         for (job, answer) in zip(batch, answers) { job.done(answer) }
+    }
+
+    /// Mergeable jobs of kinds that occur at least twice, on transactions no other job of the batch names, grouped
+    /// by kind; the rest, in queue order. (Writes on distinct transactions commute, so running a group before the
+    /// jobs queued between its members changes no outcome.)
+    static func plan(_ batch: [Job]) -> (groups: [(PostgresMergeable.Kind, [Int])], single: [Int]) {
+        var seen: [String: Int] = [:]
+        for job in batch { if let m = job.merge { seen[m.gid, default: 0] += 1 } }
+        var byKind: [[Int]] = Array(repeating: [], count: PostgresMergeable.Kind.allCases.count)
+        var single: [Int] = []
+        for (i, job) in batch.enumerated() {
+            if let m = job.merge, seen[m.gid] == 1 { byKind[m.kind.rawValue].append(i) } else { single.append(i) }
+        }
+        var groups: [(PostgresMergeable.Kind, [Int])] = []
+        for kind in PostgresMergeable.Kind.allCases {
+            let members = byKind[kind.rawValue]
+            if members.count >= 2 { groups.append((kind, members)) } else { single += members }
+        }
+        single.sort()
+        return (groups, single)
+    }
+
+    /// Each write's answer from its row (ordinality, flag, flag) of a shared statement.
+    private static func distribute(_ rows: [PostgresRow], to members: [Int], of batch: [Job], into answers: inout [(any Error)?]) throws {
+        guard rows.count == members.count else {
+            throw PostgresStoreError.server(sqlState: "XX000", message: "shared statement returned \(rows.count) rows for \(members.count) writes")
+        }
+        for (row, i) in zip(rows, members) {
+            let c = PostgresColumns(row)
+            answers[i] = batch[i].merge?.verdict(try c.bool(1), try c.bool(2))
+        }
     }
 
     private func fail(_ batch: [Job], _ error: PostgresStoreError) {

@@ -17,13 +17,14 @@ struct BenchCommand: AsyncParsableCommand {
     enum Kind: String, ExpressibleByArgument, CaseIterable { case grpc, http }
 
     @Option(help: "grpc: gRPC submit with gRPC branches; http: JSON submit with HTTP branches.") var scenario: Kind = .grpc
-    @Option(help: "Coordinator gRPC address (host:port).") var target = "127.0.0.1:36790"
-    @Option(help: "Coordinator HTTP address (host:port): HTTP submits and the store check.") var httpTarget = "127.0.0.1:36789"
+    @Option(help: "Coordinator gRPC address (host:port); several, comma-separated, share the submits in turn.") var target = "127.0.0.1:36790"
+    @Option(help: "Coordinator HTTP address (host:port), or several comma-separated: HTTP submits (in turn) and the store check (the first).")
+    var httpTarget = "127.0.0.1:36789"
     @Option(help: "Closed loop: concurrent clients. Open loop: most submits in flight (HTTP: connections).") var clients = 64
     @Option(help: "Open loop at this many sagas/s on a fixed schedule (0: closed loop).") var rate = 0.0
     @Option(help: "Seconds of load.") var seconds = 10.0
     @Option(help: "Submit with wait_result.") var waitResult = false
-    @Option(help: "PID of the coordinator, to read its CPU time and memory from /proc.") var pid: Int32 = 0
+    @Option(help: "PID of the coordinator (comma-separated for several), to read their CPU time and memory from /proc.") var pid = "0"
     @Option(help: "Seconds to wait after the load for sagas still in flight.") var drain = 5.0
     @Option(help: "Gids to look up in the coordinator's store afterwards (GET /api/dtmsvr/query).") var verify = 20
     @Option(help: "Label of the run in the report (default: the scenario and load).") var label: String?
@@ -37,6 +38,12 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         guard clients > 0 else { throw ValidationError("--clients must be positive") }
         guard rate >= 0, seconds > 0 else { throw ValidationError("--rate must be ≥ 0 and --seconds > 0") }
+    }
+
+    /// A comma-separated option as its non-empty parts (at least the option itself).
+    static func list(_ option: String) -> [String] {
+        let parts = option.split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
+        return parts.isEmpty ? [option] : parts
     }
 
     func run() async throws {
@@ -64,13 +71,14 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let load: any Scenario =
             switch scenario {
-            case .grpc: try GRPCScenario(target: target, busi: busi, gidPrefix: gidPrefix, waitResult: waitResult)
-            case .http: HTTPScenario(target: httpTarget, branchPort: branches.httpPort, gidPrefix: gidPrefix, waitResult: waitResult)
+            case .grpc: try GRPCScenario(targets: Self.list(target), busi: busi, gidPrefix: gidPrefix, waitResult: waitResult)
+            case .http: HTTPScenario(targets: Self.list(httpTarget), branchPort: branches.httpPort, gidPrefix: gidPrefix, waitResult: waitResult)
             }
         let mode: LoadMode = rate > 0 ? .open(rate: rate, inFlight: clients) : .closed(clients: clients)
         let label = self.label ?? (load.name + (rate > 0 ? " open \(fmt(rate, 0))/s" : " closed c=\(clients)"))
 
-        let cpuBefore = ProcStat.cpuSeconds(pid)
+        let pids = Self.list(pid).compactMap { Int32($0) }.filter { $0 > 0 }
+        let cpuBefore = ProcStat.cpuSeconds(pids)
         let ownBefore = ProcStat.ownCPUSeconds()
         let machineBefore = ProcStat.machineTicks()
         let outcome = await runLoad(scenario: load, mode: mode, seconds: seconds, clock: clock)
@@ -79,17 +87,17 @@ struct BenchCommand: AsyncParsableCommand {
         while counter.lastActionCalls < outcome.starts.count && clock.now() < drainUntil {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let cpuAfter = ProcStat.cpuSeconds(pid)
+        let cpuAfter = ProcStat.cpuSeconds(pids)
         let ownCPU = ProcStat.ownCPUSeconds() - ownBefore
         let steal = ProcStat.stealShare(from: machineBefore, to: ProcStat.machineTicks())
         let completion = Completion(load: outcome, arrivals: counter.snapshot())
         var cpu: Double?
         if let before = cpuBefore, let after = cpuAfter, completion.total > 0 { cpu = (after - before) / Double(completion.total) * 1e6 }
         let statuses = await StoreCheck.run(
-            httpTarget: httpTarget, gids: StoreCheck.sample(outcome, count: verify, gidPrefix: gidPrefix))
+            httpTarget: Self.list(httpTarget)[0], gids: StoreCheck.sample(outcome, count: verify, gidPrefix: gidPrefix))
         let report = Report(
             label: label, load: outcome, completion: completion, openLoop: rate > 0, cpuMicrosPerSaga: cpu,
-            residentMiB: pid > 0 ? ProcStat.residentMiB(pid) : nil,
+            residentMiB: pids.isEmpty ? nil : pids.reduce(0) { $0 + ProcStat.residentMiB($1) },
             benchMicrosPerSaga: completion.total > 0 ? ownCPU / Double(completion.total) * 1e6 : nil, storeStatuses: statuses, branchTotals: counter.totals,
             stealShare: steal)
         report.printHuman()

@@ -9,13 +9,14 @@ import Logging
 struct GRPCScenario: Scenario {
     let name: String
     let pool: GRPCConnectionPool
-    let target: String
+    /// Coordinators' gRPC addresses: submit `seq` goes to `targets[seq % count]`.
+    let targets: [String]
     let gidPrefix: [UInt8]
     let template: [UInt8]
 
     /// `busi`: where the branch URLs point: `127.0.0.1:<port>`, or `etcd://<etcd>/bench.rpc` when the branch service
     /// is registered in etcd.
-    init(target: String, busi: String, gidPrefix: String, waitResult: Bool) throws {
+    init(targets: [String], busi: String, gidPrefix: String, waitResult: Bool) throws {
         var r = TransactionRequest(gid: "", transType: "saga")
         r.steps = [
             TransStep(action: "\(busi)/busi.Busi/TransOut", compensate: "\(busi)/busi.Busi/TransOutRevert"),
@@ -27,7 +28,7 @@ struct GRPCScenario: Scenario {
         if template.starts(with: [0x0A, 0x00]) { template.removeFirst(2) }
         self.name = (waitResult ? "grpc wait_result" : "grpc") + (DiscoveryTarget.isDiscoveryURL(busi) ? " etcd" : "")
         self.pool = GRPCConnectionPool(logger: Logger(label: "dtm-bench"))
-        self.target = target
+        self.targets = targets
         self.gidPrefix = Array(gidPrefix.utf8)
         self.template = template
     }
@@ -61,7 +62,7 @@ final class GRPCWorker: SubmitWorker {
 
     func submit(seq: Int) async -> Bool {
         let result = await scenario.pool.unary(
-            authority: scenario.target, path: "/dtmgimp.Dtm/Submit", message: scenario.message(seq: seq), timeout: .seconds(30))
+            authority: scenario.targets[seq % scenario.targets.count], path: "/dtmgimp.Dtm/Submit", message: scenario.message(seq: seq), timeout: .seconds(30))
         return result.isOK
     }
 

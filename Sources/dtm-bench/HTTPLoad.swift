@@ -4,15 +4,16 @@ import NIOCore
 /// The body is two constant byte strings around the gid; each worker owns one keep-alive connection.
 struct HTTPScenario: Scenario {
     let name: String
-    let target: String
+    /// Coordinators' HTTP addresses: submit `seq` goes to `targets[seq % count]`.
+    let targets: [String]
     let gidPrefix: String
     let head: [UInt8]
     let tail: [UInt8]
 
-    init(target: String, branchPort: Int, gidPrefix: String, waitResult: Bool) {
+    init(targets: [String], branchPort: Int, gidPrefix: String, waitResult: Bool) {
         let busi = "http://127.0.0.1:\(branchPort)/api/busi"
         self.name = waitResult ? "http wait_result" : "http"
-        self.target = target
+        self.targets = targets
         self.gidPrefix = gidPrefix
         self.head = Array(#"{"gid":""#.utf8)
         self.tail = Array(
@@ -28,15 +29,20 @@ struct HTTPScenario: Scenario {
 
 final class HTTPWorker: SubmitWorker {
     private let scenario: HTTPScenario
-    private var connection: HTTPClientConnection?
+    /// One keep-alive connection per coordinator.
+    private var connections: [HTTPClientConnection?]
 
-    init(_ scenario: HTTPScenario) { self.scenario = scenario }
+    init(_ scenario: HTTPScenario) {
+        self.scenario = scenario
+        connections = Array(repeating: nil, count: scenario.targets.count)
+    }
 
     func submit(seq: Int) async -> Bool {
+        let i = seq % scenario.targets.count
         // A connection the server closed while this worker was idle (HttpIdleTimeout) is replaced, not used.
-        if let c = connection, !c.channel.isActive { connection = nil }
-        if connection == nil { connection = try? await HTTPClientConnection.connect(scenario.target) }
-        guard let connection else { return false }
+        if let c = connections[i], !c.channel.isActive { connections[i] = nil }
+        if connections[i] == nil { connections[i] = try? await HTTPClientConnection.connect(scenario.targets[i]) }
+        guard let connection = connections[i] else { return false }
         var body = connection.channel.allocator.buffer(capacity: scenario.head.count + scenario.tail.count + 32)
         body.writeBytes(scenario.head)
         body.writeString(scenario.gidPrefix)
@@ -46,13 +52,13 @@ final class HTTPWorker: SubmitWorker {
             return try await connection.request(.POST, "/api/dtmsvr/submit", body: body).status == 200
         } catch {
             await connection.close()
-            self.connection = nil
+            connections[i] = nil
             return false
         }
     }
 
     func finish() async {
-        await connection?.close()
-        connection = nil
+        for case let c? in connections { await c.close() }
+        connections = connections.map { _ in nil }
     }
 }

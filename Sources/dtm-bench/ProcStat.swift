@@ -10,6 +10,12 @@ enum ProcStat {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The CPU seconds of several processes together; nil if none can be read.
+    static func cpuSeconds(_ pids: [Int32]) -> Double? {
+        let each = pids.compactMap { cpuSeconds($0) }
+        return each.isEmpty ? nil : each.reduce(0, +)
+    }
+
     static func cpuSeconds(_ pid: Int32) -> Double? {
         guard pid > 0, let stat = read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")

@@ -117,6 +117,64 @@ struct PostgresStoreTests {
         await store.close()
     }
 
+    @Test("writes that share one statement each get their own answer: saves, branch updates and status changes")
+    func sharedStatements() async throws {
+        let c = try TempDB.postgres()
+        let store = try await open(c)
+        for i in 0..<60 { _ = try await store.saveNew(sampleTransaction("m\(i)"), branches: sampleBranches("m\(i)")) }
+        let commitsBefore = store.commitCount
+        // Every third transaction is asked for the wrong status; every fifth branch update names a missing branch.
+        let answers = await withTaskGroup(of: (Int, String, String).self) { group in
+            for i in 0..<60 {
+                group.addTask {
+                    let from: GlobalStatus = i % 3 == 0 ? .aborting : .submitted
+                    var update = "ok"
+                    do {
+                        try await store.updateBranches(
+                            gid: "m\(i)", requiring: from,
+                            updates: [BranchStatusUpdate(branchID: i % 5 == 0 ? "99" : "01", op: "action", status: .succeed, finishTime: t0)], now: t0)
+                    } catch { update = "\(error)" }
+                    var change = "ok"
+                    do {
+                        try await store.changeStatus(gid: "m\(i)", from: from, to: .succeed, change: StatusChange(finishTime: t0), now: t0)
+                    } catch { change = "\(error)" }
+                    return (i, update, change)
+                }
+                group.addTask {
+                    let gid = i % 4 == 0 ? "m\(i)" : "new\(i)"
+                    do {
+                        let existing = try await store.saveNew(sampleTransaction(gid, status: .prepared), branches: sampleBranches(gid))
+                        return (1000 + i, existing == nil ? "new" : "existing", "")
+                    } catch {
+                        return (1000 + i, "\(error)", "")
+                    }
+                }
+            }
+            var out: [Int: (String, String)] = [:]
+            for await (i, a, b) in group { out[i] = (a, b) }
+            return out
+        }
+        for i in 0..<60 {
+            let (update, change) = try #require(answers[i])
+            if i % 3 == 0 {
+                #expect(update == "storage: NotFound" && change == "storage: NotFound", "\(i): \(update) / \(change)")
+            } else if i % 5 == 0 {
+                #expect(update == "storage: NotFound: branch 99/action of m\(i)", "\(i): \(update)")
+                #expect(change == "ok")
+            } else {
+                #expect(update == "ok" && change == "ok", "\(i): \(update) / \(change)")
+            }
+            #expect(answers[1000 + i]?.0 == (i % 4 == 0 ? "existing" : "new"), "\(i): \(String(describing: answers[1000 + i]))")
+            let t = try #require(try await store.transaction(gid: "m\(i)"))
+            #expect(t.status == (i % 3 == 0 ? .submitted : .succeed))
+            let branches = try await store.branches(gid: "m\(i)")
+            #expect(branches.filter { $0.status == .succeed }.count == (i % 3 != 0 && i % 5 != 0 ? 1 : 0))
+            if i % 4 != 0 { #expect(try await store.branches(gid: "new\(i)").map(\.branchID) == ["01", "01", "02", "02"]) }
+        }
+        #expect(store.commitCount - commitsBefore < 150, "writes shared commits: \(store.commitCount - commitsBefore) for 165")
+        await store.close()
+    }
+
     @Test("a row another program wrote that the model cannot read is set aside for an hour, not claimed again and again")
     func unreadableRowParked() async throws {
         let c = try TempDB.postgres()

@@ -20,7 +20,7 @@ final class HTTP1Connection: Sendable {
         to endpoint: HTTP1Endpoint, group: any EventLoopGroup, timeout: TimeAmount, maxBody: Int
     ) async throws -> HTTP1Connection {
         try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
             .connect(host: endpoint.host, port: endpoint.port) { channel in
                 channel.eventLoop.makeCompletedFuture {

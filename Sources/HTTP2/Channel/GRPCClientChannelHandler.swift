@@ -253,7 +253,7 @@ extension ClientBootstrap {
     ) -> ClientBootstrap {
         ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
