@@ -3,11 +3,16 @@
 # and drives it with dtm-bench (its own gRPC + HTTP/1.1 branch service on the loopback), then prints one table
 # and the machine's ceiling (h2load against the coordinator's gRPC NewGid).
 #
-# Usage: scripts/bench.sh [--seconds S] [--clients N] [--rate R] [--open-clients N] [--compare 'COMMAND'] [S [N]]
+# Usage: scripts/bench.sh [--seconds S] [--clients N] [--rate R] [--open-clients N] [--store sqlite|postgres]
+#                        [--coordinators N] [--compare 'COMMAND'] [S [N]]
 #   --seconds S       seconds of load per scenario (default 10; a bare first number means the same)
 #   --clients N       closed-loop clients per scenario (default 64; a bare second number means the same)
 #   --rate R          sagas/s of the open-loop gRPC scenario (default 5000)
 #   --open-clients N  most submits in flight in the open-loop scenario (default 1024)
+#   --store STORE     sqlite (default: a fresh SQLite file) or postgres (a private PostgreSQL cluster on loopback,
+#                     scripts/support/pg-cluster.sh, synchronous_commit on; the coordinators share one schema)
+#   --coordinators N  with postgres: N coordinators, each on its own ports; dtm-bench spreads the submits over them
+#                     in turn and sums their CPU and memory (default 1)
 #   --compare 'CMD'   also start another DTM-compatible server with CMD (run with `bash -c "exec CMD"` in an
 #                     empty directory, environment HTTP_PORT and GRPC_PORT set to the ports it must listen on;
 #                     DTM itself reads both) and run the same load against it; prints its rows and the ratios.
@@ -23,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=10 clients=64 rate=5000 open_clients=1024 compare="" positional=0
+seconds=10 clients=64 rate=5000 open_clients=1024 compare="" positional=0 store=sqlite coordinators=1
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -31,11 +36,18 @@ while (($#)); do
     --rate) rate=$2; shift 2 ;;
     --open-clients) open_clients=$2; shift 2 ;;
     --compare) compare=$2; shift 2 ;;
+    --store) store=$2; shift 2 ;;
+    --coordinators) coordinators=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) if ((positional == 0)); then seconds=$1; else clients=$1; fi; positional=$((positional + 1)); shift ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+
+case "$store" in sqlite | postgres) ;; *) echo "bench.sh: --store sqlite or postgres" >&2; exit 2 ;; esac
+if ((coordinators < 1)) || { ((coordinators > 1)) && [[ "$store" != postgres ]]; }; then
+  echo "bench.sh: --coordinators N needs N >= 1, and --store postgres for N > 1" >&2; exit 2
+fi
 
 flock /tmp/swift-build.lock swift build -c release --product dtm-server >/dev/null
 flock /tmp/swift-build.lock swift build -c release --product dtm-bench >/dev/null
@@ -43,7 +55,11 @@ bench=.build/release/dtm-bench
 
 dir=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ -z "${pg_pid:-}" ]] || { kill -INT "$pg_pid" 2>/dev/null || true; wait "$pg_pid" 2>/dev/null || true; }
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 
 # wait_ready HTTP_PORT PID NAME: until the HTTP API answers NewGid (both DTM and swift-dtm serve it).
@@ -56,9 +72,10 @@ wait_ready() {
   echo "bench.sh: $3 did not answer on port $1" >&2; return 1
 }
 
-# run_scenarios SERVER HTTP_PORT GRPC_PORT PID [ETCD]: appends "SERVER<TAB>ROW fields" lines to $dir/rows. With ETCD
-# (host:port), the gRPC closed-loop scenario runs once more with the branch service registered in etcd and
-# etcd:// branch URLs, right after the one with direct addresses.
+# run_scenarios SERVER HTTP_TARGETS GRPC_TARGETS PIDS [ETCD]: appends "SERVER<TAB>ROW fields" lines to $dir/rows.
+# Targets and PIDs are comma-separated (several coordinators share the load). With ETCD (host:port), the gRPC
+# closed-loop scenario runs once more with the branch service registered in etcd and etcd:// branch URLs, right
+# after the one with direct addresses.
 run_scenarios() {
   local server=$1 http=$2 grpc=$3 pid=$4 etcd=${5:-} args
   local via_etcd=()
@@ -70,7 +87,7 @@ run_scenarios() {
               "--scenario http --wait-result true --clients $clients" \
               "--scenario grpc --wait-result false --rate $rate --clients $open_clients"; do
     # shellcheck disable=SC2086
-    "$bench" $args --target "127.0.0.1:$grpc" --http-target "127.0.0.1:$http" --seconds "$seconds" \
+    "$bench" $args --target "$grpc" --http-target "$http" --seconds "$seconds" \
       --pid "$pid" --row >"$dir/out" 2>&1 || { echo "bench.sh: dtm-bench failed ($server: $args)" >&2; cat "$dir/out" >&2; }
     grep -v '^ROW' "$dir/out" | sed "s/^/[$server] /" >&2
     grep '^ROW' "$dir/out" | cut -f2- | sed "s/^/$server\t/" >>"$dir/rows" || true
@@ -97,20 +114,34 @@ else
   echo "bench.sh: etcd not installed (Debian: etcd-server etcd-client); the etcd:// scenario is skipped" >&2
 fi
 
-# swift-dtm on a fresh SQLite file.
-http=$((20000 + RANDOM % 5000)); grpc=$((http + 1))
-HTTP_PORT=$http GRPC_PORT=$grpc LISTEN_HOST=127.0.0.1 STORE_FILE="$dir/dtm.sqlite" LOG_LEVEL=warn \
-  MICRO_SERVICE_DRIVER=dtm-driver-gozero .build/release/dtm-server >"$dir/server.log" 2>&1 &
-pid=$!; pids+=("$pid")
-wait_ready "$http" "$pid" swift-dtm
-run_scenarios swift-dtm "$http" "$grpc" "$pid" "$etcd"
+# swift-dtm on a fresh SQLite file, or N coordinators on one schema of a private PostgreSQL cluster.
+store_env=(STORE_FILE="$dir/dtm.sqlite")
+if [[ "$store" == postgres ]]; then
+  # shellcheck source=support/pg-cluster.sh
+  . scripts/support/pg-cluster.sh
+  pgport=$((35000 + RANDOM % 5000))
+  pg_cluster_start "$dir/pg" "$pgport" shared_buffers=256MB max_connections=200
+  store_env=(STORE_DRIVER=postgres STORE_HOST=127.0.0.1 STORE_PORT="$pgport" STORE_USER=dtm STORE_DB=postgres STORE_SCHEMA=dtm)
+  echo "PostgreSQL $pgver on 127.0.0.1:$pgport (synchronous_commit on), $coordinators coordinator(s)" >&2
+fi
+http_targets="" grpc_targets="" server_pids="" first_grpc=""
+for n in $(seq "$coordinators"); do
+  http=$((20000 + RANDOM % 5000)); grpc=$((http + 1))
+  env HTTP_PORT=$http GRPC_PORT=$grpc LISTEN_HOST=127.0.0.1 "${store_env[@]}" LOG_LEVEL=warn \
+    MICRO_SERVICE_DRIVER=dtm-driver-gozero .build/release/dtm-server >"$dir/server-$n.log" 2>&1 &
+  pid=$!; pids+=("$pid")
+  wait_ready "$http" "$pid" "swift-dtm $n"
+  http_targets+="${http_targets:+,}127.0.0.1:$http"; grpc_targets+="${grpc_targets:+,}127.0.0.1:$grpc"
+  server_pids+="${server_pids:+,}$pid"; first_grpc=${first_grpc:-$grpc}
+done
+run_scenarios swift-dtm "$http_targets" "$grpc_targets" "$server_pids" "$etcd"
 ceiling="h2load not installed (Debian: nghttp2-client)"
 if command -v h2load >/dev/null; then
   printf '\x00\x00\x00\x00\x00' > "$dir/empty.grpc"
   ceiling=$(h2load -n 200000 -c 8 -m 64 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$dir/empty.grpc" \
-    "http://127.0.0.1:$grpc/dtmgimp.Dtm/NewGid" | grep -E 'finished in' || echo "h2load failed")
+    "http://127.0.0.1:$first_grpc/dtmgimp.Dtm/NewGid" | grep -E 'finished in' || echo "h2load failed")
 fi
-kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+for pid in ${server_pids//,/ }; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 
 if [[ -n "$compare" ]]; then
   mkdir "$dir/compare"
@@ -118,7 +149,7 @@ if [[ -n "$compare" ]]; then
   (cd "$dir/compare" && HTTP_PORT=$chttp GRPC_PORT=$cgrpc exec bash -c "exec $compare") >"$dir/compare.log" 2>&1 &
   cpid=$!; pids+=("$cpid")
   if wait_ready "$chttp" "$cpid" "compare server"; then
-    run_scenarios other "$chttp" "$cgrpc" "$cpid"
+    run_scenarios other "127.0.0.1:$chttp" "127.0.0.1:$cgrpc" "$cpid"
   else
     tail -20 "$dir/compare.log" >&2
   fi

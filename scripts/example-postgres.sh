@@ -10,10 +10,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/.build/release/dtm-server"; [ -x "$bin" ] || bin="$root/.build/debug/dtm-server"
 [ -x "$bin" ] || { echo "no dtm-server in .build/release or .build/debug: build it first" >&2; exit 1; }
-pgver="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -name '[0-9]*' -printf '%f\n' 2>/dev/null | sort -n | tail -n1)"
-pgbin="/usr/lib/postgresql/$pgver/bin"
-[ -n "$pgver" ] && [ -x "$pgbin/postgres" ] && [ -x "$pgbin/initdb" ] || {
-  echo "PostgreSQL server not found in /usr/lib/postgresql: install Debian's postgresql (scripts/setup.sh does)" >&2; exit 1; }
+# shellcheck source=support/pg-cluster.sh
+. "$root/scripts/support/pg-cluster.sh"
 command -v curl >/dev/null && command -v python3 >/dev/null || { echo "curl and python3 are needed" >&2; exit 1; }
 
 tmp="$(mktemp -d)"; pids=(); pg_pid=""
@@ -31,20 +29,8 @@ for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 wait_for() { for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "timed out: $*" >&2; exit 1; }
 
-# 1. PostgreSQL: initdb and the server, as nobody when run as root (postgres refuses root); setpriv and env
-#    exec, so $! is the server's own PID
-mkdir "$tmp/pg"
-if [ "$(id -u)" = 0 ]; then
-  as_pg=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
-  chmod 711 "$tmp"; chown 65534:65534 "$tmp/pg"
-else
-  as_pg=(env)
-fi
-pg() { (cd "$tmp/pg" && exec "${as_pg[@]}" "$pgbin/$1" "${@:2}"); }
-pg initdb -D "$tmp/pg/data" -U dtm -A trust -E UTF8 --no-locale >"$tmp/pg/initdb.log" 2>&1
-(cd "$tmp/pg" && exec "${as_pg[@]}" "$pgbin/postgres" -D "$tmp/pg/data" -p "$PG_PORT" -k "$tmp/pg" \
-  -c listen_addresses=127.0.0.1) >"$tmp/pg/postgres.log" 2>&1 </dev/null & pg_pid=$!
-wait_for pg pg_isready -h 127.0.0.1 -p "$PG_PORT" -U dtm -d postgres
+# 1. PostgreSQL: initdb and the server (scripts/support/pg-cluster.sh)
+pg_cluster_start "$tmp/pg" "$PG_PORT"
 echo "PostgreSQL $pgver on 127.0.0.1:$PG_PORT (user dtm, database postgres, data in $tmp/pg/data)"
 
 # 2. two coordinators on the same database and schema, each on its own HTTP and gRPC port (the subshell execs,
@@ -147,7 +133,7 @@ kill -9 "$dtm1"; wait "$dtm1" 2>/dev/null || true; pids=("${pids[@]:1}")  # reap
 ! curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$HTTP_1/api/ping" || { echo "coordinator 1 still answers" >&2; exit 1; }
 echo "coordinator 2 reports $gid1: $(show "$HTTP_2" "$gid1")"
 echo "coordinator 2 reports $gid2: $(show "$HTTP_2" "$gid2")"
-rows="$(pg psql -h 127.0.0.1 -p "$PG_PORT" -U dtm -d postgres -v ON_ERROR_STOP=1 -At \
+rows="$(pg_run psql -h 127.0.0.1 -p "$PG_PORT" -U dtm -d postgres -v ON_ERROR_STOP=1 -At \
   -c "select gid, status, owner from dtm.trans_global")"
 echo "psql: $(printf '%s\n' "$rows" | grep -c .) rows in dtm.trans_global (gid|status|owner):"
 sed 's/^/  /' <<<"$rows"

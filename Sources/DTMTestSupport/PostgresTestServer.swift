@@ -130,10 +130,12 @@ public final class PostgresTestServer: @unchecked Sendable {
     /// Running servers by data directory: stopped and removed when the test process exits.
     private static let running = Mutex<[String: pid_t]>([:])
 
+    private static let atExitRegistered = Mutex(false)
+
     private static func stopAtExit(_ server: PostgresTestServer) {
-        let first = running.withLock { r in
-            defer { r[server.directory.path] = server.pid }
-            return r.isEmpty
+        let first = atExitRegistered.withLock { registered in
+            defer { registered = true }
+            return !registered
         }
         guard first else { return }
         atexit {

@@ -14,8 +14,8 @@ public struct PostgresStoreConfiguration: Sendable {
     /// `Store.MaxOpenConns`: the store never opens more connections than this (at least 2: one writes, one reads).
     public var maxOpenConnections = 500
     /// Writer connections, each committing batches; the rest of `connections` serve reads.
-    public var writerConnections = 4
-    public var readerConnections = 2
+    public var writerConnections = 2
+    public var readerConnections = 1
     /// `Store.ConnMaxLifeTime` (minutes in DTM's configuration): a connection older than this is replaced; nil keeps it.
     public var connectionLifetime: Duration? = .seconds(300)
     /// A statement that takes longer closes its connection (the database stopped answering).

@@ -1,8 +1,8 @@
 """Short crash test: scripts/crash_test.py with 3 kill -9 rounds against the binary the other interop tests use
 (DTM_SERVER_BIN, else <repo>/.build/debug/dtm-server — as in conftest.py).
 
-The script starts its own server instances (fresh temp dir, SQLite store), so this test does not use the session
-fixtures.  It proves that acknowledged sagas survive kill -9 and finish with correct saga semantics; on failure the
+The script starts its own server instances (fresh temp dir, SQLite store; or three coordinators on one schema of a
+private PostgreSQL cluster, one of them killed each round), so this test does not use the session fixtures.  It proves that acknowledged sagas survive kill -9 and finish with correct saga semantics; on failure the
 assertion message carries the script's full output (every violation with its branch calls and final query).
 
 The load mixes HTTP and gRPC sagas (a third over gRPC).  The script falls back to HTTP only when grpcio /
@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "crash_test.py"
 BOUND_SECONDS = 100
@@ -28,14 +30,19 @@ def _server_binary():
     return Path(b) if b else REPO_ROOT / ".build" / "debug" / "dtm-server"
 
 
-def test_crash_three_rounds():
+@pytest.mark.parametrize(
+    "store_args",
+    [[], ["--store", "postgres", "--coordinators", "3"]],
+    ids=["sqlite", "postgres-3-coordinators"],
+)
+def test_crash_three_rounds(store_args):
     binary = _server_binary()
     assert binary.is_file() and os.access(binary, os.X_OK), (
         "dtm-server binary not found at %s; build it (swift build) or set DTM_SERVER_BIN" % binary
     )
     env = dict(os.environ, DTM_SERVER_BIN=str(binary))
     proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "3", "--natural-wait", "35", "--quiesce-timeout", "45"],
+        [sys.executable, str(SCRIPT), "3", "--natural-wait", "35", "--quiesce-timeout", "45"] + store_args,
         cwd=str(REPO_ROOT),
         env=env,
         stdin=subprocess.DEVNULL,
@@ -59,7 +66,7 @@ def test_crash_three_rounds():
     lines = out.strip().splitlines()
     assert proc.returncode == 0, "crash test failed (exit %d):\n%s" % (proc.returncode, out)
     assert lines and lines[-1].endswith(" passed, 0 failed"), out
-    assert any(l.startswith("rounds=3 ") and "lost=0 stuck=0 violations=0" in l for l in lines), out
+    assert any(l.startswith("rounds=3 ") and "lost=0 stuck=0 violations=0 overlaps=0" in l for l in lines), out
     if _grpc_available():
         m = [re.search(r"grpc transactions=(\d+) acknowledged=(\d+) lost=0 stuck=0 violations=0", l)
              for l in lines if l.startswith("protocols: ")]
