@@ -136,11 +136,11 @@ enum PostgresMergedSQL {
     /// The arrays of a group of writes of one kind.
     static func values(_ kind: PostgresMergeable.Kind, _ writes: [PostgresMergeable]) -> [PostgresValue] {
         var values = kind.columns.enumerated().map { column, type in
-            PostgresValue.array(writes.map { $0.columns[column] }, elementType: type, arrayType: PostgresElement.arrayType(of: type))
+            PostgresValue.array(writes.map { $0.columns[column] }, elementType: type)
         }
         let children = writes.flatMap(\.children)
         values += kind.childColumns.enumerated().map { column, type in
-            PostgresValue.array(children.map { $0[column] }, elementType: type, arrayType: PostgresElement.arrayType(of: type))
+            PostgresValue.array(children.map { $0[column] }, elementType: type)
         }
         return values
     }

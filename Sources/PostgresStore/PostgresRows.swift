@@ -4,17 +4,7 @@ import NIOCore
 
 /// Model ⇄ row conversion for the PostgreSQL store (column order of `PostgresSQL.globalColumns` and friends).
 enum PostgresRows {
-    /// Values `$1 … $17` of `saveNew`.
-    static func globalValues(_ t: GlobalTransaction) -> [PostgresValue] {
-        [
-            .text(t.gid), .text(t.transType.rawValue), .text(t.status.rawValue), .text(t.queryPrepared), .text(t.transProtocol),
-            .time(t.createTime), .time(t.updateTime), .time(t.finishTime), .time(t.rollbackTime),
-            .text(TransOptionsJSON.encode(t.options)), .text(t.customData), .int(Int64(Int32(clamping: t.nextCronInterval))),
-            .time(t.nextCronTime), .text(t.owner), .text(t.extData), .text(t.result), .text(t.rollbackReason),
-        ]
-    }
-
-    /// `globalValues` as array elements (the columns of `PostgresMergeable.Kind.saveNew`).
+    /// A transaction's row as array elements (the columns of `PostgresMergeable.Kind.saveNew`, in `saveNew`'s order).
     static func globalElements(_ t: GlobalTransaction) -> [ByteBuffer?] {
         [
             PostgresElement.text(t.gid), PostgresElement.text(t.transType.rawValue), PostgresElement.text(t.status.rawValue),

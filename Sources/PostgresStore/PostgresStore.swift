@@ -145,10 +145,10 @@ public final class PostgresStore: TransactionStore {
     public func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
         try PostgresColumnLimits.check(transaction)
         try PostgresColumnLimits.check(branches)
-        let values = PostgresRows.globalValues(transaction) + PostgresRows.branchArrays(branches)
         let merge = PostgresMergeable(
             kind: .saveNew, gid: transaction.gid, columns: PostgresRows.globalElements(transaction),
             children: branches.map { PostgresRows.branchElements($0) }, verdict: { inserted, _ in inserted ? nil : GidExists() })
+        let values = PostgresValue.of(merge) + PostgresRows.branchArrays(branches)
         do {
             try await writer.write(bytes: values.reduce(0) { $0 + $1.byteCount }, merge: merge) { link in
                 if try Self.counts(try await link.run(.saveNew, values)).int(0) != 1 { throw GidExists() }
@@ -167,18 +167,15 @@ public final class PostgresStore: TransactionStore {
     ) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         if let result = change.result { try PostgresColumnLimits.fits("result", result, 1024) }
-        let values: [PostgresValue] = [
-            .text(gid), .text(from.rawValue), .text(to.rawValue), .time(now), .time(change.finishTime), .time(change.rollbackTime),
-            change.rollbackReason.map { .text(PostgresColumnLimits.fitted($0, 1024)) } ?? .null, change.result.map { .text($0) } ?? .null,
-        ]
+        let merge = PostgresMergeable(
+            kind: .changeStatus, gid: gid,
+            columns: [
+                PostgresElement.text(gid), PostgresElement.text(from.rawValue), PostgresElement.text(to.rawValue), PostgresElement.time(now),
+                PostgresElement.time(change.finishTime), PostgresElement.time(change.rollbackTime),
+                change.rollbackReason.map { PostgresElement.text(PostgresColumnLimits.fitted($0, 1024)) }, change.result.map { PostgresElement.text($0) },
+            ], children: [], verdict: { changed, _ in changed ? nil : DTMError.storageNotFound("") })
+        let values = PostgresValue.of(merge)
         if branchUpdates.isEmpty {
-            let merge = PostgresMergeable(
-                kind: .changeStatus, gid: gid,
-                columns: [
-                    PostgresElement.text(gid), PostgresElement.text(from.rawValue), PostgresElement.text(to.rawValue), PostgresElement.time(now),
-                    PostgresElement.time(change.finishTime), PostgresElement.time(change.rollbackTime),
-                    change.rollbackReason.map { PostgresElement.text(PostgresColumnLimits.fitted($0, 1024)) }, change.result.map { PostgresElement.text($0) },
-                ], children: [], verdict: { changed, _ in changed ? nil : DTMError.storageNotFound("") })
             try await writer.write(merge: merge) { link in
                 if try await link.run(.changeStatusOnly, values).isEmpty { throw DTMError.storageNotFound("") }
             }
@@ -225,8 +222,7 @@ public final class PostgresStore: TransactionStore {
         if updates.count == 1 {
             let u = updates[0]
             statement = .updateBranch
-            values = [.text(gid), .text(requiring.rawValue), .text(u.branchID), .text(u.op), .text(u.status.rawValue), .time(u.finishTime), .time(now)]
-            merge = PostgresMergeable(
+            let write = PostgresMergeable(
                 kind: .updateBranch, gid: gid,
                 columns: [
                     PostgresElement.text(gid), PostgresElement.text(requiring.rawValue), PostgresElement.text(u.branchID), PostgresElement.text(u.op),
@@ -236,6 +232,8 @@ public final class PostgresStore: TransactionStore {
                     if !found { return DTMError.storageNotFound("") }
                     return updated ? nil : DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)")
                 })
+            values = PostgresValue.of(write)
+            merge = write
         } else {
             statement = .updateBranches
             values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.updateArrays(updates) + [.time(now)]

@@ -7,34 +7,25 @@ import PostgresNIO
 struct PostgresValue: Sendable {
     let data: PostgresData
 
-    static let null = PostgresValue(data: PostgresData(type: .text, formatCode: .binary, value: nil))
+    static let null = PostgresValue(element: nil, type: .text)
 
-    static func text(_ s: String) -> PostgresValue {
-        var b = ByteBuffer()
-        b.writeString(s)
-        return PostgresValue(data: PostgresData(type: .text, formatCode: .binary, value: b))
+    /// A value from its element encoding (`PostgresElement`); nil is NULL.
+    init(element: ByteBuffer?, type: PostgresDataType) {
+        data = PostgresData(type: type, formatCode: .binary, value: element)
     }
 
-    static func int(_ v: Int64) -> PostgresValue {
-        var b = ByteBuffer()
-        b.writeInteger(v)
-        return PostgresValue(data: PostgresData(type: .int8, formatCode: .binary, value: b))
+    /// The values of a write's columns (`PostgresMergeable`), for the statement that runs it alone.
+    static func of(_ write: PostgresMergeable) -> [PostgresValue] {
+        zip(write.columns, write.kind.columns).map { PostgresValue(element: $0, type: $1) }
     }
 
-    static func bytes(_ v: [UInt8]) -> PostgresValue {
-        PostgresValue(data: PostgresData(type: .bytea, formatCode: .binary, value: ByteBuffer(bytes: v)))
-    }
-
-    static func time(_ t: Timestamp?) -> PostgresValue {
-        guard let t else { return PostgresValue(data: PostgresData(type: .timestamptz, formatCode: .binary, value: nil)) }
-        var b = ByteBuffer()
-        b.writeInteger(PostgresTime.encode(t))
-        return PostgresValue(data: PostgresData(type: .timestamptz, formatCode: .binary, value: b))
-    }
+    static func text(_ s: String) -> PostgresValue { PostgresValue(element: PostgresElement.text(s), type: .text) }
+    static func int(_ v: Int64) -> PostgresValue { PostgresValue(element: PostgresElement.int(v), type: .int8) }
+    static func time(_ t: Timestamp?) -> PostgresValue { PostgresValue(element: PostgresElement.time(t), type: .timestamptz) }
 
     /// A one-dimensional array (binary array format: dimensions, null flag, element type, then length-prefixed
     /// elements).
-    static func array(_ elements: [ByteBuffer?], elementType: PostgresDataType, arrayType: PostgresDataType) -> PostgresValue {
+    static func array(_ elements: [ByteBuffer?], elementType: PostgresDataType) -> PostgresValue {
         var b = ByteBuffer()
         b.writeInteger(Int32(elements.isEmpty ? 0 : 1))
         b.writeInteger(Int32(elements.contains { $0 == nil } ? 1 : 0))
@@ -51,32 +42,12 @@ struct PostgresValue: Sendable {
                 b.writeInteger(Int32(-1))
             }
         }
-        return PostgresValue(data: PostgresData(type: arrayType, formatCode: .binary, value: b))
+        return PostgresValue(element: b, type: PostgresElement.arrayType(of: elementType))
     }
 
-    static func texts(_ v: [String]) -> PostgresValue {
-        array(
-            v.map {
-                var b = ByteBuffer()
-                b.writeString($0)
-                return b
-            }, elementType: .text, arrayType: .textArray)
-    }
-
-    static func byteArrays(_ v: [[UInt8]]) -> PostgresValue {
-        array(v.map { ByteBuffer(bytes: $0) }, elementType: .bytea, arrayType: .byteaArray)
-    }
-
-    static func times(_ v: [Timestamp?]) -> PostgresValue {
-        array(
-            v.map { t in
-                t.map {
-                    var b = ByteBuffer()
-                    b.writeInteger(PostgresTime.encode($0))
-                    return b
-                }
-            }, elementType: .timestamptz, arrayType: .timestamptzArray)
-    }
+    static func texts(_ v: [String]) -> PostgresValue { array(v.map { PostgresElement.text($0) }, elementType: .text) }
+    static func byteArrays(_ v: [[UInt8]]) -> PostgresValue { array(v.map { ByteBuffer(bytes: $0) }, elementType: .bytea) }
+    static func times(_ v: [Timestamp?]) -> PostgresValue { array(v.map { PostgresElement.time($0) }, elementType: .timestamptz) }
 
     /// The bytes a value puts on the wire, for the writer's queue bound.
     var byteCount: Int { data.value?.readableBytes ?? 0 }

@@ -50,26 +50,31 @@ final class PostgresWriter: Sendable {
     }
 
     /// Runs `body` inside a batch and returns its result once the batch committed.
-    func write<T: Sendable>(
-        bytes: Int = 0, merge: PostgresMergeable? = nil, _ body: @escaping @Sendable (PostgresLink) async throws -> T
-    ) async throws -> T {
+    func write<T: Sendable>(bytes: Int = 0, _ body: @escaping @Sendable (PostgresLink) async throws -> T) async throws -> T {
         let result = Mutex<T?>(nil)
+        try await submit(bytes: bytes, merge: nil) { link in
+            let value = try await body(link)
+            result.withLock { $0 = value }
+        }
+        guard let value = result.withLock({ $0.take() }) else { throw PostgresStoreError.unavailable("write finished without a result") }
+        return value
+    }
+
+    /// A write that returns nothing and may share a statement with others of its kind (`merge`); `body` runs it
+    /// alone when it does not.
+    func write(bytes: Int = 0, merge: PostgresMergeable?, _ body: @escaping @Sendable (PostgresLink) async throws -> Void) async throws {
+        try await submit(bytes: bytes, merge: merge, body)
+    }
+
+    private func submit(bytes: Int, merge: PostgresMergeable?, _ run: @escaping @Sendable (PostgresLink) async throws -> Void) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let job = Job(
-                run: { link in
-                    let value = try await body(link)
-                    result.withLock { $0 = value }
-                },
+                run: run,
                 done: { error in
                     if let error { continuation.resume(throwing: error) } else { continuation.resume() }
                 }, bytes: bytes, merge: merge)
             if let refusal = enqueue(job) { continuation.resume(throwing: refusal) }
         }
-        // A write that ran as part of a shared statement has no value of its own: those writes return nothing.
-        guard let value = result.withLock({ $0.take() }) ?? (() as? T) else {
-            throw PostgresStoreError.unavailable("write finished without a result")
-        }
-        return value
     }
 
     private func enqueue(_ job: Job) -> PostgresStoreError? {
