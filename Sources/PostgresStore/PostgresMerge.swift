@@ -34,33 +34,44 @@ struct PostgresMergeable: Sendable {
 
     let kind: Kind
     let gid: String
-    /// One element per `kind.columns` (nil: NULL).
-    let columns: [ByteBuffer?]
-    /// One row per child, each with one element per `kind.childColumns`.
-    let children: [[ByteBuffer?]]
+    /// One value per `kind.columns`.
+    let columns: [PostgresDatum]
+    /// One row per child, each with one value per `kind.childColumns`.
+    let children: [[PostgresDatum]]
     /// The write's answer from the two flags its statement returns for it.
     let verdict: @Sendable (_ first: Bool, _ second: Bool) -> (any Error)?
 }
 
-/// Encodings of single values as array elements (the binary formats of `PostgresValue`).
-enum PostgresElement {
-    static func text(_ s: String) -> ByteBuffer {
-        var b = ByteBuffer()
-        b.writeString(s)
-        return b
+/// One value of a write, encoded straight into a parameter or an array element (no buffer of its own).
+enum PostgresDatum: Sendable {
+    case null
+    case text(String)
+    case int(Int64)
+    case time(Timestamp)
+    case bytes([UInt8])
+
+    /// A time, or NULL.
+    static func at(_ t: Timestamp?) -> PostgresDatum { t.map { .time($0) } ?? .null }
+
+    /// The length of the encoding, -1 for NULL (as an array element's length prefix).
+    var encodedLength: Int {
+        switch self {
+        case .null: -1
+        case .text(let s): s.utf8.count
+        case .int, .time: 8
+        case .bytes(let b): b.count
+        }
     }
 
-    static func int(_ v: Int64) -> ByteBuffer {
-        var b = ByteBuffer()
-        b.writeInteger(v)
-        return b
-    }
-
-    static func time(_ t: Timestamp?) -> ByteBuffer? {
-        guard let t else { return nil }
-        var b = ByteBuffer()
-        b.writeInteger(PostgresTime.encode(t))
-        return b
+    /// The binary encoding (`timestamptz`: microseconds since 2000, clamped; see `PostgresTime`).
+    func write(to buffer: inout ByteBuffer) {
+        switch self {
+        case .null: break
+        case .text(let s): buffer.writeString(s)
+        case .int(let v): buffer.writeInteger(v)
+        case .time(let t): buffer.writeInteger(PostgresTime.encode(t))
+        case .bytes(let b): buffer.writeBytes(b)
+        }
     }
 
     static func arrayType(of element: PostgresDataType) -> PostgresDataType {
@@ -86,7 +97,7 @@ enum PostgresElement {
 enum PostgresMergedSQL {
     /// `unnest($from::t1[], …) WITH ORDINALITY AS alias(names…, n)`.
     private static func unnest(_ types: [PostgresDataType], from: Int, alias: String, names: [String]) -> String {
-        let arrays = types.enumerated().map { "$\(from + $0.offset)::\(PostgresElement.sqlType(of: $0.element))[]" }
+        let arrays = types.enumerated().map { "$\(from + $0.offset)::\(PostgresDatum.sqlType(of: $0.element))[]" }
         return "unnest(\(arrays.joined(separator: ", "))) WITH ORDINALITY AS \(alias)(\(names.joined(separator: ", ")), n)"
     }
 

@@ -1,27 +1,23 @@
 import DTMCore
 import JSONSupport
-import NIOCore
 
 /// Model ⇄ row conversion for the PostgreSQL store (column order of `PostgresSQL.globalColumns` and friends).
 enum PostgresRows {
-    /// A transaction's row as array elements (the columns of `PostgresMergeable.Kind.saveNew`, in `saveNew`'s order).
-    static func globalElements(_ t: GlobalTransaction) -> [ByteBuffer?] {
+    /// A transaction's row (the columns of `PostgresMergeable.Kind.saveNew`, in `saveNew`'s order).
+    static func globalCells(_ t: GlobalTransaction) -> [PostgresDatum] {
         [
-            PostgresElement.text(t.gid), PostgresElement.text(t.transType.rawValue), PostgresElement.text(t.status.rawValue),
-            PostgresElement.text(t.queryPrepared), PostgresElement.text(t.transProtocol), PostgresElement.time(t.createTime),
-            PostgresElement.time(t.updateTime), PostgresElement.time(t.finishTime), PostgresElement.time(t.rollbackTime),
-            PostgresElement.text(TransOptionsJSON.encode(t.options)), PostgresElement.text(t.customData),
-            PostgresElement.int(Int64(Int32(clamping: t.nextCronInterval))), PostgresElement.time(t.nextCronTime), PostgresElement.text(t.owner),
-            PostgresElement.text(t.extData), PostgresElement.text(t.result), PostgresElement.text(t.rollbackReason),
+            .text(t.gid), .text(t.transType.rawValue), .text(t.status.rawValue), .text(t.queryPrepared), .text(t.transProtocol),
+            .at(t.createTime), .at(t.updateTime), .at(t.finishTime), .at(t.rollbackTime), .text(TransOptionsJSON.encode(t.options)),
+            .text(t.customData), .int(Int64(Int32(clamping: t.nextCronInterval))), .at(t.nextCronTime), .text(t.owner), .text(t.extData),
+            .text(t.result), .text(t.rollbackReason),
         ]
     }
 
-    /// One branch row as array elements (the child columns of `PostgresMergeable.Kind.saveNew`).
-    static func branchElements(_ b: Branch) -> [ByteBuffer?] {
+    /// One branch row (the child columns of `PostgresMergeable.Kind.saveNew`).
+    static func branchCells(_ b: Branch) -> [PostgresDatum] {
         [
-            PostgresElement.text(b.gid), PostgresElement.text(b.url), ByteBuffer(bytes: b.binData), PostgresElement.text(b.branchID),
-            PostgresElement.text(b.op), PostgresElement.text(b.status.rawValue), PostgresElement.time(b.finishTime),
-            PostgresElement.time(b.rollbackTime), PostgresElement.time(b.createTime), PostgresElement.time(b.updateTime),
+            .text(b.gid), .text(b.url), .bytes(b.binData), .text(b.branchID), .text(b.op), .text(b.status.rawValue), .at(b.finishTime),
+            .at(b.rollbackTime), .at(b.createTime), .at(b.updateTime),
         ]
     }
 

@@ -146,8 +146,8 @@ public final class PostgresStore: TransactionStore {
         try PostgresColumnLimits.check(transaction)
         try PostgresColumnLimits.check(branches)
         let merge = PostgresMergeable(
-            kind: .saveNew, gid: transaction.gid, columns: PostgresRows.globalElements(transaction),
-            children: branches.map { PostgresRows.branchElements($0) }, verdict: { inserted, _ in inserted ? nil : GidExists() })
+            kind: .saveNew, gid: transaction.gid, columns: PostgresRows.globalCells(transaction),
+            children: branches.map { PostgresRows.branchCells($0) }, verdict: { inserted, _ in inserted ? nil : GidExists() })
         let values = PostgresValue.of(merge) + PostgresRows.branchArrays(branches)
         do {
             try await writer.write(bytes: values.reduce(0) { $0 + $1.byteCount }, merge: merge) { link in
@@ -170,9 +170,9 @@ public final class PostgresStore: TransactionStore {
         let merge = PostgresMergeable(
             kind: .changeStatus, gid: gid,
             columns: [
-                PostgresElement.text(gid), PostgresElement.text(from.rawValue), PostgresElement.text(to.rawValue), PostgresElement.time(now),
-                PostgresElement.time(change.finishTime), PostgresElement.time(change.rollbackTime),
-                change.rollbackReason.map { PostgresElement.text(PostgresColumnLimits.fitted($0, 1024)) }, change.result.map { PostgresElement.text($0) },
+                .text(gid), .text(from.rawValue), .text(to.rawValue), .at(now),
+                .at(change.finishTime), .at(change.rollbackTime),
+                change.rollbackReason.map { .text(PostgresColumnLimits.fitted($0, 1024)) } ?? .null, change.result.map { .text($0) } ?? .null,
             ], children: [], verdict: { changed, _ in changed ? nil : DTMError.storageNotFound("") })
         let values = PostgresValue.of(merge)
         if branchUpdates.isEmpty {
@@ -225,8 +225,8 @@ public final class PostgresStore: TransactionStore {
             let write = PostgresMergeable(
                 kind: .updateBranch, gid: gid,
                 columns: [
-                    PostgresElement.text(gid), PostgresElement.text(requiring.rawValue), PostgresElement.text(u.branchID), PostgresElement.text(u.op),
-                    PostgresElement.text(u.status.rawValue), PostgresElement.time(u.finishTime), PostgresElement.time(now),
+                    .text(gid), .text(requiring.rawValue), .text(u.branchID), .text(u.op),
+                    .text(u.status.rawValue), .at(u.finishTime), .at(now),
                 ], children: [],
                 verdict: { found, updated in
                     if !found { return DTMError.storageNotFound("") }

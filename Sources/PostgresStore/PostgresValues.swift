@@ -7,47 +7,54 @@ import PostgresNIO
 struct PostgresValue: Sendable {
     let data: PostgresData
 
-    static let null = PostgresValue(element: nil, type: .text)
+    static let null = PostgresValue(.null, type: .text)
 
-    /// A value from its element encoding (`PostgresElement`); nil is NULL.
-    init(element: ByteBuffer?, type: PostgresDataType) {
-        data = PostgresData(type: type, formatCode: .binary, value: element)
+    init(_ cell: PostgresDatum, type: PostgresDataType) {
+        var buffer: ByteBuffer?
+        if case .null = cell {
+            buffer = nil
+        } else {
+            var b = ByteBuffer()
+            cell.write(to: &b)
+            buffer = b
+        }
+        data = PostgresData(type: type, formatCode: .binary, value: buffer)
     }
 
     /// The values of a write's columns (`PostgresMergeable`), for the statement that runs it alone.
     static func of(_ write: PostgresMergeable) -> [PostgresValue] {
-        zip(write.columns, write.kind.columns).map { PostgresValue(element: $0, type: $1) }
+        zip(write.columns, write.kind.columns).map { PostgresValue($0, type: $1) }
     }
 
-    static func text(_ s: String) -> PostgresValue { PostgresValue(element: PostgresElement.text(s), type: .text) }
-    static func int(_ v: Int64) -> PostgresValue { PostgresValue(element: PostgresElement.int(v), type: .int8) }
-    static func time(_ t: Timestamp?) -> PostgresValue { PostgresValue(element: PostgresElement.time(t), type: .timestamptz) }
+    static func text(_ s: String) -> PostgresValue { PostgresValue(.text(s), type: .text) }
+    static func int(_ v: Int64) -> PostgresValue { PostgresValue(.int(v), type: .int8) }
+    static func time(_ t: Timestamp?) -> PostgresValue { PostgresValue(.at(t), type: .timestamptz) }
 
     /// A one-dimensional array (binary array format: dimensions, null flag, element type, then length-prefixed
-    /// elements).
-    static func array(_ elements: [ByteBuffer?], elementType: PostgresDataType) -> PostgresValue {
+    /// elements), written in one buffer.
+    static func array(_ cells: [PostgresDatum], elementType: PostgresDataType) -> PostgresValue {
+        let lengths = cells.map(\.encodedLength)
         var b = ByteBuffer()
-        b.writeInteger(Int32(elements.isEmpty ? 0 : 1))
-        b.writeInteger(Int32(elements.contains { $0 == nil } ? 1 : 0))
+        b.reserveCapacity(20 + lengths.reduce(0) { $0 + 4 + max($1, 0) })
+        b.writeInteger(Int32(cells.isEmpty ? 0 : 1))
+        b.writeInteger(Int32(lengths.contains(-1) ? 1 : 0))
         b.writeInteger(elementType.rawValue)
-        if !elements.isEmpty {
-            b.writeInteger(Int32(clamping: elements.count))
+        if !cells.isEmpty {
+            b.writeInteger(Int32(clamping: cells.count))
             b.writeInteger(Int32(1))
         }
-        for element in elements {
-            if var e = element {
-                b.writeInteger(Int32(clamping: e.readableBytes))
-                b.writeBuffer(&e)
-            } else {
-                b.writeInteger(Int32(-1))
-            }
+        for (cell, length) in zip(cells, lengths) {
+            b.writeInteger(Int32(clamping: length))
+            cell.write(to: &b)
         }
-        return PostgresValue(element: b, type: PostgresElement.arrayType(of: elementType))
+        return PostgresValue(data: PostgresData(type: PostgresDatum.arrayType(of: elementType), formatCode: .binary, value: b))
     }
 
-    static func texts(_ v: [String]) -> PostgresValue { array(v.map { PostgresElement.text($0) }, elementType: .text) }
-    static func byteArrays(_ v: [[UInt8]]) -> PostgresValue { array(v.map { ByteBuffer(bytes: $0) }, elementType: .bytea) }
-    static func times(_ v: [Timestamp?]) -> PostgresValue { array(v.map { PostgresElement.time($0) }, elementType: .timestamptz) }
+    private init(data: PostgresData) { self.data = data }
+
+    static func texts(_ v: [String]) -> PostgresValue { array(v.map { .text($0) }, elementType: .text) }
+    static func byteArrays(_ v: [[UInt8]]) -> PostgresValue { array(v.map { .bytes($0) }, elementType: .bytea) }
+    static func times(_ v: [Timestamp?]) -> PostgresValue { array(v.map { .at($0) }, elementType: .timestamptz) }
 
     /// The bytes a value puts on the wire, for the writer's queue bound.
     var byteCount: Int { data.value?.readableBytes ?? 0 }
