@@ -38,6 +38,9 @@ struct PostgresMergeable: Sendable {
     let columns: [PostgresDatum]
     /// One row per child, each with one value per `kind.childColumns`.
     let children: [[PostgresDatum]]
+    /// What the write's values weigh, for the writer's queue bound.
+    var byteCount: Int { (columns + children.joined()).reduce(0) { $0 + max($1.encodedLength, 0) } }
+
     /// The write's answer from the two flags its statement returns for it.
     let verdict: @Sendable (_ first: Bool, _ second: Bool) -> (any Error)?
 }

@@ -148,9 +148,10 @@ public final class PostgresStore: TransactionStore {
         let merge = PostgresMergeable(
             kind: .saveNew, gid: transaction.gid, columns: PostgresRows.globalCells(transaction),
             children: branches.map { PostgresRows.branchCells($0) }, verdict: { inserted, _ in inserted ? nil : GidExists() })
-        let values = PostgresValue.of(merge) + PostgresRows.branchArrays(branches)
         do {
-            try await writer.write(bytes: values.reduce(0) { $0 + $1.byteCount }, merge: merge) { link in
+            // The solo statement's values are built only if the write runs alone.
+            try await writer.write(bytes: merge.byteCount, merge: merge) { link in
+                let values = PostgresValue.of(merge) + PostgresRows.branchArrays(branches)
                 if try Self.counts(try await link.run(.saveNew, values)).int(0) != 1 { throw GidExists() }
             }
             return nil
@@ -174,14 +175,13 @@ public final class PostgresStore: TransactionStore {
                 .at(change.finishTime), .at(change.rollbackTime),
                 change.rollbackReason.map { .text(PostgresColumnLimits.fitted($0, 1024)) } ?? .null, change.result.map { .text($0) } ?? .null,
             ], children: [], verdict: { changed, _ in changed ? nil : DTMError.storageNotFound("") })
-        let values = PostgresValue.of(merge)
         if branchUpdates.isEmpty {
             try await writer.write(merge: merge) { link in
-                if try await link.run(.changeStatusOnly, values).isEmpty { throw DTMError.storageNotFound("") }
+                if try await link.run(.changeStatusOnly, PostgresValue.of(merge)).isEmpty { throw DTMError.storageNotFound("") }
             }
             return
         }
-        let withUpdates = values + PostgresRows.updateArrays(branchUpdates)
+        let withUpdates = PostgresValue.of(merge) + PostgresRows.updateArrays(branchUpdates)
         try await writer.write { link in
             let c = try Self.counts(try await link.run(.changeStatus, withUpdates))
             if try c.int(0) == 0 { throw DTMError.storageNotFound(try Self.missing(c, gid)) }
@@ -216,13 +216,9 @@ public final class PostgresStore: TransactionStore {
 
     public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
-        let statement: PostgresStatement
-        let values: [PostgresValue]
-        var merge: PostgresMergeable?
         if updates.count == 1 {
             let u = updates[0]
-            statement = .updateBranch
-            let write = PostgresMergeable(
+            let merge = PostgresMergeable(
                 kind: .updateBranch, gid: gid,
                 columns: [
                     .text(gid), .text(requiring.rawValue), .text(u.branchID), .text(u.op),
@@ -232,18 +228,21 @@ public final class PostgresStore: TransactionStore {
                     if !found { return DTMError.storageNotFound("") }
                     return updated ? nil : DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)")
                 })
-            values = PostgresValue.of(write)
-            merge = write
-        } else {
-            statement = .updateBranches
-            values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.updateArrays(updates) + [.time(now)]
+            try await writer.write(merge: merge) { link in
+                try Self.checkBranchUpdate(try await link.run(.updateBranch, PostgresValue.of(merge)), gid)
+            }
+            return
         }
-        try await writer.write(merge: merge) { link in
-            let c = try Self.counts(try await link.run(statement, values))
-            if try c.int(0) == 0 { throw DTMError.storageNotFound("") }
-            let missing = try Self.missing(c, gid)
-            if !missing.isEmpty { throw DTMError.storageNotFound(missing) }
-        }
+        let values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.updateArrays(updates) + [.time(now)]
+        try await writer.write(merge: nil) { link in try Self.checkBranchUpdate(try await link.run(.updateBranches, values), gid) }
+    }
+
+    /// The answer of `updateBranch(es)`: the global status matched, and no branch was missing.
+    private static func checkBranchUpdate(_ rows: [PostgresRow], _ gid: String) throws {
+        let c = try Self.counts(rows)
+        if try c.int(0) == 0 { throw DTMError.storageNotFound("") }
+        let missing = try Self.missing(c, gid)
+        if !missing.isEmpty { throw DTMError.storageNotFound(missing) }
     }
 
     public func touchCronTime(
