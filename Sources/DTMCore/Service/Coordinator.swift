@@ -269,6 +269,9 @@ public final class Coordinator: Sendable {
         }
     }
 
+    /// True while a round of `gid` runs in this process.
+    func isRunningHere(_ gid: String) -> Bool { running.withLock { $0.contains(gid) } }
+
     /// Rounds started by submit/abort that are still running (for graceful shutdown).
     public var backgroundRoundCount: Int { backgroundRounds.load(ordering: .relaxed) }
 

@@ -86,6 +86,9 @@ extension Coordinator {
     /// time is backed off, so that one transaction can neither stop the loop nor hold a slot of it for good.
     private func processClaimed(_ transaction: GlobalTransaction) async {
         let gid = transaction.gid
+        // Claimed while its first round still runs here (a backlog made it due): that round goes on; reading its
+        // branches for a round that would not run is wasted work, and under overload there are many.
+        if isRunningHere(gid) { return }
         context.logger.debug("cron claimed", metadata: ["gid": .string(gid), "status": .string(transaction.status.rawValue)])
         let ended = await withTaskGroup(of: ClaimedRoundEnd.self) { group in
             group.addTask {
