@@ -272,3 +272,22 @@ struct CronLoopTests {
         #expect(await waitFor("stuck"))
     }
 }
+
+@Suite("retention")
+struct RetentionTests {
+    @Test("sweepFinished deletes finished transactions older than FinishedDataExpire, batch after batch; 0 keeps everything")
+    func sweep() async throws {
+        let h = Harness()
+        for i in 0..<7 { try await h.coordinator.submit(h.saga("old\(i)", steps: 1)) }
+        try await h.coordinator.prepare(TransactionRequest(gid: "open", transType: "tcc"))
+        h.clock.advance(100)
+        try await h.coordinator.submit(h.saga("young", steps: 1))
+        #expect(await h.coordinator.sweepFinished(finishedDataExpire: 0) == 0)
+        #expect(try await h.status("old0") == .succeed)
+        #expect(await h.coordinator.sweepFinished(finishedDataExpire: 50, batch: 3) == 7)
+        for i in 0..<7 { #expect(try await h.store.transaction(gid: "old\(i)") == nil) }
+        #expect(try await h.store.branches(gid: "old0").isEmpty)
+        #expect(try await h.status("open") == .prepared, "unfinished transactions are kept however old")
+        #expect(try await h.status("young") == .succeed)
+    }
+}

@@ -34,6 +34,30 @@ struct ConfigurationTests {
         #expect(refusal(["TLS_CERT_FILE": "/nonexistent.pem", "TLS_KEY_FILE": "/nonexistent.key"]) == "")  // files are read at start-up
     }
 
+    @Test("Store: sqlite or postgres with DTM's keys and messages; retention defaults per store; table names checked")
+    func store() throws {
+        #expect(refusal(["STORE_DRIVER": "mysql"]).contains("use sqlite (the default) or postgres"))
+        let pg = ["STORE_DRIVER": "postgres", "STORE_HOST": "127.0.0.1", "STORE_PORT": "5432", "STORE_USER": "dtm"]
+        let c = try load(pg.merging(["STORE_SCHEMA": "dtm", "STORE_MAX_OPEN_CONNS": "3", "STORE_CONN_MAX_LIFE_TIME": "0"]) { $1 })
+        #expect(c.postgres.host == "127.0.0.1" && c.postgres.port == 5432 && c.postgres.user == "dtm" && c.postgres.database == "dtm")
+        #expect(c.postgres.schema == "dtm" && c.postgres.maxOpenConnections == 3 && c.postgres.connectionLifetime == nil)
+        #expect(try load(pg).postgres.connectionLifetime == .seconds(300), "ConnMaxLifeTime is in minutes")
+        // DTM's messages, trailing space included.
+        #expect(refusal(pg.merging(["STORE_HOST": ""]) { $1 }) == "Db host not valid ")
+        #expect(refusal(pg.merging(["STORE_PORT": "0"]) { $1 }) == "Db port not valid ")
+        #expect(refusal(pg.merging(["STORE_USER": ""]) { $1 }) == "Db user not valid ")
+        #expect(refusal(pg.merging(["STORE_SCHEMA": "a;drop"]) { $1 }) == "Postgres schema not valid")
+        #expect(refusal(pg.merging(["STORE_MAX_OPEN_CONNS": "1"]) { $1 }).contains("at least 2 connections"))
+        #expect(refusal(pg.merging(["STORE_TRANS_GLOBAL_TABLE": "x; DROP TABLE kv"]) { $1 }).contains("Store.TransGlobalTable"))
+        #expect(try load(pg.merging(["STORE_TRANS_GLOBAL_TABLE": "dtm.trans_global"]) { $1 }).postgres.tables.kv == "dtm.kv")
+        // Retention: as DTM's store of the same kind unless set.
+        #expect(try load([:]).finishedDataExpire == 604_800)
+        #expect(try load(pg).finishedDataExpire == 0)
+        #expect(try load(pg.merging(["STORE_FINISHED_DATA_EXPIRE": "3600"]) { $1 }).finishedDataExpire == 3600)
+        #expect(try load(["STORE_FINISHED_DATA_EXPIRE": "0"]).finishedDataExpire == 0)
+        #expect(refusal(["STORE_FINISHED_DATA_EXPIRE": "-5"]).contains("Store.FinishedDataExpire"))
+    }
+
     @Test("MicroService: only dtm-driver-gozero and default; a Target is parsed and needs a host:port EndPoint")
     func microService() throws {
         #expect(refusal(["MICRO_SERVICE_DRIVER": "dtm-driver-kratos"]).contains("dtm-driver-gozero"))
