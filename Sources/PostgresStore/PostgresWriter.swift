@@ -7,8 +7,9 @@ import Synchronization
 ///
 /// Every job is one statement that leaves nothing behind when its condition fails, so jobs need no savepoints.
 /// If the server refuses a job's statement, that job fails with the refusal and the batch is rolled back and run
-/// again without it, so that one bad job fails by itself. A lost connection fails the batch's jobs with `unavailable`; when it is lost
-/// during COMMIT they are told the outcome is unknown, since the commit may have happened.
+/// again without it, so that one bad job fails by itself. A lost connection fails the batch's jobs with
+/// `unavailable`; when it is lost during COMMIT they are told the outcome is unknown, since the commit may have
+/// happened.
 final class PostgresWriter: Sendable {
     struct Job: Sendable {
         /// Runs the write alone.
@@ -27,7 +28,6 @@ final class PostgresWriter: Sendable {
     }
 
     private let queue = Mutex(Queue())
-    private let links: [PostgresLink]
     private let maxBatch: Int
     private let maxQueued: Int
     private let maxQueuedBytes: Int
@@ -38,7 +38,6 @@ final class PostgresWriter: Sendable {
     let commits = Atomic<Int>(0)
 
     init(links: [PostgresLink], maxBatch: Int = 64, maxQueued: Int = 10_000, maxQueuedBytes: Int = 64 << 20, logger: Logger) {
-        self.links = links
         self.merged = PostgresMergeable.Kind.allCases.map { PostgresStatement.merged($0) }
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
