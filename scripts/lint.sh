@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v swift-format >/dev/null || { echo "lint.sh: swift-format not found (it ships with the Swift toolchain, 6.0+)" >&2; exit 1; }
+python3 scripts/gen-console.py --check
 swift-format lint --strict --parallel --configuration .swift-format --recursive Sources Tests
 echo "lint: ok"

@@ -5,11 +5,14 @@ public struct APIResponse: Sendable, Equatable {
     public var status: Int
     public var contentType: String
     public var body: [UInt8]
+    /// Headers besides Content-Type and Content-Length (the console's security and caching headers).
+    public var headers: [String: String]
 
-    public init(status: Int, contentType: String = "application/json; charset=utf-8", body: [UInt8]) {
+    public init(status: Int, contentType: String = "application/json; charset=utf-8", body: [UInt8], headers: [String: String] = [:]) {
         self.status = status
         self.contentType = contentType
         self.body = body
+        self.headers = headers
     }
 
     static let success = APIResponse(status: 200, body: Array(#"{"dtm_result":"SUCCESS"}"#.utf8))

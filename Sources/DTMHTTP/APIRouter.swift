@@ -11,13 +11,19 @@ public struct APIRouter: Sendable {
     let metrics: DTMMetrics?
     /// Which token each route needs (README, Security).
     let access: AccessPolicy
+    /// The admin console's pages (`AdminBasePath`).
+    let console: ConsoleRoutes
     let logger: Logger
 
-    public init(coordinator: Coordinator, version: String, metrics: DTMMetrics? = nil, access: AccessPolicy = .open, logger: Logger) {
+    public init(
+        coordinator: Coordinator, version: String, metrics: DTMMetrics? = nil, access: AccessPolicy = .open, consoleBasePath: String = "",
+        logger: Logger
+    ) {
         self.coordinator = coordinator
         self.version = version
         self.metrics = metrics
         self.access = access
+        self.console = ConsoleRoutes(basePath: consoleBasePath)
         self.logger = logger
     }
 
@@ -37,6 +43,10 @@ public struct APIRouter: Sendable {
         let started = ContinuousClock.now
         let response: APIResponse
         let path = RequestTarget.path(of: uri)
+        if method == "GET" || method == "HEAD", !path.hasPrefix("/api/"), let page = console.response(path: path) {
+            metrics?.apiCall(type: .http, api: "console", failed: false, started: started)
+            return page
+        }
         let level = Self.level(method: method, path: path)
         if !access.allows(level, authorization: authorization) {
             logger.notice(

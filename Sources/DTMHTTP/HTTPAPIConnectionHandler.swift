@@ -98,6 +98,7 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
         headers.add(name: "Content-Length", value: String(response.body.count))
+        for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
         if close { headers.add(name: "Connection", value: "close") }
         let head = HTTPResponseHead(version: request.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
         var buffer = context.channel.allocator.buffer(capacity: response.body.count)

@@ -14,6 +14,8 @@ public struct Configuration: Sendable {
     public var postgres = PostgresStoreConfiguration()
     /// `Store.FinishedDataExpire`, seconds: finished transactions older than this are deleted; 0 keeps them.
     public var finishedDataExpire: Int64 = 0
+    /// `AdminBasePath`: the prefix of the admin console's pages (empty, or `/prefix`).
+    public var adminBasePath = ""
     /// Store drivers `Store.Driver` accepts.
     public static let storeDrivers = ["sqlite", "postgres"]
     public var httpPort = 36789
@@ -158,6 +160,17 @@ public struct Configuration: Sendable {
             finishedDataExpire = storeDriver == "sqlite" ? 604_800 : 0
         } else {
             finishedDataExpire = try int("Store.FinishedDataExpire", 0...maxSeconds)
+        }
+        adminBasePath = string("AdminBasePath")
+        while adminBasePath.hasSuffix("/") { adminBasePath.removeLast() }
+        let pathCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
+        guard
+            adminBasePath.isEmpty
+                || (adminBasePath.hasPrefix("/") && adminBasePath.count <= 128 && adminBasePath.allSatisfy { pathCharacters.contains($0) }
+                    && !adminBasePath.contains("..") && !adminBasePath.hasPrefix("/api"))
+        else {
+            throw Invalid(
+                description: "AdminBasePath: '\(adminBasePath.prefix(64))' must be empty or a path like /dtm-admin (letters, digits, - _ . /; not under /api)")
         }
         _ = try int("JsonRpcPort", 0...65535)
         _ = try int("ConfigUpdateInterval", 0...maxSeconds)

@@ -63,7 +63,9 @@ public enum DTMServerApp {
         if !access.hasAdminToken {
             logger.warning("neither AdminToken nor AuthToken is set: the admin APIs (forceStop, all, topics, …) are open to anyone who can reach the ports")
         }
-        let router = APIRouter(coordinator: coordinator, version: DTMVersion.current, metrics: metrics, access: access, logger: logger)
+        let router = APIRouter(
+            coordinator: coordinator, version: DTMVersion.current, metrics: metrics, access: access, consoleBasePath: configuration.adminBasePath,
+            logger: logger)
         let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, tls: tls.http, logger: logger)
         // The clients and the store, closed once whichever way the server ends.
         func closeClients() async {

@@ -58,6 +58,15 @@ struct ConfigurationTests {
         #expect(refusal(["STORE_FINISHED_DATA_EXPIRE": "-5"]).contains("Store.FinishedDataExpire"))
     }
 
+    @Test("AdminBasePath: a plain path prefix, trailing slash dropped; nothing under /api, no dot segments")
+    func adminBasePath() throws {
+        #expect(try load(["ADMIN_BASE_PATH": "/dtm-admin/"]).adminBasePath == "/dtm-admin")
+        #expect(try load([:]).adminBasePath == "")
+        for bad in ["dtm", "/api/ui", "/a/../b", "/a b", "/a?x=1", "/<script>"] {
+            #expect(refusal(["ADMIN_BASE_PATH": bad]).contains("AdminBasePath"), "\(bad)")
+        }
+    }
+
     @Test("MicroService: only dtm-driver-gozero and default; a Target is parsed and needs a host:port EndPoint")
     func microService() throws {
         #expect(refusal(["MICRO_SERVICE_DRIVER": "dtm-driver-kratos"]).contains("dtm-driver-gozero"))
