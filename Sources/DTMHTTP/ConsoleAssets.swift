@@ -40,7 +40,11 @@ enum ConsoleAssets {
             .result { margin: 8px 0; }
             .login { max-width: 360px; margin: 40px auto; background: #fff; border: 1px solid var(--line); padding: 20px; display: flex; flex-direction: column; gap: 10px; }
             svg.graph { background: #fff; border: 1px solid var(--line); max-width: 100%; }
-            svg.graph text { font-size: 11px; fill: var(--fg); }
+            svg.graph text { font-size: 11px; fill: #fff; }
+            svg.graph .edge { stroke: var(--muted); stroke-width: 1.5; }
+            svg.graph .half { fill: #9aa1ae; stroke: #fff; }
+            svg.graph .half.succeed { fill: var(--ok); } svg.graph .half.failed { fill: var(--bad); }
+            svg.graph .half.prepared { fill: #9aa1ae; } svg.graph .half.none { fill: #d5d9e0; }
             @media (max-width: 640px) {
               th.optional, td.optional { display: none; }
               .fields { grid-template-columns: 1fr; }
@@ -246,6 +250,8 @@ enum ConsoleAssets {
                   el("div", { class: "actions" },
                     finished ? null : el("button", { id: "retry-now", onclick: () => act("Retry now", "/resetNextCronTime").catch(handleError) }, "Retry now"),
                     finished ? null : el("button", { class: "danger", id: "force-stop", onclick: () => act("Force stop", "/forceStop").catch(handleError) }, "Force stop")),
+                  t.trans_type === "saga" ? el("h3", {}, "Steps") : null,
+                  t.trans_type === "saga" ? sagaGraph(t, data.branches || []) : null,
                   el("h3", {}, "Branches"),
                   el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "branch"), el("th", {}, "op"), el("th", {}, "status"),
                     el("th", { class: "optional" }, "finished"), el("th", {}, "url"))),
@@ -257,6 +263,63 @@ enum ConsoleAssets {
               };
               await refresh();
               pollTimer = setInterval(() => refresh().catch(handleError), POLL_MS);
+            }
+
+            // ---- the saga as a picture --------------------------------------------------------------------------------
+
+            const SVG = "http://www.w3.org/2000/svg";
+
+            function svg(tag, attrs = {}, ...children) {
+              const e = document.createElementNS(SVG, tag);
+              for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+              for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+              return e;
+            }
+
+            // A saga's steps as a graph: the sequential chain, or the DAG of `orders` for a concurrent saga (custom_data
+            // {"orders": {"<step>": [<steps it waits for>]}, "concurrent": true}, steps counted from 0). Each step is a box whose
+            // upper half is its action's status and lower half its compensation's.
+            function sagaGraph(transaction, branches) {
+              const steps = [...new Set(branches.map((b) => b.branch_id))].sort();
+              if (steps.length === 0) return null;
+              const statusOf = (id, op) => (branches.find((b) => b.branch_id === id && b.op === op) || {}).status || "none";
+              let custom = {};
+              try { custom = JSON.parse(transaction.custom_data || "{}") || {}; } catch { custom = {}; }
+              const waitsFor = steps.map((_, i) => {
+                if (!custom.concurrent) return i === 0 ? [] : [i - 1];
+                const before = (custom.orders || {})[String(i)];
+                return Array.isArray(before) ? before.filter((j) => Number.isInteger(j) && j >= 0 && j < steps.length && j !== i) : [];
+              });
+              // Column of each step: one more than the furthest step it waits for (cycles are cut by the bound).
+              const column = steps.map(() => 0);
+              for (let round = 0; round < steps.length; round++) {
+                steps.forEach((_, i) => { for (const j of waitsFor[i]) column[i] = Math.max(column[i], Math.min(column[j] + 1, steps.length)); });
+              }
+              const rowInColumn = {};
+              const position = steps.map((_, i) => {
+                const c = column[i];
+                rowInColumn[c] = (rowInColumn[c] || 0) + 1;
+                return { x: 20 + c * 130, y: 20 + (rowInColumn[c] - 1) * 70 };
+              });
+              const width = 20 + (Math.max(...column) + 1) * 130;
+              const height = 20 + Math.max(...Object.values(rowInColumn)) * 70;
+              const g = svg("svg", { class: "graph", id: "saga-graph", viewBox: `0 0 ${width} ${height}`, width, height, role: "img" });
+              steps.forEach((_, i) => {
+                for (const j of waitsFor[i]) {
+                  g.append(svg("line", { class: "edge", x1: position[j].x + 90, y1: position[j].y + 22, x2: position[i].x, y2: position[i].y + 22 }));
+                }
+              });
+              steps.forEach((id, i) => {
+                const { x, y } = position[i];
+                const action = statusOf(id, "action");
+                const compensate = statusOf(id, "compensate");
+                g.append(svg("g", { class: "step", "data-step": id, "data-action": action, "data-compensate": compensate },
+                  svg("rect", { class: "half " + action, x, y, width: 90, height: 22 }),
+                  svg("rect", { class: "half " + compensate, x, y: y + 22, width: 90, height: 22 }),
+                  svg("text", { x: x + 6, y: y + 15 }, id + " action"),
+                  svg("text", { x: x + 6, y: y + 37 }, "compensate")));
+              });
+              return g;
             }
 
             // ---- topics --------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 loopback (its own server per module, so the list holds only what these tests submit). Every test saves a screenshot
 in its pytest output directory."""
 
+import json
 import os
 import re
 import shutil
@@ -129,6 +130,10 @@ def test_detail_of_a_failed_saga(browser, console_server, busi, tmp_path):
     assert statuses == {"01/compensate": "succeed", "01/action": "succeed", "02/compensate": "succeed", "02/action": "failed"}
     assert browser.find_element(By.CSS_SELECTOR, "#field-status .status").text == "failed"
     assert g in browser.find_element(By.ID, "raw").text
+    steps = {g.get_attribute("data-step"): (g.get_attribute("data-action"), g.get_attribute("data-compensate"))
+             for g in browser.find_elements(By.CSS_SELECTOR, "#saga-graph g.step")}
+    assert steps == {"01": ("succeed", "succeed"), "02": ("failed", "succeed")}, steps
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#saga-graph line.edge")) == 1, "a sequential saga is a chain"
     assert not browser.find_elements(By.ID, "force-stop"), "no force stop on a finished transaction"
     assert not browser.find_elements(By.ID, "retry-now"), "no retry on a finished transaction"
     shot(browser, tmp_path, "console-detail-failed")
@@ -197,3 +202,20 @@ def test_pages_and_headers(console_server):
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
     assert scripts and all("src=" in attrs and body.strip() == "" for attrs, body in scripts)
     assert requests.get(console_server.base_url + "/nope.js", timeout=5).status_code == 404
+
+
+def test_concurrent_saga_graph(browser, console_server, busi, tmp_path):
+    g = gid("dag")
+    steps = [{"action": busi.url("Dag%d" % i), "compensate": busi.url("Dag%dRevert" % i)} for i in range(3)]
+    body = {"gid": g, "trans_type": "saga", "steps": steps, "payloads": ["{}"] * 3, "wait_result": True,
+            "concurrent": True, "custom_data": json.dumps({"orders": {"2": [0, 1]}, "concurrent": True})}
+    r = requests.post(console_server.api + "/submit", json=body, timeout=10)
+    assert r.status_code == 200, r.text
+    browser.get(console_server.base_url + "/#/trans/" + g)
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#saga-graph g.step")))
+    boxes = {e.get_attribute("data-step"): e.find_element(By.CSS_SELECTOR, "rect").get_attribute("x")
+             for e in browser.find_elements(By.CSS_SELECTOR, "#saga-graph g.step")}
+    # Steps 01 and 02 run first (same column); 03 waits for both (next column), with an edge from each.
+    assert boxes["01"] == boxes["02"] and float(boxes["03"]) > float(boxes["01"]), boxes
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#saga-graph line.edge")) == 2
+    shot(browser, tmp_path, "console-dag")
