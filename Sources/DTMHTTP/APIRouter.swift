@@ -79,11 +79,29 @@ public struct APIRouter: Sendable {
         "registerXaBranch", "prepareWorkflow", "query", "all", "subscribe", "unsubscribe", "scanKV", "queryKV", "resetCronTime",
     ]
 
+    /// Admin APIs that change something: each call is logged with who made it (README, Admin console).
+    static func isAdminAction(method: String, path: Substring) -> Bool {
+        guard path.hasPrefix("/api/dtmsvr/") else { return false }
+        let name = path.dropFirst("/api/dtmsvr/".count)
+        if method == "DELETE" && name.hasPrefix("topic/") { return true }
+        return ["forceStop", "resetNextCronTime", "resetCronTime", "subscribe", "unsubscribe"].contains(name)
+    }
+
     private func respond(method: String, uri: String, body: [UInt8], revealSecrets: Bool) async -> APIResponse {
         let target = RequestTarget(uri)
         var gid: String?
         do {
-            return try await route(method: method, target: target, body: body, gid: &gid, revealSecrets: revealSecrets)
+            let response = try await route(method: method, target: target, body: body, gid: &gid, revealSecrets: revealSecrets)
+            if Self.isAdminAction(method: method, path: target.path) {
+                var meta: Logger.Metadata = [
+                    "op": .string(String(target.path.dropFirst("/api/dtmsvr/".count).prefix(128))),
+                    "who": .string(access.hasAdminToken ? "AdminToken holder" : "anyone (no AdminToken set)"),
+                    "uri": .string(String(uri.prefix(256))), "status": .stringConvertible(response.status),
+                ]
+                if let gid { meta["gid"] = .string(gid) }
+                logger.notice("admin action", metadata: meta)
+            }
+            return response
         } catch {
             let response = APIResponse.error(error, gid: gid)
             var meta: Logger.Metadata = ["uri": .string(String(target.path)), "status": .stringConvertible(response.status), "error": .string("\(error)")]

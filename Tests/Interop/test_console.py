@@ -149,6 +149,8 @@ def test_force_stop_and_retry_now(browser, console_server, busi, tmp_path):
     wait_for(browser, EC.alert_is_present()).accept()
     wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#field-status .status").text == "failed")
     assert "Force stop: done." in browser.find_element(By.ID, "action-result").text
+    logged = [line for line in console_server.log_tail(200000).splitlines() if "admin action" in line and g in line]
+    assert logged and "op=forceStop" in logged[-1] and "who=anyone (no AdminToken set)" in logged[-1], logged
     shot(browser, tmp_path, "console-force-stopped")
 
     # A saga whose branch answers 500 backs off; once the branch is fixed, retry now finishes it.
