@@ -136,12 +136,17 @@ async function showList(params) {
   if (position) query.set("position", position);
   const body = el("tbody", { id: "transactions" });
   const pager = el("div", { class: "pager" });
-  show(el("h2", {}, "Transactions"), listFilters(params),
+  const counters = el("div", { class: "counters", id: "counters" });
+  show(el("h2", {}, "Transactions"), counters, listFilters(params),
     el("table", {}, el("thead", {}, el("tr", {},
       el("th", {}, "gid"), el("th", {}, "type"), el("th", {}, "status"), el("th", { class: "optional" }, "created"),
       el("th", { class: "optional" }, "next cron"), el("th", { class: "optional" }, "reason"))), body), pager);
   const refresh = async () => {
-    const data = await api("/all?" + query.toString());
+    const [data, stats] = await Promise.all([api("/all?" + query.toString()), api("/stats")]);
+    const count = (n) => (n >= stats.cap ? stats.cap + "+" : String(n));
+    replace(counters, ["prepared", "submitted", "aborting", "due", "overdue"].map((k) =>
+      el("span", { class: "counter " + k + (k === "overdue" && stats[k] > 0 ? " alert" : ""), id: "count-" + k },
+        el("b", {}, count(stats[k])), " " + k)));
     const rows = (data.transactions || []).map((t) => el("tr", { "data-gid": t.gid },
       el("td", { class: "gid" }, el("a", { href: "#/trans/" + encodeURIComponent(t.gid) }, t.gid)),
       el("td", {}, t.trans_type), el("td", {}, statusBadge(t.status)),

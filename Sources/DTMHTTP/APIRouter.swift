@@ -34,7 +34,7 @@ public struct APIRouter: Sendable {
         let name = path.dropFirst("/api/dtmsvr/".count)
         if method == "DELETE" && name.hasPrefix("topic/") { return .admin }
         switch name {
-        case "forceStop", "resetCronTime", "resetNextCronTime", "subscribe", "unsubscribe", "scanKV", "queryKV", "all": return .admin
+        case "forceStop", "resetCronTime", "resetNextCronTime", "subscribe", "unsubscribe", "scanKV", "queryKV", "all", "stats": return .admin
         default: return .client
         }
     }
@@ -76,7 +76,7 @@ public struct APIRouter: Sendable {
 
     static let knownRoutes: Set<Substring> = [
         "version", "newGid", "prepare", "submit", "abort", "forceStop", "resetNextCronTime", "registerBranch", "registerTccBranch",
-        "registerXaBranch", "prepareWorkflow", "query", "all", "subscribe", "unsubscribe", "scanKV", "queryKV", "resetCronTime",
+        "registerXaBranch", "prepareWorkflow", "query", "all", "subscribe", "unsubscribe", "scanKV", "queryKV", "resetCronTime", "stats",
     ]
 
     /// Admin APIs that change something: each call is logged with who made it (README, Admin console).
@@ -209,6 +209,14 @@ public struct APIRouter: Sendable {
                 $0.beginObject()
                 $0.key("kv"); $0.beginArray(); for r in records { $0.kv(r) }; $0.endArray()
                 $0.field("next_position", next.map { String($0) } ?? "")
+                $0.endObject()
+            }
+        case ("GET", "stats"):
+            let b = try await coordinator.backlog()
+            return .json {
+                $0.beginObject()
+                $0.field("prepared", Int64(b.prepared)); $0.field("submitted", Int64(b.submitted)); $0.field("aborting", Int64(b.aborting))
+                $0.field("due", Int64(b.due)); $0.field("overdue", Int64(b.overdue)); $0.field("cap", Int64(Coordinator.backlogCap))
                 $0.endObject()
             }
         case ("GET", "queryKV"):

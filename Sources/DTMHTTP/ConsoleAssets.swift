@@ -32,6 +32,9 @@ enum ConsoleAssets {
             .status { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; color: #fff; background: var(--muted); }
             .status.succeed { background: var(--ok); } .status.failed { background: var(--bad); }
             .status.aborting, .status.prepared { background: var(--wait); } .status.submitted { background: var(--info); }
+            .counters { display: flex; gap: 16px; flex-wrap: wrap; margin-bottom: 12px; color: var(--muted); }
+            .counters b { color: var(--fg); }
+            .counters .alert b { color: var(--bad); }
             .pager { display: flex; gap: 8px; margin: 10px 0; align-items: center; }
             .fields { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; background: #fff; border: 1px solid var(--line); padding: 10px; margin-bottom: 12px; }
             .fields dt { color: var(--muted); } .fields dd { margin: 0; word-break: break-all; }
@@ -192,12 +195,17 @@ enum ConsoleAssets {
               if (position) query.set("position", position);
               const body = el("tbody", { id: "transactions" });
               const pager = el("div", { class: "pager" });
-              show(el("h2", {}, "Transactions"), listFilters(params),
+              const counters = el("div", { class: "counters", id: "counters" });
+              show(el("h2", {}, "Transactions"), counters, listFilters(params),
                 el("table", {}, el("thead", {}, el("tr", {},
                   el("th", {}, "gid"), el("th", {}, "type"), el("th", {}, "status"), el("th", { class: "optional" }, "created"),
                   el("th", { class: "optional" }, "next cron"), el("th", { class: "optional" }, "reason"))), body), pager);
               const refresh = async () => {
-                const data = await api("/all?" + query.toString());
+                const [data, stats] = await Promise.all([api("/all?" + query.toString()), api("/stats")]);
+                const count = (n) => (n >= stats.cap ? stats.cap + "+" : String(n));
+                replace(counters, ["prepared", "submitted", "aborting", "due", "overdue"].map((k) =>
+                  el("span", { class: "counter " + k + (k === "overdue" && stats[k] > 0 ? " alert" : ""), id: "count-" + k },
+                    el("b", {}, count(stats[k])), " " + k)));
                 const rows = (data.transactions || []).map((t) => el("tr", { "data-gid": t.gid },
                   el("td", { class: "gid" }, el("a", { href: "#/trans/" + encodeURIComponent(t.gid) }, t.gid)),
                   el("td", {}, t.trans_type), el("td", {}, statusBadge(t.status)),

@@ -149,6 +149,23 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
+    public func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
+        state.withLock { s in
+            var b = Backlog()
+            for t in s.transactions.values where !t.status.isFinished {
+                switch t.status {
+                case .prepared: b.prepared = min(b.prepared + 1, cap)
+                case .submitted: b.submitted = min(b.submitted + 1, cap)
+                case .aborting: b.aborting = min(b.aborting + 1, cap)
+                default: break
+                }
+                if let next = t.nextCronTime, next <= now { b.due = min(b.due + 1, cap) }
+                if let next = t.nextCronTime, next < overdueBefore { b.overdue = min(b.overdue + 1, cap) }
+            }
+            return b
+        }
+    }
+
     public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
         state.withLock { s in
             let gone = s.transactions.values.filter { $0.status.isFinished && $0.updateTime < before }

@@ -7,7 +7,7 @@ enum PostgresStatement: Int, CaseIterable {
     case begin, commit, rollback
     case saveNew, globalByGid, branchesByGid
     case changeStatus, changeStatusOnly, updateBranches, updateBranch, touchCronTime, touchCronTimeOnly, insertBranches, existingBranch
-    case claimDue, park, resetCronTime, resetNextCronTime, deleteFinished
+    case claimDue, park, resetCronTime, resetNextCronTime, deleteFinished, backlog
     case scan, scanKV, findKV, createKV, updateKV, deleteKV
     case saveNewMany, changeStatusMany, updateBranchMany
 
@@ -162,6 +162,16 @@ struct PostgresSQL: Sendable {
                 UPDATE \(g) t SET owner = $3::text, next_cron_time = $4::timestamptz, update_time = $5::timestamptz
                 FROM due WHERE t.id = due.id
                 RETURNING \(globalColumns.split(separator: ",").map { "t.\($0.drop { $0 == " " })" }.joined(separator: ", "))
+                """
+        case .backlog:
+            // Each count over at most $3 index entries (the partial index of unfinished rows).
+            return """
+                SELECT
+                  (SELECT count(*) FROM (SELECT 1 FROM \(g) WHERE status IN \(unfinished) AND status = 'prepared' LIMIT $3::int8) p),
+                  (SELECT count(*) FROM (SELECT 1 FROM \(g) WHERE status IN \(unfinished) AND status = 'submitted' LIMIT $3::int8) s),
+                  (SELECT count(*) FROM (SELECT 1 FROM \(g) WHERE status IN \(unfinished) AND status = 'aborting' LIMIT $3::int8) a),
+                  (SELECT count(*) FROM (SELECT 1 FROM \(g) WHERE status IN \(unfinished) AND next_cron_time <= $1::timestamptz LIMIT $3::int8) d),
+                  (SELECT count(*) FROM (SELECT 1 FROM \(g) WHERE status IN \(unfinished) AND next_cron_time < $2::timestamptz LIMIT $3::int8) o)
                 """
         case .park: return "UPDATE \(g) SET next_cron_time = $2::timestamptz WHERE id = $1::int8"
         case .resetCronTime:

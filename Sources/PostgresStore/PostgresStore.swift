@@ -126,6 +126,17 @@ public final class PostgresStore: TransactionStore {
         return (records, records.count == limit ? records.last?.id : nil)
     }
 
+    public func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
+        let c = try Self.counts(try await read(.backlog, [.time(now), .time(overdueBefore), .int(Int64(cap))]))
+        var b = Backlog()
+        b.prepared = Int(try c.int(0))
+        b.submitted = Int(try c.int(1))
+        b.aborting = Int(try c.int(2))
+        b.due = Int(try c.int(3))
+        b.overdue = Int(try c.int(4))
+        return b
+    }
+
     public func findKV(cat: String, key: String) async throws -> [KVRecord] {
         if Self.unmatchable(cat, key) { return [] }
         return try await read(.findKV, [.text(cat), .text(key)]).map { try PostgresRows.kv(PostgresColumns($0)) }

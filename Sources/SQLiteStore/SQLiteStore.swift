@@ -85,6 +85,21 @@ public final class SQLiteStore: TransactionStore {
         return (rows, rows.count == limit ? rows.last?.id : nil)
     }
 
+    public func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
+        try read { db in
+            let count = { (statement: SQL, values: [SQLiteStatement.Value]) in
+                Int(try db.statement(statement).query(values) { $0.int(0) }.first ?? 0)
+            }
+            var b = Backlog()
+            b.prepared = try count(.countStatus, [.text(GlobalStatus.prepared.rawValue), .int(Int64(cap))])
+            b.submitted = try count(.countStatus, [.text(GlobalStatus.submitted.rawValue), .int(Int64(cap))])
+            b.aborting = try count(.countStatus, [.text(GlobalStatus.aborting.rawValue), .int(Int64(cap))])
+            b.due = try count(.countDue, [.int(now.microseconds), .int(Int64(cap))])
+            b.overdue = try count(.countDue, [.int(overdueBefore.microseconds - 1), .int(Int64(cap))])
+            return b
+        }
+    }
+
     public func findKV(cat: String, key: String) async throws -> [KVRecord] {
         try read { db in try db.statement(.findKV).query([.text(cat), .text(key)], row: RowMapping.kv) }
     }

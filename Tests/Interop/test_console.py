@@ -140,14 +140,18 @@ def test_detail_of_a_failed_saga(browser, console_server, busi, tmp_path):
 
 
 def test_force_stop_and_retry_now(browser, console_server, busi, tmp_path):
-    # A prepared TCC: force stop turns it failed in the page, without a reload.
+    # A prepared TCC: counted on the list page; force stop turns it failed in the page, without a reload.
     g = gid("tcc")
+    before = requests.get(console_server.api + "/stats", timeout=5).json()["prepared"]
     r = requests.post(console_server.api + "/prepare", json={"gid": g, "trans_type": "tcc"}, timeout=10)
     assert r.status_code == 200, r.text
+    browser.get(console_server.base_url + "/#/")
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#count-prepared b").text == str(before + 1))
     browser.get(console_server.base_url + "/#/trans/" + g)
     wait_for(browser, EC.element_to_be_clickable((By.ID, "force-stop"))).click()
     wait_for(browser, EC.alert_is_present()).accept()
     wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#field-status .status").text == "failed")
+    assert requests.get(console_server.api + "/stats", timeout=5).json()["prepared"] == before
     assert "Force stop: done." in browser.find_element(By.ID, "action-result").text
     logged = [line for line in console_server.log_tail(200000).splitlines() if "admin action" in line and g in line]
     assert logged and "op=forceStop" in logged[-1] and "who=anyone (no AdminToken set)" in logged[-1], logged

@@ -304,3 +304,26 @@ struct StoreRetentionTests {
         #expect(try await store.branches(gid: "r4").count == 4)
     }
 }
+
+@Suite("store backlog")
+struct StoreBacklogTests {
+    @Test("backlog counts unfinished transactions by status, the due and the overdue, each at most the cap", arguments: StoreKind.allCases)
+    func backlog(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        let rows: [(GlobalStatus, Double)] = [
+            (.prepared, 100), (.prepared, -5), (.submitted, -100), (.submitted, -200), (.submitted, 50), (.aborting, -1), (.succeed, -500),
+            (.failed, -500),
+        ]
+        for (i, (status, due)) in rows.enumerated() {
+            var t = sampleTransaction("b\(i)", status: status)
+            t.nextCronTime = t0.adding(seconds: due)
+            _ = try await store.saveNew(t, branches: [])
+        }
+        let b = try await store.backlog(now: t0, overdueBefore: t0.adding(seconds: -10), cap: 1000)
+        #expect(b.prepared == 2 && b.submitted == 3 && b.aborting == 1)
+        #expect(b.due == 4, "unfinished with next_cron_time at or before now: \(b)")
+        #expect(b.overdue == 2, "due more than 10 s ago: \(b)")
+        let capped = try await store.backlog(now: t0, overdueBefore: t0.adding(seconds: -10), cap: 2)
+        #expect(capped.submitted == 2 && capped.due == 2 && capped.prepared == 2)
+    }
+}

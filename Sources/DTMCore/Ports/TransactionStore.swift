@@ -40,6 +40,19 @@ public struct UnreadableRow: Error, CustomStringConvertible {
     public var description: String { "stored row of gid \(gid) cannot be read: \(problem)" }
 }
 
+/// Unfinished transactions by status and the cron loop's backlog (the console's counters). Each count stops at
+/// `cap`, so that a reading costs at most that many index entries however large the backlog.
+public struct Backlog: Sendable, Equatable {
+    public var prepared = 0
+    public var submitted = 0
+    public var aborting = 0
+    /// Unfinished, with `next_cron_time` at or before now.
+    public var due = 0
+    /// Due for longer than the given lateness: the cron loop is behind.
+    public var overdue = 0
+    public init() {}
+}
+
 /// Filter of `all` (spec §4.10).
 public struct TransactionFilter: Sendable, Equatable {
     public var status: String = ""
@@ -100,6 +113,10 @@ public protocol TransactionStore: Sendable {
 
     /// A page of transactions, newest first, with ids below `position` (spec §4.10).
     func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?)
+
+    /// Counts unfinished transactions by status (each count at most `cap`), those due at `now` and those due before
+    /// `overdueBefore` (both at most `cap`).
+    func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog
 
     /// Deletes up to `limit` finished transactions (succeed or failed) last updated before `before`, with their
     /// branches, oldest first; returns how many transactions went (retention, `Store.FinishedDataExpire`).
