@@ -44,6 +44,7 @@ enum ConsoleAssets {
             .login { max-width: 360px; margin: 40px auto; background: #fff; border: 1px solid var(--line); padding: 20px; display: flex; flex-direction: column; gap: 10px; }
             svg.graph { background: #fff; border: 1px solid var(--line); max-width: 100%; }
             svg.graph text { font-size: 11px; fill: #fff; }
+            svg.graph text.label { fill: var(--fg); }
             svg.graph .edge { stroke: var(--muted); stroke-width: 1.5; }
             svg.graph .half { fill: #9aa1ae; stroke: #fff; }
             svg.graph .half.succeed { fill: var(--ok); } svg.graph .half.failed { fill: var(--bad); }
@@ -258,8 +259,8 @@ enum ConsoleAssets {
                   el("div", { class: "actions" },
                     finished ? null : el("button", { id: "retry-now", onclick: () => act("Retry now", "/resetNextCronTime").catch(handleError) }, "Retry now"),
                     finished ? null : el("button", { class: "danger", id: "force-stop", onclick: () => act("Force stop", "/forceStop").catch(handleError) }, "Force stop")),
-                  t.trans_type === "saga" ? el("h3", {}, "Steps") : null,
-                  t.trans_type === "saga" ? sagaGraph(t, data.branches || []) : null,
+                  el("h3", {}, t.trans_type === "saga" ? "Steps" : "Timeline"),
+                  t.trans_type === "saga" ? sagaGraph(t, data.branches || []) : branchTimeline(t, data.branches || []),
                   el("h3", {}, "Branches"),
                   el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "branch"), el("th", {}, "op"), el("th", {}, "status"),
                     el("th", { class: "optional" }, "finished"), el("th", {}, "url"))),
@@ -326,6 +327,29 @@ enum ConsoleAssets {
                   svg("rect", { class: "half " + compensate, x, y: y + 22, width: 90, height: 22 }),
                   svg("text", { x: x + 6, y: y + 15 }, id + " action"),
                   svg("text", { x: x + 6, y: y + 37 }, "compensate")));
+              });
+              return g;
+            }
+
+            // The branches of a TCC, XA, msg or workflow transaction in the order they finished: one row per branch op, a bar
+            // from the transaction's creation to the branch's finish time.
+            function branchTimeline(transaction, branches) {
+              const start = Date.parse(transaction.create_time);
+              const finished = branches.filter((b) => b.finish_time).map((b) => ({ ...b, at: Date.parse(b.finish_time) }));
+              if (!Number.isFinite(start) || finished.length === 0) return null;
+              finished.sort((a, b) => a.at - b.at);
+              const span = Math.max(1, ...finished.map((b) => b.at - start));
+              const rowHeight = 22;
+              const g = svg("svg", { class: "graph timeline", id: "timeline", viewBox: `0 0 600 ${finished.length * rowHeight + 10}`,
+                width: 600, height: finished.length * rowHeight + 10, role: "img" });
+              const after = (ms) => (ms < 1000 ? "+" + Math.round(ms) + " ms" : "+" + (ms / 1000).toFixed(1) + " s");
+              finished.forEach((b, i) => {
+                const y = 5 + i * rowHeight;
+                const width = Math.max(4, Math.round(((b.at - start) / span) * 280));
+                g.append(svg("g", { class: "event", "data-branch": b.branch_id + "/" + b.op, "data-status": b.status },
+                  svg("rect", { class: "half " + b.status, x: 200, y, width, height: rowHeight - 6 }),
+                  svg("text", { class: "label", x: 4, y: y + 12 }, b.branch_id + " " + b.op),
+                  svg("text", { class: "label", x: 206 + width, y: y + 12 }, after(b.at - start))));
               });
               return g;
             }

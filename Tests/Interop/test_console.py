@@ -225,3 +225,31 @@ def test_concurrent_saga_graph(browser, console_server, busi, tmp_path):
     assert boxes["01"] == boxes["02"] and float(boxes["03"]) > float(boxes["01"]), boxes
     assert len(browser.find_elements(By.CSS_SELECTOR, "#saga-graph line.edge")) == 2
     shot(browser, tmp_path, "console-dag")
+
+
+def test_tcc_timeline_and_phone_width(browser, console_server, busi, tmp_path):
+    g = gid("tl")
+    assert requests.post(console_server.api + "/prepare", json={"gid": g, "trans_type": "tcc"}, timeout=10).status_code == 200
+    for branch in ("01", "02"):
+        reg = {"gid": g, "trans_type": "tcc", "branch_id": branch, "data": "{}",
+               "confirm": busi.url("TlConfirm"), "cancel": busi.url("TlCancel")}
+        assert requests.post(console_server.api + "/registerBranch", json=reg, timeout=10).status_code == 200
+    assert requests.post(console_server.api + "/submit", json={"gid": g, "trans_type": "tcc", "wait_result": True},
+                         timeout=10).status_code == 200
+    browser.get(console_server.base_url + "/#/trans/" + g)
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#timeline g.event")))
+    events = [(e.get_attribute("data-branch"), e.get_attribute("data-status"))
+              for e in browser.find_elements(By.CSS_SELECTOR, "#timeline g.event")]
+    assert sorted(events) == [("01/confirm", "succeed"), ("02/confirm", "succeed")], events
+    shot(browser, tmp_path, "console-tcc-timeline")
+    # A phone's width: the list keeps its gid, type and status columns and needs no sideways scrolling.
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(console_server.base_url + "/#/")
+        wait_for(browser, lambda d: len(rows(d)) > 0)
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+        header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "thead th") if th.is_displayed()]
+        assert header == ["gid", "type", "status"], header
+        shot(browser, tmp_path, "console-phone")
+    finally:
+        browser.set_window_size(1280, 900)
