@@ -53,10 +53,11 @@ final class PostgresLink: Sendable {
         }
     }
 
-    /// Runs SQL text that is not a prepared statement (schema changes at start-up).
+    /// Runs SQL text that is not a prepared statement: schema changes at start-up, which may take long on a large
+    /// table (an index built over millions of rows), so they get an hour, not the statement timeout.
     func runText(_ text: String) async throws -> [PostgresRow] {
         let connection = try await connection()
-        return try await guarded(connection) {
+        return try await guarded(connection, timeout: .hours(1)) {
             var rows: [PostgresRow] = []
             for try await row in try await connection.query(PostgresQuery(unsafeSQL: text), logger: logger) { rows.append(row) }
             return rows
@@ -82,9 +83,9 @@ final class PostgresLink: Sendable {
         }
     }
 
-    /// Bounds `body` by the statement timeout and classifies its errors; a lost connection is dropped.
-    private func guarded<T>(_ connection: PostgresConnection, _ body: () async throws -> T) async throws -> T {
-        let timeout = settings.statementTimeout
+    /// Bounds `body` by the statement timeout (or `timeout`) and classifies its errors; a lost connection is dropped.
+    private func guarded<T>(_ connection: PostgresConnection, timeout: TimeAmount? = nil, _ body: () async throws -> T) async throws -> T {
+        let timeout = timeout ?? settings.statementTimeout
         let timer = connection.eventLoop.scheduleTask(in: timeout) { [logger, id] in
             logger.error("database statement timed out; closing the connection", metadata: ["connection": .stringConvertible(id)])
             Self.closeSoon(connection)
