@@ -294,6 +294,33 @@ function branchTimeline(transaction, branches) {
   return g;
 }
 
+// ---- attention -----------------------------------------------------------------------------------------------
+
+// Unfinished transactions retried beyond AlertRetryLimit or overdue, oldest first, with the last error each got.
+async function showAttention() {
+  const body = el("tbody", { id: "attention" });
+  show(el("h2", {}, "Attention"),
+    el("p", { class: "muted" }, "Unfinished transactions retried beyond AlertRetryLimit, or overdue, oldest first."),
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "gid"), el("th", {}, "status"), el("th", { class: "optional" }, "age"),
+      el("th", {}, "retries"), el("th", {}, "last error"))), body));
+  const refresh = async () => {
+    const data = await api("/attention?limit=100");
+    const age = (t) => {
+      const s = Math.max(0, (Date.now() - Date.parse(t.create_time)) / 1000);
+      return s < 120 ? Math.round(s) + " s" : s < 7200 ? Math.round(s / 60) + " min" : Math.round(s / 3600) + " h";
+    };
+    const rows = (data.items || []).map((item) => el("tr", { "data-gid": item.transaction.gid },
+      el("td", { class: "gid" }, el("a", { href: "#/trans/" + encodeURIComponent(item.transaction.gid) }, item.transaction.gid)),
+      el("td", {}, statusBadge(item.transaction.status), item.overdue ? el("span", { class: "muted" }, " overdue") : null),
+      el("td", { class: "optional" }, age(item.transaction)),
+      el("td", { class: "retries" }, String(item.retries)),
+      el("td", { class: "last-error" }, item.last_error || "")));
+    replace(body, rows.length ? rows : [el("tr", {}, el("td", { colspan: 5, class: "muted" }, "Nothing needs attention."))]);
+  };
+  await refresh();
+  pollTimer = setInterval(() => refresh().catch(handleError), POLL_MS);
+}
+
 // ---- topics --------------------------------------------------------------------------------------------------
 
 async function showTopics() {
@@ -355,6 +382,7 @@ async function route() {
     document.getElementById("logout").hidden = !token();
     if (hash.startsWith("#/trans/")) return await showTransaction(decodeURIComponent(hash.slice("#/trans/".length)));
     if (hash.startsWith("#/topics")) return await showTopics();
+    if (hash.startsWith("#/attention")) return await showAttention();
     const query = hash.includes("?") ? hash.slice(hash.indexOf("?") + 1) : "";
     await showList(new URLSearchParams(query));
     if (!token()) {

@@ -34,7 +34,7 @@ public struct APIRouter: Sendable {
         let name = path.dropFirst("/api/dtmsvr/".count)
         if method == "DELETE" && name.hasPrefix("topic/") { return .admin }
         switch name {
-        case "forceStop", "resetCronTime", "resetNextCronTime", "subscribe", "unsubscribe", "scanKV", "queryKV", "all", "stats": return .admin
+        case "forceStop", "resetCronTime", "resetNextCronTime", "subscribe", "unsubscribe", "scanKV", "queryKV", "all", "stats", "attention": return .admin
         default: return .client
         }
     }
@@ -76,7 +76,7 @@ public struct APIRouter: Sendable {
 
     static let knownRoutes: Set<Substring> = [
         "version", "newGid", "prepare", "submit", "abort", "forceStop", "resetNextCronTime", "registerBranch", "registerTccBranch",
-        "registerXaBranch", "prepareWorkflow", "query", "all", "subscribe", "unsubscribe", "scanKV", "queryKV", "resetCronTime", "stats",
+        "registerXaBranch", "prepareWorkflow", "query", "all", "subscribe", "unsubscribe", "scanKV", "queryKV", "resetCronTime", "stats", "attention",
     ]
 
     /// Admin APIs that change something: each call is logged with who made it (README, Admin console).
@@ -217,6 +217,21 @@ public struct APIRouter: Sendable {
                 $0.beginObject()
                 $0.field("prepared", Int64(b.prepared)); $0.field("submitted", Int64(b.submitted)); $0.field("aborting", Int64(b.aborting))
                 $0.field("due", Int64(b.due)); $0.field("overdue", Int64(b.overdue)); $0.field("cap", Int64(Coordinator.backlogCap))
+                $0.endObject()
+            }
+        case ("GET", "attention"):
+            let limit = try target.integer("limit", in: 1...Self.maxRowsPerCall, above: .clamp) ?? 100
+            let items = try await coordinator.attention(limit: Int(limit))
+            return .json {
+                $0.beginObject()
+                $0.key("items"); $0.beginArray()
+                for item in items {
+                    $0.beginObject()
+                    $0.key("transaction"); $0.transaction(item.transaction, revealSecrets: revealSecrets)
+                    $0.field("last_error", item.lastError); $0.field("retries", Int64(item.retries)); $0.field("overdue", item.overdue)
+                    $0.endObject()
+                }
+                $0.endArray()
                 $0.endObject()
             }
         case ("GET", "queryKV"):

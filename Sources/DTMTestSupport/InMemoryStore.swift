@@ -8,6 +8,7 @@ public final class InMemoryStore: TransactionStore {
         var transactions: [String: GlobalTransaction] = [:]
         var branches: [String: [Branch]] = [:]
         var kv: [KVRecord] = []
+        var lastErrors: [String: String] = [:]
         var nextID: Int64 = 1
     }
     private let state = Mutex(State())
@@ -166,6 +167,17 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
+    public func recordError(gid: String, message: String) async throws {
+        state.withLock { s in if s.transactions[gid] != nil { s.lastErrors[gid] = message } }
+    }
+
+    public func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
+        state.withLock { s in
+            s.transactions.values.filter { !$0.status.isFinished }.sorted { ($0.createTime, $0.id) < ($1.createTime, $1.id) }.prefix(limit)
+                .map { ($0, s.lastErrors[$0.gid] ?? "") }
+        }
+    }
+
     public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
         state.withLock { s in
             let gone = s.transactions.values.filter { $0.status.isFinished && $0.updateTime < before }
@@ -173,6 +185,7 @@ public final class InMemoryStore: TransactionStore {
             for gid in gone {
                 s.transactions[gid] = nil
                 s.branches[gid] = nil
+                s.lastErrors[gid] = nil
             }
             return gone.count
         }

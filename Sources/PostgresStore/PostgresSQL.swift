@@ -7,7 +7,7 @@ enum PostgresStatement: Int, CaseIterable {
     case begin, commit, rollback
     case saveNew, globalByGid, branchesByGid
     case changeStatus, changeStatusOnly, updateBranches, updateBranch, touchCronTime, touchCronTimeOnly, insertBranches, existingBranch
-    case claimDue, park, resetCronTime, resetNextCronTime, deleteFinished, backlog
+    case claimDue, park, resetCronTime, resetNextCronTime, deleteFinished, backlog, recordError, unfinishedOldest
     case scan, scanKV, findKV, createKV, updateKV, deleteKV
     case saveNewMany, changeStatusMany, updateBranchMany
 
@@ -172,6 +172,11 @@ struct PostgresSQL: Sendable {
                   (SELECT count(*) FROM (SELECT 1 FROM \(g) WHERE status IN \(unfinished) AND status = 'aborting' LIMIT $3::int8) a),
                   (SELECT count(*) FROM (SELECT 1 FROM \(g) WHERE status IN \(unfinished) AND next_cron_time <= $1::timestamptz LIMIT $3::int8) d),
                   (SELECT count(*) FROM (SELECT 1 FROM \(g) WHERE status IN \(unfinished) AND next_cron_time < $2::timestamptz LIMIT $3::int8) o)
+                """
+        case .recordError: return "UPDATE \(g) SET last_error = $2::text WHERE gid = $1::text"
+        case .unfinishedOldest:
+            return """
+                SELECT \(globalColumns), last_error FROM \(g) WHERE status IN \(unfinished) ORDER BY create_time, id LIMIT $1::int8
                 """
         case .park: return "UPDATE \(g) SET next_cron_time = $2::timestamptz WHERE id = $1::int8"
         case .resetCronTime:

@@ -76,6 +76,11 @@ enum PostgresSchema {
             """
             CREATE INDEX IF NOT EXISTS \(gBare)_finished ON \(g) (update_time) WHERE status IN ('succeed', 'failed');
             """,
+            // 4: the error of a transaction's last failed round (ours; DTM reads its columns by name and ignores
+            // this one), for the console's attention view.
+            """
+            ALTER TABLE \(g) ADD COLUMN IF NOT EXISTS last_error varchar(1024) NOT NULL DEFAULT '';
+            """,
         ]
     }
 

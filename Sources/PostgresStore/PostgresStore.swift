@@ -321,6 +321,21 @@ public final class PostgresStore: TransactionStore {
         }
     }
 
+    public func recordError(gid: String, message: String) async throws {
+        if Self.unmatchable(gid) { return }
+        let text = PostgresColumnLimits.fitted(message, 1024)
+        _ = try await writer.write { link in try await link.run(.recordError, [.text(gid), .text(text)]) }
+    }
+
+    /// A row the model cannot read is left out (the cron loop sets it aside and logs it).
+    public func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
+        try await read(.unfinishedOldest, [.int(Int64(limit))]).compactMap { row in
+            let c = PostgresColumns(row, gidColumn: 1)
+            guard let t = try? PostgresRows.global(c) else { return nil }
+            return (transaction: t, lastError: try c.text(18))
+        }
+    }
+
     public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
         let count = try await writer.write { link in
             try Self.counts(try await link.run(.deleteFinished, [.time(before), .int(Int64(limit))])).int(0)

@@ -6,7 +6,7 @@ enum SQL: Int, CaseIterable {
     case insertGlobal, insertBranch
     case globalByGid, globalByID, branchesByGid, statusByGid
     case changeStatus, updateBranch, touchCronTime
-    case dueIDs, claim, resetCronTime, resetNextCronTime, finishedIDs, deleteGlobal, deleteBranches, countStatus, countDue
+    case dueIDs, claim, resetCronTime, resetNextCronTime, finishedIDs, deleteGlobal, deleteBranches, countStatus, countDue, recordError, unfinishedOldest
     case scan, scanKV, findKV, createKV, updateKV, deleteKV
 
     var text: String {
@@ -57,6 +57,12 @@ enum SQL: Int, CaseIterable {
         case .finishedIDs:
             "SELECT id, gid FROM trans_global WHERE status IN ('succeed', 'failed') AND update_time < ?1 ORDER BY update_time LIMIT ?2"
         case .deleteGlobal: "DELETE FROM trans_global WHERE id = ?1"
+        case .recordError: "UPDATE trans_global SET last_error = ?2 WHERE gid = ?1"
+        case .unfinishedOldest:
+            """
+            SELECT \(RowMapping.globalColumns), last_error FROM trans_global WHERE status IN ('prepared', 'submitted', 'aborting')
+            ORDER BY create_time, id LIMIT ?1
+            """
         case .countStatus: "SELECT count(*) FROM (SELECT 1 FROM trans_global WHERE status = ?1 LIMIT ?2)"
         case .countDue:
             """

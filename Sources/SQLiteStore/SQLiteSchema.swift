@@ -59,6 +59,10 @@ enum SQLiteSchema {
         """
         CREATE INDEX IF NOT EXISTS trans_global_finished ON trans_global(update_time) WHERE status IN ('succeed', 'failed');
         """,
+        // The error of a transaction's last failed round (ours), for the console's attention view.
+        """
+        ALTER TABLE trans_global ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+        """,
     ]
 
     static var currentVersion: Int64 { Int64(migrations.count) }

@@ -251,6 +251,20 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
+    public func recordError(gid: String, message: String) async throws {
+        try await writer.write { db in try db.statement(.recordError).run([.text(gid), .text(message)]) }
+    }
+
+    /// A row the model cannot read is left out (the cron loop sets it aside and logs it).
+    public func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
+        try read { db in
+            try db.statement(.unfinishedOldest).query([.int(Int64(limit))]) { s -> (GlobalTransaction, String)? in
+                guard let t = try? RowMapping.global(s) else { return nil }
+                return (t, s.text(18))
+            }.compactMap { $0 }.map { (transaction: $0.0, lastError: $0.1) }
+        }
+    }
+
     public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
         try await writer.write { db in
             let rows = try db.statement(.finishedIDs).query([.int(before.microseconds), .int(Int64(limit))]) { ($0.int(0), $0.text(1)) }

@@ -291,3 +291,28 @@ struct RetentionTests {
         #expect(try await h.status("young") == .succeed)
     }
 }
+
+@Suite("attention")
+struct AttentionTests {
+    @Test("attention lists unfinished transactions retried beyond AlertRetryLimit or overdue, with the last branch error")
+    func attention() async throws {
+        var config = EngineConfig()
+        config.alertRetryLimit = 1
+        let h = Harness(config: config)
+        h.caller.script("a2", .error("HTTP 500: inventory down"), .error("HTTP 500: inventory down"))
+        _ = try? await h.coordinator.submit(h.saga("retried", steps: 2))  // answers "not success": the branch errs
+        try await h.coordinator.submit(h.saga("fine", steps: 1))
+        // One back-off (interval 20 = 10 × 2¹): not beyond the limit of 1 yet, and not overdue.
+        #expect(try await h.coordinator.attention(limit: 10).isEmpty)
+        h.clock.advance(25)
+        await h.coordinator.cronOnce()
+        // Two back-offs now.
+        let items = try await h.coordinator.attention(limit: 10)
+        #expect(items.map(\.transaction.gid) == ["retried"])
+        #expect(items.first?.retries == 2)
+        #expect(items.first?.lastError.contains("a2") == true && items.first?.lastError.contains("inventory down") == true)
+        // Overdue: due for longer than RetryInterval, whatever the retries.
+        h.clock.advance(1000)
+        #expect(try await h.coordinator.attention(limit: 10).first?.overdue == true)
+    }
+}

@@ -253,3 +253,28 @@ def test_tcc_timeline_and_phone_width(browser, console_server, busi, tmp_path):
         shot(browser, tmp_path, "console-phone")
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_attention_view(browser, tmp_path_factory, busi, tmp_path):
+    # AlertRetryLimit 0: one back-off is already beyond it.
+    server = _server(tmp_path_factory, "console-attention", ALERT_RETRY_LIMIT="0")
+    try:
+        busi.on("AttnIn", http_interop.Response(500, {"error": "inventory service down"}))
+        g = gid("attn")
+        steps = [{"action": busi.url("AttnOut"), "compensate": busi.url("AttnOutRevert")},
+                 {"action": busi.url("AttnIn"), "compensate": busi.url("AttnInRevert")}]
+        body = {"gid": g, "trans_type": "saga", "steps": steps, "payloads": ["{}", "{}"]}
+        assert requests.post(server.api + "/submit", json=body, timeout=10).status_code == 200
+        ok = gid("attn-ok")
+        assert saga(server, busi, ok).status_code == 200
+        browser.get(server.base_url + "/#/attention")
+        wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#attention tr[data-gid='%s']" % g)))
+        row = browser.find_element(By.CSS_SELECTOR, "#attention tr[data-gid='%s']" % g)
+        assert "500" in row.find_element(By.CSS_SELECTOR, ".last-error").text, row.text
+        assert int(row.find_element(By.CSS_SELECTOR, ".retries").text) >= 1
+        assert not browser.find_elements(By.CSS_SELECTOR, "#attention tr[data-gid='%s']" % ok), "a finished saga needs no attention"
+        api = requests.get(server.api + "/attention", timeout=5).json()
+        assert [i["transaction"]["gid"] for i in api["items"]] == [g] and "500" in api["items"][0]["last_error"]
+        shot(browser, tmp_path, "console-attention")
+    finally:
+        server.stop()

@@ -327,3 +327,23 @@ struct StoreBacklogTests {
         #expect(capped.submitted == 2 && capped.due == 2 && capped.prepared == 2)
     }
 }
+
+@Suite("store attention")
+struct StoreAttentionTests {
+    @Test("recordError keeps the last error of a transaction; unfinishedOldest lists unfinished ones oldest first with it", arguments: StoreKind.allCases)
+    func attention(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        for (i, status) in [GlobalStatus.submitted, .succeed, .prepared, .aborting].enumerated() {
+            var t = sampleTransaction("a\(i)", status: status)
+            t.createTime = t0.adding(seconds: Double(10 - i))
+            _ = try await store.saveNew(t, branches: [])
+        }
+        try await store.recordError(gid: "a0", message: "first")
+        try await store.recordError(gid: "a0", message: "branch 01/action http://127.0.0.1:1/x: 500")
+        try await store.recordError(gid: "missing", message: "ignored")
+        let rows = try await store.unfinishedOldest(limit: 10)
+        #expect(rows.map(\.transaction.gid) == ["a3", "a2", "a0"])
+        #expect(rows.map(\.lastError) == ["", "", "branch 01/action http://127.0.0.1:1/x: 500"])
+        #expect(try await store.unfinishedOldest(limit: 1).map(\.transaction.gid) == ["a3"])
+    }
+}

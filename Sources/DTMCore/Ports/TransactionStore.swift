@@ -118,6 +118,13 @@ public protocol TransactionStore: Sendable {
     /// `overdueBefore` (both at most `cap`).
     func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog
 
+    /// Keeps the error of a transaction's last failed round (`last_error`, ours), for the console's attention view.
+    /// A missing gid is not an error.
+    func recordError(gid: String, message: String) async throws
+
+    /// Up to `limit` unfinished transactions, oldest (by creation) first, each with its last recorded error.
+    func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)]
+
     /// Deletes up to `limit` finished transactions (succeed or failed) last updated before `before`, with their
     /// branches, oldest first; returns how many transactions went (retention, `Store.FinishedDataExpire`).
     func deleteFinished(before: Timestamp, limit: Int) async throws -> Int

@@ -38,6 +38,18 @@ public struct ProcessingContext: Sendable {
 
 /// What a round reports (spec §8.8): it finished its work for now, a branch said ONGOING, or a branch failed
 /// in a way that is retried later.
+extension ProcessingContext {
+    /// Keeps the error of a transaction's failed attempt for the attention view; a store that cannot keep it only
+    /// costs the view that, so the failure is logged, not thrown.
+    func recordError(gid: String, _ message: String) async {
+        do {
+            try await store.recordError(gid: gid, message: String(message.prefix(1024)))
+        } catch {
+            logger.warning("could not record a round's error", metadata: ["gid": .string(gid), "error": .string("\(error)")])
+        }
+    }
+}
+
 public enum RoundResult: Sendable, Equatable {
     case ok
     case ongoing(String)

@@ -55,6 +55,7 @@ public final class TransactionRound: RoundFacts {
     public func callCheckBack(url: String, op: String, payload: [UInt8]) async -> BranchCallResult {
         let result = await context.caller.call(makeCall(url: url, branchID: "00", op: op, payload: payload))
         logger.debug("check-back", metadata: ["url": .string(url), "op": .string(op), "result": .string("\(result)")])
+        if case .error(let text) = result { await context.recordError(gid: transaction.gid, "check-back \(url): \(text)") }
         return result
     }
 
@@ -106,6 +107,7 @@ public final class TransactionRound: RoundFacts {
         case .error(let text):
             logger.warning("branch error, will retry", metadata: Self.metadata(branch, ["url": .string(branch.url), "error": .string(text)]))
             try await touch(.backOff)
+            await context.recordError(gid: transaction.gid, "branch \(branch.branchID)/\(branch.op) \(branch.url): \(text)")
             await alertIfNeeded(branchURL: branch.url, error: text)
         }
         return outcome

@@ -245,8 +245,10 @@ public final class Coordinator: Sendable {
             try await round.storePendingUpdates()
         } catch {
             context.observer?.roundFinished(transType: transaction.transType, failed: true, secondsSinceCreate: now.seconds(since: transaction.createTime))
+            await context.recordError(gid: transaction.gid, "\(error)")
             throw error
         }
+        if case .error(let message) = result { await context.recordError(gid: transaction.gid, message) }
         if let observer = context.observer {
             let failed: Bool
             if case .error = result { failed = true } else { failed = false }

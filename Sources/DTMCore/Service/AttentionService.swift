@@ -1,0 +1,35 @@
+/// A transaction that needs an operator's look: retried beyond `AlertRetryLimit`, or overdue.
+public struct AttentionItem: Sendable, Equatable {
+    public var transaction: GlobalTransaction
+    public var lastError: String
+    /// Back-offs so far: how many times the interval doubled from the transaction's base interval.
+    public var retries: Int
+    public var overdue: Bool
+}
+
+extension Coordinator {
+    /// Unfinished transactions, oldest first, looked at from the oldest: how many at most, whatever `limit` asks.
+    public static let attentionScan = 1000
+
+    /// The attention view (`GET /api/dtmsvr/attention`): among the oldest unfinished transactions, those retried
+    /// more than `AlertRetryLimit` times or due for longer than `RetryInterval`, oldest first, with their last error.
+    public func attention(limit: Int) async throws -> [AttentionItem] {
+        let at = now
+        let overdueBefore = at.adding(seconds: -Double(config.retryInterval))
+        var items: [AttentionItem] = []
+        for (t, lastError) in try await store.unfinishedOldest(limit: Self.attentionScan) {
+            let base = max(1, config.resetInterval(for: t.options))
+            var retries = 0
+            var interval = t.nextCronInterval
+            while interval >= base * 2 && retries < 62 {
+                interval /= 2
+                retries += 1
+            }
+            let overdue = t.nextCronTime.map { $0 < overdueBefore } ?? false
+            guard retries > config.alertRetryLimit || overdue else { continue }
+            items.append(AttentionItem(transaction: t, lastError: lastError, retries: retries, overdue: overdue))
+            if items.count >= limit { break }
+        }
+        return items
+    }
+}
