@@ -104,6 +104,16 @@ def test_list_shows_filters_and_pages(browser, console_server, busi, tmp_path):
     wait_for(browser, lambda d: set(rows(d)) == set(bad))
     shot(browser, tmp_path, "console-list-failed")
 
+    # The type filter: a TCC among the sagas, alone when the list is narrowed to tcc.
+    tcc = gid("tcc-filter")
+    assert requests.post(console_server.api + "/prepare", json={"gid": tcc, "trans_type": "tcc"}, timeout=10).status_code == 200
+    browser.get(console_server.base_url + "/#/?transType=tcc")
+    wait_for(browser, lambda d: tcc in rows(d))
+    assert not set(rows(browser)) & set(ok + bad), "no saga under the tcc filter"
+    browser.get(console_server.base_url + "/#/?transType=saga")
+    wait_for(browser, lambda d: set(ok + bad) <= set(rows(d)))
+    assert tcc not in rows(browser)
+
     # Paging: three to a page, following "Next page" until it is gone.
     browser.get(console_server.base_url + "/admin/#/?limit=3")
     seen = []
@@ -278,3 +288,16 @@ def test_attention_view(browser, tmp_path_factory, busi, tmp_path):
         shot(browser, tmp_path, "console-attention")
     finally:
         server.stop()
+
+
+def test_branch_headers_are_masked(browser, console_server, busi):
+    g = gid("secret")
+    steps = [{"action": busi.url("SecretOut"), "compensate": busi.url("SecretOutRevert")}]
+    body = {"gid": g, "trans_type": "saga", "steps": steps, "payloads": ["{}"], "wait_result": True,
+            "branch_headers": {"Authorization": "Bearer very-secret-value"}}
+    assert requests.post(console_server.api + "/submit", json=body, timeout=10).status_code == 200
+    browser.get(console_server.base_url + "/#/trans/" + g)
+    wait_for(browser, EC.presence_of_element_located((By.ID, "raw")))
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "very-secret-value" not in page
+    assert "***" in browser.find_element(By.ID, "raw").text
