@@ -110,18 +110,8 @@ public final class PostgresTestServer: @unchecked Sendable {
     @discardableResult
     private func runToEnd(_ program: String, _ arguments: [String]) throws -> String {
         let (path, args) = commandLine(program, arguments)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        p.currentDirectoryURL = directory
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard p.terminationStatus == 0 else { throw Failure(description: "\(program) failed: \(text.suffix(2000))") }
+        let (status, text) = try TestProcess.run(path, args, directory: directory)
+        guard status == 0 else { throw Failure(description: "\(program) failed: \(text.suffix(2000))") }
         return text
     }
 

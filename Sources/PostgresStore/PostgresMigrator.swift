@@ -37,6 +37,10 @@ struct PostgresMigrator {
             version = 0
         }
         let migrations = PostgresSchema.migrations(tables)
+        // A stored number: checked before it indexes anything.
+        if version < 0 {
+            throw PostgresStoreError.server(sqlState: "XX000", message: "database schema version \(version) in \(versionTable) is not valid")
+        }
         if version > migrations.count {
             throw PostgresStoreError.server(
                 sqlState: "XX000", message: "database schema version \(version) is newer than this server's \(migrations.count)")

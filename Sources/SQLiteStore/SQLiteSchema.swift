@@ -70,6 +70,10 @@ enum SQLiteSchema {
     /// Brings the database to the current version, each step in its own transaction.
     static func migrate(_ db: SQLiteConnection) throws {
         let version = try db.scalar("PRAGMA user_version")
+        // A stored number: checked before it indexes anything.
+        if version < 0 {
+            throw SQLiteError(code: 0, message: "database schema version \(version) is not valid", sql: "")
+        }
         if version > currentVersion {
             throw SQLiteError(
                 code: 0, message: "database schema version \(version) is newer than this server's \(currentVersion)", sql: "")

@@ -95,7 +95,7 @@ public final class SQLiteStore: TransactionStore {
             b.submitted = try count(.countStatus, [.text(GlobalStatus.submitted.rawValue), .int(Int64(cap))])
             b.aborting = try count(.countStatus, [.text(GlobalStatus.aborting.rawValue), .int(Int64(cap))])
             b.due = try count(.countDue, [.int(now.microseconds), .int(Int64(cap))])
-            b.overdue = try count(.countDue, [.int(overdueBefore.microseconds - 1), .int(Int64(cap))])
+            b.overdue = try count(.countDue, [.int(Saturating.subtract(overdueBefore.microseconds, 1)), .int(Int64(cap))])
             return b
         }
     }

@@ -314,5 +314,17 @@ struct AttentionTests {
         // Overdue: due for longer than RetryInterval, whatever the retries.
         h.clock.advance(1000)
         #expect(try await h.coordinator.attention(limit: 10).first?.overdue == true)
+        // A row another program stored with numbers at Int64's ends is counted, not a trap.
+        var extreme = GlobalTransaction(gid: "extreme", transType: .saga, status: .submitted, createTime: Timestamp(microseconds: 0))
+        extreme.options.retryInterval = .max
+        extreme.nextCronInterval = .max
+        extreme.nextCronTime = .distantPast
+        _ = try await h.store.saveNew(extreme, branches: [])
+        var tiny = extreme
+        tiny.gid = "tiny-base"
+        tiny.options.retryInterval = 1
+        _ = try await h.store.saveNew(tiny, branches: [])
+        let levels = try await h.coordinator.attention(limit: 10).reduce(into: [String: Int]()) { $0[$1.transaction.gid] = $1.retries }
+        #expect(levels["extreme"] == 0 && levels["tiny-base"] == 62, "\(levels)")
     }
 }

@@ -1,3 +1,4 @@
+import DTMTestSupport
 import Foundation
 import Testing
 
@@ -5,16 +6,7 @@ import Testing
 @Suite("end to end: nghttp and h2load")
 struct NghttpClientsTests {
     static func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/\(tool)")
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try TestProcess.run("/usr/bin/\(tool)", arguments)
     }
 
     @Test("h2load sends 2000 NewGid calls over 4 connections: all succeed; nghttp gets grpc-status 0")

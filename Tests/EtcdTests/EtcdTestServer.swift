@@ -57,18 +57,8 @@ final class EtcdTestServer: @unchecked Sendable {
     }
 
     func etcdctl(_ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/etcdctl")
-        p.arguments = ["--endpoints", endpoint] + arguments
-        p.environment = ["ETCDCTL_API": "3"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard p.terminationStatus == 0 else { throw Failure("etcdctl \(arguments.joined(separator: " ")): \(text)") }
+        let (status, text) = try TestProcess.run("/usr/bin/etcdctl", ["--endpoints", endpoint] + arguments, environment: ["ETCDCTL_API": "3"])
+        guard status == 0 else { throw Failure("etcdctl \(arguments.joined(separator: " ")): \(text)") }
         return text
     }
 

@@ -256,6 +256,13 @@ struct PostgresStoreTests {
         store = try await open(c, reset: true)
         #expect(try await store.transaction(gid: "kept") == nil)
         await store.close()
+        _ = try psql("UPDATE swift_dtm_schema SET version = -1", schema: c.schema)
+        do {
+            _ = try await open(c)
+            Issue.record("a negative schema version was accepted")
+        } catch {
+            #expect("\(error)".contains("is not valid"), "\(error)")
+        }
         _ = try psql("UPDATE swift_dtm_schema SET version = 99", schema: c.schema)
         do {
             _ = try await open(c)

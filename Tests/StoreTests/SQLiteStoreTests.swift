@@ -113,6 +113,12 @@ struct SQLiteStoreTests {
             try c.execute("PRAGMA user_version = 99")
         }
         #expect(throws: SQLiteError.self) { try SQLiteStore(path: path, logger: Logger(label: "test")) }
+        // A negative version (a stored number) is refused too, not used as an index.
+        do {
+            let c = try SQLiteConnection(path: path, readOnly: false)
+            try c.execute("PRAGMA user_version = -1")
+        }
+        #expect(throws: SQLiteError.self) { try SQLiteStore(path: path, logger: Logger(label: "test")) }
     }
 
     @Test("writes after close are refused, not lost silently")

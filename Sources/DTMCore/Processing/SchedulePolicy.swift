@@ -28,6 +28,18 @@ extension EngineConfig {
         }
     }
 
+    /// How many times `interval` doubled from the transaction's base interval: its back-off level, DTM's retry count.
+    /// Division only, so that any stored interval and option is safe.
+    public func backOffLevel(interval: Int64, options: TransOptions) -> Int64 {
+        var level: Int64 = 0
+        var ratio = interval / max(resetInterval(for: options), 1)
+        while ratio > 1 {
+            ratio /= 2
+            level += 1
+        }
+        return level
+    }
+
     /// Whether the interval has been backed off past both the server and the transaction base.
     public func isBackedOff(interval: Int64, options: TransOptions) -> Bool {
         interval > retryInterval && interval > options.retryInterval

@@ -181,10 +181,7 @@ public final class TransactionRound: RoundFacts {
 
     private func alertIfNeeded(branchURL: String, error: String) async {
         guard let alerts = context.alerts else { return }
-        let base = max(config.resetInterval(for: transaction.options), 1)
-        var level: Int64 = 0
-        var ratio = transaction.nextCronInterval / base
-        while ratio > 1 { ratio /= 2; level += 1 }
+        let level = config.backOffLevel(interval: transaction.nextCronInterval, options: transaction.options)
         guard level >= config.alertRetryLimit else { return }
         await alerts.alert(gid: transaction.gid, status: transaction.status, branchURL: branchURL, error: error, retryCount: level)
     }

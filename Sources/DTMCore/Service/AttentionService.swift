@@ -18,16 +18,10 @@ extension Coordinator {
         let overdueBefore = at.adding(seconds: -Double(config.retryInterval))
         var items: [AttentionItem] = []
         for (t, lastError) in try await store.unfinishedOldest(limit: Self.attentionScan) {
-            let base = max(1, config.resetInterval(for: t.options))
-            var retries = 0
-            var interval = t.nextCronInterval
-            while interval >= base * 2 && retries < 62 {
-                interval /= 2
-                retries += 1
-            }
+            let retries = config.backOffLevel(interval: t.nextCronInterval, options: t.options)
             let overdue = t.nextCronTime.map { $0 < overdueBefore } ?? false
             guard retries > config.alertRetryLimit || overdue else { continue }
-            items.append(AttentionItem(transaction: t, lastError: lastError, retries: retries, overdue: overdue))
+            items.append(AttentionItem(transaction: t, lastError: lastError, retries: Int(retries), overdue: overdue))
             if items.count >= limit { break }
         }
         return items
