@@ -13,17 +13,20 @@ public struct APIRouter: Sendable {
     let access: AccessPolicy
     /// The admin console's pages (`AdminBasePath`).
     let console: ConsoleRoutes
+    /// Which hosts, origins and fetch sites a request may come with (README, Security).
+    let browser: BrowserOriginPolicy
     let logger: Logger
 
     public init(
         coordinator: Coordinator, version: String, metrics: DTMMetrics? = nil, access: AccessPolicy = .open, consoleBasePath: String = "",
-        logger: Logger
+        browser: BrowserOriginPolicy = .anyHost, logger: Logger
     ) {
         self.coordinator = coordinator
         self.version = version
         self.metrics = metrics
         self.access = access
         self.console = ConsoleRoutes(basePath: consoleBasePath)
+        self.browser = browser
         self.logger = logger
     }
 
@@ -39,27 +42,57 @@ public struct APIRouter: Sendable {
         }
     }
 
+    /// Answers a request whose head has not been checked yet (the fuzz harness and tests call this).
     public func handle(method: String, uri: String, authorization: String? = nil, body: [UInt8]) async -> APIResponse {
-        let started = ContinuousClock.now
+        if let refusal = admission(method: method, uri: uri, authorization: authorization, headers: .init()) { return refusal }
+        return await handleAdmitted(method: method, uri: uri, authorization: authorization, body: body)
+    }
+
+    /// Checks a request's head before its body is read: the browser-origin rules, then the token. A refusal is
+    /// the answer (counted in the metrics and logged); nil lets the request through to `handleAdmitted`.
+    public func admission(method: String, uri: String, authorization: String?, headers: BrowserOriginPolicy.Headers) -> APIResponse? {
+        let path = RequestTarget.path(of: uri)
         let response: APIResponse
+        if let reason = browser.refusal(path: path, headers: headers) {
+            logger.notice(
+                "request refused: browser origin", metadata: ["uri": .string(String(path.prefix(256))), "reason": .string(reason)])
+            response = Self.refusal(status: 403, reason)
+        } else {
+            if method == "GET" || method == "HEAD", !path.hasPrefix("/api/"), console.response(path: path) != nil { return nil }
+            let level = Self.level(method: method, path: path)
+            if access.allows(level, authorization: authorization) { return nil }
+            logger.notice(
+                "request refused: missing or wrong bearer token",
+                metadata: ["uri": .string(String(path.prefix(256))), "needs": .string(level == .admin ? "AdminToken" : "AuthToken")])
+            response = Self.refusal(status: 401, "missing or wrong bearer token (Authorization: Bearer <token>)")
+        }
+        metrics?.apiCall(type: .http, api: Self.metricsLabel(path: path), failed: true, started: ContinuousClock.now)
+        return response
+    }
+
+    /// Answers a request that `admission` let through.
+    public func handleAdmitted(method: String, uri: String, authorization: String?, body: [UInt8]) async -> APIResponse {
+        let started = ContinuousClock.now
         let path = RequestTarget.path(of: uri)
         if method == "GET" || method == "HEAD", !path.hasPrefix("/api/"), let page = console.response(path: path) {
             metrics?.apiCall(type: .http, api: "console", failed: false, started: started)
             return page
         }
-        let level = Self.level(method: method, path: path)
-        if !access.allows(level, authorization: authorization) {
-            logger.notice(
-                "request refused: missing or wrong bearer token",
-                metadata: ["uri": .string(String(path.prefix(256))), "needs": .string(level == .admin ? "AdminToken" : "AuthToken")])
-            response = APIResponse(status: 401, body: Array(#"{"message":"missing or wrong bearer token (Authorization: Bearer <token>)"}"#.utf8))
-        } else {
-            response = await respond(method: method, uri: uri, body: body, revealSecrets: access.revealsSecrets(authorization: authorization))
-        }
+        var response = await respond(method: method, uri: uri, body: body, revealSecrets: access.revealsSecrets(authorization: authorization))
         if let metrics {
             metrics.apiCall(type: .http, api: Self.metricsLabel(path: path), failed: response.status >= 400, started: started)
         }
+        // Answers may hold transaction data and branch_headers: no cache, shared or private, may keep them.
+        if response.headers["Cache-Control"] == nil { response.headers["Cache-Control"] = "no-store" }
         return response
+    }
+
+    private static func refusal(status: Int, _ message: String) -> APIResponse {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("message", message)
+        w.endObject()
+        return APIResponse(status: status, body: w.bytes, headers: ["Cache-Control": "no-store"])
     }
 
     /// The metrics label `api`: the route's name for known routes, `other` for anything else, so that no request

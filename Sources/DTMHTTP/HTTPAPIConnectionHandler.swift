@@ -7,8 +7,10 @@ import NIOHTTP1
 /// Serves the requests of one HTTP/1.1 connection, after NIO's server pipeline (which holds pipelined requests
 /// back until the answer before them is written, so at most one request is handled at a time).
 ///
-/// The body is collected up to `limits.maxBodyBytes`; an oversized one is refused at once (announced by
-/// Content-Length or found while reading) and the connection closed without reading the rest. A complete request
+/// The head is checked first (browser-origin rules and token, `APIRouter.admission`): a refused request's body is
+/// read and dropped, never held, and the refusal answered at its end. An admitted body is collected up to
+/// `limits.maxBodyBytes`; an oversized one is refused at once (announced by Content-Length or found while reading)
+/// and the connection closed without reading the rest. A complete request
 /// is handed to the `APIRouter` in a task that prefers this connection's event loop, and so do the rounds it
 /// starts in the background (`RoundExecutor.preferred`): reading, answering and the branch calls of those rounds
 /// then stay on one thread (see `EventLoopTaskExecutor`).
@@ -23,6 +25,8 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     private var executor: EventLoopTaskExecutor?
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
+    /// The answer of a request refused on its head: its body is dropped as it arrives.
+    private var refusal: APIResponse?
     /// Set once an answer asked for the connection to close: later input is ignored.
     private var closing = false
 
@@ -45,8 +49,11 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
                 return
             }
             head = h
+            refusal = server.router.admission(
+                method: h.method.rawValue, uri: h.uri, authorization: h.headers.first(name: "authorization"),
+                headers: Self.browserHeaders(h.headers))
         case .body(var chunk):
-            guard let h = head else { return }
+            guard let h = head, refusal == nil else { return }
             if body.readableBytes + chunk.readableBytes > server.limits.maxBodyBytes {
                 body.clear()
                 refuse(h, "request body exceeds the limit of \(server.limits.maxBodyBytes) bytes")
@@ -56,8 +63,19 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
         case .end:
             guard let h = head else { return }
             head = nil
+            if let answer = refusal {
+                refusal = nil
+                respond(to: h, answer, close: !h.isKeepAlive || server.isShuttingDown)
+                return
+            }
             dispatch(h, body: body.readBytes(length: body.readableBytes) ?? [])
         }
+    }
+
+    static func browserHeaders(_ headers: HTTPHeaders) -> BrowserOriginPolicy.Headers {
+        BrowserOriginPolicy.Headers(
+            host: headers.first(name: "host"), origin: headers.first(name: "origin"), fetchSite: headers.first(name: "sec-fetch-site"),
+            fromBrowser: headers.contains(name: "sec-fetch-mode") || headers.contains(name: "sec-fetch-dest"))
     }
 
     /// An oversized body: answered with 400 at once, the rest of it is not read.
@@ -76,7 +94,7 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
         let started = ContinuousClock.now
         Task(executorPreference: executor) {
             let response = await RoundExecutor.$preferred.withValue(executor) {
-                await server.router.handle(
+                await server.router.handleAdmitted(
                     method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "authorization"), body: body)
             }
             let finish: @Sendable () -> Void = {
@@ -86,7 +104,7 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
                     "http request",
                     metadata: [
                         "method": .string(head.method.rawValue), "uri": .string(head.uri), "status": .stringConvertible(response.status),
-                        "ms": .stringConvertible((ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000),
+                        "ms": .stringConvertible(wholeMilliseconds(ContinuousClock.now - started)),
                     ])
             }
             if eventLoop.inEventLoop { finish() } else { eventLoop.execute(finish) }
@@ -113,4 +131,10 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
     }
+}
+
+/// Whole milliseconds of a duration, its seconds included.
+func wholeMilliseconds(_ d: Duration) -> Int64 {
+    let (seconds, attoseconds) = d.components
+    return seconds.multipliedReportingOverflow(by: 1000).partialValue &+ attoseconds / 1_000_000_000_000_000
 }

@@ -142,6 +142,18 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
+    public func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
+        state.withLock { s in
+            guard let t = s.transactions[gid], !t.status.isFinished,
+                t.owner == owner || t.owner.isEmpty || (t.nextCronTime ?? now) <= now
+            else { return false }
+            s.transactions[gid]?.owner = owner
+            s.transactions[gid]?.nextCronTime = until
+            s.transactions[gid]?.updateTime = now
+            return true
+        }
+    }
+
     public func resetNextCronTime(gid: String, now: Timestamp) async throws {
         try state.withLock { s throws(DTMError) in
             guard s.transactions[gid] != nil else { throw DTMError.storageNotFound("") }

@@ -7,7 +7,7 @@ enum PostgresStatement: Int, CaseIterable {
     case begin, commit, rollback
     case saveNew, globalByGid, branchesByGid
     case changeStatus, changeStatusOnly, updateBranches, updateBranch, touchCronTime, touchCronTimeOnly, insertBranches, existingBranch
-    case claimDue, park, resetCronTime, resetNextCronTime, deleteFinished, backlog, recordError, unfinishedOldest
+    case claimDue, renewLease, park, resetCronTime, resetNextCronTime, deleteFinished, backlog, recordError, unfinishedOldest
     case scan, scanKV, findKV, createKV, updateKV, deleteKV
     case saveNewMany, changeStatusMany, updateBranchMany
 
@@ -177,6 +177,13 @@ struct PostgresSQL: Sendable {
         case .unfinishedOldest:
             return """
                 SELECT \(globalColumns), last_error FROM \(g) WHERE status IN \(unfinished) ORDER BY create_time, id LIMIT $1::int8
+                """
+        case .renewLease:
+            return """
+                UPDATE \(g) SET owner = $2::text, next_cron_time = $3::timestamptz, update_time = $4::timestamptz
+                WHERE gid = $1::text AND status IN \(unfinished)
+                  AND (owner = $2::text OR owner = '' OR owner IS NULL OR next_cron_time IS NULL OR next_cron_time <= $4::timestamptz)
+                RETURNING 1
                 """
         case .park: return "UPDATE \(g) SET next_cron_time = $2::timestamptz WHERE id = $1::int8"
         case .resetCronTime:

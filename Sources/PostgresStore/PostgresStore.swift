@@ -314,6 +314,13 @@ public final class PostgresStore: TransactionStore {
         return (Int(count), count == Int64(limit))
     }
 
+    public func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
+        if Self.unmatchable(gid) { return false }
+        return try await writer.write { link in
+            !(try await link.run(.renewLease, [.text(gid), .text(owner), .time(until), .time(now)]).isEmpty)
+        }
+    }
+
     public func resetNextCronTime(gid: String, now: Timestamp) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         try await writer.write { link in

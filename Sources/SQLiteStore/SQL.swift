@@ -6,7 +6,8 @@ enum SQL: Int, CaseIterable {
     case insertGlobal, insertBranch
     case globalByGid, globalByID, branchesByGid, statusByGid
     case changeStatus, updateBranch, touchCronTime
-    case dueIDs, claim, resetCronTime, resetNextCronTime, finishedIDs, deleteGlobal, deleteBranches, countStatus, countDue, recordError, unfinishedOldest
+    case dueIDs, claim, renewLease, resetCronTime, resetNextCronTime, finishedIDs, deleteGlobal, deleteBranches, countStatus, countDue, recordError,
+        unfinishedOldest
     case scan, scanKV, findKV, createKV, updateKV, deleteKV
 
     var text: String {
@@ -48,6 +49,12 @@ enum SQL: Int, CaseIterable {
             ORDER BY next_cron_time LIMIT ?2
             """
         case .claim: "UPDATE trans_global SET owner = ?2, next_cron_time = ?3, update_time = ?4 WHERE id = ?1"
+        case .renewLease:
+            """
+            UPDATE trans_global SET owner = ?2, next_cron_time = ?3, update_time = ?4
+            WHERE gid = ?1 AND status IN ('prepared', 'submitted', 'aborting')
+              AND (owner = ?2 OR owner = '' OR owner IS NULL OR next_cron_time IS NULL OR next_cron_time <= ?4)
+            """
         case .resetCronTime:
             """
             UPDATE trans_global SET next_cron_time = ?2, update_time = ?2 WHERE id IN (

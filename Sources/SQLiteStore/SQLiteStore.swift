@@ -244,6 +244,13 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
+    public func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
+        try await writer.write { db in
+            try db.statement(.renewLease).run([.text(gid), .text(owner), .int(until.microseconds), .int(now.microseconds)])
+            return db.changes > 0
+        }
+    }
+
     public func resetNextCronTime(gid: String, now: Timestamp) async throws {
         try await writer.write { db in
             try db.statement(.resetNextCronTime).run([.text(gid), .int(now.microseconds)])

@@ -41,9 +41,19 @@ struct SafetyPolicyTests {
         await #expect(throws: DTMError.invalidArgument("branch_headers: the value of header 'X-Bad' contains the control character 0xd")) {
             try await h.coordinator.submit(r)
         }
-        r.options.branchHeaders = [":path": "/x"]
-        await #expect(throws: DTMError.invalidArgument("branch_headers: header name ':path' contains the character ':'")) {
-            try await h.coordinator.submit(r)
+        // Headers that choose the virtual host, frame the request or steer connections and proxies are the
+        // coordinator's: refused on every API (they all validate here), naming the header.
+        for name in [
+            ":path", ":authority", "Host", "host", "Content-Length", "Transfer-Encoding", "Connection", "TE", "Upgrade", "Keep-Alive", "Proxy-Authorization",
+        ] {
+            r.options.branchHeaders = [name: "admin.internal"]
+            await #expect(
+                throws: DTMError.invalidArgument(
+                    "branch_headers: header '\(name)' may not be set: the coordinator sets it (Host, Content-Length, Transfer-Encoding, Connection, TE, Upgrade, Keep-Alive, Proxy-* and pseudo-headers are refused)"
+                )
+            ) {
+                try await h.coordinator.submit(r)
+            }
         }
         r.options.branchHeaders = ["": "x"]
         await #expect(throws: DTMError.invalidArgument("branch_headers: a header name is empty")) { try await h.coordinator.submit(r) }
@@ -157,5 +167,21 @@ struct SafetyPolicyTests {
         for _ in 0..<200 { h.caller.script("a3", .error("down")) }
         await h.coordinator.cronOnce()
         #expect(h.caller.calls.filter { $0.url == "a3" }.count == 4)
+    }
+
+    @Test("reserved branch headers stored before they were refused (or by another program) are never sent")
+    func storedReservedHeadersDropped() async throws {
+        let h = Harness()
+        var t = GlobalTransaction(gid: "old-row", transType: .saga, status: .submitted, createTime: h.clock.now())
+        t.options.branchHeaders = ["Host": "admin.internal", "X-Keep": "1", "transfer-encoding": "chunked"]
+        t.options.waitResult = true
+        t.nextCronTime = h.clock.now()
+        let branches = [
+            Branch(gid: "old-row", url: "c1", binData: [], branchID: "01", op: "compensate", createTime: h.clock.now()),
+            Branch(gid: "old-row", url: "a1", binData: [], branchID: "01", op: "action", createTime: h.clock.now()),
+        ]
+        #expect(try await h.store.saveNew(t, branches: branches) == nil)
+        #expect(try await h.coordinator.cronOnce(expireIn: 1) == ["old-row"])
+        #expect(h.caller.calls.map(\.headers) == [["X-Keep": "1"]])
     }
 }

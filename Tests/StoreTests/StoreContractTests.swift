@@ -223,6 +223,42 @@ struct StoreContractTests {
         #expect(one.count == 1)
     }
 
+    @Test("renewLease: the owner's, an unclaimed or an expired lease is taken; another owner's live lease is not", arguments: StoreKind.allCases)
+    func renewLease(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        var unclaimed = sampleTransaction("l-free")
+        unclaimed.owner = ""
+        _ = try await store.saveNew(unclaimed, branches: [])
+        _ = try await store.saveNew(sampleTransaction("l-held"), branches: [])  // owner o1, next_cron_time t0 + 20
+        _ = try await store.saveNew(sampleTransaction("l-done", status: .succeed), branches: [])
+        let now = t0.adding(seconds: 5)
+        let until = now.adding(seconds: 30)
+
+        #expect(try await store.renewLease(gid: "l-free", owner: "me", until: until, now: now))
+        var t = try #require(try await store.transaction(gid: "l-free"))
+        #expect(t.owner == "me")
+        #expect(t.nextCronTime == kind.stored(until))
+        #expect(t.updateTime == kind.stored(now))
+        // Now it is mine: another coordinator cannot take it before it expires, I can renew it.
+        #expect(try await store.renewLease(gid: "l-free", owner: "you", until: until.adding(seconds: 10), now: now) == false)
+        #expect(try await store.renewLease(gid: "l-free", owner: "me", until: until.adding(seconds: 10), now: now.adding(seconds: 1)))
+        #expect(try await store.transaction(gid: "l-free")?.nextCronTime == kind.stored(until.adding(seconds: 10)))
+
+        // o1's lease runs to t0 + 20: refused before, taken after.
+        #expect(try await store.renewLease(gid: "l-held", owner: "me", until: until, now: now) == false)
+        t = try #require(try await store.transaction(gid: "l-held"))
+        #expect(t.owner == "o1")
+        #expect(t.nextCronTime == kind.stored(t0.adding(seconds: 20)))
+        let after = t0.adding(seconds: 21)
+        #expect(try await store.renewLease(gid: "l-held", owner: "me", until: after.adding(seconds: 30), now: after))
+        #expect(try await store.transaction(gid: "l-held")?.owner == "me")
+
+        // Finished or missing: nothing to hold.
+        #expect(try await store.renewLease(gid: "l-done", owner: "o1", until: until, now: now) == false)
+        #expect(try await store.renewLease(gid: "l-missing", owner: "me", until: until, now: now) == false)
+        #expect(try await store.renewLease(gid: "l\u{0}nul", owner: "me", until: until, now: now) == false)
+    }
+
     @Test("touchCronTime is a no-op when the status moved; resetNextCronTime and resetCronTime", arguments: StoreKind.allCases)
     func schedule(kind: StoreKind) async throws {
         let store = try await kind.make()

@@ -53,6 +53,23 @@ public struct AccessPolicy: Sendable {
     /// Whether the caller may see secrets such as `branch_headers` values: only with the admin token.
     public func revealsSecrets(authorization: String?) -> Bool { admin?.accepts(authorization) ?? false }
 
-    /// Whether the admin APIs are guarded (for the start-up warning).
+    /// Whether the admin APIs are guarded.
     public var hasAdminToken: Bool { admin != nil }
+
+    /// The start-up warning naming the APIs anyone who reaches the ports may call, or nil when every level is
+    /// guarded. Without `AdminToken`, `AuthToken` guards the admin APIs too: every client may force-stop.
+    public static func openAPIsWarning(authToken: String, adminToken: String) -> String? {
+        let clientAPIs = "the client APIs (submit, prepare, abort, registerBranch, query, JSON-RPC, gRPC Dtm)"
+        let adminAPIs = "the admin APIs (forceStop, all, resetCronTime, topics, scanKV, the console's data)"
+        switch (authToken.isEmpty, adminToken.isEmpty) {
+        case (true, true):
+            return "neither AuthToken nor AdminToken is set: \(clientAPIs) and \(adminAPIs) are open to anyone who can reach the ports"
+        case (true, false):
+            return "AuthToken is not set: \(clientAPIs) are open to anyone who can reach the ports (\(adminAPIs) need AdminToken)"
+        case (false, true):
+            return "AdminToken is not set: every holder of AuthToken may also call \(adminAPIs)"
+        case (false, false):
+            return nil
+        }
+    }
 }

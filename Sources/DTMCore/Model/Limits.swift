@@ -78,6 +78,11 @@ public struct Limits: Sendable, Equatable {
         }
         var bytes = 0
         for (name, value) in options.branchHeaders {
+            if Limits.isReservedHeader(name) {
+                throw .invalidArgument(
+                    "branch_headers: header '\(name.prefix(64))' may not be set: the coordinator sets it (Host, Content-Length, Transfer-Encoding, Connection, TE, Upgrade, Keep-Alive, Proxy-* and pseudo-headers are refused)"
+                )
+            }
             if let problem = Limits.headerProblem(name: name, value: value) { throw .invalidArgument("branch_headers: \(problem)") }
             bytes += name.utf8.count + value.utf8.count
         }
@@ -104,6 +109,19 @@ public struct Limits: Sendable, Equatable {
             return "the value of header '\(name.prefix(64))' contains the control character \(describe(byte: bad))"
         }
         return nil
+    }
+
+    /// Headers a branch call's `branch_headers` may not set: they choose the virtual host the allow-list never saw
+    /// (`Host`), frame the request (`Content-Length`, `Transfer-Encoding`), or steer the connection and proxies
+    /// (hop-by-hop headers, `Proxy-*`); `:`-names are HTTP/2 pseudo-headers.
+    public static func isReservedHeader(_ name: String) -> Bool {
+        if name.hasPrefix(":") { return true }
+        let lower = name.lowercased()
+        if lower.hasPrefix("proxy-") { return true }
+        switch lower {
+        case "host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "keep-alive", "trailer": return true
+        default: return false
+        }
     }
 
     /// RFC 9110 `tchar`: the bytes of a header name.

@@ -104,6 +104,12 @@ public protocol TransactionStore: Sendable {
     /// `next_cron_time = leaseUntil`, `owner`, `update_time = now` and returns them (spec §9.2).
     func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction]
 
+    /// Holds or renews the lease of a transaction whose round runs here: sets `next_cron_time = until`, `owner`
+    /// and `update_time = now` if the transaction is unfinished and its lease is `owner`'s, unclaimed (empty
+    /// owner) or expired (`next_cron_time` at or before `now`). Returns false, changing nothing, when another
+    /// coordinator holds it (or the transaction is finished or gone).
+    func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool
+
     /// For up to `limit` unfinished transactions scheduled after `laterThan`, sets `next_cron_time = now`.
     /// Returns how many were changed and whether more remain (spec §4.11).
     func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool)

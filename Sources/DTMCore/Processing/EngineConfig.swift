@@ -30,6 +30,9 @@ public struct EngineConfig: Sendable, Equatable {
     /// statuses in memory until the round's next write of the global row or its end (one write per round), at
     /// the price of repeating those steps after a crash. Both write the last status with the final status change.
     public var updateBranchSync = true
+    /// Seconds a round's lease outlasts the timeout of a call it starts: covers clock differences between
+    /// coordinators and the store's write latency (README, Security: one caller per branch op). Not a DTM key.
+    public var leaseMargin: Double = 3
     /// Request limits.
     public var limits = Limits()
 

@@ -18,12 +18,17 @@ public struct ProcessingContext: Sendable {
     /// The executor a round started in the background by the current request should prefer (the adapters' hint:
     /// the request's event loop, so its branch calls need no thread hop); nil: the global concurrent executor.
     public var roundExecutor: @Sendable () -> (any TaskExecutor)?
+    /// This process's name in the `owner` column: the cron loop claims with it and rounds renew their lease with it
+    /// (one per process, so a claim of a transaction whose round runs here does not take the lease from that round).
+    public var leaseOwner: String
 
     public init(
         store: any TransactionStore, caller: any BranchCaller, clock: any CoordinatorClock,
         coding: any TextCoding, config: EngineConfig, logger: Logger, alerts: (any AlertSink)? = nil,
-        observer: (any ProcessingObserver)? = nil, roundExecutor: @escaping @Sendable () -> (any TaskExecutor)? = { nil }
+        observer: (any ProcessingObserver)? = nil, roundExecutor: @escaping @Sendable () -> (any TaskExecutor)? = { nil },
+        leaseOwner: String = GidGenerator.owner()
     ) {
+        self.leaseOwner = leaseOwner
         self.store = store
         self.caller = caller
         self.clock = clock

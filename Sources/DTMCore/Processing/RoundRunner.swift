@@ -2,8 +2,20 @@
 /// a time in the round's task, or in a task group once two may run together; each result recorded in the round's
 /// task before the machine hears of it; branch statuses stored before the next call starts or is waited on
 /// (`UpdateBranchSync`, in `TransactionRound.settle`); status changes, schedule moves and check-backs as asked.
+///
+/// Before each call it starts, the round holds the transaction's lease for the call's timeout (`holdLease`); a round
+/// that has lost it to another coordinator starts nothing more, writes no schedule and ends with an error.
 enum RoundRunner {
     static func run<P: ModeProcessor>(_ processor: P, _ round: TransactionRound) async throws -> RoundResult {
+        do {
+            return try await runMachine(processor, round)
+        } catch let lost as LeaseLost {
+            round.logger.warning("lease lost: another coordinator holds the transaction; no further calls from this round")
+            return .error(lost.description)
+        }
+    }
+
+    private static func runMachine<P: ModeProcessor>(_ processor: P, _ round: TransactionRound) async throws -> RoundResult {
         var machine = processor.round()
         var event = RoundEvent.started
         // One buffer for every decision of the round: deciding allocates nothing.
@@ -40,6 +52,7 @@ enum RoundRunner {
                 // One call at a time (every sequential saga, TCC, XA): awaited in this task, no task per call.
                 let index = calls[0]
                 try await round.settle()
+                try await round.holdLease()
                 let result = await round.context.caller.call(round.branchCall(index: index))
                 event = .branchFinished(index: index, outcome: try await round.record(result, index: index))
             } else {
@@ -63,8 +76,11 @@ enum RoundRunner {
                 group.addTask { (index, await caller.call(call)) }
             }
             try await round.settle()
+            try await round.holdLease()
             for index in first { start(index) }
             var finished: RoundResult?
+            // Set when the lease could not be renewed: the calls running finish and are recorded, none starts.
+            var lost: LeaseLost?
             while let (index, result) = try await group.next() {
                 running -= 1
                 let outcome = try await round.record(result, index: index)
@@ -79,10 +95,17 @@ enum RoundRunner {
                     default: _ = try await perform(action, round)
                     }
                 }
-                if finished != nil { continue }
+                if finished != nil || lost != nil { continue }
                 if running > 0 || startsMore { try await round.settle() }
+                if startsMore {
+                    do { try await round.holdLease() } catch let error as LeaseLost {
+                        lost = error
+                        continue
+                    }
+                }
                 for case .call(let row) in actions { start(row) }
             }
+            if let lost { throw lost }
             return finished
         }
     }
@@ -97,7 +120,7 @@ enum RoundRunner {
         case .postpone(let seconds):
             try await round.postpone(seconds: seconds)
         case .checkBack(let url, let op, let payload):
-            return await round.callCheckBack(url: url, op: op, payload: payload)
+            return try await round.callCheckBack(url: url, op: op, payload: payload)
         case .warn(let message, let error):
             round.logger.warning("\(message)", metadata: ["error": .string(error)])
         case .call, .finish:

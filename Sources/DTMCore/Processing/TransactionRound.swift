@@ -46,13 +46,38 @@ public final class TransactionRound: RoundFacts {
     public func makeCall(url: String, branchID: String, op: String, payload: [UInt8]) -> BranchCall {
         BranchCall(
             url: url, gid: transaction.gid, transType: transaction.transType, transProtocol: transaction.transProtocol,
-            branchID: branchID, op: op, payload: payload, headers: transaction.options.branchHeaders,
+            branchID: branchID, op: op, payload: payload, headers: Self.sendableHeaders(transaction.options.branchHeaders),
             timeout: config.requestTimeout(for: transaction.options))
+    }
+
+    /// The branch headers a call may carry: reserved names (`Limits.isReservedHeader`) are refused at submit, and
+    /// dropped here from rows stored before that check or by another program.
+    static func sendableHeaders(_ headers: [String: String]) -> [String: String] {
+        guard !headers.isEmpty, headers.keys.contains(where: Limits.isReservedHeader) else { return headers }
+        return headers.filter { !Limits.isReservedHeader($0.key) }
+    }
+
+    /// Makes sure this round holds the transaction's lease (the stored `next_cron_time` with `owner`) until a call
+    /// started now has timed out, plus `leaseMargin`; renews it by compare-and-set on the owner when it would not.
+    /// Throws `LeaseLost` when another coordinator holds the transaction: the round must start no more calls.
+    /// Calls are bounded by their timeout, so a lease taken when a call starts covers it to its end, and another
+    /// coordinator's claim (due rows only) cannot reach the transaction while the call runs.
+    public func holdLease() async throws {
+        let needed = now.adding(seconds: config.requestTimeout(for: transaction.options) + config.leaseMargin)
+        if let until = transaction.nextCronTime, until >= needed, transaction.owner == context.leaseOwner || transaction.owner.isEmpty {
+            return
+        }
+        guard try await context.store.renewLease(gid: transaction.gid, owner: context.leaseOwner, until: needed, now: now) else {
+            throw LeaseLost(gid: transaction.gid)
+        }
+        transaction.owner = context.leaseOwner
+        transaction.nextCronTime = needed
     }
 
     /// Calls a URL that is not a stored branch — the msg check-back or the workflow resume — as branch `00`.
     /// Nothing is recorded; the caller decides what the answer means.
-    public func callCheckBack(url: String, op: String, payload: [UInt8]) async -> BranchCallResult {
+    public func callCheckBack(url: String, op: String, payload: [UInt8]) async throws -> BranchCallResult {
+        try await holdLease()
         let result = await context.caller.call(makeCall(url: url, branchID: "00", op: op, payload: payload))
         logger.debug("check-back", metadata: ["url": .string(url), "op": .string(op), "result": .string("\(result)")])
         if case .error(let text) = result { await context.recordError(gid: transaction.gid, "check-back \(url): \(text)") }
@@ -63,6 +88,9 @@ public final class TransactionRound: RoundFacts {
     /// write, guarded by the global status), then the schedule update, then the alert check.
     public func record(_ result: BranchCallResult, index: Int) async throws -> BranchOutcome {
         let branch = branches[index]
+        // A call that ended after the lease did (a clock jump, an operator's resetNextCronTime) may have let another
+        // coordinator claim the transaction: nothing is written for it unless the lease is still, or again, ours.
+        if let until = transaction.nextCronTime, until < now { try await holdLease() }
 
         let outcome: BranchOutcome
         var newStatus: BranchStatus?
@@ -185,4 +213,11 @@ public final class TransactionRound: RoundFacts {
         guard level >= config.alertRetryLimit else { return }
         await alerts.alert(gid: transaction.gid, status: transaction.status, branchURL: branchURL, error: error, retryCount: level)
     }
+}
+
+/// Another coordinator holds the transaction's lease (it claimed the transaction after this round's lease ran out,
+/// or the transaction ended): the round stops without calling or scheduling anything more.
+public struct LeaseLost: Error, CustomStringConvertible {
+    public let gid: String
+    public var description: String { "the lease of \(gid) is held by another coordinator; this round stops" }
 }

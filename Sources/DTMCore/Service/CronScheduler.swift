@@ -68,13 +68,14 @@ extension Coordinator {
         }
     }
 
-    /// Claims due transactions with a lease of RetryInterval (spec §9.2).
+    /// Claims due transactions with a lease of RetryInterval (spec §9.2), in this process's name; a round renews the
+    /// lease before each call it starts (`TransactionRound.holdLease`).
     private func claimDue(limit: Int, expireIn: Double) async -> [GlobalTransaction] {
         let at = now
         do {
             return try await store.claimDue(
                 dueBefore: at.adding(seconds: expireIn), leaseUntil: at.adding(seconds: Double(config.retryInterval)),
-                owner: GidGenerator.owner(), limit: limit, now: at)
+                owner: context.leaseOwner, limit: limit, now: at)
         } catch {
             context.logger.error("cron could not claim transactions", metadata: ["error": .string("\(error)")])
             return []
