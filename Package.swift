@@ -68,6 +68,7 @@ let package = Package(
                 "HTTP2", "DTMProtoC", "CProtobufC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -96,6 +97,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -193,7 +195,10 @@ let package = Package(
             name: "StoreTests", dependencies: ["SQLiteStore", "PostgresStore", "DTMCore", "DTMTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "EtcdTests",
-            dependencies: ["Etcd", "HTTP2", "DTMTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Etcd", "HTTP2", "DTMTestSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

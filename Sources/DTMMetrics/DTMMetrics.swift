@@ -22,6 +22,9 @@ public final class DTMMetrics: ProcessingObserver {
     private static let apiDurationLabels = ["type", "api"]
     private static let roundLabels = ["model", "status"]
     private static let modelLabel = ["model"]
+    private static let reasonLabel = ["reason"]
+    /// The reasons `Etcd.EtcdEntryLimits` gives (this target does not import Etcd).
+    public static let etcdDropReasons: Set<String> = ["key_too_long", "value_too_long"]
     private static let branchLabels = ["model", "branchtype", "status"]
     private static let branchOps: Set<String> = [
         BranchOp.action, BranchOp.compensate, BranchOp.confirm, BranchOp.cancel, BranchOp.commit, BranchOp.rollback, BranchOp.msg,
@@ -61,6 +64,14 @@ public final class DTMMetrics: ProcessingObserver {
             Key(name: "dtm_branch_process_total", v0: transType.rawValue, v1: branchType, v2: succeeded ? "ok" : "fail"),
             Self.branchLabels
         ).increment()
+    }
+
+    /// etcd entries dropped as they arrived because a key or value was too long for a service registration
+    /// (`dtm_etcd_entries_dropped_total`, ours). `reason` is one of `etcdDropReasons`, else counted as `other`.
+    public func etcdEntriesDropped(reason: String, count: Int) {
+        guard count > 0 else { return }
+        let label = Self.etcdDropReasons.contains(reason) ? reason : "other"
+        counter(Key(name: "dtm_etcd_entries_dropped_total", v0: label), Self.reasonLabel).increment(by: Int64(count))
     }
 
     /// The Prometheus text exposition.

@@ -40,6 +40,14 @@ public struct Configuration: Sendable {
     public var microServiceEndPoint = ""
     /// A `MicroService.Target` given with the `default` driver, which registers nowhere (as DTM's): said at start-up.
     public var microServiceTargetIgnored = false
+    /// `MicroService.EtcdCACertFile`, `EtcdCertFile`, `EtcdCertKeyFile` (go-zero's `discov.EtcdConf` names): TLS to
+    /// the etcd cluster of `MicroService.Target` when the CA is set, with a client certificate when the pair is.
+    public var etcdTLS = EtcdTLSFiles()
+    public struct EtcdTLSFiles: Sendable {
+        public var caCertFile = ""
+        public var certFile = ""
+        public var certKeyFile = ""
+    }
     /// Drivers `MicroService.Driver` accepts.
     public static let microServiceDrivers = ["default", "dtm-driver-gozero"]
 
@@ -135,6 +143,11 @@ public struct Configuration: Sendable {
                 throw Invalid(description: "MicroService.Target: \(error.description)")
             }
         }
+        if microServiceDriver == "dtm-driver-gozero" {
+            etcdTLS = EtcdTLSFiles(
+                caCertFile: string("MicroService.EtcdCACertFile"), certFile: string("MicroService.EtcdCertFile"),
+                certKeyFile: string("MicroService.EtcdCertKeyFile"))
+        }
         http.maxBodyBytes = Int(try int("MaxRequestBodySize", 1024...gib))
         grpcMaxMessageSize = Int(try int("GrpcMaxMessageSize", 1024...gib))
         http.idleTimeoutSeconds = try int("HttpIdleTimeout", 1...day)
@@ -147,6 +160,19 @@ public struct Configuration: Sendable {
         postgres.password = string("Store.Password")
         postgres.database = string("Store.Db")
         postgres.schema = string("Store.Schema")
+        guard let sslMode = PostgresStoreConfiguration.SSLMode(rawValue: string("Store.SSLMode")) else {
+            throw Invalid(
+                description:
+                    "Store.SSLMode: '\(string("Store.SSLMode").prefix(32))' is not one of \(PostgresStoreConfiguration.SSLMode.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        if storeDriver == "postgres" {
+            do {
+                try postgres.setTLS(mode: sslMode, rootCertFile: string("Store.SSLRootCert"))
+            } catch {
+                throw Invalid(description: error.description)
+            }
+        }
         postgres.maxOpenConnections = Int(try int("Store.MaxOpenConns", 0...1_000_000))
         _ = try int("Store.MaxIdleConns", 0...1_000_000)
         let lifetime = try int("Store.ConnMaxLifeTime", 0...525_600)
@@ -216,6 +242,15 @@ public struct Configuration: Sendable {
                 description:
                     "MicroService.Driver: '\(microServiceDriver.prefix(64))' is not supported; use one of: \(Self.microServiceDrivers.joined(separator: ", ")) (consul and nacos are not supported yet)"
             )
+        }
+        guard etcdTLS.certFile.isEmpty == etcdTLS.certKeyFile.isEmpty else {
+            throw Invalid(description: "MicroService.EtcdCertFile and MicroService.EtcdCertKeyFile must be set together (or neither)")
+        }
+        if !etcdTLS.certFile.isEmpty && etcdTLS.caCertFile.isEmpty {
+            throw Invalid(description: "MicroService.EtcdCertFile: a client certificate for etcd needs MicroService.EtcdCACertFile (TLS is on when it is set)")
+        }
+        if !etcdTLS.caCertFile.isEmpty && microServiceTarget == nil {
+            throw Invalid(description: "MicroService.EtcdCACertFile: TLS applies to the etcd cluster of MicroService.Target, which is not set")
         }
         if microServiceTarget != nil {
             guard let (_, port) = try? BranchAddress.parseAuthority(microServiceEndPoint), port != nil else {

@@ -11,6 +11,8 @@ enum ConfigurationKeys {
         ("Store.Password", ""),
         ("Store.Db", "dtm"),
         ("Store.Schema", "public"),
+        ("Store.SSLMode", "disable"),  // libpq's sslmode names (DTM's DSN has sslmode=disable)
+        ("Store.SSLRootCert", ""),  // PEM CA bundle for verify-ca / verify-full (empty: the system's roots)
         ("Store.MaxOpenConns", "500"),
         ("Store.MaxIdleConns", "500"),
         ("Store.ConnMaxLifeTime", "5"),
@@ -31,6 +33,9 @@ enum ConfigurationKeys {
         ("MicroService.Driver", "default"),
         ("MicroService.Target", ""),
         ("MicroService.EndPoint", ""),
+        ("MicroService.EtcdCACertFile", ""),  // go-zero's EtcdConf.CACertFile: PEM CA of the Target's etcd; set = TLS
+        ("MicroService.EtcdCertFile", ""),  // go-zero's EtcdConf.CertFile: PEM client certificate for etcd
+        ("MicroService.EtcdCertKeyFile", ""),  // go-zero's EtcdConf.CertKeyFile: its private key
         ("UpdateBranchSync", "1"),
         ("UpdateBranchAsyncGoroutineNum", "1"),
         ("LogLevel", "info"),

@@ -44,14 +44,16 @@ public enum DTMServerApp {
         poolConfiguration.idleTimeout = .seconds(configuration.http.idleTimeoutSeconds)
         poolConfiguration.tls = tls.grpcBranches
         let grpcPool = GRPCConnectionPool(group: group, configuration: poolConfiguration, logger: logger)
-        let discovery = EtcdDiscovery.make(for: configuration, logger: logger)
+        let metrics = DTMMetrics(version: DTMVersion.current)
+        let discovery = EtcdDiscovery.make(for: configuration, tls: tls.etcd, logger: logger) { reason, count in
+            metrics.etcdEntriesDropped(reason: reason.rawValue, count: count)
+        }
         let grpcCaller = GRPCBranchCaller(
             transport: GRPCPoolTransport(pool: grpcPool), resolver: discovery.map { GoZeroResolver(discovery: $0) },
             allowList: configuration.engine.branchHostAllowList)
         let caller = BranchCallRouter(
             http: HTTPBranchCaller(client: httpClient, plainHTTP: plainHTTP), grpc: grpcCaller,
             allowList: configuration.engine.branchHostAllowList)
-        let metrics = DTMMetrics(version: DTMVersion.current)
         let coordinator = Coordinator(
             context: ProcessingContext(
                 store: store, caller: caller, clock: SystemClock(), coding: JSONTextCoding(),
@@ -112,7 +114,7 @@ public enum DTMServerApp {
             lifecycle.append(.init(service: RetentionService(coordinator: coordinator, finishedDataExpire: configuration.finishedDataExpire)))
         }
         if let target = configuration.microServiceTarget, let discovery {
-            if let client = discovery.client(hosts: target.hosts) {
+            if let client = discovery.client(hosts: target.hosts, pinned: true) {
                 let publisher = ServicePublisher(client: client, key: target.key, value: configuration.microServiceEndPoint, logger: logger)
                 // Last in the group: graceful shutdown stops it first, so the registration is revoked while the
                 // listeners still answer.

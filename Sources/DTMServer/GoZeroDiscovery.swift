@@ -2,6 +2,7 @@ import DTMCore
 import DTMGRPC
 import Etcd
 import Logging
+import NIOSSL
 import ServiceLifecycle
 
 /// go-zero's naming over etcd (`MicroService.Driver: dtm-driver-gozero`): resolves `etcd://` and `discov://` gRPC
@@ -36,13 +37,17 @@ struct RegistrationService: Service {
 
 extension EtcdDiscovery {
     /// The discovery of a configuration with go-zero's driver, with the credentials of its `MicroService.Target`
-    /// for that cluster; nil without the driver.
-    static func make(for configuration: Configuration, logger: Logger) -> EtcdDiscovery? {
+    /// and `tls` (`MicroService.Etcd*File`) for that cluster; nil without the driver. `onOversized` counts the
+    /// etcd entries dropped for their size.
+    static func make(
+        for configuration: Configuration, tls: NIOSSLContext?, logger: Logger,
+        onOversized: @escaping @Sendable (EtcdEntryLimits.Reason, Int) -> Void
+    ) -> EtcdDiscovery? {
         guard configuration.resolvesDiscoveryURLs else { return nil }
         var credentials: [String: EtcdDiscovery.Credentials] = [:]
-        if let target = configuration.microServiceTarget, !target.user.isEmpty {
-            credentials[target.cluster] = .init(user: target.user, password: target.password)
+        if let target = configuration.microServiceTarget, !target.user.isEmpty || tls != nil {
+            credentials[target.cluster] = .init(user: target.user, password: target.password, tls: tls)
         }
-        return EtcdDiscovery(credentials: credentials, addressOf: GRPCBranchCaller.dialable, logger: logger)
+        return EtcdDiscovery(credentials: credentials, addressOf: GRPCBranchCaller.dialable, logger: logger, onOversized: onOversized)
     }
 }

@@ -15,9 +15,8 @@ struct OpenedStore: Sendable {
         case "postgres":
             let c = configuration.postgres
             let store = try await PostgresStore.open(c, reset: reset, logger: logger)
-            return OpenedStore(store: store, location: "postgres://\(c.user)@\(c.host):\(c.port)/\(c.database)?search_path=\(c.schema)") {
-                await store.close()
-            }
+            let location = "postgres://\(c.user)@\(c.host):\(c.port)/\(c.database)?search_path=\(c.schema)&sslmode=\(c.sslMode.rawValue)"
+            return OpenedStore(store: store, location: location) { await store.close() }
         default:
             let store = try SQLiteStore(path: configuration.storeFile, reset: reset, logger: logger)
             if reset { logger.notice("store reset", metadata: ["path": .string(configuration.storeFile)]) }

@@ -11,21 +11,14 @@ struct TLSSetup {
     var grpcBranches: NIOSSLContext
     /// `https://` branch calls (AsyncHTTPClient).
     var httpBranches: TLSConfiguration
+    /// The etcd cluster of `MicroService.Target` (ALPN `h2`), trusting `MicroService.EtcdCACertFile`, with the client
+    /// certificate of `MicroService.EtcdCertFile` / `EtcdCertKeyFile` when set; nil: plain h2c, as go-zero without TLS.
+    var etcd: NIOSSLContext?
 
     init(_ configuration: Configuration) throws {
         if !configuration.tlsCertFile.isEmpty {
-            let chain: [NIOSSLCertificate]
-            let key: NIOSSLPrivateKey
-            do {
-                chain = try NIOSSLCertificate.fromPEMFile(configuration.tlsCertFile)
-            } catch {
-                throw Configuration.Invalid(description: "TLSCertFile: cannot read a PEM certificate chain from \(configuration.tlsCertFile): \(error)")
-            }
-            do {
-                key = try NIOSSLPrivateKey(file: configuration.tlsKeyFile, format: .pem)
-            } catch {
-                throw Configuration.Invalid(description: "TLSKeyFile: cannot read a PEM private key from \(configuration.tlsKeyFile): \(error)")
-            }
+            let (chain, key) = try Self.identity(
+                certificate: ("TLSCertFile", configuration.tlsCertFile), key: ("TLSKeyFile", configuration.tlsKeyFile))
             func server(_ alpn: [String]) throws -> NIOSSLContext {
                 var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
                 tls.minimumTLSVersion = .tlsv12
@@ -42,11 +35,7 @@ struct TLSSetup {
         var client = TLSConfiguration.makeClientConfiguration()
         client.minimumTLSVersion = .tlsv12
         if !configuration.branchTLSCAFile.isEmpty {
-            do {
-                client.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(configuration.branchTLSCAFile))
-            } catch {
-                throw Configuration.Invalid(description: "BranchTLSCAFile: cannot read PEM certificates from \(configuration.branchTLSCAFile): \(error)")
-            }
+            client.trustRoots = .certificates(try Self.certificates("BranchTLSCAFile", configuration.branchTLSCAFile))
         }
         httpBranches = client
         var h2 = client
@@ -55,6 +44,47 @@ struct TLSSetup {
             grpcBranches = try NIOSSLContext(configuration: h2)
         } catch {
             throw Configuration.Invalid(description: "BranchTLSCAFile: \(error)")
+        }
+        let etcd = configuration.etcdTLS
+        if !etcd.caCertFile.isEmpty {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.minimumTLSVersion = .tlsv12
+            tls.applicationProtocols = ["h2"]
+            tls.trustRoots = .certificates(try Self.certificates("MicroService.EtcdCACertFile", etcd.caCertFile))
+            if !etcd.certFile.isEmpty {
+                let (chain, key) = try Self.identity(
+                    certificate: ("MicroService.EtcdCertFile", etcd.certFile), key: ("MicroService.EtcdCertKeyFile", etcd.certKeyFile))
+                tls.certificateChain = chain.map { .certificate($0) }
+                tls.privateKey = .privateKey(key)
+            }
+            do {
+                self.etcd = try NIOSSLContext(configuration: tls)
+            } catch {
+                throw Configuration.Invalid(description: "MicroService.EtcdCACertFile / EtcdCertFile / EtcdCertKeyFile: \(error)")
+            }
+        }
+    }
+
+    /// The PEM certificates of `file`; an error names `key`.
+    static func certificates(_ key: String, _ file: String) throws -> [NIOSSLCertificate] {
+        do {
+            return try NIOSSLCertificate.fromPEMFile(file)
+        } catch {
+            throw Configuration.Invalid(description: "\(key): cannot read PEM certificates from \(file): \(error)")
+        }
+    }
+
+    /// A PEM certificate chain and its private key; an error names the key of the file that could not be read.
+    private static func identity(
+        certificate: (key: String, file: String), key: (key: String, file: String)
+    ) throws -> (
+        [NIOSSLCertificate], NIOSSLPrivateKey
+    ) {
+        let chain = try certificates(certificate.key, certificate.file)
+        do {
+            return (chain, try NIOSSLPrivateKey(file: key.file, format: .pem))
+        } catch {
+            throw Configuration.Invalid(description: "\(key.key): cannot read a PEM private key from \(key.file): \(error)")
         }
     }
 }

@@ -2,6 +2,7 @@ import HTTP2
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Why an etcd operation failed.
@@ -35,18 +36,26 @@ public final class EtcdClient: Sendable {
         public var connectTimeout: Duration = .seconds(3)
         /// Deadline of each unary call.
         public var callTimeout: Duration = .seconds(5)
+        /// TLS (trust roots, client certificate, ALPN `h2`) for every host of the cluster; nil: plain h2c.
+        public var tls: NIOSSLContext?
 
-        public init(hosts: [String], user: String = "", password: String = "") {
+        public init(hosts: [String], user: String = "", password: String = "", tls: NIOSSLContext? = nil) {
             self.hosts = hosts
             self.user = user
             self.password = password
+            self.tls = tls
         }
     }
+
+    /// Largest message accepted from etcd. A range answer holds at most `ServiceSubscriber.maxKeys` entries of
+    /// a few hundred bytes each, far below it; more is refused before it is buffered (grpc-go's default too).
+    public static let maxResponseSize = 4 * 1024 * 1024
 
     public let configuration: Configuration
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex(State())
+    private let unaryInFlight = Atomic<Int>(0)
 
     private struct State {
         var connection: GRPCClientConnection?
@@ -66,6 +75,9 @@ public final class EtcdClient: Sendable {
 
     /// The cluster's hosts joined by commas (logs).
     public var cluster: String { configuration.hosts.joined(separator: ",") }
+
+    /// Unary calls under way (a client with none, and no stream in use, may be closed).
+    public var callsInFlight: Int { unaryInFlight.load(ordering: .relaxed) }
 
     // MARK: - KV
 
@@ -156,6 +168,8 @@ public final class EtcdClient: Sendable {
     }
 
     func unary(_ path: String, _ message: [UInt8]) async throws -> [UInt8] {
+        unaryInFlight.add(1, ordering: .relaxed)
+        defer { unaryInFlight.subtract(1, ordering: .relaxed) }
         var renewedToken = false
         var reconnected = false
         while true {
@@ -256,8 +270,11 @@ public final class EtcdClient: Sendable {
                     guard let (host, port) = GRPCConnectionPool.splitAuthority(authority) else {
                         throw EtcdError.unavailable("'\(authority)' is not host:port")
                     }
+                    var session = H2ClientSession.Configuration()
+                    session.maxMessageSize = Self.maxResponseSize
                     connection = try await GRPCClientConnection.connect(
-                        host: host, port: port, group: group, connectTimeout: configuration.connectTimeout, logger: logger)
+                        host: host, port: port, tls: configuration.tls, group: group, connectTimeout: configuration.connectTimeout,
+                        configuration: session, logger: logger)
                 }
                 var token: String?
                 if !configuration.user.isEmpty {

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Service discovery over etcd for many services and clusters: one `EtcdClient` per cluster (its hosts, in
@@ -8,20 +9,25 @@ import Synchronization
 /// not on the call path: calls read the watched sets.
 ///
 /// Bounded: a watch no call used for `idleWatch` is stopped when the next service is watched (a branch URL that
-/// stopped appearing does not keep its watch for ever); at most `maxClusters` clusters; at most `maxServices` watched
-/// services, the least recently used one
-/// stopped to make room. Credentials for a cluster come from `credentials` (a coordinator's own
-/// `MicroService.Target`), since branch URLs carry none.
+/// stopped appearing does not keep its watch for ever); at most `maxServices` watched services, the least recently
+/// used one stopped to make room; at most `maxClusters` clients, and a new cluster takes the place of the least
+/// recently used idle one (no call under way, each of its watches waiting to retry: made-up clusters named by
+/// branch URLs are never idle for long), whose watches are stopped and connection closed. Entries over
+/// `EtcdEntryLimits` are dropped as they arrive. Credentials and TLS for a cluster come from `credentials` (a
+/// coordinator's own `MicroService.Target`), since branch URLs carry none.
 public final class EtcdDiscovery: Sendable {
     public static let maxClusters = 16
     public static let maxServices = 1024
 
+    /// How to reach one cluster: its user (empty: none) and TLS (nil: plain).
     public struct Credentials: Sendable {
         public var user: String
         public var password: String
-        public init(user: String, password: String) {
+        public var tls: NIOSSLContext?
+        public init(user: String, password: String, tls: NIOSSLContext? = nil) {
             self.user = user
             self.password = password
+            self.tls = tls
         }
     }
 
@@ -30,6 +36,7 @@ public final class EtcdDiscovery: Sendable {
     private let credentials: [String: Credentials]
     private let addressOf: @Sendable (String) -> String?
     private let idleWatch: Duration
+    private let limits: EtcdEntryLimits
     private let state = Mutex(State())
 
     private struct ServiceName: Hashable {
@@ -37,18 +44,27 @@ public final class EtcdDiscovery: Sendable {
         var key: String
     }
 
+    private struct Cluster {
+        var client: EtcdClient
+        var lastUsed: ContinuousClock.Instant
+        /// Never evicted: the coordinator's own registration uses it.
+        var pinned: Bool
+    }
+
     private struct State {
-        var clients: [String: EtcdClient] = [:]
+        var clients: [String: Cluster] = [:]
         var services: [ServiceName: (subscriber: ServiceSubscriber, task: Task<Void, Never>)] = [:]
         var closed = false
     }
 
     /// `credentials`: by cluster (hosts joined with commas, as `EtcdClient.cluster`). `addressOf` turns a registered
-    /// value into the address to call, or nil to skip it.
+    /// value into the address to call, or nil to skip it. `onOversized` counts the entries dropped for their size.
     public init(
         credentials: [String: Credentials] = [:], addressOf: @escaping @Sendable (String) -> String?, idleWatch: Duration = .seconds(600),
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        onOversized: @escaping @Sendable (EtcdEntryLimits.Reason, Int) -> Void = { _, _ in }
     ) {
+        self.limits = EtcdEntryLimits(logger: logger, onDrop: onOversized)
         self.credentials = credentials
         self.idleWatch = idleWatch
         self.addressOf = addressOf
@@ -56,19 +72,69 @@ public final class EtcdDiscovery: Sendable {
         self.logger = logger
     }
 
-    /// The shared client of the cluster `hosts`; nil when `maxClusters` are already in use or discovery is shut down.
-    public func client(hosts: [String]) -> EtcdClient? {
+    /// The shared client of the cluster `hosts`; nil when discovery is shut down, or when `maxClusters` are in use
+    /// and none of them is idle. `pinned`: the cluster is never evicted (the coordinator's registration).
+    public func client(hosts: [String], pinned: Bool = false) -> EtcdClient? {
         let cluster = hosts.joined(separator: ",")
-        return state.withLock { state in
-            if state.closed { return nil }
-            if let client = state.clients[cluster] { return client }
-            guard state.clients.count < Self.maxClusters else { return nil }
+        let now = ContinuousClock.now
+        let (client, evicted) = state.withLock { state -> (EtcdClient?, (client: EtcdClient, tasks: [Task<Void, Never>])?) in
+            if state.closed { return (nil, nil) }
+            if var known = state.clients[cluster] {
+                known.lastUsed = now
+                known.pinned = known.pinned || pinned
+                state.clients[cluster] = known
+                return (known.client, nil)
+            }
+            var evicted: (client: EtcdClient, tasks: [Task<Void, Never>])?
+            if state.clients.count >= Self.maxClusters {
+                guard let victim = Self.leastRecentlyUsedIdle(state) else { return (nil, nil) }
+                evicted = Self.evict(victim, from: &state)
+            }
             let c = credentials[cluster]
             let client = EtcdClient(
-                configuration: .init(hosts: hosts, user: c?.user ?? "", password: c?.password ?? ""), group: group, logger: logger)
-            state.clients[cluster] = client
-            return client
+                configuration: .init(hosts: hosts, user: c?.user ?? "", password: c?.password ?? "", tls: c?.tls), group: group, logger: logger)
+            state.clients[cluster] = Cluster(client: client, lastUsed: now, pinned: pinned)
+            return (client, evicted)
         }
+        if let evicted {
+            for task in evicted.tasks { task.cancel() }
+            logger.info(
+                "etcd cluster forgotten to make room for another", metadata: ["cluster": "\(evicted.client.cluster)", "new_cluster": "\(cluster)"])
+            Task {
+                for task in evicted.tasks { await task.value }
+                await evicted.client.close()
+            }
+        }
+        return client
+    }
+
+    /// The idle cluster (not pinned, no unary call under way, every watch of it waiting to retry) used longest ago.
+    private static func leastRecentlyUsedIdle(_ state: State) -> String? {
+        var best: (cluster: String, lastUsed: ContinuousClock.Instant)?
+        for (name, cluster) in state.clients where !cluster.pinned && cluster.client.callsInFlight == 0 {
+            var lastUsed = cluster.lastUsed
+            var idle = true
+            for (service, entry) in state.services where service.hosts.joined(separator: ",") == name {
+                if entry.subscriber.isActive {
+                    idle = false
+                    break
+                }
+                lastUsed = max(lastUsed, entry.subscriber.lastUsed)
+            }
+            if idle, best.map({ lastUsed < $0.lastUsed }) ?? true { best = (name, lastUsed) }
+        }
+        return best?.cluster
+    }
+
+    /// Removes `cluster` and its watches; the caller cancels the tasks and closes the client.
+    private static func evict(_ cluster: String, from state: inout State) -> (client: EtcdClient, tasks: [Task<Void, Never>])? {
+        guard let entry = state.clients.removeValue(forKey: cluster) else { return nil }
+        var tasks: [Task<Void, Never>] = []
+        for (service, watched) in state.services where service.hosts.joined(separator: ",") == cluster {
+            tasks.append(watched.task)
+            state.services[service] = nil
+        }
+        return (entry.client, tasks)
     }
 
     /// The addresses to try for one call to the service `key` of cluster `hosts`, best first; a failure says why
@@ -81,12 +147,16 @@ public final class EtcdDiscovery: Sendable {
         }
         let cluster = hosts.joined(separator: ",")
         guard let client = client(hosts: hosts) else {
-            return .failure(ResolutionFailure(message: "etcd cluster \(cluster): discovery is shut down or already watches \(Self.maxClusters) clusters"))
+            return .failure(
+                ResolutionFailure(
+                    message: "etcd cluster \(cluster): discovery is shut down, or all \(Self.maxClusters) clusters it keeps are in use (retried later)"))
         }
         let idleSince = ContinuousClock.now - idleWatch
         let (subscriber, isNew, evicted) = state.withLock { state -> (ServiceSubscriber?, Bool, [Task<Void, Never>]) in
             if state.closed { return (nil, false, []) }
             if let existing = state.services[name] { return (existing.subscriber, false, []) }
+            // Evicted since `client(hosts:)` answered: watching through a closed client would never work.
+            guard state.clients[cluster]?.client === client else { return (nil, false, []) }
             var evicted: [Task<Void, Never>] = []
             for (other, service) in state.services where service.subscriber.lastUsed < idleSince {
                 evicted.append(service.task)
@@ -98,13 +168,15 @@ public final class EtcdDiscovery: Sendable {
                 evicted.append(oldest.value.task)
                 state.services[oldest.key] = nil
             }
-            let subscriber = ServiceSubscriber(client: client, key: key, addressOf: addressOf, logger: logger)
+            let subscriber = ServiceSubscriber(client: client, key: key, addressOf: addressOf, limits: limits, logger: logger)
             state.services[name] = (subscriber, Task { await subscriber.run() })
             return (subscriber, true, evicted)
         }
         for task in evicted { task.cancel() }
         if !evicted.isEmpty { logger.debug("etcd watches stopped", metadata: ["count": "\(evicted.count)"]) }
-        guard let subscriber else { return .failure(ResolutionFailure(message: "discovery is shut down")) }
+        guard let subscriber else {
+            return .failure(ResolutionFailure(message: "etcd cluster \(cluster): discovery is shut down, or the cluster was just forgotten (retried later)"))
+        }
         if isNew { logger.info("watching service in etcd", metadata: ["key": "\(key)/", "cluster": "\(cluster)"]) }
         // Every caller that arrives before the first read waits for it, not only the one that started the watch.
         await subscriber.waitForFirstRead()
@@ -125,6 +197,9 @@ public final class EtcdDiscovery: Sendable {
     /// Services watched now (tests).
     var watchedServiceCount: Int { state.withLock { $0.services.count } }
 
+    /// Clusters with a client now (tests).
+    var clusterCount: Int { state.withLock { $0.clients.count } }
+
     /// A call could not reach `address` of service `key`: it is tried last for a while.
     public func markFailed(hosts: [String], key: String, address: String) {
         state.withLock { $0.services[ServiceName(hosts: hosts, key: key)]?.subscriber }?.markFailed(address)
@@ -138,7 +213,7 @@ public final class EtcdDiscovery: Sendable {
                 state.services = [:]
                 state.clients = [:]
             }
-            return (state.services.values.map(\.task), Array(state.clients.values))
+            return (state.services.values.map(\.task), state.clients.values.map(\.client))
         }
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }

@@ -3,7 +3,8 @@ import Synchronization
 
 /// The live set of one service's instances, as go-zero's `discov.Subscriber` keeps it: every key under `<key>/`
 /// read with one range request, then watched from the next revision. Values are `host:port` addresses,
-/// de-duplicated, at most `maxAddresses` kept (in key order). When etcd cannot be reached the last known set is
+/// de-duplicated, at most `maxAddresses` kept (in key order); entries over `EtcdEntryLimits` are dropped as they
+/// arrive. When etcd cannot be reached the last known set is
 /// kept and the subscriber reconnects with back-off (0.5 s doubling to 5 s), reading the whole set again.
 ///
 /// Calls take `addresses()`: every known address, rotated one further each time (round-robin), with the ones a
@@ -12,14 +13,13 @@ public final class ServiceSubscriber: Sendable {
     public static let maxAddresses = 32
     /// Most keys remembered under one prefix: a flood of registrations cannot grow memory without bound.
     public static let maxKeys = 1024
-    /// Longest value taken as an address (`host:port` is far shorter); longer ones are skipped.
-    public static let maxValueLength = 256
 
     public let key: String
     private let client: EtcdClient
     private let logger: Logger
     private let state = Mutex(State())
     private let failedFor: Duration
+    private let limits: EtcdEntryLimits
 
     private struct State {
         var values: [String: String] = [:]
@@ -31,6 +31,8 @@ public final class ServiceSubscriber: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
         var lastError: String?
         var lastUsed = ContinuousClock.now
+        /// A read or a watch is under way (false only while waiting to retry).
+        var active = false
     }
 
     /// Turns a stored value into the address to call, or nil to skip it (values are written by whoever can write
@@ -39,8 +41,9 @@ public final class ServiceSubscriber: Sendable {
 
     public init(
         client: EtcdClient, key: String, failedFor: Duration = .seconds(3),
-        addressOf: @escaping @Sendable (String) -> String? = { $0.isEmpty ? nil : $0 }, logger: Logger
+        addressOf: @escaping @Sendable (String) -> String? = { $0.isEmpty ? nil : $0 }, limits: EtcdEntryLimits? = nil, logger: Logger
     ) {
+        self.limits = limits ?? EtcdEntryLimits(logger: logger)
         self.client = client
         self.key = key
         self.failedFor = failedFor
@@ -56,6 +59,9 @@ public final class ServiceSubscriber: Sendable {
 
     /// When a call last asked for the addresses.
     public var lastUsed: ContinuousClock.Instant { state.withLock { $0.lastUsed } }
+
+    /// True while etcd is being read or watched; false while the subscriber waits to retry (or has stopped).
+    public var isActive: Bool { state.withLock { $0.active } }
 
     /// Up to `limit` addresses in the order to try them for one call; empty when none is known.
     public func addresses(limit: Int = .max) -> [String] {
@@ -105,6 +111,7 @@ public final class ServiceSubscriber: Sendable {
         let prefix = key + "/"
         var backoff = Duration.milliseconds(500)
         while !Task.isCancelled {
+            state.withLock { $0.active = true }
             do {
                 // At most maxKeys: a prefix flooded with registrations cannot make the answer (or memory) grow without end.
                 let (revision, kvs, more) = try await client.range(prefix: prefix, limit: Int64(Self.maxKeys))
@@ -123,6 +130,7 @@ public final class ServiceSubscriber: Sendable {
                     apply(try await watch.next())
                 }
             } catch {
+                state.withLock { $0.active = false }
                 if Task.isCancelled { break }
                 let first = state.withLock { state -> Bool in
                     defer { state.lastError = "\(error)" }
@@ -141,13 +149,15 @@ public final class ServiceSubscriber: Sendable {
                 backoff = min(backoff * 2, .seconds(5))
             }
         }
+        state.withLock { $0.active = false }
         settle()
     }
 
-    private func replaceAll(_ pairs: [(String, String)]) {
+    private func replaceAll(_ pairs: [(key: String, value: String)]) {
+        let admitted = limits.admit(pairs, prefix: key + "/")
         let changed = state.withLock { state in
             state.values = [:]
-            for (k, v) in pairs.prefix(Self.maxKeys) { state.values[k] = v }
+            for (k, v) in admitted.prefix(Self.maxKeys) { state.values[k] = v }
             return recompute(&state)
         }
         logChange(changed)
@@ -156,8 +166,17 @@ public final class ServiceSubscriber: Sendable {
 
     private func apply(_ changes: [(key: String, value: String?)]) {
         guard !changes.isEmpty else { return }
+        // An oversized put is read as a delete: the key no longer holds what was known of it.
+        let prefix = key + "/"
+        var dropped: [EtcdEntryLimits.Reason: Int] = [:]
+        let admitted = changes.map { change -> (key: String, value: String?) in
+            guard let value = change.value, let reason = EtcdEntryLimits.violation(prefix: prefix, key: change.key, value: value) else { return change }
+            dropped[reason, default: 0] += 1
+            return (change.key, nil)
+        }
+        if !dropped.isEmpty { limits.report(dropped, prefix: prefix) }
         let changed = state.withLock { state in
-            for change in changes {
+            for change in admitted {
                 if let value = change.value {
                     if state.values[change.key] != nil || state.values.count < Self.maxKeys { state.values[change.key] = value }
                 } else {
@@ -179,7 +198,7 @@ public final class ServiceSubscriber: Sendable {
         var seen = Set<String>()
         var addresses: [String] = []
         for k in state.values.keys.sorted() {
-            guard let v = state.values[k], v.utf8.count <= Self.maxValueLength, let address = addressOf(v), seen.insert(address).inserted else {
+            guard let v = state.values[k], let address = addressOf(v), seen.insert(address).inserted else {
                 continue
             }
             addresses.append(address)

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 import PostgresNIO
 
 /// Where the PostgreSQL store connects and how many connections it keeps (DTM's `Store.*` keys, spec §12).
@@ -23,8 +24,72 @@ public struct PostgresStoreConfiguration: Sendable {
     public var connectTimeout: TimeAmount = .seconds(5)
     /// How long start-up waits for the database to accept connections (DTM waits for its store too).
     public var startupWait: Duration = .seconds(60)
+    /// `Store.SSLMode`, set with `setTLS` (default `disable`, as DTM's DSN `sslmode=disable`).
+    public private(set) var sslMode = SSLMode.disable
+    private var tls = PostgresConnection.Configuration.TLS.disable
 
     public init() {}
+
+    /// libpq's `sslmode` values, as far as postgres-nio can honour them: it offers TLS first or not at all, so
+    /// `allow` (libpq: plain first, TLS if the server insists) is taken as `prefer`, which connects in the same cases.
+    public enum SSLMode: String, Sendable, CaseIterable {
+        /// Plain only.
+        case disable
+        /// As `prefer`.
+        case allow
+        /// TLS when the server offers it, plain otherwise; the certificate is not checked (libpq's `prefer` neither).
+        case prefer
+        /// TLS or no connection; the certificate is checked only against `Store.SSLRootCert` when it is set (as
+        /// libpq does when a root certificate file exists), otherwise not at all.
+        case require
+        /// TLS, the server's certificate chained to `Store.SSLRootCert` (or the system's roots); its name not checked.
+        case verifyCA = "verify-ca"
+        /// As `verify-ca`, and the certificate names the host (a DNS name, or an IP address in its IP SANs).
+        case verifyFull = "verify-full"
+    }
+
+    /// A TLS setting that cannot be used, naming the configuration key.
+    public struct TLSError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Sets `Store.SSLMode` and `Store.SSLRootCert` (a PEM CA bundle; empty: the system's roots), reading the file now
+    /// so that a bad one stops start-up. The root certificate is not used by `disable`, `allow` and `prefer`.
+    public mutating func setTLS(mode: SSLMode, rootCertFile: String) throws(TLSError) {
+        sslMode = mode
+        if mode == .disable {
+            tls = .disable
+            return
+        }
+        var roots: [NIOSSLCertificate]?
+        if !rootCertFile.isEmpty && mode != .allow && mode != .prefer {
+            do {
+                roots = try NIOSSLCertificate.fromPEMFile(rootCertFile)
+            } catch {
+                throw TLSError(description: "Store.SSLRootCert: cannot read PEM certificates from \(rootCertFile): \(error)")
+            }
+        }
+        var c = TLSConfiguration.makeClientConfiguration()
+        c.minimumTLSVersion = .tlsv12
+        switch mode {
+        case .disable, .allow, .prefer:
+            c.certificateVerification = .none
+        case .require:
+            c.certificateVerification = roots == nil ? .none : .noHostnameVerification
+        case .verifyCA:
+            c.certificateVerification = .noHostnameVerification
+        case .verifyFull:
+            c.certificateVerification = .fullVerification
+        }
+        if let roots { c.trustRoots = .certificates(roots) }
+        let context: NIOSSLContext
+        do {
+            context = try NIOSSLContext(configuration: c)
+        } catch {
+            throw TLSError(description: "Store.SSLMode \(mode.rawValue): \(error)")
+        }
+        tls = mode == .allow || mode == .prefer ? .prefer(context) : .require(context)
+    }
 
     /// Writers and readers within `maxOpenConnections`.
     var connectionCounts: (writers: Int, readers: Int) {
@@ -35,7 +100,7 @@ public struct PostgresStoreConfiguration: Sendable {
 
     var connection: PostgresConnection.Configuration {
         var c = PostgresConnection.Configuration(
-            host: host, port: port, username: user, password: password.isEmpty ? nil : password, database: database, tls: .disable)
+            host: host, port: port, username: user, password: password.isEmpty ? nil : password, database: database, tls: tls)
         c.options.connectTimeout = connectTimeout
         c.options.additionalStartupParameters = [("search_path", schema), ("application_name", "swift-dtm")]
         return c

@@ -148,12 +148,12 @@ struct EtcdClientTests {
         await c.close()
     }
 
-    @Test("values the address filter refuses (or longer than 256 bytes) are never offered; `limit` bounds the answer")
+    @Test("values the address filter refuses (or longer than 1 KiB) are never offered; `limit` bounds the answer")
     func filteredValues() async throws {
         let etcd = try EtcdTestServer()
         let c = client(etcd)
         try await c.put(key: "h.rpc/1", value: "evil:1/p.S/M")
-        try await c.put(key: "h.rpc/2", value: String(repeating: "a", count: 300) + ":1")
+        try await c.put(key: "h.rpc/2", value: String(repeating: "a", count: EtcdEntryLimits.maxValueLength) + ":1")
         try await c.put(key: "h.rpc/3", value: "")
         try await c.put(key: "h.rpc/4", value: "127.0.0.1:7001")
         try await c.put(key: "h.rpc/5", value: "127.0.0.1:7002")

@@ -3,16 +3,19 @@ import Foundation
 import Glibc
 
 /// A private etcd (Debian's `etcd-server`, /usr/bin/etcd) on free loopback ports with a temporary data directory,
-/// stopped by PID. `restart` keeps the data directory.
+/// stopped by PID. `restart` keeps the data directory. With `tls`, the client port speaks only TLS with that
+/// PKI's server certificate and requires a client certificate signed by its CA.
 final class EtcdTestServer: @unchecked Sendable {
     let clientPort: Int
     let peerPort: Int
     let directory: URL
+    let tls: TestPKI?
     private var process: Process?
 
     static let binary = "/usr/bin/etcd"
 
-    init() throws {
+    init(tls: TestPKI? = nil) throws {
+        self.tls = tls
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw Failure("\(Self.binary) not found: install Debian's etcd-server (scripts/setup.sh does)")
         }
@@ -29,12 +32,15 @@ final class EtcdTestServer: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
         let peer = "http://127.0.0.1:\(peerPort)"
-        let client = "http://127.0.0.1:\(clientPort)"
+        let client = "\(tls == nil ? "http" : "https")://127.0.0.1:\(clientPort)"
         p.arguments = [
             "--name", "default", "--data-dir", directory.appendingPathComponent("data").path,
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "default=\(peer)",
         ]
+        if let tls {
+            p.arguments? += ["--cert-file", tls.serverCert, "--key-file", tls.serverKey, "--trusted-ca-file", tls.ca, "--client-cert-auth"]
+        }
         let log = FileManager.default.createFile(atPath: directory.appendingPathComponent("etcd.log").path, contents: nil)
         precondition(log, "cannot create the etcd log file")  // the directory was just created
         p.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("etcd.log"))
@@ -57,7 +63,9 @@ final class EtcdTestServer: @unchecked Sendable {
     }
 
     func etcdctl(_ arguments: [String]) throws -> String {
-        let (status, text) = try TestProcess.run("/usr/bin/etcdctl", ["--endpoints", endpoint] + arguments, environment: ["ETCDCTL_API": "3"])
+        let certificates = tls.map { ["--cacert", $0.ca, "--cert", $0.clientCert, "--key", $0.clientKey] } ?? []
+        let (status, text) = try TestProcess.run(
+            "/usr/bin/etcdctl", ["--endpoints", endpoint] + certificates + arguments, environment: ["ETCDCTL_API": "3"])
         guard status == 0 else { throw Failure("etcdctl \(arguments.joined(separator: " ")): \(text)") }
         return text
     }
