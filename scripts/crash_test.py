@@ -13,8 +13,11 @@ load — without them it warns and runs HTTP only):
    with its own HTTP and gRPC port, all on the same schema: several coordinators sharing one database;
 2. starts a threaded HTTP branch service and a grpcio branch service whose behaviour is chosen by the gid prefix:
    ``ok-…`` every action succeeds; ``fail<K>-…`` the action of step K answers FAILURE (HTTP 409 / gRPC ABORTED);
-   ``slow-…`` the action of step 2 answers ONGOING (HTTP 425 / gRPC FAILED_PRECONDITION) twice, then succeeds.
-   Compensations always succeed.  Some calls sleep 0–300 ms.  Every call of either protocol is logged in memory
+   ``slow-…`` the action of step 2 answers ONGOING (HTTP 425 / gRPC FAILED_PRECONDITION) twice, then succeeds;
+   ``long-…`` (a share set by --long-share, default 5 %) the action of step 1 takes --long-seconds (default 11 s,
+   longer than RetryInterval, the cron lease) and succeeds: these sagas ask for retry_interval 1 and
+   request_timeout 20, so another coordinator would claim them while that call runs unless the round holds its
+   lease for the call (README, Security).  Compensations always succeed.  Some calls sleep 0–300 ms.  Every call of either protocol is logged in memory
    (one log, one sequence; with its start and end on this process' monotonic clock) and appended to
    <tmp>/branch-calls.jsonl; gRPC calls are logged with the HTTP status of the same outcome (200 / 409 / 425 / 404)
    besides their gRPC code, so one set of checks covers both;
@@ -211,7 +214,7 @@ def load_grpc_stubs(out_dir):
 
 
 def parse_gid(gid):
-    """gid layout: <kind>-<steps>s-<proto>-r<round>-t<thread>-<seq>, kind = ok | slow | fail<K>, proto = http | grpc.
+    """gid layout: <kind>-<steps>s-<proto>-r<round>-t<thread>-<seq>, kind = ok | slow | long | fail<K>, proto = http | grpc.
 
     Returns dict(kind, fail_step, steps, proto) or None for a gid we never generate."""
     try:
@@ -219,7 +222,7 @@ def parse_gid(gid):
         steps = int(steps_part.rstrip("s"))
         if proto not in PROTOCOLS:
             return None
-        if head == "ok" or head == "slow":
+        if head in ("ok", "slow", "long"):
             return {"kind": head, "fail_step": None, "steps": steps, "proto": proto}
         if head.startswith("fail"):
             return {"kind": "fail", "fail_step": int(head[4:]), "steps": steps, "proto": proto}
@@ -239,7 +242,7 @@ class BranchService:
     SLOW_ONGOING_TIMES = 2
     GRPC_WORKERS = 64
 
-    def __init__(self, workdir, stubs=None, sleep_probability=0.3, max_sleep=0.3):
+    def __init__(self, workdir, stubs=None, sleep_probability=0.3, max_sleep=0.3, long_seconds=11.0):
         self.lock = threading.Lock()
         self.seq = 0
         self.calls = collections.defaultdict(list)  # gid -> [call dict]
@@ -248,6 +251,7 @@ class BranchService:
         self.slow_count = collections.Counter()  # gid -> calls of step-2 action so far
         self.sleep_probability = sleep_probability
         self.max_sleep = max_sleep
+        self.long_seconds = long_seconds
         self.rng = random.Random()
         self.log_path = Path(workdir) / "branch-calls.jsonl"
         self.log_file = open(self.log_path, "a", encoding="utf-8")
@@ -417,6 +421,8 @@ class BranchService:
             elif path_op not in ("action", "compensate"):
                 outcome = "unknown"
             delay = self.rng.uniform(0, self.max_sleep) if self.rng.random() < self.sleep_probability else 0.0
+            if path_op == "action" and info is not None and info["kind"] == "long" and step == 1:
+                delay = self.long_seconds
             call["status"] = HTTP_STATUS_FOR[outcome]
             if proto == "grpc":
                 call["grpc_code"] = GRPC_CODE_FOR[outcome]
@@ -668,11 +674,12 @@ class Coordinators:
 
 
 class Load:
-    def __init__(self, coordinators, busi, threads, seed, pace, grpc_share=0.0):
+    def __init__(self, coordinators, busi, threads, seed, pace, grpc_share=0.0, long_share=0.0):
         self.coordinators = coordinators
         self.busi = busi
         self.stubs = busi.stubs
         self.grpc_share = grpc_share if busi.stubs is not None else 0.0
+        self.long_share = long_share
         self.nthreads = threads
         self.pace = pace
         self.stop_event = threading.Event()
@@ -699,7 +706,9 @@ class Load:
         """Returns (gid, proto, wait_result, request): a JSON body (http) or serialized DtmRequest bytes (grpc)."""
         steps = rng.randint(2, 4)
         r = rng.random()
-        if r < 0.5:
+        if rng.random() < self.long_share:
+            kind, head = "long", "long"
+        elif r < 0.5:
             kind, head = "ok", "ok"
         elif r < 0.8:
             k = rng.randint(1, steps)
@@ -708,7 +717,7 @@ class Load:
             kind, head = "slow", "slow"
         proto = "grpc" if rng.random() < self.grpc_share else "http"
         gid = "%s-%ds-%s-r%d-t%d-%d" % (head, steps, proto, self.round, tid, seq)
-        wait = rng.random() < 0.3
+        wait = rng.random() < 0.3 and kind != "long"  # a submit waiting 11 s would outlast the client's timeout
         if proto == "grpc":
             pb = self.stubs
             target = self.busi.grpc_target
@@ -720,7 +729,8 @@ class Load:
             req = pb.DtmRequest(
                 Gid=gid, TransType="saga", Steps=json.dumps(step_list, separators=(",", ":")),
                 BinPayloads=[pb.ReqGrpc(Amount=i).SerializeToString() for i in range(1, steps + 1)],
-                TransOptions=pb.DtmTransOptions(WaitResult=wait),
+                TransOptions=pb.DtmTransOptions(
+                    WaitResult=wait, RetryInterval=1 if kind == "long" else 0, RequestTimeout=20 if kind == "long" else 0),
             )
             return gid, proto, wait, req.SerializeToString()
         body = {
@@ -736,6 +746,8 @@ class Load:
             "protocol": "",
             "concurrent": False,
         }
+        if kind == "long":
+            body.update(retry_interval=1, request_timeout=20)
         return gid, proto, wait, body
 
     # gRPC answers that mean "no answer from a live coordinator" (killed, restarting, not listening yet)
@@ -882,7 +894,7 @@ def check_transaction(gid, info, query, calls, attempt):
                             % (j, fj, j - 1, prev_ok))
 
     # -- per kind -------------------------------------------------------------------------------------------
-    if kind in ("ok", "slow"):
+    if kind in ("ok", "slow", "long"):
         if status != "succeed":
             problems.append("%s saga ended %r, expected succeed" % (kind, status))
         if comps:
@@ -1106,12 +1118,12 @@ def run(args):
             if stubs is None:
                 log("WARNING: gRPC unavailable (%s): running the HTTP load only. Use the venv of scripts/setup.sh "
                     "(.venv/bin/python, which scripts/crash-test.sh picks) for HTTP and gRPC." % why)
-        busi = BranchService(workdir, stubs=stubs)
+        busi = BranchService(workdir, stubs=stubs, long_seconds=args.long_seconds)
         busi.start()
         coordinators.start()
         log("%s up; branch services on http %d / grpc %s; gRPC share of the load %.2f"
             % (coordinators.describe_ports(), busi.port, busi.grpc_port, args.grpc_share if stubs else 0.0))
-        load = Load(coordinators, busi, args.threads, args.seed, args.pace, grpc_share=args.grpc_share)
+        load = Load(coordinators, busi, args.threads, args.seed, args.pace, grpc_share=args.grpc_share, long_share=args.long_share)
         load.round = 1
         load.start()
         prev = {}
@@ -1281,9 +1293,10 @@ def main():
     ap.add_argument("--pace", type=float, default=0.02,
                     help="each client sleeps U(0, PACE) s between submits (default 0.02)")
     ap.add_argument("--seed", type=int, default=None, help="random seed (timing stays nondeterministic)")
-    ap.add_argument("--natural-wait", type=float, default=35.0,
+    ap.add_argument("--natural-wait", type=float, default=None,
                     help="seconds to let cron finish things on its own before nudging stragglers (default 35: "
-                         "10 s lease after the crash + 2 ONGOING retries 10 s apart)")
+                         "10 s lease after the crash + 2 ONGOING retries 10 s apart; with long actions at least "
+                         "their lease, 20 + 3 s, and two runs of them)")
     ap.add_argument("--quiesce-timeout", type=float, default=120.0,
                     help="upper bound for waiting until every transaction is final (default 120)")
     ap.add_argument("--grpc-share", type=float, default=1.0 / 3,
@@ -1295,10 +1308,16 @@ def main():
     ap.add_argument("--coordinators", type=int, default=1,
                     help="dtm-server processes sharing the store (default 1; more than 1 needs --store postgres); "
                          "submits go to one at random, each round kills one at random")
+    ap.add_argument("--long-share", type=float, default=0.05,
+                    help="share of the sagas whose first action takes --long-seconds (default 0.05)")
+    ap.add_argument("--long-seconds", type=float, default=11.0,
+                    help="how long those actions take, s (default 11: longer than RetryInterval, the cron lease)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir even when everything passed")
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("ROUNDS must be >= 1")
+    if args.natural_wait is None:
+        args.natural_wait = 35.0 if args.long_share <= 0 else max(35.0, 23.0 + 2 * args.long_seconds + 5.0)
     if args.coordinators < 1:
         ap.error("--coordinators must be >= 1")
     if args.coordinators > 1 and args.store != "postgres":

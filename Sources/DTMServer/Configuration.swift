@@ -9,6 +9,8 @@ import Yams
 /// with a message naming the key.
 public struct Configuration: Sendable {
     public var storeDriver = "sqlite"
+    /// `Store.Driver: boltdb` (DTM's default, often written out) was read as the embedded store: said at start-up.
+    public var boltdbAsSQLite = false
     public var storeFile = "dtm.sqlite"
     /// `Store.*` of the `postgres` driver.
     public var postgres = PostgresStoreConfiguration()
@@ -26,6 +28,9 @@ public struct Configuration: Sendable {
     public var authToken = ""
     /// Token of the admin APIs; empty: `authToken` guards them too.
     public var adminToken = ""
+    /// `AllowedHosts`: the names the HTTP API may be reached by (`Host`), besides IP literals and `localhost`;
+    /// empty: see `BrowserOriginPolicy`.
+    public var allowedHosts: [String] = []
     /// PEM files of the listeners' certificate chain and key: both set, or neither.
     public var tlsCertFile = ""
     public var tlsKeyFile = ""
@@ -106,6 +111,10 @@ public struct Configuration: Sendable {
         let day: Int64 = 86_400
         let gib: Int64 = 1 << 30
         storeDriver = string("Store.Driver")
+        if storeDriver == "boltdb" {
+            storeDriver = "sqlite"
+            boltdbAsSQLite = true
+        }
         storeFile = string("Store.File")
         httpPort = Int(try int("HttpPort", 0...65535))
         grpcPort = Int(try int("GrpcPort", 0...65535))
@@ -124,6 +133,13 @@ public struct Configuration: Sendable {
         engine.maxRetryInterval = try int("MaxRetryInterval", 0...maxSeconds)
         authToken = string("AuthToken")
         adminToken = string("AdminToken")
+        allowedHosts = string("AllowedHosts").split(separator: ",").map { String($0.filter { $0 != " " && $0 != "\t" }) }.filter { !$0.isEmpty }
+        for name in allowedHosts where name != "*" {
+            let body = name.hasPrefix("*.") ? name.dropFirst(2) : Substring(name)
+            guard !body.isEmpty, body.count <= 253, body.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }) else {
+                throw Invalid(description: "AllowedHosts: '\(name.prefix(64))' is not a host name (letters, digits, - and .; '*.' prefix or '*' alone)")
+            }
+        }
         tlsCertFile = string("TLSCertFile")
         tlsKeyFile = string("TLSKeyFile")
         branchTLSCAFile = string("BranchTLSCAFile")
@@ -221,7 +237,8 @@ public struct Configuration: Sendable {
         guard Self.storeDrivers.contains(storeDriver) else {
             throw Invalid(
                 description:
-                    "Store.Driver: '\(storeDriver.prefix(64))' is not supported; use sqlite (the default) or postgres (mysql, redis and boltdb are not)")
+                    "Store.Driver: '\(storeDriver.prefix(64))' is not supported; use sqlite (the default; boltdb means it too) "
+                    + "or postgres (mysql and redis are not)")
         }
         if storeDriver == "sqlite" {
             guard !storeFile.isEmpty else { throw Invalid(description: "Store.File must name the SQLite database file") }

@@ -65,6 +65,7 @@ enum ConfigurationKeys {
         ("MaxRequestTimeout", "60"),  // ours: longest branch call timeout a transaction may ask for, seconds
         ("RoundTimeout", "120"),  // ours: longest a cron-claimed round may run before it is cut and backed off, seconds
         ("BranchHostAllowList", ""),  // ours: comma-separated hosts branch URLs may name (empty = any)
+        ("AllowedHosts", ""),  // ours: comma-separated names the HTTP API may be reached by (Host), besides IP literals and localhost
     ]
 
     /// Where two acronyms meet, the derived name would run them together (`BRANCH_TLSCA_FILE`).

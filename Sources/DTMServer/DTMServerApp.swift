@@ -20,6 +20,11 @@ public enum DTMServerApp {
         if configuration.engine.branchHostAllowList == nil {
             logger.warning("BranchHostAllowList is empty: transactions may make this server call any host (as DTM does)")
         }
+        if configuration.boltdbAsSQLite {
+            logger.notice(
+                "Store.Driver boltdb (DTM's embedded store) runs swift-dtm's embedded store: a SQLite file; DTM's BoltDB files are not read",
+                metadata: ["file": .string(configuration.storeFile)])
+        }
         if configuration.microServiceTargetIgnored {
             logger.notice("MicroService.Target is not used with MicroService.Driver 'default' (set it to dtm-driver-gozero to register in etcd)")
         }
@@ -62,12 +67,12 @@ public enum DTMServerApp {
                     ? nil : AlertWebHook(url: configuration.alertWebHook, client: httpClient, logger: logger),
                 observer: metrics, roundExecutor: { RoundExecutor.preferred }))
         let access = AccessPolicy(authToken: configuration.authToken, adminToken: configuration.adminToken)
-        if !access.hasAdminToken {
-            logger.warning("neither AdminToken nor AuthToken is set: the admin APIs (forceStop, all, topics, …) are open to anyone who can reach the ports")
+        if let openAPIs = AccessPolicy.openAPIsWarning(authToken: configuration.authToken, adminToken: configuration.adminToken) {
+            logger.warning("\(openAPIs)")
         }
         let router = APIRouter(
             coordinator: coordinator, version: DTMVersion.current, metrics: metrics, access: access, consoleBasePath: configuration.adminBasePath,
-            logger: logger)
+            browser: BrowserOriginPolicy(allowedHosts: configuration.allowedHosts, listenHost: configuration.listenHost), logger: logger)
         let http = HTTPAPIServer(router: router, limits: configuration.http, group: group, tls: tls.http, logger: logger)
         // The clients and the store, closed once whichever way the server ends.
         func closeClients() async {

@@ -264,7 +264,7 @@ public final class PostgresStore: TransactionStore {
             if branchUpdates.isEmpty { return }
             throw DTMError.storageNotFound("")
         }
-        let values: [PostgresValue] = [.text(gid), .text(requiring.rawValue), .int(Int64(Int32(clamping: interval))), .time(nextCronTime), .time(now)]
+        let values: [PostgresValue] = [.text(gid), .text(requiring.rawValue), .int(Int64(Int32(clamping: interval))), .due(nextCronTime), .time(now)]
         if branchUpdates.isEmpty {
             try await writer.write { link in _ = try await link.run(.touchCronTimeOnly, values) }
             return
@@ -281,14 +281,14 @@ public final class PostgresStore: TransactionStore {
     /// nor comes back at every pass.
     public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
         let rows = try await writer.write { link in
-            try await link.run(.claimDue, [.time(dueBefore), .int(Int64(limit)), .text(owner), .time(leaseUntil), .time(now)])
+            try await link.run(.claimDue, [.time(dueBefore), .int(Int64(limit)), .text(owner), .due(leaseUntil), .time(now)])
         }
         var claimed: [GlobalTransaction] = []
         for row in rows {
             let columns = PostgresColumns(row, gidColumn: 1)
             do {
                 var t = try PostgresRows.global(columns)
-                t.nextCronTime = leaseUntil
+                t.nextCronTime = PostgresValue.wholeSecondUp(leaseUntil)
                 claimed.append(t)
             } catch let unreadable as UnreadableRow {
                 let id = try columns.int(0)
@@ -317,7 +317,7 @@ public final class PostgresStore: TransactionStore {
     public func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
         if Self.unmatchable(gid) { return false }
         return try await writer.write { link in
-            !(try await link.run(.renewLease, [.text(gid), .text(owner), .time(until), .time(now)]).isEmpty)
+            !(try await link.run(.renewLease, [.text(gid), .text(owner), .due(until), .time(now)]).isEmpty)
         }
     }
 

@@ -36,7 +36,11 @@ struct ConfigurationTests {
 
     @Test("Store: sqlite or postgres with DTM's keys and messages; retention defaults per store; table names checked")
     func store() throws {
-        #expect(refusal(["STORE_DRIVER": "mysql"]).contains("use sqlite (the default) or postgres"))
+        #expect(refusal(["STORE_DRIVER": "redis"]).contains("Store.Driver: 'redis' is not supported"))
+        // DTM's default written out: the embedded store, with one notice at start-up.
+        let bolt = try load(["STORE_DRIVER": "boltdb"])
+        #expect(bolt.storeDriver == "sqlite" && bolt.boltdbAsSQLite && bolt.finishedDataExpire == 604_800)
+        #expect(try load([:]).boltdbAsSQLite == false)
         let pg = ["STORE_DRIVER": "postgres", "STORE_HOST": "127.0.0.1", "STORE_PORT": "5432", "STORE_USER": "dtm"]
         let c = try load(pg.merging(["STORE_SCHEMA": "dtm", "STORE_MAX_OPEN_CONNS": "3", "STORE_CONN_MAX_LIFE_TIME": "0"]) { $1 })
         #expect(c.postgres.host == "127.0.0.1" && c.postgres.port == 5432 && c.postgres.user == "dtm" && c.postgres.database == "dtm")

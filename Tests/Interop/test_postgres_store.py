@@ -16,6 +16,9 @@ point each swift-dtm server at a schema of it with STORE_DRIVER=postgres and the
    server keeps serving.
 7. Rows the server cannot read (unknown trans_type / status, as a hand edit leaves them) are set aside and reported,
    and do not stop the cron loop.
+8. A branch call longer than RetryInterval (14 s, with the defaults and a client retry_interval of 1) on two and on
+   three coordinators: no other coordinator calls the same branch op while it runs, whether the round was the
+   submit's or one the cron loop claimed (the round holds its lease for the call's timeout and renews it).
 
 Expected behaviour: dtm-spec §2, §4, §8.2, §9, §11.2. When a test fails, the captured stdout of its teardown holds
 the tail of every server's log and of PostgreSQL's log.
@@ -590,6 +593,63 @@ def test_claiming_is_shared_and_exclusive(cluster, servers, busi):
     assert claimed == sorted(gids + list(ongoing)), "claims (gid, count) other than one per round: %s" % sorted(
         {(g, claimed.count(g)) for g in set(claimed)} - {(g, 2 if g in ongoing else 1) for g in gids}
     )
+
+
+def overlapping_calls(log):
+    """(key, start, end, start, end) of every two calls of one (gid, branch_id, op) that overlapped in time."""
+    by_key = {}
+    for key, start, end, _ in list(log):
+        by_key.setdefault(key, []).append((start, end))
+    overlaps = []
+    for key, spans in by_key.items():
+        spans.sort()
+        for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+            if s2 < e1:
+                overlaps.append((key, round(s1, 3), round(e1, 3), round(s2, 3), round(e2, 3)))
+    return overlaps, by_key
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_call_longer_than_the_lease_has_one_caller(cluster, servers, busi, count):
+    s = pg_harness.new_schema()
+    coordinators = [servers(s, env={"LOG_LEVEL": "debug"}) for _ in range(count)]
+    slow = 14.0  # longer than RetryInterval (10 s, the default, the cron's claim) and the client's retry_interval (1 s)
+    log = []
+
+    def timed(status, body, delay):
+        return lambda call: TimedResponse(log, call, status, body, delay)
+
+    done = timed(200, {"dtm_result": "SUCCESS"}, 0)
+    tag = uuid.uuid4().hex[:10]
+    # The submit's own round makes the slow call; or (ONGOING first) a round the cron loop claimed makes it. Several
+    # of each, submitted to every coordinator: whichever coordinator's cron loop looks, it finds one it does not run.
+    submit_rounds = ["pg-lease-submit-%s-%d" % (tag, i) for i in range(3)]
+    cron_rounds = ["pg-lease-cron-%s-%d" % (tag, i) for i in range(3)]
+    for gid in submit_rounds:
+        busi.on("LeaseAction1", timed(200, {"dtm_result": "SUCCESS"}, slow), gid=gid)
+    for gid in cron_rounds:
+        busi.on("LeaseAction1", timed(425, {"dtm_result": "ONGOING"}, 0), timed(200, {"dtm_result": "SUCCESS"}, slow), gid=gid)
+    for name in ("LeaseAction2", "LeaseCompensate1", "LeaseCompensate2"):
+        busi.on(name, done)
+    for i, gid in enumerate(submit_rounds + cron_rounds):
+        body = saga_body(busi, gid, "Lease", ["{}", "{}"], retry_interval=1, request_timeout=20)
+        r = submit(coordinators[i % count], body)
+        assert r.status_code == 200, r.text
+
+    deadline = time.monotonic() + 60
+    for gid in submit_rounds + cron_rounds:
+        while coordinators[0].query(gid)["transaction"]["status"] != "succeed":
+            assert time.monotonic() < deadline, "not finished within 60 s: %s" % coordinators[0].query(gid)
+            time.sleep(0.2)
+    time.sleep(SETTLE_SECONDS)
+
+    overlaps, by_key = overlapping_calls(log)
+    print("calls (gid, branch, op): start-end: %s" % {k: [(round(a, 1), round(b, 1)) for a, b in v] for k, v in by_key.items()})
+    assert not overlaps, "one branch op called by two rounds at once: %s" % overlaps
+    for gid in submit_rounds + cron_rounds:
+        calls = sorted((k[1], k[2], len(v)) for k, v in by_key.items() if k[0] == gid)
+        assert calls == [("01", "action", 2 if gid in cron_rounds else 1), ("02", "action", 1)], (gid, calls)
+    assert all(c.is_running() for c in coordinators)
 
 
 # ----------------------------------------------------------------------------------------------------------------

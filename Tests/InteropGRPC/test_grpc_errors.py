@@ -185,3 +185,17 @@ def test_submit_with_steps_that_are_not_json_is_rejected(dtm_server, dtm_grpc, p
 def test_health_check_serving_and_server_still_serving(dtm_grpc, pb):
     assert dtm_grpc.raw("/grpc.health.v1.Health/Check")(b"") == b"\x08\x01"
     _assert_still_serving(dtm_grpc, pb)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# branch_headers may not choose the branch's virtual host or framing (README, Security)
+
+
+@pytest.mark.parametrize("name", ["Host", "host", "Content-Length", "Transfer-Encoding", "Connection", "TE", "Keep-Alive", "Proxy-Authorization", ":authority"])
+def test_branch_headers_may_not_set_host_or_hop_by_hop_headers(dtm_server, dtm_grpc, pb, grpc_busi, name):
+    gid = h.new_gid("bh-reserved")
+    request = h.saga_request(pb, gid, h.busi_saga_steps(grpc_busi), h.busi_payloads(pb))
+    request.TransOptions.BranchHeaders[name] = "admin.internal"
+    h.expect_rpc_error(dtm_grpc.Submit, request, codes=grpc.StatusCode.INVALID_ARGUMENT, contains=["'%s'" % name, "may not be set"])
+    assert dtm_server.query(gid)["transaction"] is None
+    assert grpc_busi.calls(gid) == []

@@ -26,13 +26,21 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         return Timestamp(microseconds: (q + (r >= 500_000 ? 1 : r <= -500_000 ? -1 : 0)) * 1_000_000)
     }
 
+    /// A due time (`next_cron_time`) as the store gives it back: PostgreSQL rounds it up to the whole second, so that a
+    /// delay or lease never ends early.
+    func storedDue(_ t: Timestamp) -> Timestamp {
+        guard self == .postgres else { return t }
+        let (q, r) = t.microseconds.quotientAndRemainder(dividingBy: 1_000_000)
+        return Timestamp(microseconds: (q + (r > 0 ? 1 : 0)) * 1_000_000)
+    }
+
     func stored(_ t: GlobalTransaction) -> GlobalTransaction {
         var t = t
         t.createTime = stored(t.createTime)
         t.updateTime = stored(t.updateTime)
         t.finishTime = t.finishTime.map { stored($0) }
         t.rollbackTime = t.rollbackTime.map { stored($0) }
-        t.nextCronTime = t.nextCronTime.map { stored($0) }
+        t.nextCronTime = t.nextCronTime.map { storedDue($0) }
         return t
     }
 
@@ -217,7 +225,7 @@ struct StoreContractTests {
         let now = t0.adding(seconds: 10)
         let claimed = try await store.claimDue(dueBefore: now, leaseUntil: now.adding(seconds: 10), owner: "me", limit: 10, now: now)
         #expect(claimed.map(\.gid) == ["d1", "d2"])
-        #expect(claimed.allSatisfy { $0.owner == "me" && $0.nextCronTime == now.adding(seconds: 10) })
+        #expect(claimed.allSatisfy { $0.owner == "me" && $0.nextCronTime == kind.storedDue(now.adding(seconds: 10)) })
         #expect(try await store.claimDue(dueBefore: now, leaseUntil: now, owner: "you", limit: 10, now: now).isEmpty)
         let one = try await store.claimDue(dueBefore: t0.adding(seconds: 1000), leaseUntil: now, owner: "x", limit: 1, now: now)
         #expect(one.count == 1)
@@ -237,18 +245,18 @@ struct StoreContractTests {
         #expect(try await store.renewLease(gid: "l-free", owner: "me", until: until, now: now))
         var t = try #require(try await store.transaction(gid: "l-free"))
         #expect(t.owner == "me")
-        #expect(t.nextCronTime == kind.stored(until))
+        #expect(t.nextCronTime == kind.storedDue(until))
         #expect(t.updateTime == kind.stored(now))
         // Now it is mine: another coordinator cannot take it before it expires, I can renew it.
         #expect(try await store.renewLease(gid: "l-free", owner: "you", until: until.adding(seconds: 10), now: now) == false)
         #expect(try await store.renewLease(gid: "l-free", owner: "me", until: until.adding(seconds: 10), now: now.adding(seconds: 1)))
-        #expect(try await store.transaction(gid: "l-free")?.nextCronTime == kind.stored(until.adding(seconds: 10)))
+        #expect(try await store.transaction(gid: "l-free")?.nextCronTime == kind.storedDue(until.adding(seconds: 10)))
 
         // o1's lease runs to t0 + 20: refused before, taken after.
         #expect(try await store.renewLease(gid: "l-held", owner: "me", until: until, now: now) == false)
         t = try #require(try await store.transaction(gid: "l-held"))
         #expect(t.owner == "o1")
-        #expect(t.nextCronTime == kind.stored(t0.adding(seconds: 20)))
+        #expect(t.nextCronTime == kind.storedDue(t0.adding(seconds: 20)))
         let after = t0.adding(seconds: 21)
         #expect(try await store.renewLease(gid: "l-held", owner: "me", until: after.adding(seconds: 30), now: after))
         #expect(try await store.transaction(gid: "l-held")?.owner == "me")
@@ -257,6 +265,25 @@ struct StoreContractTests {
         #expect(try await store.renewLease(gid: "l-done", owner: "o1", until: until, now: now) == false)
         #expect(try await store.renewLease(gid: "l-missing", owner: "me", until: until, now: now) == false)
         #expect(try await store.renewLease(gid: "l\u{0}nul", owner: "me", until: until, now: now) == false)
+    }
+
+    @Test("due times are never stored earlier than asked (a delay, back-off or lease is a lower bound)", arguments: StoreKind.allCases)
+    func dueTimesNeverEarly(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        var t = sampleTransaction("due")
+        t.nextCronTime = t0.adding(seconds: 1.6)  // t0 ends in .123456: 1.723456 s past a whole second
+        _ = try await store.saveNew(t, branches: [])
+        func stored() async throws -> Timestamp { try #require(try await store.transaction(gid: "due")?.nextCronTime) }
+        #expect(try await stored() >= t0.adding(seconds: 1.6))
+        try await store.touchCronTime(gid: "due", requiring: .submitted, interval: 2, nextCronTime: t0.adding(seconds: 2.2), now: t0)
+        #expect(try await stored() >= t0.adding(seconds: 2.2))
+        let now = t0.adding(seconds: 30)
+        let claimed = try await store.claimDue(dueBefore: now, leaseUntil: now.adding(seconds: 10.2), owner: "me", limit: 1, now: now)
+        #expect(claimed.first?.nextCronTime.map { $0 >= now.adding(seconds: 10.2) } == true)
+        #expect(try await stored() >= now.adding(seconds: 10.2))
+        #expect(try await store.renewLease(gid: "due", owner: "me", until: now.adding(seconds: 23.4), now: now))
+        #expect(try await stored() >= now.adding(seconds: 23.4))
+        #expect(try await stored() < now.adding(seconds: 24.5))
     }
 
     @Test("touchCronTime is a no-op when the status moved; resetNextCronTime and resetCronTime", arguments: StoreKind.allCases)
