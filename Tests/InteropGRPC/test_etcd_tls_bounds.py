@@ -146,8 +146,8 @@ def test_made_up_clusters_do_not_block_a_real_one(etcd, coordinator, grpc_servic
         steps = [{"action": "discov://%s/%s%s" % (hosts, USER_KEY, USER_CREATE),
                   "compensate": "discov://%s/%s%s" % (hosts, USER_KEY, USER_REVERT)}]
         gid = h.new_gid("etcd-real")
-        stub.Submit(h.saga_request(pb, gid, steps, [user_create_req(7200, "13800007200", "u7200")], retry_interval=1,
-                                   wait_result=True), timeout=h.CALL_TIMEOUT * 3)
+        stub.Submit(h.saga_request(pb, gid, steps, [user_create_req(7200, "13800007200", "u7200")], retry_interval=1),
+                    timeout=h.CALL_TIMEOUT)
     q = server.wait_for_status(gid, timeout=h.FINAL_TIMEOUT)
     assert q["transaction"]["status"] == "succeed", q
     assert server.is_running()
