@@ -84,7 +84,18 @@ public final class EtcdClient: Sendable {
     /// The keys starting with `prefix`, at most `limit` of them (0: all; `more` says some were left out), and the
     /// store revision they were read at.
     public func range(prefix: String, limit: Int64 = 0) async throws -> (revision: Int64, kvs: [EtcdKeyValue], more: Bool) {
-        let request = try EtcdCodec.range(key: Array(prefix.utf8), rangeEnd: Self.prefixEnd(Array(prefix.utf8)), limit: max(limit, 0))
+        try await range(prefix: prefix, from: prefix, limit: limit, revision: 0)
+    }
+
+    /// The keys starting with `prefix` from `from` on (in key order), at most `limit` of them (0: all), as the store
+    /// was at `revision` (0: now): one page of a read in several requests.
+    public func range(
+        prefix: String, from: String, limit: Int64, revision: Int64
+    ) async throws -> (
+        revision: Int64, kvs: [EtcdKeyValue], more: Bool
+    ) {
+        let request = try EtcdCodec.range(
+            key: Array(from.utf8), rangeEnd: Self.prefixEnd(Array(prefix.utf8)), limit: max(limit, 0), revision: max(revision, 0))
         return try EtcdCodec.rangeResponse(try await unary("/etcdserverpb.KV/Range", request))
     }
 

@@ -26,10 +26,11 @@ struct EtcdWatchResponse: Sendable {
 enum EtcdCodec {
     // MARK: - Requests
 
-    static func range(key: [UInt8], rangeEnd: [UInt8], limit: Int64) throws(EtcdError) -> [UInt8] {
+    static func range(key: [UInt8], rangeEnd: [UInt8], limit: Int64, revision: Int64 = 0) throws(EtcdError) -> [UInt8] {
         var m = Etcdserverpb__RangeRequest()
         etcdserverpb__range_request__init(&m)
         m.limit = limit
+        m.revision = revision
         return try withBinary(key) { key throws(EtcdError) in
             try withBinary(rangeEnd) { end throws(EtcdError) in
                 m.key = key

@@ -113,12 +113,11 @@ public final class ServiceSubscriber: Sendable {
         while !Task.isCancelled {
             state.withLock { $0.active = true }
             do {
-                // At most maxKeys: a prefix flooded with registrations cannot make the answer (or memory) grow without end.
-                let (revision, kvs, more) = try await client.range(prefix: prefix, limit: Int64(Self.maxKeys))
+                let (revision, kvs, more) = try await readAll(prefix)
                 if more {
                     logger.warning("more keys under the prefix than are kept; the rest are ignored", metadata: ["key": "\(prefix)", "kept": "\(Self.maxKeys)"])
                 }
-                replaceAll(kvs.map { ($0.key, $0.value) })
+                replaceAll(kvs)
                 let watch = try await client.watch(prefix: prefix, after: revision)
                 defer { watch.cancel() }
                 if state.withLock({ $0.lastError != nil }) {
@@ -153,8 +152,39 @@ public final class ServiceSubscriber: Sendable {
         settle()
     }
 
-    private func replaceAll(_ pairs: [(key: String, value: String)]) {
-        let admitted = limits.admit(pairs, prefix: key + "/")
+    /// Every entry under `prefix` within the limits (at most `maxKeys` read: a prefix flooded with registrations
+    /// cannot make the answer or memory grow without end), all as of one revision. One request as a rule; when the
+    /// answer would exceed `EtcdClient.maxResponseSize` (entries far larger than a registration), the pages shrink,
+    /// down to one key, so that such entries are read one at a time and dropped instead of making the prefix unreadable.
+    private func readAll(_ prefix: String) async throws -> (revision: Int64, kvs: [(key: String, value: String)], more: Bool) {
+        var pageSize = Self.maxKeys
+        var from = prefix
+        var revision: Int64 = 0
+        var kept: [(key: String, value: String)] = []
+        var read = 0
+        var requests = 0
+        while true {
+            requests += 1
+            let page: (revision: Int64, kvs: [EtcdKeyValue], more: Bool)
+            do {
+                page = try await client.range(prefix: prefix, from: from, limit: Int64(min(pageSize, Self.maxKeys - read)), revision: revision)
+            } catch EtcdError.status(.resourceExhausted, _) where pageSize > 1 {
+                pageSize = max(1, pageSize / 8)
+                continue
+            }
+            if revision == 0 { revision = page.revision }
+            kept += limits.admit(page.kvs.lazy.map { (key: $0.key, value: $0.value) }, prefix: prefix)
+            read += page.kvs.count
+            // The next page starts just after the last key. A key that is not UTF-8 reads back altered, so `from`
+            // might not move past it: stop rather than loop.
+            guard page.more, read < Self.maxKeys, requests <= Self.maxKeys, let last = page.kvs.last?.key else { return (revision, kept, page.more) }
+            let next = last + "\u{0}"
+            guard from.utf8.lexicographicallyPrecedes(next.utf8) else { return (revision, kept, page.more) }
+            from = next
+        }
+    }
+
+    private func replaceAll(_ admitted: [(key: String, value: String)]) {
         let changed = state.withLock { state in
             state.values = [:]
             for (k, v) in admitted.prefix(Self.maxKeys) { state.values[k] = v }

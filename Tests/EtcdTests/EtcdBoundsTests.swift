@@ -92,6 +92,22 @@ struct EtcdBoundsTests {
         await writer.close()
     }
 
+    @Test("a prefix whose first read exceeds 4 MiB (values of 1.4 MiB) is read in smaller pages: the good address is found, the rest dropped")
+    func firstReadOverResponseLimit() async throws {
+        let etcd = try EtcdTestServer()
+        let writer = EtcdClient(configuration: .init(hosts: [etcd.endpoint]), logger: logger)
+        let huge = String(repeating: "h", count: 1_400_000)  // etcd refuses requests over 1.5 MiB
+        for i in 0..<4 { try await writer.put(key: "huge.rpc/\(i)", value: huge) }
+        try await writer.put(key: "huge.rpc/9", value: "127.0.0.1:7009")
+        await #expect(throws: EtcdError.self) { try await writer.range(prefix: "huge.rpc/") }  // over maxResponseSize at once
+        let dropped = Mutex(0)
+        let discovery = EtcdDiscovery(addressOf: { $0 }, logger: logger) { _, count in dropped.withLock { $0 += count } }
+        #expect(try await discovery.addresses(hosts: [etcd.endpoint], key: "huge.rpc").get() == ["127.0.0.1:7009"])
+        #expect(dropped.withLock { $0 } == 4)
+        await discovery.shutdown()
+        await writer.close()
+    }
+
     @Test("the limits: a key's part after its service prefix and the value, in bytes")
     func limits() {
         let prefix = "s.rpc/"
