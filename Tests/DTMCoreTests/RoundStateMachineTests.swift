@@ -2,14 +2,15 @@
 import Testing
 
 /// The processors' decisions as tables of plain values: facts in, actions out, no store, no clock, no caller.
-/// `PlainFacts` plays the runner: it applies status changes and records branch results the way `RoundRunner` and
-/// `TransactionRound` do, so a whole round can be stepped through.
+/// `PlainFacts` plays the runner: it applies the status changes and the branch statuses the machine decided, so a
+/// whole round can be stepped through.
 struct PlainFacts: RoundFacts {
     var transaction: GlobalTransaction
     var branches: [Branch]
+    var customData: RoundCustomData
     var now = Timestamp(microseconds: 1_000_000_000_000)
+    var lastScheduleMove = Timestamp(microseconds: 1_000_000_000_000)
     var config = EngineConfig()
-    var coding: any TextCoding = JSONTestCoding()
 
     init(_ type: TransType, _ status: GlobalStatus, rows: [(op: String, status: BranchStatus)], options: TransOptions = TransOptions(), customData: String = "")
     {
@@ -18,6 +19,7 @@ struct PlainFacts: RoundFacts {
         transaction.options = options
         transaction.customData = customData
         transaction.queryPrepared = "http://127.0.0.1:1/query"
+        self.customData = RoundCustomData.decode(customData, for: type, coding: JSONTestCoding())
         branches = rows.enumerated().map { i, row in
             Branch(gid: "g", url: "u\(i)", binData: [], branchID: String(format2(i / 2 + 1)), op: row.op, status: row.status, createTime: created)
         }
@@ -46,20 +48,20 @@ struct PlainFacts: RoundFacts {
         }
     }
 
-    /// What `TransactionRound.record` does with an answer: success marks the row succeed, a saga action's FAILURE
-    /// marks it failed.
-    mutating func record(_ index: Int, _ outcome: BranchOutcome) {
-        if outcome == .succeeded { branches[index].status = .succeed }
-        if case .failed = outcome { branches[index].status = .failed }
+    /// What the runner does with the machine's verdict on an answer: the row takes the status the machine decided.
+    mutating func apply(_ verdict: BranchVerdict, row index: Int) -> BranchOutcome {
+        if let status = verdict.status { branches[index].status = status }
+        return verdict.outcome
     }
 }
 
 private func format2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
 
-/// Steps a machine through one round: each `.call` is answered from `answers` (by row, in order; `.succeeded`
-/// when none is left), one call at a time in the order asked, as the runner does for sequential rounds.
+/// Steps a machine through one round: each `.call` is answered from `answers` (by row, in order; `.success` when
+/// none is left) and judged by the machine, one call at a time in the order asked, as the runner does for
+/// sequential rounds.
 func drive<M: RoundStateMachine>(
-    _ machine: inout M, _ facts: inout PlainFacts, answers: [Int: [BranchOutcome]] = [:], checkBack: BranchCallResult? = nil,
+    _ machine: inout M, _ facts: inout PlainFacts, answers: [Int: [BranchCallResult]] = [:], checkBack: BranchCallResult? = nil,
     clock: ((Int) -> Timestamp)? = nil
 ) throws -> (calls: [Int], actions: [RoundAction]) {
     var answers = answers
@@ -87,8 +89,8 @@ func drive<M: RoundStateMachine>(
         } else {
             let index = queue.removeFirst()
             calls.append(index)
-            let outcome = answers[index]?.isEmpty == false ? answers[index]!.removeFirst() : .succeeded
-            facts.record(index, outcome)
+            let result = answers[index]?.isEmpty == false ? answers[index]!.removeFirst() : .success
+            let outcome = facts.apply(machine.judge(result, row: index, facts), row: index)
             event = .branchFinished(index: index, outcome: outcome)
         }
     }
@@ -106,13 +108,13 @@ struct RoundStateMachineTests {
             // (stored rows, answers, calls, final status, rows after)
             ("pppp", [:], [1, 3], GlobalStatus.succeed, "psps"),
             ("psps", [:], [], .succeed, "psps"),  // nothing left to run: succeed at once
-            ("pppp", [3: [BranchOutcome.failed("no")]], [1, 3, 2, 0], .failed, "sssf"),
-            ("pppp", [1: [.failed("no")]], [1, 0], .failed, "sfpp"),
+            ("pppp", [3: [BranchCallResult.failure("no")]], [1, 3, 2, 0], .failed, "sssf"),
+            ("pppp", [1: [.failure("no")]], [1, 0], .failed, "sfpp"),
             ("pppp", [3: [.ongoing("wait")]], [1, 3], .submitted, "pspp"),
             ("pppp", [1: [.error("down")]], [1], .submitted, "pppp"),
             ("pspf", [:], [2, 0], .failed, "sssf"),  // failed in an earlier round: compensate
-        ] as [(String, [Int: [BranchOutcome]], [Int], GlobalStatus, String)])
-    func sagaTable(rows: String, answers: [Int: [BranchOutcome]], calls: [Int], final: GlobalStatus, after: String) throws {
+        ] as [(String, [Int: [BranchCallResult]], [Int], GlobalStatus, String)])
+    func sagaTable(rows: String, answers: [Int: [BranchCallResult]], calls: [Int], final: GlobalStatus, after: String) throws {
         var facts = PlainFacts.saga(.submitted, rows)
         var machine = SagaProcessor().round()
         let (made, _) = try drive(&machine, &facts, answers: answers)
@@ -125,7 +127,7 @@ struct RoundStateMachineTests {
     func sagaReasons() throws {
         var facts = PlainFacts.saga(.submitted, "pppp")
         var machine = SagaProcessor().round()
-        _ = try drive(&machine, &facts, answers: [3: [.failed("url:u3 return failed: no FAILURE")]])
+        _ = try drive(&machine, &facts, answers: [3: [.failure("no")]])
         #expect(facts.transaction.rollbackReason == "url:u3 return failed: no FAILURE")
 
         var late = PlainFacts.saga(.submitted, "pspp")
@@ -156,12 +158,13 @@ struct RoundStateMachineTests {
         var machine = SagaProcessor().round()
         let first = try machine.next(.started, facts)
         #expect(first == [.call(1), .call(3)])  // step 3 waits for steps 1 and 2
-        facts.record(1, .succeeded)
-        #expect(try machine.next(.branchFinished(index: 1, outcome: .succeeded), facts) == [])
-        facts.record(3, .failed("no"))
-        #expect(try machine.next(.branchFinished(index: 3, outcome: .failed("no")), facts) == [])
+        let first1 = facts.apply(machine.judge(.success, row: 1, facts), row: 1)
+        #expect(try machine.next(.branchFinished(index: 1, outcome: first1), facts) == [])
+        let second = facts.apply(machine.judge(.failure("no"), row: 3, facts), row: 3)
+        #expect(second == .failed("url:u3 return failed: no FAILURE"))
+        #expect(try machine.next(.branchFinished(index: 3, outcome: second), facts) == [])
         let abort = try machine.next(.idle, facts)
-        #expect(abort == [.changeStatus(.aborting, reason: "no")])
+        #expect(abort == [.changeStatus(.aborting, reason: "url:u3 return failed: no FAILURE")])
         facts.apply(abort[0])
         #expect(try machine.next(.idle, facts) == [.call(2), .call(0)])  // both compensations at once
     }
@@ -195,11 +198,11 @@ struct RoundStateMachineTests {
             ("tcc", .aborting, [:], [4, 2, 0], .failed),  // cancel last to first
             ("xa", .submitted, [:], [1, 3, 5], .succeed),  // commit first to last
             ("xa", .aborting, [:], [0, 2, 4], .failed),
-            ("tcc", .submitted, [3: [BranchOutcome.ongoing("later")]], [5, 3], .submitted),  // stops at the first undecided
+            ("tcc", .submitted, [3: [BranchCallResult.ongoing("later")]], [5, 3], .submitted),  // stops at the first undecided
             ("xa", .submitted, [3: [.error("down")]], [1, 3], .submitted),
             ("tcc", .prepared, [:], [], .prepared),  // not timed out: nothing
-        ] as [(String, GlobalStatus, [Int: [BranchOutcome]], [Int], GlobalStatus)])
-    func phaseTwoTable(mode: String, status: GlobalStatus, answers: [Int: [BranchOutcome]], calls: [Int], final: GlobalStatus) throws {
+        ] as [(String, GlobalStatus, [Int: [BranchCallResult]], [Int], GlobalStatus)])
+    func phaseTwoTable(mode: String, status: GlobalStatus, answers: [Int: [BranchCallResult]], calls: [Int], final: GlobalStatus) throws {
         let tcc = mode == "tcc"
         let ops = tcc ? [BranchOp.cancel, BranchOp.confirm] : [BranchOp.rollback, BranchOp.commit]
         var facts = PlainFacts(tcc ? .tcc : .xa, status, rows: (0..<6).map { (op: ops[$0 % 2], status: BranchStatus.prepared) })
@@ -260,9 +263,10 @@ struct RoundStateMachineTests {
         var parallel = PlainFacts(.msg, .submitted, rows: [(BranchOp.action, .prepared), (BranchOp.action, .prepared)], options: options)
         var concurrentMachine = MsgProcessor().round()
         #expect(try concurrentMachine.next(.started, parallel) == [.call(0), .call(1)])
-        parallel.record(0, .succeeded)
-        #expect(try concurrentMachine.next(.branchFinished(index: 0, outcome: .succeeded), parallel) == [])
-        #expect(try concurrentMachine.next(.branchFinished(index: 1, outcome: .error("x")), parallel) == [])
+        let ok = parallel.apply(concurrentMachine.judge(.success, row: 0, parallel), row: 0)
+        #expect(try concurrentMachine.next(.branchFinished(index: 0, outcome: ok), parallel) == [])
+        let down = parallel.apply(concurrentMachine.judge(.error("x"), row: 1, parallel), row: 1)
+        #expect(try concurrentMachine.next(.branchFinished(index: 1, outcome: down), parallel) == [])
         #expect(try concurrentMachine.next(.idle, parallel) == [.finish(.error("x"))])
 
         var delayed = PlainFacts(.msg, .submitted, rows: [(BranchOp.action, .prepared)], customData: #"{"delay":60}"#)
@@ -293,7 +297,7 @@ struct RoundStateMachineTests {
 @Suite("round state machines: every state × event")
 struct RoundStateMachineSweepTests {
     static let statuses: [GlobalStatus] = [.prepared, .submitted, .aborting, .succeed, .failed]
-    static let branchAnswers: [BranchOutcome] = [.succeeded, .failed("f"), .ongoing("o"), .error("e")]
+    static let branchAnswers: [BranchCallResult] = [.success, .failure("f"), .ongoing("o"), .error("e")]
     static let checkBackAnswers: [BranchCallResult] = [.success, .failure("f"), .ongoing("o"), .error("e")]
 
     static func facts(_ type: TransType, _ status: GlobalStatus, timedOut: Bool) -> PlainFacts {
@@ -314,7 +318,7 @@ struct RoundStateMachineSweepTests {
     }
 
     static func round(
-        _ type: TransType, _ facts: inout PlainFacts, _ answer: BranchOutcome, _ checkBack: BranchCallResult
+        _ type: TransType, _ facts: inout PlainFacts, _ answer: BranchCallResult, _ checkBack: BranchCallResult
     ) throws -> (
         calls: [Int], actions: [RoundAction]
     ) {

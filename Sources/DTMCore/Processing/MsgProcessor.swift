@@ -19,6 +19,7 @@ public struct MsgRound: RoundStateMachine {
     public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         switch event {
         case .started:
+            if facts.stopIfUnreadable(&actions) { return }
             let t = facts.transaction
             if t.status == .prepared && facts.isTimedOut {
                 return actions.append(.checkBack(url: t.queryPrepared, op: BranchOp.msg, payload: []))
@@ -57,8 +58,7 @@ public struct MsgRound: RoundStateMachine {
     private mutating func submitted(_ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         let t = facts.transaction
         guard t.status == .submitted else { return actions.append(.finish(.ok)) }
-        let custom = t.customData.isEmpty ? nil : try? facts.coding.decode(MsgCustomData.self, from: t.customData)
-        if let delay = custom?.delay, delay > 0, facts.now.seconds(since: t.createTime) < Double(delay) {
+        if let delay = facts.customData.msg?.delay, delay > 0, facts.now.seconds(since: t.createTime) < Double(delay) {
             actions.append(.postpone(seconds: delay))
             return actions.append(.finish(.ok))
         }

@@ -35,7 +35,7 @@ public struct PhaseTwoRound: RoundStateMachine {
         case .idle:
             nextBranch(facts, &actions)
         case .checkBackAnswered:
-            actions.append(.finish(.ok))
+            impossibleEvent("\(commitOp)/\(rollbackOp) round event \(event) (no check-back in this mode)", &actions)
         }
     }
 

@@ -30,13 +30,15 @@ public enum RoundEvent: Sendable, Equatable {
 }
 
 /// The facts a processor decides on, read-only: the transaction and its branches as they are now (after every
-/// write of this round), the time, the configuration.
+/// write of this round), its custom data decoded, the time of this decision (one reading per event), when the schedule
+/// last moved, the configuration.
 public protocol RoundFacts {
     var transaction: GlobalTransaction { get }
     var branches: [Branch] { get }
+    var customData: RoundCustomData { get }
     var now: Timestamp { get }
+    var lastScheduleMove: Timestamp { get }
     var config: EngineConfig { get }
-    var coding: any TextCoding { get }
 }
 
 extension RoundFacts {
@@ -50,6 +52,35 @@ extension RoundFacts {
 /// `async`: every transition can be tested with plain values.
 public protocol RoundStateMachine {
     mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) throws(DTMError)
+    /// What `result` of the call to row `index` means; the round carries it out before the machine hears the outcome.
+    func judge(_ result: BranchCallResult, row index: Int, _ facts: any RoundFacts) -> BranchVerdict
+}
+
+extension RoundStateMachine {
+    public func judge(_ result: BranchCallResult, row index: Int, _ facts: any RoundFacts) -> BranchVerdict {
+        BranchVerdict.standard(result, facts)
+    }
+}
+
+extension RoundFacts {
+    /// The round's custom data cannot be read: log it, back off, end the round. True when that was appended.
+    func stopIfUnreadable(_ actions: inout [RoundAction]) -> Bool {
+        guard case .unreadable(let problem) = customData else { return false }
+        actions.append(.warn("transaction cannot be processed; backing off", error: problem))
+        actions.append(.touch(.backOff))
+        actions.append(.finish(.error(problem)))
+        return true
+    }
+}
+
+/// An event a machine cannot receive in its phase: a programmer error. Debug builds stop; release builds log it as
+/// an internal error and back the round off, never report success.
+func impossibleEvent(_ what: @autoclosure () -> String, _ actions: inout [RoundAction]) {
+    let description = what()
+    assertionFailure("impossible round event: \(description)")
+    actions.append(.warn("internal error: impossible round event; backing off", error: description))
+    actions.append(.touch(.backOff))
+    actions.append(.finish(.error("internal error: impossible round event \(description)")))
 }
 
 extension RoundStateMachine {

@@ -1,6 +1,7 @@
 /// Performs the decisions of a mode's state machine for one round, the same way for every mode: branch calls one at
-/// a time in the round's task, or in a task group once two may run together; each result recorded in the round's
-/// task before the machine hears of it; branch statuses stored before the next call starts or is waited on
+/// a time in the round's task, or in a task group once two may run together; each answer judged by the machine and
+/// that verdict carried out in the round's task before the machine hears the outcome; the clock read once per
+/// decision; branch statuses stored before the next call starts or is waited on
 /// (`UpdateBranchSync`, in `TransactionRound.settle`); status changes, schedule moves and check-backs as asked.
 ///
 /// Before each call it starts, the round holds the transaction's lease for the call's timeout (`holdLease`); a round
@@ -34,6 +35,7 @@ enum RoundRunner {
             }
             actions.removeAll(keepingCapacity: true)
             calls.removeAll(keepingCapacity: true)
+            round.startDecision()
             try machine.next(event, round, &actions)
             if actions.isEmpty && event == .idle { return .ok }  // a machine with nothing left to do
             var answer: BranchCallResult?
@@ -54,7 +56,8 @@ enum RoundRunner {
                 try await round.settle()
                 try await round.holdLease()
                 let result = await round.context.caller.call(round.branchCall(index: index))
-                event = .branchFinished(index: index, outcome: try await round.record(result, index: index))
+                round.startDecision()
+                event = .branchFinished(index: index, outcome: try await round.record(machine.judge(result, row: index, round), index: index))
             } else {
                 if let result = try await concurrently(calls, &machine, &actions, round) { return result }
                 event = .idle
@@ -83,9 +86,11 @@ enum RoundRunner {
             var lost: LeaseLost?
             while let (index, result) = try await group.next() {
                 running -= 1
-                let outcome = try await round.record(result, index: index)
+                round.startDecision()
+                let outcome = try await round.record(machine.judge(result, row: index, round), index: index)
                 if finished != nil { continue }
                 actions.removeAll(keepingCapacity: true)
+                round.startDecision()
                 try machine.next(.branchFinished(index: index, outcome: outcome), round, &actions)
                 var startsMore = false
                 for action in actions {

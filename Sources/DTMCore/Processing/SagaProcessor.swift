@@ -38,6 +38,7 @@ public struct SagaRound: RoundStateMachine {
     public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) throws(DTMError) {
         switch (phase, event) {
         case (.begin, .started):
+            if facts.stopIfUnreadable(&actions) { return }
             roundStart = facts.now
             budget = Double(facts.config.requestTimeout) + 2
             if facts.transaction.status == .submitted && facts.isTimedOut {
@@ -60,16 +61,26 @@ public struct SagaRound: RoundStateMachine {
         case (.compensations, .idle):
             compensationsEnded(facts, &actions)
         default:
-            actions.append(.finish(.ok))  // no other event reaches a saga round
+            impossibleEvent("saga phase \(phase), event \(event)", &actions)
         }
+    }
+
+    /// A saga action's FAILURE is final: the row fails and the saga will compensate (spec §8.2). Every other answer is
+    /// read as in every mode.
+    public func judge(_ result: BranchCallResult, row index: Int, _ facts: any RoundFacts) -> BranchVerdict {
+        let branch = facts.branches[index]
+        if case .failure(let text) = result, branch.op == BranchOp.action {
+            return BranchVerdict(
+                status: .failed, outcome: .failed("url:\(branch.url) return failed: \(text) FAILURE"), schedule: BranchVerdict.progressSchedule(facts))
+        }
+        return BranchVerdict.standard(result, facts)
     }
 
     // MARK: - Action phase
 
     private mutating func setUpActions(_ facts: any RoundFacts, _ actions: inout [RoundAction]) throws(DTMError) {
         let t = facts.transaction
-        let custom: SagaCustomData? = t.customData.isEmpty ? nil : try? facts.coding.decode(SagaCustomData.self, from: t.customData)
-        plan = try SagaPlan(stepCount: facts.branches.count / 2, customData: custom)
+        plan = try SagaPlan(stepCount: facts.branches.count / 2, customData: facts.customData.saga)
         let statuses = facts.branches.map(\.status)
         toStart = (0..<plan.stepCount).filter { statuses[SagaPlan.actionIndex($0)] == .prepared }.count
         failedBefore = (0..<plan.stepCount).contains { statuses[SagaPlan.actionIndex($0)] == .failed }

@@ -26,16 +26,28 @@ public final class TransactionRound: RoundFacts {
     /// A two-step saga thus makes two writes after submit instead of three (one without `updateBranchSync`).
     private var pendingUpdates: [BranchStatusUpdate] = []
 
+    /// `custom_data`, decoded once here (the boundary), for the machine.
+    public let customData: RoundCustomData
+    /// The time the machine decides on: read once per decision (`startDecision`), so that one event sees one time.
+    public private(set) var now: Timestamp
+
     public init(transaction: GlobalTransaction, branches: [Branch], context: ProcessingContext) {
         self.transaction = transaction
         self.branches = branches
         self.context = context
-        self.lastTouched = context.clock.now()
+        let at = context.clock.now()
+        self.lastTouched = at
+        self.now = at
+        self.customData = RoundCustomData.decode(transaction.customData, for: transaction.transType, coding: context.coding)
     }
 
     public var config: EngineConfig { context.config }
-    public var now: Timestamp { context.clock.now() }
-    public var coding: any TextCoding { context.coding }
+    public var lastScheduleMove: Timestamp { lastTouched }
+    /// The time the round's writes carry (not a fact the machine decides on).
+    private var clockNow: Timestamp { context.clock.now() }
+
+    /// Reads the clock for the machine's next decision.
+    func startDecision() { now = clockNow }
 
     /// The call for branch row `index`.
     public func branchCall(index: Int) -> BranchCall {
@@ -63,11 +75,12 @@ public final class TransactionRound: RoundFacts {
     /// Calls are bounded by their timeout, so a lease taken when a call starts covers it to its end, and another
     /// coordinator's claim (due rows only) cannot reach the transaction while the call runs.
     public func holdLease() async throws {
-        let needed = now.adding(seconds: config.requestTimeout(for: transaction.options) + config.leaseMargin)
+        let at = clockNow
+        let needed = at.adding(seconds: config.requestTimeout(for: transaction.options) + config.leaseMargin)
         if let until = transaction.nextCronTime, until >= needed, transaction.owner == context.leaseOwner || transaction.owner.isEmpty {
             return
         }
-        guard try await context.store.renewLease(gid: transaction.gid, owner: context.leaseOwner, until: needed, now: now) else {
+        guard try await context.store.renewLease(gid: transaction.gid, owner: context.leaseOwner, until: needed, now: at) else {
             throw LeaseLost(gid: transaction.gid)
         }
         transaction.owner = context.leaseOwner
@@ -84,66 +97,43 @@ public final class TransactionRound: RoundFacts {
         return result
     }
 
-    /// Records the result of a call to branch row `index`: new branch status (stored with the round's next
-    /// write, guarded by the global status), then the schedule update, then the alert check.
-    public func record(_ result: BranchCallResult, index: Int) async throws -> BranchOutcome {
+    /// Carries out the machine's verdict on the answer of the call to branch row `index`: the row's new status (stored
+    /// with the round's next write, guarded by the global status), the schedule move, and for an error its log line,
+    /// the attention view's record and the alert check. Returns the outcome the machine decided on.
+    public func record(_ verdict: BranchVerdict, index: Int) async throws -> BranchOutcome {
         let branch = branches[index]
         // A call that ended after the lease did (a clock jump, an operator's resetNextCronTime) may have let another
         // coordinator claim the transaction: nothing is written for it unless the lease is still, or again, ours.
-        if let until = transaction.nextCronTime, until < now { try await holdLease() }
-
-        let outcome: BranchOutcome
-        var newStatus: BranchStatus?
-        switch result {
-        case .success:
-            newStatus = .succeed
-            outcome = .succeeded
-        case .failure(let text) where transaction.transType == .saga && branch.op == BranchOp.action:
-            newStatus = .failed
-            outcome = .failed("url:\(branch.url) return failed: \(text) FAILURE")
-        case .failure(let text):
-            outcome = .error(
-                "your http/grpc result should be specified as in:\nhttp://d.dtm.pub/practice/arch.html#proto\nunkown result will be retried: \(text)")
-        case .ongoing(let text):
-            outcome = .ongoing(text)
-        case .error(let text):
-            outcome = .error(text)
-        }
-
-        if let newStatus {
-            let at = now
+        if let until = transaction.nextCronTime, until < clockNow { try await holdLease() }
+        if let newStatus = verdict.status {
+            let at = clockNow
             pendingUpdates.append(BranchStatusUpdate(branchID: branch.branchID, op: branch.op, status: newStatus, finishTime: at))
             branches[index].status = newStatus
             branches[index].finishTime = at
             branches[index].updateTime = at
         }
-
-        context.observer?.branchFinished(transType: transaction.transType, op: branch.op, succeeded: outcome == .succeeded)
-        switch outcome {
+        context.observer?.branchFinished(transType: transaction.transType, op: branch.op, succeeded: verdict.outcome == .succeeded)
+        switch verdict.outcome {
         case .succeeded, .failed:
             if context.logger.logLevel <= .debug {
-                logger.debug("branch \(newStatus?.rawValue ?? "")", metadata: Self.metadata(branch, ["url": .string(branch.url)]))
-            }
-            if now.seconds(since: lastTouched) >= 1.5
-                || config.isBackedOff(interval: transaction.nextCronInterval, options: transaction.options)
-            {
-                try await touch(.reset)
+                logger.debug("branch \(verdict.status?.rawValue ?? "")", metadata: Self.metadata(branch, ["url": .string(branch.url)]))
             }
         case .ongoing(let text):
             logger.info("branch ongoing", metadata: Self.metadata(branch, ["url": .string(branch.url), "answer": .string(text)]))
-            try await touch(.keep)
         case .error(let text):
             logger.warning("branch error, will retry", metadata: Self.metadata(branch, ["url": .string(branch.url), "error": .string(text)]))
-            try await touch(.backOff)
+        }
+        if let schedule = verdict.schedule { try await touch(schedule) }
+        if case .error(let text) = verdict.outcome {
             await context.recordError(gid: transaction.gid, "branch \(branch.branchID)/\(branch.op) \(branch.url): \(text)")
             await alertIfNeeded(branchURL: branch.url, error: text)
         }
-        return outcome
+        return verdict.outcome
     }
 
     /// Moves the schedule (spec §9.3); a no-op in the store if the status changed meanwhile.
     public func touch(_ update: ScheduleUpdate) async throws {
-        let at = now
+        let at = clockNow
         let interval = config.nextInterval(update, current: transaction.nextCronInterval, options: transaction.options)
         let next = at.adding(seconds: Double(interval))
         try await context.store.touchCronTime(
@@ -156,7 +146,7 @@ public final class TransactionRound: RoundFacts {
 
     /// Postpones the next round to `now + seconds` without changing the interval (msg `delay`).
     public func postpone(seconds: Int64) async throws {
-        let at = now
+        let at = clockNow
         let next = at.adding(seconds: Double(seconds))
         try await context.store.touchCronTime(
             gid: transaction.gid, requiring: transaction.status, interval: transaction.nextCronInterval,
@@ -166,7 +156,7 @@ public final class TransactionRound: RoundFacts {
 
     /// Compare-and-set of the global status; fills finish/rollback time for final states.
     public func changeStatus(to status: GlobalStatus, rollbackReason: String? = nil, result: String? = nil) async throws {
-        let at = now
+        let at = clockNow
         var change = StatusChange(rollbackReason: rollbackReason, result: result)
         if status == .succeed { change.finishTime = at }
         if status == .failed { change.rollbackTime = at }
@@ -194,7 +184,7 @@ public final class TransactionRound: RoundFacts {
     /// Stores the branch statuses recorded since the round's last write (at the end of a round).
     public func storePendingUpdates() async throws {
         guard !pendingUpdates.isEmpty else { return }
-        try await context.store.updateBranches(gid: transaction.gid, requiring: transaction.status, updates: takePendingUpdates(), now: now)
+        try await context.store.updateBranches(gid: transaction.gid, requiring: transaction.status, updates: takePendingUpdates(), now: clockNow)
     }
 
     private func takePendingUpdates() -> [BranchStatusUpdate] {

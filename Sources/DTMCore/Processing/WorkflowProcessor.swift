@@ -2,6 +2,10 @@
 public struct WorkflowCustomData: Sendable, Equatable, Codable {
     public var data: String?
     public var name: String?
+    public init(data: String? = nil, name: String? = nil) {
+        self.data = data
+        self.name = name
+    }
 }
 
 /// Workflow rounds (spec §8.6): the workflow runs in the client; the server only resumes an unfinished one by
@@ -18,7 +22,8 @@ public struct WorkflowRound: RoundStateMachine {
         case .started:
             let t = facts.transaction
             guard !t.status.isFinished else { return actions.append(.finish(.ok)) }
-            let custom = (try? facts.coding.decode(WorkflowCustomData.self, from: t.customData)) ?? WorkflowCustomData()
+            if facts.stopIfUnreadable(&actions) { return }
+            let custom = facts.customData.workflow ?? WorkflowCustomData()
             var payload = Base64.decode(custom.data ?? "") ?? []
             if t.transProtocol == TransProtocol.grpc {
                 payload = WorkflowProcessor.workflowDataMessage(payload)
@@ -27,8 +32,10 @@ public struct WorkflowRound: RoundStateMachine {
         case .checkBackAnswered(.error(let m)):
             actions.append(.warn("workflow resume call failed", error: m))
             actions.append(.finish(.ok))
-        case .checkBackAnswered, .branchFinished, .idle:
+        case .checkBackAnswered:
             actions.append(.finish(.ok))
+        case .branchFinished, .idle:
+            impossibleEvent("workflow event \(event) (a workflow round makes no branch call)", &actions)
         }
     }
 }
