@@ -29,6 +29,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        // MariaDB Connector/C (speaks to MySQL 5.7/8 and MariaDB), wrapped by MySQLStore only.
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
         // The executables' allocator: linking mimalloc replaces glibc's malloc process-wide (README, Performance).
         .systemLibrary(name: "CMimalloc", providers: [.apt(["libmimalloc-dev"])]),
 
@@ -100,6 +102,13 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // DTM's MySQL store (several coordinators on one database): the only target that touches CMariaDB; its blocking
+        // calls run on threads of its own.
+        .target(
+            name: "MySQLStore",
+            dependencies: ["DTMCore", "JSONSupport", "CMariaDB", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // DTM's Prometheus metrics (dtm_server_*, dtm_transaction_*, dtm_branch_*).
@@ -192,7 +201,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "StoreTests", dependencies: ["SQLiteStore", "PostgresStore", "DTMCore", "DTMTestSupport"], swiftSettings: strict),
+            name: "StoreTests", dependencies: ["SQLiteStore", "PostgresStore", "MySQLStore", "DTMCore", "DTMTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "EtcdTests",
             dependencies: [

@@ -18,10 +18,12 @@ if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
 # System packages: C libraries wrapped by the package, protobuf-c's compiler, tools the tests use (etcd: the
 # discovery tests start a private etcd server on loopback; postgresql: the PostgreSQL store's tests run initdb
 # into a temporary directory and start a private server on loopback, as `nobody` via util-linux's setpriv;
-# chromium: the admin console is tested in headless Chromium through Selenium).
+# mariadb-server: the MySQL store's tests do the same with mariadb-install-db and mariadbd; libmariadb-dev: MariaDB
+# Connector/C, the MySQL store's client library; chromium: the admin console is tested in headless Chromium through Selenium).
 packages=(libsqlite3-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libmimalloc-dev pkg-config
           python3 python3-venv python3-pip nghttp2-client curl ca-certificates sqlite3 openssl
-          etcd-server etcd-client postgresql postgresql-client util-linux chromium chromium-driver)
+          etcd-server etcd-client postgresql postgresql-client util-linux chromium chromium-driver
+          libmariadb-dev mariadb-server mariadb-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

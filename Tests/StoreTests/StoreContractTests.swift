@@ -2,13 +2,14 @@ import Logging
 import DTMCore
 import DTMTestSupport
 import Foundation
+import MySQLStore
 import PostgresStore
 @testable import SQLiteStore
 import Testing
 
 /// The store contract (spec §11.1), checked against every store.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
-    case memory, sqlite, postgres
+    case memory, sqlite, postgres, mysql
     var testDescription: String { rawValue }
 
     func make() async throws -> any TransactionStore {
@@ -16,20 +17,21 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         case .memory: return InMemoryStore()
         case .sqlite: return try SQLiteStore(path: TempDB.path(), logger: Logger(label: "test"))
         case .postgres: return try await PostgresStore.open(try TempDB.postgres(), logger: Logger(label: "test"))
+        case .mysql: return try await MySQLStore.open(try TempDB.mysql(), logger: Logger(label: "test"))
         }
     }
 
-    /// A time as the store gives it back: DTM's PostgreSQL columns hold whole seconds.
+    /// A time as the store gives it back: DTM's PostgreSQL and MySQL columns hold whole seconds.
     func stored(_ t: Timestamp) -> Timestamp {
-        guard self == .postgres else { return t }
+        guard self == .postgres || self == .mysql else { return t }
         let (q, r) = t.microseconds.quotientAndRemainder(dividingBy: 1_000_000)
         return Timestamp(microseconds: (q + (r >= 500_000 ? 1 : r <= -500_000 ? -1 : 0)) * 1_000_000)
     }
 
-    /// A due time (`next_cron_time`) as the store gives it back: PostgreSQL rounds it up to the whole second, so that a
-    /// delay or lease never ends early.
+    /// A due time (`next_cron_time`) as the store gives it back: PostgreSQL and MySQL round it up to the whole second,
+    /// so that a delay or lease never ends early.
     func storedDue(_ t: Timestamp) -> Timestamp {
-        guard self == .postgres else { return t }
+        guard self == .postgres || self == .mysql else { return t }
         let (q, r) = t.microseconds.quotientAndRemainder(dividingBy: 1_000_000)
         return Timestamp(microseconds: (q + (r > 0 ? 1 : 0)) * 1_000_000)
     }
@@ -69,6 +71,19 @@ enum TempDB {
         c.user = server.user
         c.database = "postgres"
         c.schema = "s_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        c.writerConnections = 2
+        c.readerConnections = 1
+        return c
+    }
+
+    /// A fresh database on the test process's MariaDB server.
+    static func mysql() throws -> MySQLStoreConfiguration {
+        let server = try MySQLTestServer.shared.get()
+        var c = MySQLStoreConfiguration()
+        c.port = server.port
+        c.user = server.user
+        c.password = server.password
+        c.database = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         c.writerConnections = 2
         c.readerConnections = 1
         return c

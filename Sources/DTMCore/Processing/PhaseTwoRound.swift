@@ -1,16 +1,3 @@
-/// TCC rounds (spec §8.4): confirm every registered branch after submit, cancel every one after abort or
-/// timeout, both from the last registered branch to the first. The server never calls `try`.
-public struct TCCProcessor: ModeProcessor {
-    public init() {}
-    public func round() -> PhaseTwoRound { PhaseTwoRound(commitOp: BranchOp.confirm, rollbackOp: BranchOp.cancel, lastToFirst: true) }
-}
-
-/// XA rounds (spec §8.5): commit after submit, rollback after abort or timeout, first to last, always POST.
-public struct XAProcessor: ModeProcessor {
-    public init() {}
-    public func round() -> PhaseTwoRound { PhaseTwoRound(commitOp: BranchOp.commit, rollbackOp: BranchOp.rollback, lastToFirst: false) }
-}
-
 /// The shared shape of TCC and XA: a prepared transaction that times out is aborted; then one op is run on
 /// every row that has it, in order, stopping at the first row without a definite success.
 public struct PhaseTwoRound: RoundStateMachine {
