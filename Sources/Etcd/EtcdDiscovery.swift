@@ -42,6 +42,7 @@ public final class EtcdDiscovery: Sendable {
     private struct ServiceName: Hashable {
         var hosts: [String]
         var key: String
+        var cluster: String { hosts.joined(separator: ",") }
     }
 
     private struct Cluster {
@@ -114,7 +115,7 @@ public final class EtcdDiscovery: Sendable {
         for (name, cluster) in state.clients where !cluster.pinned && cluster.client.callsInFlight == 0 {
             var lastUsed = cluster.lastUsed
             var idle = true
-            for (service, entry) in state.services where service.hosts.joined(separator: ",") == name {
+            for (service, entry) in state.services where service.cluster == name {
                 if entry.subscriber.isActive {
                     idle = false
                     break
@@ -130,7 +131,7 @@ public final class EtcdDiscovery: Sendable {
     private static func evict(_ cluster: String, from state: inout State) -> (client: EtcdClient, tasks: [Task<Void, Never>])? {
         guard let entry = state.clients.removeValue(forKey: cluster) else { return nil }
         var tasks: [Task<Void, Never>] = []
-        for (service, watched) in state.services where service.hosts.joined(separator: ",") == cluster {
+        for (service, watched) in state.services where service.cluster == cluster {
             tasks.append(watched.task)
             state.services[service] = nil
         }
