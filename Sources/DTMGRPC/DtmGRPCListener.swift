@@ -7,7 +7,9 @@ import NIOCore
 import NIOSSL
 
 /// The gRPC listener (port 36790): nghttp2 server sessions in front of `DtmService` and `ServerReflection`, with the optional bearer
-/// token (metadata `authorization`; the health check stays open) and DTM's request metrics.
+/// token (metadata `authorization`; the health check stays open) and DTM's request metrics. Calls that need no token are
+/// admitted as open: their bytes count against the pending-bytes budgets until complete, and the health check takes only
+/// a small message (`openMessageLimit`).
 public final class DtmGRPCListener: Sendable {
     private let server: GRPCServer
 
@@ -18,7 +20,7 @@ public final class DtmGRPCListener: Sendable {
     public static func start(
         host: String, port: Int, service: DtmService, maxMessageSize: Int, access: AccessPolicy, metrics: DTMMetrics?,
         requestReadTimeout: Duration = .seconds(30), idleTimeout: Duration? = .seconds(60), maxConnections: Int = 4096, tls: NIOSSLContext? = nil,
-        group: any EventLoopGroup, logger: Logger
+        pendingBytes: PendingBytesLimits = .init(), group: any EventLoopGroup, logger: Logger
     ) async throws -> DtmGRPCListener {
         var configuration = GRPCServer.Configuration()
         configuration.session.maxMessageSize = maxMessageSize
@@ -26,8 +28,10 @@ public final class DtmGRPCListener: Sendable {
         configuration.idleTimeout = idleTimeout
         configuration.maxConnections = maxConnections
         configuration.tls = tls
+        configuration.session.maxPendingBytesPerConnection = pendingBytes.perConnection
+        configuration.session.pendingBytes = PendingBytesBudget(limit: pendingBytes.perProcess)
         // Tokens are checked on HEADERS, before any message is buffered, for unary and streaming calls alike.
-        configuration.session.authorize = { path, metadata in refusal(path: path, metadata: metadata, access: access, logger: logger) }
+        configuration.session.authorize = { path, metadata in admission(path: path, metadata: metadata, access: access, logger: logger) }
         let reflection = ServerReflection(services: Self.services)
         for path in ServerReflection.paths {
             configuration.streamHandlers[path] = { request in reflection.answer(request) }
@@ -66,14 +70,31 @@ public final class DtmGRPCListener: Sendable {
         }
     }
 
-    /// UNAUTHENTICATED when the method's token is configured and the call lacks it.
-    private static func refusal(path: String, metadata: [(String, String)], access: AccessPolicy, logger: Logger) -> GRPCStatus? {
+    /// Largest message of a method open to anyone whatever the tokens (the health check's request names a service).
+    static let openMessageLimit = 1024
+
+    /// UNAUTHENTICATED when the method's token is configured and the call lacks it; authenticated when it carries it;
+    /// otherwise open (no token is configured for it), with `openMessageLimit` for the methods that are always open.
+    static func admission(path: String, metadata: [(String, String)], access: AccessPolicy, logger: Logger) -> GRPCAdmission {
         let level = level(path)
-        guard !access.allows(level, authorization: metadata.first(where: { $0.0 == "authorization" })?.1) else { return nil }
-        logger.notice(
-            "grpc call refused: missing or wrong bearer token",
-            metadata: ["method": .string(String(path.prefix(256))), "needs": .string(level == .admin ? "AdminToken" : "AuthToken")])
-        return GRPCStatus(.unauthenticated, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
+        guard access.allows(level, authorization: metadata.first(where: { $0.0 == "authorization" })?.1) else {
+            logger.notice(
+                "grpc call refused: missing or wrong bearer token",
+                metadata: ["method": .string(String(path.prefix(256))), "needs": .string(level == .admin ? "AdminToken" : "AuthToken")])
+            return .refused(GRPCStatus(.unauthenticated, "missing or wrong bearer token (metadata authorization: Bearer <token>)"))
+        }
+        if level == .open { return .open(maxMessageSize: openMessageLimit) }
+        return access.allows(level, authorization: nil) ? .open(maxMessageSize: nil) : .authenticated
+    }
+
+    /// `GrpcMaxPendingBytesPerConnection` and `GrpcMaxPendingBytes`: bytes of open calls' messages held at once.
+    public struct PendingBytesLimits: Sendable {
+        public var perConnection = 8 << 20
+        public var perProcess = 64 << 20
+        public init(perConnection: Int = 8 << 20, perProcess: Int = 64 << 20) {
+            self.perConnection = perConnection
+            self.perProcess = perProcess
+        }
     }
 
     /// GOAWAY to every connection, in-flight calls finish within the grace period.

@@ -37,6 +37,10 @@ public struct Configuration: Sendable {
     /// PEM CA bundle for `https://` and `grpcs://` branches; empty: the system's trust roots.
     public var branchTLSCAFile = ""
     public var grpcMaxMessageSize = 4 * 1024 * 1024
+    /// `GrpcMaxPendingBytesPerConnection`, `GrpcMaxPendingBytes`: bytes of open gRPC calls' messages held before they
+    /// are complete, per connection and in all (README, Security).
+    public var grpcMaxPendingBytesPerConnection = 8 << 20
+    public var grpcMaxPendingBytes = 64 << 20
     /// `MicroService.Driver`: `default` (no discovery) or `dtm-driver-gozero` (go-zero over etcd).
     public var microServiceDriver = "default"
     /// `MicroService.Target`: where to register the coordinator (nil: nowhere). Only with `dtm-driver-gozero`.
@@ -166,6 +170,8 @@ public struct Configuration: Sendable {
         }
         http.maxBodyBytes = Int(try int("MaxRequestBodySize", 1024...gib))
         grpcMaxMessageSize = Int(try int("GrpcMaxMessageSize", 1024...gib))
+        grpcMaxPendingBytesPerConnection = Int(try int("GrpcMaxPendingBytesPerConnection", 1024...(2 * gib)))
+        grpcMaxPendingBytes = Int(try int("GrpcMaxPendingBytes", 1024...(64 * gib)))
         http.idleTimeoutSeconds = try int("HttpIdleTimeout", 1...day)
         http.readTimeoutSeconds = try int("HttpReadTimeout", 1...day)
         http.maxConnections = Int(try int("MaxConnections", 1...1_000_000))
@@ -227,6 +233,16 @@ public struct Configuration: Sendable {
         }
         guard engine.requestTimeout <= engine.maxRequestTimeout else {
             throw Invalid(description: "RequestTimeout (\(engine.requestTimeout)) must not be more than MaxRequestTimeout (\(engine.maxRequestTimeout))")
+        }
+        // A message of the largest size must fit a connection's budget, and a connection's budget the process's.
+        let perConnection = grpcMaxPendingBytesPerConnection
+        guard perConnection >= grpcMaxMessageSize + 5 else {
+            throw Invalid(
+                description: "GrpcMaxPendingBytesPerConnection (\(perConnection)) must be at least GrpcMaxMessageSize + 5 (\(grpcMaxMessageSize + 5))")
+        }
+        guard grpcMaxPendingBytes >= perConnection else {
+            throw Invalid(
+                description: "GrpcMaxPendingBytes (\(grpcMaxPendingBytes)) must be at least GrpcMaxPendingBytesPerConnection (\(perConnection))")
         }
         for (key, port) in [("HttpPort", httpPort), ("GrpcPort", grpcPort)] where !(0...65535).contains(port) {
             throw Invalid(description: "\(key): \(port) is not a TCP port")

@@ -51,6 +51,8 @@ enum ConfigurationKeys {
         ("ListenHost", "0.0.0.0"),  // ours: address both listeners bind
         ("MaxRequestBodySize", "4194304"),  // ours: bytes
         ("GrpcMaxMessageSize", "4194304"),  // ours: largest gRPC message, bytes (gRPC's usual 4 MiB)
+        ("GrpcMaxPendingBytesPerConnection", "8388608"),  // ours: bytes of open gRPC calls held per connection
+        ("GrpcMaxPendingBytes", "67108864"),  // ours: the same for the whole process
         ("HttpIdleTimeout", "60"),  // ours: seconds
         ("HttpReadTimeout", "30"),  // ours: seconds from a request's first byte to its last
         ("CronConcurrency", "16"),  // ours: transactions processed at once by the cron loop

@@ -88,7 +88,9 @@ public enum DTMServerApp {
                 host: configuration.listenHost, port: configuration.grpcPort, service: DtmService(coordinator: coordinator, logger: logger),
                 maxMessageSize: configuration.grpcMaxMessageSize, access: access, metrics: metrics,
                 requestReadTimeout: .seconds(configuration.http.readTimeoutSeconds), idleTimeout: .seconds(configuration.http.idleTimeoutSeconds),
-                maxConnections: configuration.http.maxConnections, tls: tls.grpc, group: group, logger: logger)
+                maxConnections: configuration.http.maxConnections, tls: tls.grpc,
+                pendingBytes: .init(perConnection: configuration.grpcMaxPendingBytesPerConnection, perProcess: configuration.grpcMaxPendingBytes),
+                group: group, logger: logger)
         } catch {
             logger.error(
                 "cannot start the gRPC listener",

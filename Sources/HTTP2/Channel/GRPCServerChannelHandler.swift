@@ -148,8 +148,9 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
 
     // MARK: - Timeouts
 
-    /// Once a second: cut off requests dripping in past the read timeout, close a connection whose handshake
-    /// never finished, and send GOAWAY to one idle past the idle timeout.
+    /// Once a second: cut off requests dripping in past the read timeout, admit requests that waited for room in
+    /// the pending-bytes budget, close a connection whose handshake never finished, and send GOAWAY to one idle
+    /// past the idle timeout.
     private func startSweep(_ context: ChannelHandlerContext) {
         guard sweep == nil else { return }
         let opened = NIODeadline.now()
@@ -165,9 +166,9 @@ final class GRPCServerChannelHandler: ChannelDuplexHandler, RemovableChannelHand
                 }
                 return
             }
-            if me.session.expireIncompleteRequests(beganBefore: now - readTimeout, timeout: me.timeouts.requestRead) > 0 {
-                me.flushOutput()
-            }
+            let expired = me.session.expireIncompleteRequests(beganBefore: now - readTimeout, timeout: me.timeouts.requestRead)
+            // Room in the process's budget may have been freed by another connection since this one's last read.
+            if expired > 0 || me.session.admitStalledStreams() { me.flushOutput() }
             if let idle = me.timeouts.idle, me.session.openStreamCount == 0, now - me.lastRead >= TimeAmount(idle) {
                 me.logger.debug("closing an idle gRPC connection")
                 me.session.beginGracefulShutdown()

@@ -40,6 +40,26 @@ public struct GRPCMessageDeframer: Sendable {
     /// True when a partial message (or a partial prefix) is still buffered.
     public var hasPartialMessage: Bool { !buffer.isEmpty }
 
+    /// The payload length announced by the prefix of the message being reassembled; nil before its 5-byte prefix
+    /// has arrived (the buffer always starts at a message's prefix).
+    public var announcedLength: Int? {
+        guard !failed, buffer.count >= GRPCFraming.prefixLength else { return nil }
+        return Int(buffer[1]) << 24 | Int(buffer[2]) << 16 | Int(buffer[3]) << 8 | Int(buffer[4])
+    }
+
+    /// Makes room for the whole message being reassembled at once (its length already admitted), so the buffer does
+    /// not grow by doubling past what was admitted.
+    mutating func reserveCapacityForAnnouncedMessage() {
+        guard let length = announcedLength, length <= maxMessageSize else { return }
+        buffer.reserveCapacity(GRPCFraming.prefixLength + length)
+    }
+
+    /// Drops what is buffered and ignores further input (the request was answered without it).
+    mutating func discard() {
+        failed = true
+        buffer = []
+    }
+
     /// Appends bytes and returns every event they complete, in order. (Internal: the sessions
     /// feed nghttp2's chunk pointers straight in, without an intermediate array.)
     mutating func append(_ bytes: UnsafeRawBufferPointer) -> [Event] {
@@ -76,7 +96,8 @@ public struct GRPCMessageDeframer: Sendable {
             events.append(.message(Array(buffer[bodyStart..<bodyStart + length])))
             start = bodyStart + length
         }
-        if start > 0 { buffer.removeFirst(start) }
+        // A drained buffer lets its storage go: it may have grown to a whole message's size.
+        if start == buffer.count { buffer = [] } else if start > 0 { buffer.removeFirst(start) }
         return events
     }
 }

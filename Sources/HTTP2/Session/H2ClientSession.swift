@@ -93,15 +93,9 @@ public final class H2ClientSession {
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             clientSession(userData).onStreamClose(streamID, errorCode: errorCode)
         }
-        var option: OpaquePointer?
-        guard nghttp2_option_new(&option) == 0, let option else {
-            throw H2SessionError(code: Int32(NGHTTP2_ERR_NOMEM.rawValue), operation: "nghttp2_option_new")
-        }
-        defer { nghttp2_option_del(option) }
-        if configuration.manualFlowControl { nghttp2_option_set_no_auto_window_update(option, 1) }
-        var session: OpaquePointer?
-        let rv = nghttp2_session_client_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
-        guard rv == 0, let session else { throw H2SessionError(code: rv, operation: "nghttp2_session_client_new") }
+        let session = try newSession(
+            server: false, callbacks: callbacks, userData: Unmanaged.passUnretained(self).toOpaque(),
+            manualFlowControl: configuration.manualFlowControl)
         self.session = session
         try submitSettings(
             session,
@@ -231,7 +225,7 @@ public final class H2ClientSession {
     /// Also valid after the stream closed (the connection's window still needs the bytes back).
     public func consume(streamID: Int32, bytes: Int) {
         guard configuration.manualFlowControl, bytes > 0, !closed else { return }
-        let rv = nghttp2_session_consume(session, streamID, bytes)
+        let rv = consumeReceived(session, streamID: streamID, connectionBytes: bytes, streamBytes: bytes)
         if rv != 0 {
             logger.debug("nghttp2_session_consume failed", metadata: ["error": "\(String(cString: nghttp2_strerror(rv)))"])
         }

@@ -10,6 +10,7 @@ extension H2ServerSession {
     public func respond(streamID: Int32, _ response: GRPCResponse) {
         guard let stream = streams[streamID], !stream.responded else { return }
         stream.responded = true
+        releaseRequestBytes(stream)
         if response.status.code != .ok {
             submitTrailersOnly(stream, httpStatus: H2Names.status200, status: response.status, metadata: response.metadata)
             return
@@ -98,6 +99,7 @@ extension H2ServerSession {
     func reject(_ stream: ServerStream, httpStatus: String, _ status: GRPCStatus) {
         guard !stream.responded else { return }
         stream.responded = true
+        releaseRequestBytes(stream)
         logger.debug("rejecting gRPC stream", metadata: ["stream": "\(stream.id)", "status": "\(status)"])
         submitTrailersOnly(stream, httpStatus: Array(httpStatus.utf8), status: status, metadata: [])
     }

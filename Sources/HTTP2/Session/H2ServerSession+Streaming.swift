@@ -22,6 +22,7 @@ extension H2ServerSession {
     public func finishStream(streamID: Int32, _ status: GRPCStatus) {
         guard let stream = streams[streamID], stream.isStreaming, !stream.responded else { return }
         stream.responded = true
+        releaseRequestBytes(stream)
         guard stream.headersSent else {
             submitTrailersOnly(stream, httpStatus: H2Names.status200, status: status, metadata: [])
             return

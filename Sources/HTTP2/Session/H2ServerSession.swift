@@ -20,15 +20,28 @@ public final class H2ServerSession {
         public var maxHeaderListSize: UInt32 = 16 * 1024
         /// Largest request message accepted; bigger is answered RESOURCE_EXHAUSTED.
         public var maxMessageSize: Int = 4 * 1024 * 1024
-        /// SETTINGS_INITIAL_WINDOW_SIZE (per stream) and the connection window: large enough that
-        /// a multi-MiB message does not stall on a window update per 64 KiB.
-        public var initialWindowSize: UInt32 = 1 << 20
-        public var connectionWindowSize: Int32 = 16 << 20
+        /// SETTINGS_INITIAL_WINDOW_SIZE: what a stream may send before it is admitted (small requests arrive whole).
+        /// Flow control is manual (H2ServerSession+FlowControl.swift).
+        public var initialWindowSize: UInt32 = 16 * 1024
+        /// The window of a stream once admitted or authenticated, and the connection's receive window: what a peer
+        /// can make a connection hold beyond its budget.
+        public var admittedStreamWindowSize: UInt32 = 256 * 1024
+        public var connectionWindowSize: Int32 = 256 * 1024
+        /// Most bytes of open requests' messages one connection holds admitted at once
+        /// (`GrpcMaxPendingBytesPerConnection`); at least `maxMessageSize` + 5, or a message of the largest size
+        /// could never be admitted.
+        public var maxPendingBytesPerConnection = 8 << 20
+        /// The process-wide budget of the same (`GrpcMaxPendingBytes`): a server gives one to all its sessions.
+        public var pendingBytes = PendingBytesBudget(limit: 64 << 20)
+        /// Bytes of requests not admitted yet (each at most `initialWindowSize`) whose connection window may reopen
+        /// regardless, so that streams waiting for room do not starve the admitted ones of the connection's window.
+        public var unadmittedBytesPerConnection = 1 << 20
         /// Method paths served as bidirectional streams (see the type's documentation).
         public var streamingPaths: Set<String> = []
-        /// Checked on a request's HEADERS, before any of its body is buffered: a status refuses the call (a
-        /// missing token, say) with that status.
-        public var authorize: (@Sendable (_ path: String, _ metadata: [(String, String)]) -> GRPCStatus?)?
+        /// Asked on a request's HEADERS, before any of its body is buffered: refuse it (a missing token, say), admit
+        /// it as open (budgeted, optionally with a smaller message limit) or as authenticated. Without it every
+        /// request is open.
+        public var authorize: (@Sendable (_ path: String, _ metadata: [(String, String)]) -> GRPCAdmission)?
 
         public init() {}
     }
@@ -47,6 +60,9 @@ public final class H2ServerSession {
     let logger: Logger
     var session: OpaquePointer!  // set in init before any use; an initializer that fails never uses it
     var streams: [Int32: ServerStream] = [:]
+    /// Request bytes admitted on this connection, and the open streams waiting for room (+FlowControl).
+    var receiveBudget: ReceiveBudget
+    var stalledStreams: Set<Int32> = []
     private var completed: [InboundEvent] = []
     private var shutdownState = ShutdownState.running
     private let allocator = ByteBufferAllocator()
@@ -70,14 +86,16 @@ public final class H2ServerSession {
     public init(configuration: Configuration = .init(), logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        self.receiveBudget = ReceiveBudget(
+            connectionLimit: configuration.maxPendingBytesPerConnection, process: configuration.pendingBytes,
+            unadmittedAllowance: configuration.unadmittedBytesPerConnection)
         var callbacks: OpaquePointer?
         let created = nghttp2_session_callbacks_new(&callbacks)
         guard created == 0 else { throw H2SessionError(code: created, operation: "nghttp2_session_callbacks_new") }
         defer { nghttp2_session_callbacks_del(callbacks) }
         Self.installCallbacks(callbacks)
-        var session: OpaquePointer?
-        let rv = nghttp2_session_server_new(&session, callbacks, Unmanaged.passUnretained(self).toOpaque())
-        guard rv == 0, let session else { throw H2SessionError(code: rv, operation: "nghttp2_session_server_new") }
+        let session = try newSession(
+            server: true, callbacks: callbacks, userData: Unmanaged.passUnretained(self).toOpaque(), manualFlowControl: true)
         self.session = session
         try submitSettings(
             session,
@@ -90,6 +108,7 @@ public final class H2ServerSession {
 
     deinit {
         nghttp2_session_del(session)
+        receiveBudget.releaseAll()  // the process budget outlives this connection
     }
 
     // MARK: - I/O
@@ -251,19 +270,32 @@ public final class H2ServerSession {
 
     private func validateRequestHeaders(_ stream: ServerStream) {
         defer { if let path = stream.path, !stream.responded { stream.isStreaming = configuration.streamingPaths.contains(path) } }
-        if let refusal = GRPCRequestValidation.refusal(of: stream, authorize: configuration.authorize) {
+        if let refusal = GRPCRequestValidation.refusal(of: stream) {
             reject(stream, httpStatus: refusal.httpStatus, refusal.status)
             return
+        }
+        switch configuration.authorize?(stream.path ?? "", stream.metadata) ?? .open(maxMessageSize: nil) {
+        case .refused(let status):
+            reject(stream, httpStatus: "200", status)
+            return
+        case .open(let limit):
+            if let limit, limit < stream.deframer.maxMessageSize { stream.deframer = GRPCMessageDeframer(maxMessageSize: max(limit, 0)) }
+        case .authenticated:
+            stream.budgeted = false
+            widenStreamWindow(stream.id)
         }
         if let timeout = stream.timeout { stream.deadline = .now() + TimeAmount(timeout) }
     }
 
     private func onDataChunk(streamID: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
+        bytesArrived(data.count, streamID: streamID)
         guard let stream = streams[streamID], !stream.responded else { return 0 }
+        defer { settleReceipt(stream) }
         for event in stream.deframer.append(data) {
             switch event {
             case .message(let bytes) where stream.isStreaming:
                 stream.lastActivity = .now()
+                messageHandedOn(stream, wireLength: GRPCFraming.prefixLength + bytes.count)
                 completed.append(
                     .streamMessage(
                         GRPCRequest(
@@ -282,7 +314,7 @@ public final class H2ServerSession {
                     stream, httpStatus: "200",
                     GRPCStatus(
                         .resourceExhausted,
-                        "grpc: received message larger than max (\(length) vs. \(configuration.maxMessageSize))"))
+                        "grpc: received message larger than max (\(length) vs. \(stream.deframer.maxMessageSize))"))
             }
         }
         return 0
@@ -299,7 +331,7 @@ public final class H2ServerSession {
             reject(stream, httpStatus: "200", GRPCStatus(.internal, "grpc: request stream ended without a complete message"))
             return
         }
-        stream.message = nil
+        releaseRequestBytes(stream)
         completed.append(
             .request(
                 GRPCRequest(
@@ -321,7 +353,9 @@ public final class H2ServerSession {
     }
 
     private func onStreamClose(_ streamID: Int32) -> Int32 {
-        if let stream = streams.removeValue(forKey: streamID), !stream.responded {
+        guard let stream = streams.removeValue(forKey: streamID) else { return 0 }
+        releaseRequestBytes(stream)
+        if !stream.responded {
             completed.removeAll { $0.streamID == streamID }
             onStreamAbandoned?(streamID)
         }

@@ -122,7 +122,42 @@ func feedSession(_ session: OpaquePointer, _ bytes: UnsafeRawBufferPointer) thro
     if n < 0 { throw H2SessionError(code: Int32(n), operation: "nghttp2_session_mem_recv") }
 }
 
-/// Settings both our sessions advertise.
+/// Creates a client or server session. With `manualFlowControl` nghttp2 sends no WINDOW_UPDATE by itself: the owner
+/// returns received DATA bytes with `consumeReceived` once it has processed (or budgeted) them, so a peer can send
+/// no more than the windows allow past what the owner accepted.
+func newSession(
+    server: Bool, callbacks: OpaquePointer?, userData: UnsafeMutableRawPointer, manualFlowControl: Bool
+) throws -> OpaquePointer {
+    var option: OpaquePointer?
+    guard nghttp2_option_new(&option) == 0, let option else {
+        throw H2SessionError(code: Int32(NGHTTP2_ERR_NOMEM.rawValue), operation: "nghttp2_option_new")
+    }
+    defer { nghttp2_option_del(option) }
+    if manualFlowControl { nghttp2_option_set_no_auto_window_update(option, 1) }
+    var session: OpaquePointer?
+    let rv =
+        server
+        ? nghttp2_session_server_new2(&session, callbacks, userData, option)
+        : nghttp2_session_client_new2(&session, callbacks, userData, option)
+    guard rv == 0, let session else {
+        throw H2SessionError(code: rv, operation: server ? "nghttp2_session_server_new2" : "nghttp2_session_client_new2")
+    }
+    return session
+}
+
+/// Under manual flow control: DATA bytes of `streamID` were processed, so the peer may send that many more
+/// (nghttp2 queues WINDOW_UPDATEs once half a window is consumed). `connectionBytes` reopen the connection's window,
+/// `streamBytes` the stream's; a stream that closed needs none (nghttp2 ignores it). Returns nghttp2's first failure
+/// (0: done).
+func consumeReceived(_ session: OpaquePointer, streamID: Int32, connectionBytes: Int, streamBytes: Int) -> Int32 {
+    let both = max(min(connectionBytes, streamBytes), 0)
+    var rv: Int32 = 0
+    if both > 0 { rv = nghttp2_session_consume(session, streamID, both) }
+    if rv == 0, connectionBytes > both { rv = nghttp2_session_consume_connection(session, connectionBytes - both) }
+    if rv == 0, streamBytes > both { rv = nghttp2_session_consume_stream(session, streamID, streamBytes - both) }
+    return rv
+}
+
 /// Queues our SETTINGS and opens the connection-level receive window to `connectionWindowSize` (both sides
 /// of a session start the same way).
 func submitSettings(_ session: OpaquePointer, _ settings: [(nghttp2_settings_id, UInt32)], connectionWindowSize: Int32) throws {
