@@ -143,7 +143,7 @@ let package = Package(
         .target(
             name: "DTMServer",
             dependencies: [
-                "DTMCore", "SQLiteStore", "PostgresStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "CCrashGuard", "Etcd", "EventLoopSupport",
+                "DTMCore", "SQLiteStore", "PostgresStore", "MySQLStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "CCrashGuard", "Etcd", "EventLoopSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import DTMCore
 import DTMHTTP
 import Glibc
+import MySQLStore
 import PostgresStore
 import Yams
 
@@ -14,12 +15,14 @@ public struct Configuration: Sendable {
     public var storeFile = "dtm.sqlite"
     /// `Store.*` of the `postgres` driver.
     public var postgres = PostgresStoreConfiguration()
+    /// `Store.*` of the `mysql` driver (the same keys).
+    public var mysql = MySQLStoreConfiguration()
     /// `Store.FinishedDataExpire`, seconds: finished transactions older than this are deleted; 0 keeps them.
     public var finishedDataExpire: Int64 = 0
     /// `AdminBasePath`: the prefix of the admin console's pages (empty, or `/prefix`).
     public var adminBasePath = ""
     /// Store drivers `Store.Driver` accepts.
-    public static let storeDrivers = ["sqlite", "postgres"]
+    public static let storeDrivers = ["sqlite", "postgres", "mysql"]
     public var httpPort = 36789
     public var grpcPort = 36790
     public var listenHost = "0.0.0.0"
@@ -204,6 +207,20 @@ public struct Configuration: Sendable {
         } catch {
             throw Invalid(description: "\(error)")
         }
+        mysql.host = postgres.host
+        mysql.port = postgres.port
+        mysql.user = postgres.user
+        mysql.password = postgres.password
+        mysql.database = postgres.database
+        mysql.maxOpenConnections = postgres.maxOpenConnections
+        mysql.connectionLifetime = postgres.connectionLifetime
+        if storeDriver == "mysql" {
+            do {
+                mysql.tables = try MySQLTables(global: string("Store.TransGlobalTable"), branch: string("Store.TransBranchOpTable"))
+            } catch {
+                throw Invalid(description: "\(error)")
+            }
+        }
         if string("Store.FinishedDataExpire").isEmpty {
             finishedDataExpire = storeDriver == "sqlite" ? 604_800 : 0
         } else {
@@ -253,8 +270,8 @@ public struct Configuration: Sendable {
         guard Self.storeDrivers.contains(storeDriver) else {
             throw Invalid(
                 description:
-                    "Store.Driver: '\(storeDriver.prefix(64))' is not supported; use sqlite (the default; boltdb means it too) "
-                    + "or postgres (mysql and redis are not)")
+                    "Store.Driver: '\(storeDriver.prefix(64))' is not supported; use sqlite (the default; boltdb means it too), "
+                    + "postgres or mysql (redis is not)")
         }
         if storeDriver == "sqlite" {
             guard !storeFile.isEmpty else { throw Invalid(description: "Store.File must name the SQLite database file") }
@@ -267,7 +284,7 @@ public struct Configuration: Sendable {
                 throw Invalid(description: "Postgres schema not valid")
             }
             guard postgres.maxOpenConnections >= 2 else {
-                throw Invalid(description: "Store.MaxOpenConns: the postgres store needs at least 2 connections (one writes, one reads)")
+                throw Invalid(description: "Store.MaxOpenConns: the \(storeDriver) store needs at least 2 connections (one writes, one reads)")
             }
         }
         guard Self.microServiceDrivers.contains(microServiceDriver) else {

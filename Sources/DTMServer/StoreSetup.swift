@@ -1,5 +1,6 @@
 import DTMCore
 import Logging
+import MySQLStore
 import PostgresStore
 import SQLiteStore
 
@@ -17,6 +18,10 @@ struct OpenedStore: Sendable {
             let store = try await PostgresStore.open(c, reset: reset, logger: logger)
             let location = "postgres://\(c.user)@\(c.host):\(c.port)/\(c.database)?search_path=\(c.schema)&sslmode=\(c.sslMode.rawValue)"
             return OpenedStore(store: store, location: location) { await store.close() }
+        case "mysql":
+            let c = configuration.mysql
+            let store = try await MySQLStore.open(c, reset: reset, logger: logger)
+            return OpenedStore(store: store, location: "mysql://\(c.user)@\(c.host):\(c.port)/\(c.database)") { await store.close() }
         default:
             let store = try SQLiteStore(path: configuration.storeFile, reset: reset, logger: logger)
             if reset { logger.notice("store reset", metadata: ["path": .string(configuration.storeFile)]) }

@@ -23,6 +23,7 @@ from pathlib import Path
 import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mysql_harness  # noqa: E402  (beside this file)
 import pg_harness  # noqa: E402  (beside this file)
 
 import pytest
@@ -73,10 +74,13 @@ class DtmServer:
         self.stderr_path = self.workdir / "dtm-server.stderr.log"
         self.stdout_path = self.workdir / "dtm-server.stdout.log"
         self.store_file = self.workdir / "dtm.sqlite"
-        # DTM_TEST_STORE=postgres: this server stores in its own schema of a private PostgreSQL cluster.
+        # DTM_TEST_STORE=postgres: this server stores in its own schema of a private PostgreSQL cluster; =mysql: in its
+        # own database of a private MariaDB server.
         self.store_env = dict(STORE_DRIVER="sqlite", STORE_FILE=str(self.store_file))
         if pg_harness.store_under_test() == "postgres":
             self.store_env = pg_harness.shared_cluster().server_env(pg_harness.new_schema())
+        elif pg_harness.store_under_test() == "mysql":
+            self.store_env = mysql_harness.shared_server().server_env(mysql_harness.new_database())
         self.proc = None
         self._files = []
 

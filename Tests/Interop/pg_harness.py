@@ -149,5 +149,6 @@ def shared_cluster():
 
 
 def store_under_test():
-    """'postgres' when DTM_TEST_STORE=postgres, else 'sqlite'."""
-    return "postgres" if os.environ.get("DTM_TEST_STORE", "") == "postgres" else "sqlite"
+    """'postgres' or 'mysql' when DTM_TEST_STORE names it, else 'sqlite'."""
+    store = os.environ.get("DTM_TEST_STORE", "")
+    return store if store in ("postgres", "mysql") else "sqlite"
