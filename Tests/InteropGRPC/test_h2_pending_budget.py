@@ -167,7 +167,6 @@ class HonestClient(threading.Thread):
         self.stop = threading.Event()
         self.answered, self.failures = 0, []
         self.channel = grpc.insecure_channel(server.grpc_target)
-        grpc.channel_ready_future(self.channel).result(timeout=10)
         self.stub = pb.DtmStub(self.channel)
 
     def run(self):
@@ -189,7 +188,8 @@ class HonestClient(threading.Thread):
 
     def finish(self):
         self.stop.set()
-        self.join(10)
+        if self.is_alive():
+            self.join(10)
         self.channel.close()
 
 
@@ -199,10 +199,12 @@ def _flood(server, pb, path, connections, limit, token_for_honest=None):
     time.sleep(0.5)
     before = _rss_bytes(server)
     honest = HonestClient(server, pb, token_for_honest)
-    honest.start()
-    floods = [FloodConnection(server.grpc_port, path) for _ in range(connections)]
+    floods = []
     peak = 0
     try:
+        honest.start()
+        for _ in range(connections):
+            floods.append(FloodConnection(server.grpc_port, path))
         until = time.monotonic() + FLOOD_SECONDS
         while time.monotonic() < until:
             for f in floods:
