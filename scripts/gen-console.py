@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Embeds the admin console (Console/*.html, *.css, *.js) in the binary: writes Sources/DTMHTTP/ConsoleAssets.swift,
+"""Embeds the admin console (Console/*.html, *.css, *.js) in the binary: writes Sources/DTMHTTP/Console/ConsoleAssets.swift,
 one raw string literal per file. The output is committed; run this after editing Console/ (scripts/lint.sh checks
 that the committed file is current)."""
 
@@ -8,7 +8,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "Console"
-OUTPUT = ROOT / "Sources" / "DTMHTTP" / "ConsoleAssets.swift"
+OUTPUT = ROOT / "Sources" / "DTMHTTP" / "Console" / "ConsoleAssets.swift"
 TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
@@ -42,6 +42,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--check":
         current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
         if current != text:
-            sys.exit("Sources/DTMHTTP/ConsoleAssets.swift is not current: run scripts/gen-console.py")
+            sys.exit("Sources/DTMHTTP/Console/ConsoleAssets.swift is not current: run scripts/gen-console.py")
     else:
         OUTPUT.write_text(text, encoding="utf-8")

@@ -1,5 +1,6 @@
 import CProtobufC
 import DTMProtoC
+import ProtoCSupport
 
 /// protobuf-c ⇄ Swift for server reflection: the embedded descriptors of the served .proto files, and
 /// `ServerReflectionRequest` → `ServerReflectionResponse`. v1 and v1alpha share one wire format, so the
@@ -24,20 +25,20 @@ extension ProtoCodec {
             else { return nil }
             defer { swiftdtm__descriptor__file_index__free_unpacked(index, nil) }
             let f = index.pointee
-            let package = string(f.package)
+            let package = ProtoC.string(f.package)
             let prefix = package.isEmpty ? "" : package + "."
             var symbols: [String] = []
             for m in 0..<f.n_message_type { collectMessage(f.message_type[m]!, prefix: prefix, into: &symbols) }
-            for e in 0..<f.n_enum_type { symbols.append(prefix + string(f.enum_type[e]!.pointee.name)) }
+            for e in 0..<f.n_enum_type { symbols.append(prefix + ProtoC.string(f.enum_type[e]!.pointee.name)) }
             for s in 0..<f.n_service {
                 let service = f.service[s]!.pointee
-                let name = prefix + string(service.name)
+                let name = prefix + ProtoC.string(service.name)
                 symbols.append(name)
-                for m in 0..<service.n_method { symbols.append(name + "." + string(service.method[m]!.pointee.name)) }
+                for m in 0..<service.n_method { symbols.append(name + "." + ProtoC.string(service.method[m]!.pointee.name)) }
             }
             return ServedFile(
                 name: String(cString: entry.name), descriptor: bytes,
-                dependencies: (0..<f.n_dependency).map { string(f.dependency[$0]) }, symbols: symbols)
+                dependencies: (0..<f.n_dependency).map { ProtoC.string(f.dependency[$0]) }, symbols: symbols)
         }
     }
 
@@ -45,10 +46,10 @@ extension ProtoCodec {
         _ message: UnsafeMutablePointer<Swiftdtm__Descriptor__MessageIndex>, prefix: String, into symbols: inout [String]
     ) {
         let m = message.pointee
-        let name = prefix + string(m.name)
+        let name = prefix + ProtoC.string(m.name)
         symbols.append(name)
         for i in 0..<m.n_nested_type { collectMessage(m.nested_type[i]!, prefix: name + ".", into: &symbols) }
-        for i in 0..<m.n_enum_type { symbols.append(name + "." + string(m.enum_type[i]!.pointee.name)) }
+        for i in 0..<m.n_enum_type { symbols.append(name + "." + ProtoC.string(m.enum_type[i]!.pointee.name)) }
     }
 
     /// What a reflection request asks.
@@ -81,14 +82,14 @@ extension ProtoCodec {
         let query: ReflectionQuery
         switch r.message_request_case {
         case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
-            query = .fileByFilename(string(r.file_by_filename))
+            query = .fileByFilename(ProtoC.string(r.file_by_filename))
         case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
-            query = .fileContainingSymbol(string(r.file_containing_symbol))
+            query = .fileContainingSymbol(ProtoC.string(r.file_containing_symbol))
         case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:
             let e = r.file_containing_extension?.pointee
-            query = .fileContainingExtension(type: string(e?.containing_type), number: e?.extension_number ?? 0)
+            query = .fileContainingExtension(type: ProtoC.string(e?.containing_type), number: e?.extension_number ?? 0)
         case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
-            query = .allExtensionNumbersOfType(string(r.all_extension_numbers_of_type))
+            query = .allExtensionNumbersOfType(ProtoC.string(r.all_extension_numbers_of_type))
         case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
             query = .listServices
         default:
@@ -139,7 +140,7 @@ extension ProtoCodec {
             response.message_response_case = GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE
             response.error_response = body
         }
-        return try pack(size: grpc__reflection__v1alpha__server_reflection_response__get_packed_size(&response)) {
+        return try ProtoC.pack(size: grpc__reflection__v1alpha__server_reflection_response__get_packed_size(&response)) {
             grpc__reflection__v1alpha__server_reflection_response__pack(&response, $0)
         }
     }

@@ -3,6 +3,8 @@ import DTMCore
 import DTMProtoC
 import FoundationEssentials
 import Glibc
+import JSONSupport
+import ProtoCSupport
 
 /// protobuf-c ⇄ model for the messages of `dtmgimp.Dtm` (spec §6, §6.1). The only code that touches the
 /// generated C structs: every unpacked message is freed before returning, every packed one is built from
@@ -16,15 +18,15 @@ public enum ProtoCodec {
         guard let message else { throw .invalidArgument("the request is not a valid dtmgimp.DtmRequest protobuf message") }
         defer { dtmgimp__dtm_request__free_unpacked(message, nil) }
         let m = message.pointee
-        var r = TransactionRequest(gid: string(m.gid), transType: string(m.transtype))
+        var r = TransactionRequest(gid: ProtoC.string(m.gid), transType: ProtoC.string(m.transtype))
         r.transProtocol = TransProtocol.grpc
-        r.customData = string(m.customeddata)
-        r.queryPrepared = string(m.queryprepared)
-        r.rollbackReason = string(m.rollbackreason)
-        r.payloads = (0..<m.n_binpayloads).map { bytesOf(m.binpayloads[$0]) }
+        r.customData = ProtoC.string(m.customeddata)
+        r.queryPrepared = ProtoC.string(m.queryprepared)
+        r.rollbackReason = ProtoC.string(m.rollbackreason)
+        r.payloads = (0..<m.n_binpayloads).map { ProtoC.bytes(m.binpayloads[$0]) }
         for i in 0..<m.n_reqextra {
             let entry = m.reqextra[i]!.pointee  // protobuf-c fills every one of the n_reqextra entries
-            r.reqExtra[string(entry.key)] = string(entry.value)
+            r.reqExtra[ProtoC.string(entry.key)] = ProtoC.string(entry.value)
         }
         if let o = m.transoptions?.pointee {
             r.options.waitResult = o.waitresult != 0
@@ -34,10 +36,10 @@ public enum ProtoCodec {
             r.options.retryLimit = o.retrylimit
             for i in 0..<o.n_branchheaders {
                 let entry = o.branchheaders[i]!.pointee  // likewise, n_branchheaders entries
-                r.options.branchHeaders[string(entry.key)] = string(entry.value)
+                r.options.branchHeaders[ProtoC.string(entry.key)] = ProtoC.string(entry.value)
             }
         }
-        r.steps = try decodeSteps(string(m.steps))
+        r.steps = try decodeSteps(ProtoC.string(m.steps))
         return r
     }
 
@@ -45,7 +47,9 @@ public enum ProtoCodec {
     /// `data` fields are not payloads on the gRPC path (spec §6.1).
     static func decodeSteps(_ text: String) throws(DTMError) -> [TransStep] {
         if text.isEmpty || text == "null" { return [] }
-        if let steps = StepsJSONScanner.scan(text) { return steps }
+        if let steps = StepsScanner.scan(text, nullSteps: true) {
+            return steps.map { TransStep(action: $0.action, compensate: $0.compensate) }  // `data` is no payload here
+        }
         return try decodeStepsWithJSONDecoder(text)
     }
 
@@ -72,11 +76,11 @@ public enum ProtoCodec {
         var data: [String: String] = [:]
         for i in 0..<m.n_data {
             let entry = m.data[i]!.pointee  // likewise, n_data entries
-            data[string(entry.key)] = string(entry.value)
+            data[ProtoC.string(entry.key)] = ProtoC.string(entry.value)
         }
         return BranchRegistration(
-            gid: string(m.gid), transType: string(m.transtype), branchID: string(m.branchid), data: data,
-            busiPayload: bytesOf(m.busipayload))
+            gid: ProtoC.string(m.gid), transType: ProtoC.string(m.transtype), branchID: ProtoC.string(m.branchid), data: data,
+            busiPayload: ProtoC.bytes(m.busipayload))
     }
 
     /// `DtmTopicRequest` → (topic, url, remark).
@@ -84,7 +88,7 @@ public enum ProtoCodec {
         let message = bytes.withUnsafeBufferPointer { dtmgimp__dtm_topic_request__unpack(nil, $0.count, $0.baseAddress) }
         guard let message else { throw .invalidArgument("the request is not a valid dtmgimp.DtmTopicRequest protobuf message") }
         defer { dtmgimp__dtm_topic_request__free_unpacked(message, nil) }
-        return (string(message.pointee.topic), string(message.pointee.url), string(message.pointee.remark))
+        return (ProtoC.string(message.pointee.topic), ProtoC.string(message.pointee.url), ProtoC.string(message.pointee.remark))
     }
 
     /// `google.protobuf.Empty`: any well-formed message is accepted (unknown fields are skipped, as protobuf does).
@@ -103,7 +107,7 @@ public enum ProtoCodec {
         var reply = Dtmgimp__DtmGidReply()
         dtmgimp__dtm_gid_reply__init(&reply)
         reply.gid = arena.string(gid)
-        return try pack(size: dtmgimp__dtm_gid_reply__get_packed_size(&reply)) { dtmgimp__dtm_gid_reply__pack(&reply, $0) }
+        return try ProtoC.pack(size: dtmgimp__dtm_gid_reply__get_packed_size(&reply)) { dtmgimp__dtm_gid_reply__pack(&reply, $0) }
     }
 
     /// `DtmProgressesReply`: the transaction (gid, status, rollback_reason, result — DTM leaves result empty
@@ -132,7 +136,7 @@ public enum ProtoCodec {
         reply.transaction = transaction
         reply.n_progresses = branches.count
         reply.progresses = list
-        return try pack(size: dtmgimp__dtm_progresses_reply__get_packed_size(&reply)) { dtmgimp__dtm_progresses_reply__pack(&reply, $0) }
+        return try ProtoC.pack(size: dtmgimp__dtm_progresses_reply__get_packed_size(&reply)) { dtmgimp__dtm_progresses_reply__pack(&reply, $0) }
     }
 
     /// `DtmRequest` from the model: what a gRPC client sends (tests and the benchmark use it).
@@ -181,7 +185,7 @@ public enum ProtoCodec {
         m.n_reqextra = extra.count
         m.reqextra = extraList
         m.rollbackreason = arena.string(r.rollbackReason)
-        return try pack(size: dtmgimp__dtm_request__get_packed_size(&m)) { dtmgimp__dtm_request__pack(&m, $0) }
+        return try ProtoC.pack(size: dtmgimp__dtm_request__get_packed_size(&m)) { dtmgimp__dtm_request__pack(&m, $0) }
     }
 
     /// The `Steps` JSON the Go client sends (`"null"` when there are none).
@@ -220,38 +224,6 @@ public enum ProtoCodec {
         m.n_data = data.count
         m.data = list
         m.busipayload = arena.binary(r.busiPayload)
-        return try pack(size: dtmgimp__dtm_branch_request__get_packed_size(&m)) { dtmgimp__dtm_branch_request__pack(&m, $0) }
+        return try ProtoC.pack(size: dtmgimp__dtm_branch_request__get_packed_size(&m)) { dtmgimp__dtm_branch_request__pack(&m, $0) }
     }
-
-    // MARK: - Helpers
-
-    static func string(_ p: UnsafeMutablePointer<CChar>?) -> String {
-        guard let p else { return "" }
-        return String(cString: p)
-    }
-
-    static func bytesOf(_ b: ProtobufCBinaryData) -> [UInt8] {
-        guard b.len > 0, let data = b.data else { return [] }
-        return Array(UnsafeBufferPointer(start: data, count: b.len))
-    }
-
-    /// A message packed into exactly the `size` bytes protobuf-c computed for it; anything else is an error (and
-    /// never more than `size` bytes are kept).
-    static func pack(size: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) throws(ProtoPackError) -> [UInt8] {
-        guard size > 0 else { return [] }
-        var written = 0
-        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            written = body(buffer.baseAddress!)  // capacity ≥ 1 here, so the base address exists
-            count = min(max(written, 0), size)
-        }
-        guard written == size else { throw ProtoPackError(written: written, expected: size) }
-        return bytes
-    }
-}
-
-/// protobuf-c packed a different number of bytes than it computed for the message.
-public struct ProtoPackError: Error, CustomStringConvertible {
-    public let written: Int
-    public let expected: Int
-    public var description: String { "protobuf-c packed \(written) bytes of a \(expected)-byte message" }
 }

@@ -1,4 +1,5 @@
 import HTTP2
+import ProtoCSupport
 
 /// gRPC server reflection, so `grpcurl list` / `describe` work against the coordinator as against DTM
 /// (which registers grpc-go's v1alpha service; we also answer v1, which newer clients try first).

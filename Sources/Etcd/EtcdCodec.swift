@@ -1,5 +1,6 @@
 import CProtobufC
 import DTMProtoC
+import ProtoCSupport
 
 /// A key and its value as etcd stores them.
 public struct EtcdKeyValue: Sendable, Equatable {
@@ -122,7 +123,7 @@ enum EtcdCodec {
 
     static func leaseGrantResponse(_ bytes: [UInt8]) throws(EtcdError) -> (id: Int64, ttl: Int64, error: String) {
         try unpack(bytes, "LeaseGrantResponse", etcdserverpb__lease_grant_response__unpack, etcdserverpb__lease_grant_response__free_unpacked) {
-            ($0.id, $0.ttl, string($0.error))
+            ($0.id, $0.ttl, ProtoC.string($0.error))
         }
     }
 
@@ -135,7 +136,7 @@ enum EtcdCodec {
 
     static func authenticateResponse(_ bytes: [UInt8]) throws(EtcdError) -> String {
         try unpack(bytes, "AuthenticateResponse", etcdserverpb__authenticate_response__unpack, etcdserverpb__authenticate_response__free_unpacked) {
-            string($0.token)
+            ProtoC.string($0.token)
         }
     }
 
@@ -147,7 +148,7 @@ enum EtcdCodec {
                 events.append((event.type == MVCCPB__EVENT__EVENT_TYPE__DELETE ? .delete : .put, keyValue(kv)))
             }
             return EtcdWatchResponse(
-                watchID: m.watch_id, created: m.created != 0, canceled: m.canceled != 0, cancelReason: string(m.cancel_reason),
+                watchID: m.watch_id, created: m.created != 0, canceled: m.canceled != 0, cancelReason: ProtoC.string(m.cancel_reason),
                 compactRevision: m.compact_revision, revision: revision(m.header), events: events)
         }
     }
@@ -155,20 +156,11 @@ enum EtcdCodec {
     // MARK: - Helpers
 
     private static func keyValue(_ kv: Mvccpb__KeyValue) -> EtcdKeyValue {
-        EtcdKeyValue(key: text(kv.key), value: text(kv.value), lease: kv.lease)
+        EtcdKeyValue(key: ProtoC.text(kv.key), value: ProtoC.text(kv.value), lease: kv.lease)
     }
 
     private static func revision(_ header: UnsafeMutablePointer<Etcdserverpb__ResponseHeader>?) -> Int64 {
         header?.pointee.revision ?? 0
-    }
-
-    private static func text(_ data: ProtobufCBinaryData) -> String {
-        guard data.len > 0, let p = data.data else { return "" }
-        return String(decoding: UnsafeBufferPointer(start: p, count: data.len), as: UTF8.self)
-    }
-
-    private static func string(_ p: UnsafeMutablePointer<CChar>?) -> String {
-        p.map { String(cString: $0) } ?? ""
     }
 
     /// `bytes` as a protobuf-c binary field, valid inside `body` only.
@@ -182,15 +174,10 @@ enum EtcdCodec {
     private static func pack<M>(
         _ message: inout M, _ size: (UnsafePointer<M>) -> Int, _ pack: (UnsafePointer<M>, UnsafeMutablePointer<UInt8>) -> Int
     ) throws(EtcdError) -> [UInt8] {
-        try withUnsafePointer(to: &message) { m throws(EtcdError) in
-            let expected = size(m)
-            var written = 0
-            let out = [UInt8](unsafeUninitializedCapacity: max(expected, 1)) { buffer, count in
-                written = expected == 0 ? 0 : pack(m, buffer.baseAddress!)  // capacity ≥ 1: the base address exists
-                count = min(written, expected)
-            }
-            guard written == expected else { throw EtcdError.protocolError("protobuf-c packed \(written) of \(expected) bytes") }
-            return out
+        do {
+            return try ProtoC.pack(&message, size, pack)
+        } catch {
+            throw EtcdError.protocolError(error.description)
         }
     }
 
@@ -200,9 +187,9 @@ enum EtcdCodec {
         _ free: (UnsafeMutablePointer<M>?, UnsafeMutablePointer<ProtobufCAllocator>?) -> Void,
         _ read: (M) -> R
     ) throws(EtcdError) -> R {
-        let message = bytes.withUnsafeBufferPointer { unpack(nil, $0.count, $0.baseAddress) }
-        guard let message else { throw EtcdError.protocolError("etcd answered with a message that is not a valid etcdserverpb.\(name)") }
-        defer { free(message, nil) }
-        return read(message.pointee)
+        guard let result = ProtoC.unpack(bytes, unpack, free, read) else {
+            throw EtcdError.protocolError("etcd answered with a message that is not a valid etcdserverpb.\(name)")
+        }
+        return result
     }
 }

@@ -10,7 +10,7 @@ import Testing
 
 @testable import DTMHTTP
 
-/// The lean HTTP/1.1 branch client (Sources/DTMHTTP/BranchHTTPClient) against a loopback NIO server.
+/// The lean HTTP/1.1 branch client (Sources/DTMHTTP/BranchCaller/HTTP1Client) against a loopback NIO server.
 @Suite("lean branch HTTP client")
 struct BranchHTTPClientTests {
     static func makePool(_ configure: (inout HTTP1PoolConfiguration) -> Void = { _ in }) -> HTTP1ConnectionPool {

@@ -265,5 +265,5 @@ def test_boltdb_driver_runs_the_embedded_store(start_server, busi):
     assert r.status_code == 200, r.text
     assert server.query(gid)["transaction"]["status"] == "succeed"
     assert server.store_file.is_file()
-    notices = [l for l in server.stderr_path.read_text(errors="replace").splitlines() if "boltdb" in l.lower()]
+    notices = [l for l in server.stderr_path.read_text(errors="replace").splitlines() if "Store.Driver boltdb" in l]
     assert len(notices) == 1 and "SQLite" in notices[0] and "not read" in notices[0], notices

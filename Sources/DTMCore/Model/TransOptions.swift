@@ -1,5 +1,6 @@
-/// Per-transaction options (spec §2.3). Persisted as JSON in the `options` column with DTM's keys.
-public struct TransOptions: Sendable, Equatable, Codable {
+/// Per-transaction options (spec §2.3). Persisted as JSON in the `options` column with DTM's keys: written by
+/// `TransOptionsJSON` (JSONSupport), the one writer of that shape; read through this Decodable conformance.
+public struct TransOptions: Sendable, Equatable, Decodable {
     public var waitResult: Bool = false
     public var timeoutToFail: Int64 = 0
     public var requestTimeout: Int64 = 0
@@ -22,19 +23,6 @@ public struct TransOptions: Sendable, Equatable, Codable {
         case concurrent
         case retryLimit = "retry_limit"
         case retryCount = "retry_count"
-    }
-
-    // DTM omits empty values except `concurrent` (Go `omitempty`), so the stored JSON matches DTM's.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        if waitResult { try c.encode(true, forKey: .waitResult) }
-        if timeoutToFail != 0 { try c.encode(timeoutToFail, forKey: .timeoutToFail) }
-        if requestTimeout != 0 { try c.encode(requestTimeout, forKey: .requestTimeout) }
-        if retryInterval != 0 { try c.encode(retryInterval, forKey: .retryInterval) }
-        if !branchHeaders.isEmpty { try c.encode(branchHeaders, forKey: .branchHeaders) }
-        try c.encode(concurrent, forKey: .concurrent)
-        if retryLimit != 0 { try c.encode(retryLimit, forKey: .retryLimit) }
-        if retryCount != 0 { try c.encode(retryCount, forKey: .retryCount) }
     }
 
     public init(from decoder: any Decoder) throws {

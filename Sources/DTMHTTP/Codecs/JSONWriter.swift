@@ -31,6 +31,12 @@ struct JSONWriter {
     mutating func field(_ k: String, _ v: Int64) { key(k); int(v) }
     mutating func field(_ k: String, _ v: Bool) { key(k); bool(v) }
     mutating func fieldIfNotEmpty(_ k: String, _ v: String) { if !v.isEmpty { field(k, v) } }
+    /// A value that is JSON text already.
+    mutating func field(_ k: String, json: String) {
+        key(k)
+        separator()
+        bytes.append(contentsOf: json.utf8)
+    }
     mutating func field(_ k: String, time t: Timestamp?) {
         key(k)
         if let t { string(RFC3339.format(t)) } else { null() }
@@ -74,12 +80,7 @@ extension JSONWriter {
         fieldIfNotEmpty("result", t.result)
         fieldIfNotEmpty("rollback_reason", t.rollbackReason)
         // Option keys at top level, as DTM's TransGlobal embeds TransOptions.
-        if t.options.waitResult { field("wait_result", true) }
-        if t.options.timeoutToFail != 0 { field("timeout_to_fail", t.options.timeoutToFail) }
-        if t.options.requestTimeout != 0 { field("request_timeout", t.options.requestTimeout) }
-        if t.options.retryInterval != 0 { field("retry_interval", t.options.retryInterval) }
-        field("concurrent", t.options.concurrent)
-        if t.options.retryLimit != 0 { field("retry_limit", t.options.retryLimit) }
+        TransOptionsJSON.forEachField(t.options, embedded: true) { field($0, json: $1) }
         endObject()
     }
 

@@ -120,37 +120,12 @@ public struct TransactionRequestJSON: Decodable {
         case "steps":
             guard once(15) else { return false }
             if c.null() { return true }
-            guard let v = Self.scanSteps(&c) else { return false }
-            steps = v
+            guard let v = StepsScanner.scan(&c, nullSteps: false) else { return false }
+            steps = v.map { Step(action: $0.action, compensate: $0.compensate, data: $0.data) }
             return true
         default:
             return c.stringOrNull() != nil || c.bool() != nil || c.int64() != nil
         }
-    }
-
-    /// `[` step object, … `]` with only `action`, `compensate` and `data` keys, each a string or null.
-    private static func scanSteps(_ c: inout JSONCursor) -> [Step]? {
-        guard c.consume(UInt8(ascii: "[")) else { return nil }
-        var steps: [Step] = []
-        if c.consume(UInt8(ascii: "]")) { return steps }
-        repeat {
-            var step = Step()
-            var seen = 0
-            let ok = c.object { key, c in
-                let bit = key == "action" ? 1 : key == "compensate" ? 2 : key == "data" ? 4 : 0
-                guard bit != 0, seen & bit == 0, let value = c.stringOrNull() else { return false }
-                seen |= bit
-                switch bit {
-                case 1: step.action = value
-                case 2: step.compensate = value
-                default: step.data = value
-                }
-                return true
-            }
-            guard ok else { return nil }
-            steps.append(step)
-        } while c.consume(UInt8(ascii: ","))
-        return c.consume(UInt8(ascii: "]")) ? steps : nil
     }
 
     var model: TransactionRequest {
