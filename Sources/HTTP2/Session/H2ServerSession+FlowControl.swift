@@ -5,7 +5,8 @@ import CNghttp2
 /// nghttp2 sends no WINDOW_UPDATE by itself here, so a peer can send no more than its windows beyond what we gave
 /// back. A stream starts with a small window (`initialWindowSize`): small requests arrive whole at once. Bytes nobody
 /// holds (a refused or answered stream, an unknown one) are given back at once, and so are those of requests admitted
-/// on a credential, whose stream window is widened to `admittedStreamWindowSize` on their HEADERS.
+/// on a credential. A stream admitted either way whose message is larger than its initial window gets
+/// `admittedStreamWindowSize`.
 ///
 /// An open request (no credential needed) is admitted once the whole announced length of its message is reserved in
 /// the connection's and the process's budgets (`ReceiveBudget`): then its stream window is widened and both windows
@@ -27,8 +28,12 @@ extension H2ServerSession {
     /// After a chunk was deframed: admits the message now arriving if there is room for all of it and gives back the
     /// windows of its bytes; a stream left waiting gives back only the connection's window, within the allowance.
     func settleReceipt(_ stream: ServerStream) {
-        guard stream.budgeted, !stream.responded else { return }
+        guard !stream.responded else { return }
         let announced = stream.deframer.announcedLength
+        guard stream.budgeted else {
+            if let announced { widenStreamWindow(stream, forMessageOf: announced) }
+            return
+        }
         if !stream.receipt.admitted, let announced {
             // The deframer refused any length beyond its limit, so the sum cannot overflow.
             let wireLength = GRPCFraming.prefixLength + announced
@@ -37,7 +42,7 @@ extension H2ServerSession {
                 receiveBudget.giveBackUnadmitted(stream.receipt.unadmitted)
                 stream.receipt.unadmitted = 0
                 stream.deframer.reserveCapacityForAnnouncedMessage()
-                widenStreamWindow(stream.id)
+                widenStreamWindow(stream, forMessageOf: announced)
             }
         }
         if stream.receipt.admitted {
@@ -101,13 +106,16 @@ extension H2ServerSession {
     /// Bytes of open requests' messages admitted on this connection and not handed on yet.
     public var reservedRequestBytes: Int { receiveBudget.reserved }
 
-    /// A stream admitted (or authenticated) may have `admittedStreamWindowSize` bytes in flight instead of the small
-    /// initial window: a large message then does not wait a round trip per few KiB.
-    func widenStreamWindow(_ streamID: Int32) {
+    /// A stream admitted (or authenticated) whose message is larger than the small initial window may have
+    /// `admittedStreamWindowSize` bytes in flight: it then does not wait a round trip per few KiB. Small messages, the
+    /// usual case, need no WINDOW_UPDATE.
+    private func widenStreamWindow(_ stream: ServerStream, forMessageOf length: Int) {
+        guard !stream.receipt.windowWidened, length >= Int(configuration.initialWindowSize) - GRPCFraming.prefixLength else { return }
+        stream.receipt.windowWidened = true
         let window = Int32(clamping: configuration.admittedStreamWindowSize)
         guard window > Int32(clamping: configuration.initialWindowSize) else { return }
-        let rv = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, window)
-        _ = succeeded(rv, "nghttp2_session_set_local_window_size", stream: streamID)
+        let rv = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, window)
+        _ = succeeded(rv, "nghttp2_session_set_local_window_size", stream: stream.id)
     }
 
     /// Gives back window for bytes of `stream` and lowers what it still owes.

@@ -282,7 +282,6 @@ public final class H2ServerSession {
             if let limit, limit < stream.deframer.maxMessageSize { stream.deframer = GRPCMessageDeframer(maxMessageSize: max(limit, 0)) }
         case .authenticated:
             stream.budgeted = false
-            widenStreamWindow(stream.id)
         }
         if let timeout = stream.timeout { stream.deadline = .now() + TimeAmount(timeout) }
     }

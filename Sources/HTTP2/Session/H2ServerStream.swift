@@ -50,6 +50,8 @@ struct StreamReceipt {
     /// Bytes not yet given back to the connection's window and to the stream's.
     var unreturnedToConnection = 0
     var unreturnedToStream = 0
+    /// The stream's window was widened past its initial size (for a message larger than that).
+    var windowWidened = false
 
     var admitted: Bool { reserved > 0 }
 
