@@ -1,4 +1,5 @@
 @testable import DTMCore
+import DTMTestSupport
 import Testing
 
 @Suite("branch addresses and the host allow-list")

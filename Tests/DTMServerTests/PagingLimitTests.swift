@@ -7,21 +7,17 @@ import Testing
 
 @Suite("paging past the row limit")
 struct PagingLimitTests {
-    struct StillClock: CoordinatorClock {
-        func now() -> Timestamp { Timestamp(microseconds: 1_800_000_000_000_000) }
-        func sleep(seconds: Double) async throws { throw CancellationError() }
-    }
-
     @Test("all?limit beyond 10,000 answers 10,000 rows and a next_position that leads to the rest")
     func clampedPagesLeadOn() async throws {
         let store = InMemoryStore()
         for i in 0..<10_005 {
             _ = try await store.saveNew(
-                GlobalTransaction(gid: "p\(i)", transType: .saga, status: .succeed, createTime: StillClock().now()), branches: [])
+                GlobalTransaction(gid: "p\(i)", transType: .saga, status: .succeed, createTime: ManualClock().now()), branches: [])
         }
         let coordinator = Coordinator(
             context: ProcessingContext(
-                store: store, caller: BranchCallRouter(http: NoCall(), grpc: NoCall()), clock: StillClock(), coding: JSONTextCoding(),
+                store: store, caller: BranchCallRouter(http: ScriptedCaller(), grpc: ScriptedCaller()), clock: ManualClock(sleepCancels: true),
+                coding: JSONTextCoding(),
                 config: EngineConfig(), logger: Logger(label: "test")))
         let router = APIRouter(coordinator: coordinator, version: "test", logger: Logger(label: "test"))
         func page(_ query: String) async throws -> (count: Int, next: String) {
@@ -38,7 +34,4 @@ struct PagingLimitTests {
         #expect(second.next.isEmpty)
     }
 
-    struct NoCall: BranchCaller {
-        func call(_ call: BranchCall) async -> BranchCallResult { .error("no branch calls in this test") }
-    }
 }

@@ -10,39 +10,33 @@ import Synchronization
 enum Fixtures {
     static let quiet = Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    /// A clock that stands still until the harness moves it (`advance`).
-    final class SteppedClock: CoordinatorClock {
-        private let current = Mutex(Timestamp(microseconds: 1_700_000_000_000_000))
-        func now() -> Timestamp { current.withLock { $0 } }
-        func advance(_ seconds: Double) { current.withLock { $0 = $0.adding(seconds: seconds) } }
-        func sleep(seconds: Double) async throws { throw CancellationError() }
-    }
+    /// The clock of a harness: still until moved; a sleeper is cancelled, so nothing loops.
+    static func clock() -> ManualClock { ManualClock(Timestamp(microseconds: 1_700_000_000_000_000), sleepCancels: true) }
 
     /// …fail… answers FAILURE, …ongoing… ONGOING, …err… an error, anything else SUCCESS.
-    struct URLScriptedCaller: BranchCaller {
-        func call(_ call: BranchCall) async -> BranchCallResult {
-            if call.url.contains("fail") { return .failure("FAILURE") }
-            if call.url.contains("ongoing") { return .ongoing("ONGOING") }
-            if call.url.contains("err") { return .error("branch error") }
-            return .success
-        }
+    static func answerFromURL(_ call: BranchCall) -> BranchCallResult {
+        if call.url.contains("fail") { return .failure("FAILURE") }
+        if call.url.contains("ongoing") { return .ongoing("ONGOING") }
+        if call.url.contains("err") { return .error("branch error") }
+        return .success
     }
 
     /// A fresh in-memory coordinator; background rounds are off (maxInflightRounds 0), so only wait_result
     /// rounds run, inline.
-    static func coordinator(clock: SteppedClock = SteppedClock()) -> Coordinator {
+    static func coordinator(clock: ManualClock = Fixtures.clock()) -> Coordinator {
         var config = EngineConfig()
         config.maxInflightRounds = 0
+        let caller = ScriptedCaller(otherwise: answerFromURL)
         return Coordinator(
             context: ProcessingContext(
-                store: InMemoryStore(), caller: BranchCallRouter(http: URLScriptedCaller(), grpc: URLScriptedCaller()), clock: clock, coding: JSONTextCoding(),
+                store: InMemoryStore(), caller: BranchCallRouter(http: caller, grpc: caller), clock: clock, coding: JSONTextCoding(),
                 config: config, logger: quiet))
     }
 
     /// After the requests, what the stored transactions do over time: the cron path claims and processes them as
     /// the clock moves a minute, a day, then 200 years (which saturates), and finally with the due line at the end
     /// of time, so that every stored number reaches the scheduling arithmetic. Returns broken invariants.
-    static func driveStoredTransactions(_ coordinator: Coordinator, clock: SteppedClock) async -> [String] {
+    static func driveStoredTransactions(_ coordinator: Coordinator, clock: ManualClock) async -> [String] {
         for step in [0, 60, 86_400, 200 * 365 * 86_400.0] {
             clock.advance(step)
             await coordinator.cronOnce()

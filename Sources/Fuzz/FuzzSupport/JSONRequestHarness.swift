@@ -28,7 +28,7 @@ public enum JSONRequestHarness {
             }
             return (method, path, record.body)
         }
-        let clock = Fixtures.SteppedClock()
+        let clock = Fixtures.clock()
         let coordinator = Fixtures.coordinator(clock: clock)
         let router = APIRouter(coordinator: coordinator, version: "fuzz", logger: Fixtures.quiet)
         var statuses: [Int] = []

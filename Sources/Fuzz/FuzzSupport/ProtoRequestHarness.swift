@@ -16,7 +16,7 @@ public enum ProtoRequestHarness {
     public static func run(_ input: [UInt8]) async -> (codes: [GRPCStatusCode], problems: [String]) {
         let calls = Fixtures.records(input).map { (methods[Int($0.selector) % methods.count], $0.body) }
         var problems = calls.flatMap { roundTripProblems($0.1) }
-        let clock = Fixtures.SteppedClock()
+        let clock = Fixtures.clock()
         let coordinator = Fixtures.coordinator(clock: clock)
         let service = DtmService(coordinator: coordinator, logger: Fixtures.quiet)
         var codes: [GRPCStatusCode] = []
