@@ -18,6 +18,13 @@ done
 scripts/setup.sh --no-build
 scripts/lint.sh
 
+# Everything the run makes goes under one temporary directory (TMPDIR), checked at the end together with /tmp, the
+# processes and the listening ports (scripts/support/leftovers.sh): a test that leaves anything behind fails the run.
+suite_tmp=$(mktemp -d /tmp/swift-dtm-suite.XXXXXX)
+chmod 755 "$suite_tmp"  # the database servers the tests start run as nobody and reach their directories through it
+scripts/support/leftovers.sh snapshot "$suite_tmp"
+export TMPDIR="$suite_tmp"
+
 swift build --build-tests
 swift test --skip-build
 
@@ -47,3 +54,7 @@ else
   DTM_SERVER_BIN="$PWD/.build/debug/dtm-server" .venv/bin/python -m pytest -q -p no:cacheprovider \
     Tests/InteropGRPC/test_grpc_api.py Tests/InteropGRPC/test_grpc_branches.py Tests/InteropGRPC/test_gozero_scenario.py
 fi
+
+unset TMPDIR
+scripts/support/leftovers.sh check "$suite_tmp"
+rm -rf "$suite_tmp"

@@ -9,7 +9,8 @@ import Synchronization
 /// The real `dtm-server` binary, started on loopback with a fresh SQLite file in a temporary directory.
 final class ServerProcess: @unchecked Sendable {
     // @unchecked: used from one test task at a time.
-    let directory: URL
+    private let temporary: TemporaryDirectory
+    var directory: URL { temporary.url }
     private(set) var httpPort: Int
     private(set) var grpcPort: Int
     var extraEnvironment: [String: String]
@@ -24,12 +25,11 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     init(environment: [String: String] = [:]) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("swift-dtm-e2e-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        temporary = try TemporaryDirectory(prefix: "swift-dtm-e2e")
         httpPort = try freePort()
         grpcPort = try freePort()
         extraEnvironment = environment
-        logFile = directory.appendingPathComponent("server.log")
+        logFile = temporary.url.appendingPathComponent("server.log")
     }
 
     var base: String { "http://127.0.0.1:\(httpPort)/api/dtmsvr" }
@@ -106,7 +106,6 @@ final class ServerProcess: @unchecked Sendable {
 
     deinit {
         if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        try? FileManager.default.removeItem(at: directory)
     }
 }
 

@@ -8,7 +8,8 @@ import Glibc
 final class EtcdTestServer: @unchecked Sendable {
     let clientPort: Int
     let peerPort: Int
-    let directory: URL
+    private let temporary: TemporaryDirectory
+    var directory: URL { temporary.url }
     let tls: TestPKI?
     private var process: Process?
 
@@ -21,8 +22,7 @@ final class EtcdTestServer: @unchecked Sendable {
         }
         clientPort = try LoopbackPort.free()
         peerPort = try LoopbackPort.free()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("swift-dtm-etcd-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        temporary = try TemporaryDirectory(prefix: "swift-dtm-etcd")
         try start()
     }
 
@@ -72,7 +72,6 @@ final class EtcdTestServer: @unchecked Sendable {
 
     deinit {
         stop()
-        try? FileManager.default.removeItem(at: directory)
     }
 
     private func waitUntilServing() throws {

@@ -4,7 +4,8 @@ import Foundation
 /// A throwaway certificate authority made with openssl in a temporary directory, removed when the value goes: a
 /// server certificate for 127.0.0.1 and localhost, and a client certificate.
 final class TestPKI: @unchecked Sendable {
-    let directory: URL
+    private let temporary: TemporaryDirectory
+    var directory: URL { temporary.url }
     var ca: String { path("ca.pem") }
     var serverCert: String { path("server.pem") }
     var serverKey: String { path("server.key") }
@@ -12,21 +13,11 @@ final class TestPKI: @unchecked Sendable {
     var clientKey: String { path("client.key") }
 
     init(name: String) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("swift-dtm-pki-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        do {
-            try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=\(name) CA", "-keyout", "ca.key", "-out", "ca.pem"])
-            // etcd's gateway dials its own client port with the server certificate: it needs both usages.
-            try issue("server", subject: "/CN=localhost", extensions: "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
-            try issue("client", subject: "/CN=root", extensions: "extendedKeyUsage=clientAuth\n")
-        } catch {
-            try? FileManager.default.removeItem(at: directory)
-            throw error
-        }
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(at: directory)
+        temporary = try TemporaryDirectory(prefix: "swift-dtm-pki")  // removed with this value, or if init throws
+        try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=\(name) CA", "-keyout", "ca.key", "-out", "ca.pem"])
+        // etcd's gateway dials its own client port with the server certificate: it needs both usages.
+        try issue("server", subject: "/CN=localhost", extensions: "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+        try issue("client", subject: "/CN=root", extensions: "extendedKeyUsage=clientAuth\n")
     }
 
     private func path(_ file: String) -> String { directory.appendingPathComponent(file).path }

@@ -8,7 +8,7 @@ import Testing
 struct SQLiteStoreTests {
     @Test("64 concurrent writers under group commit lose nothing and share commits")
     func concurrentWriters() async throws {
-        let path = TempDB.path()
+        let path = try TempDB.path()
         let store = try SQLiteStore(path: path, logger: Logger(label: "test"))
         let writers = 64
         let perWriter = 20
@@ -88,7 +88,7 @@ struct SQLiteStoreTests {
 
     @Test("schema version is recorded; reopening keeps data; reset drops it")
     func migrations() async throws {
-        let path = TempDB.path()
+        let path = try TempDB.path()
         var store: SQLiteStore? = try SQLiteStore(path: path, logger: Logger(label: "test"))
         _ = try await store!.saveNew(sampleTransaction("keep"), branches: [])
         store!.close()
@@ -107,7 +107,7 @@ struct SQLiteStoreTests {
 
     @Test("a database from a newer server is refused with a clear error")
     func newerSchemaRefused() throws {
-        let path = TempDB.path()
+        let path = try TempDB.path()
         do {
             let c = try SQLiteConnection(path: path, readOnly: false)
             try c.execute("PRAGMA user_version = 99")
