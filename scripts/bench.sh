@@ -3,7 +3,7 @@
 # and drives it with dtm-bench (its own gRPC + HTTP/1.1 branch service on the loopback), then prints one table
 # and the machine's ceiling (h2load against the coordinator's gRPC NewGid).
 #
-# Usage: scripts/bench.sh [--seconds S] [--clients N] [--rate R] [--open-clients N] [--store sqlite|postgres]
+# Usage: scripts/bench.sh [--seconds S] [--clients N] [--rate R] [--open-clients N] [--store sqlite|postgres|mysql]
 #                        [--coordinators N] [--compare 'COMMAND'] [S [N]]
 #   --seconds S       seconds of load per scenario (default 10; a bare first number means the same)
 #   --clients N       closed-loop clients per scenario (default 64; a bare second number means the same)
@@ -11,7 +11,9 @@
 #   --open-clients N  most submits in flight in the open-loop scenario (default 1024)
 #   --store STORE     sqlite (default: a fresh SQLite file) or postgres (a private PostgreSQL cluster on loopback,
 #                     scripts/support/pg-cluster.sh, synchronous_commit on; the coordinators share one schema)
-#   --coordinators N  with postgres: N coordinators, each on its own ports; dtm-bench spreads the submits over them
+#                     or mysql (a private MariaDB server on loopback, mariadb-install-db into the temp dir, as nobody
+#                     when root, innodb_flush_log_at_trx_commit=1: durable; the coordinators share one database)
+#   --coordinators N  with postgres or mysql: N coordinators, each on its own ports; dtm-bench spreads the submits over them
 #                     in turn and sums their CPU and memory (default 1)
 #   --compare 'CMD'   also start another DTM-compatible server with CMD (run with `bash -c "exec CMD"` in an
 #                     empty directory, environment HTTP_PORT and GRPC_PORT set to the ports it must listen on;
@@ -44,9 +46,9 @@ while (($#)); do
   esac
 done
 
-case "$store" in sqlite | postgres) ;; *) echo "bench.sh: --store sqlite or postgres" >&2; exit 2 ;; esac
-if ((coordinators < 1)) || { ((coordinators > 1)) && [[ "$store" != postgres ]]; }; then
-  echo "bench.sh: --coordinators N needs N >= 1, and --store postgres for N > 1" >&2; exit 2
+case "$store" in sqlite | postgres | mysql) ;; *) echo "bench.sh: --store sqlite, postgres or mysql" >&2; exit 2 ;; esac
+if ((coordinators < 1)) || { ((coordinators > 1)) && [[ "$store" == sqlite ]]; }; then
+  echo "bench.sh: --coordinators N needs N >= 1, and --store postgres or mysql for N > 1" >&2; exit 2
 fi
 
 flock /tmp/swift-build.lock swift build -c release --product dtm-server >/dev/null
@@ -58,6 +60,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [[ -z "${pg_pid:-}" ]] || { kill -INT "$pg_pid" 2>/dev/null || true; wait "$pg_pid" 2>/dev/null || true; }
+  [[ -z "${my_pid:-}" ]] || { kill -TERM "$my_pid" 2>/dev/null || true; wait "$my_pid" 2>/dev/null || true; }
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -123,6 +126,31 @@ if [[ "$store" == postgres ]]; then
   pg_cluster_start "$dir/pg" "$pgport" shared_buffers=256MB max_connections=200
   store_env=(STORE_DRIVER=postgres STORE_HOST=127.0.0.1 STORE_PORT="$pgport" STORE_USER=dtm STORE_DB=postgres STORE_SCHEMA=dtm)
   echo "PostgreSQL $pgver on 127.0.0.1:$pgport (synchronous_commit on), $coordinators coordinator(s)" >&2
+elif [[ "$store" == mysql ]]; then
+  # A private MariaDB on loopback: its own data directory and socket in $dir, as nobody when root (mariadbd refuses
+  # root); durable (innodb_flush_log_at_trx_commit=1; no binary log, as a single server would run).
+  myport=$((40000 + RANDOM % 5000)) run_as=() install_user=()
+  mkdir "$dir/mysql"
+  if ((EUID == 0)); then
+    chmod 755 "$dir"; chown nobody:nogroup "$dir/mysql"
+    run_as=(setpriv --reuid=65534 --regid=65534 --clear-groups --) install_user=(--user=nobody)
+  fi
+  "${run_as[@]}" mariadb-install-db --no-defaults --datadir="$dir/mysql/data" --auth-root-authentication-method=normal \
+    --skip-test-db "${install_user[@]}" >"$dir/mysql-install.log" 2>&1
+  "${run_as[@]}" mariadbd --no-defaults --datadir="$dir/mysql/data" --port="$myport" --bind-address=127.0.0.1 \
+    --socket="$dir/mysql/mysqld.sock" --pid-file="$dir/mysql/mysqld.pid" --log-error="$dir/mysql/mysqld.log" \
+    --skip-name-resolve --skip-log-bin --max-connections=500 --innodb-buffer-pool-size=512M \
+    --innodb-flush-log-at-trx-commit=1 &
+  my_pid=$!
+  for _ in $(seq 300); do
+    mariadb --no-defaults --socket="$dir/mysql/mysqld.sock" -uroot -e "SELECT 1" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  mariadb --no-defaults --socket="$dir/mysql/mysqld.sock" -uroot \
+    -e "CREATE USER 'dtm'@'%' IDENTIFIED BY 'dtm-bench'; GRANT ALL ON *.* TO 'dtm'@'%'"
+  store_env=(STORE_DRIVER=mysql STORE_HOST=127.0.0.1 STORE_PORT="$myport" STORE_USER=dtm STORE_PASSWORD=dtm-bench STORE_DB=dtm)
+  myver=$(mariadb --no-defaults --socket="$dir/mysql/mysqld.sock" -uroot -N -B -e "SELECT version()")
+  echo "MariaDB $myver on 127.0.0.1:$myport (innodb_flush_log_at_trx_commit=1), $coordinators coordinator(s)" >&2
 fi
 http_targets="" grpc_targets="" server_pids="" first_grpc=""
 for n in $(seq "$coordinators"); do

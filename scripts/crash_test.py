@@ -9,7 +9,8 @@ load — without them it warns and runs HTTP only):
    <repo>/.build/debug/dtm-server) in a fresh temp dir, TRANS_CRON_INTERVAL=1, LOG_LEVEL=warn, on a store:
    ``--store sqlite`` (default) one SQLite file <tmp>/dtm.sqlite; ``--store postgres`` a private PostgreSQL cluster
    (Tests/Interop/pg_harness.py: initdb in /tmp/swift-dtm-pg-…, loopback port; the server creates its schema and
-   tables itself).  ``--coordinators N`` (N > 1 needs ``--store postgres``) starts N dtm-server processes, each
+   tables itself); ``--store mysql`` a private MariaDB server (Tests/Interop/mysql_harness.py, the same way, one
+   database).  ``--coordinators N`` (N > 1 needs postgres or mysql) starts N dtm-server processes, each
    with its own HTTP and gRPC port, all on the same schema: several coordinators sharing one database;
 2. starts a threaded HTTP branch service and a grpcio branch service whose behaviour is chosen by the gid prefix:
    ``ok-…`` every action succeeds; ``fail<K>-…`` the action of step K answers FAILURE (HTTP 409 / gRPC ABORTED);
@@ -45,7 +46,7 @@ load — without them it warns and runs HTTP only):
 
 gid layout: <kind>-<steps>s-<http|grpc>-r<round>-t<thread>-<seq>, e.g. fail2-3s-grpc-r7-t1-42.
 
-Usage: scripts/crash_test.py [ROUNDS] [--store sqlite|postgres] [--coordinators N] [--threads N] [--seed S]
+Usage: scripts/crash_test.py [ROUNDS] [--store sqlite|postgres|mysql] [--coordinators N] [--threads N] [--seed S]
                              [--grpc-share F] [--keep] ...
 """
 
@@ -1084,6 +1085,14 @@ def start_store(args, workdir):
     pg_dir = str(REPO_ROOT / "Tests" / "Interop")
     if pg_dir not in sys.path:
         sys.path.insert(0, pg_dir)
+    if args.store == "mysql":
+        import mysql_harness  # stdlib only
+
+        # Only coordinators get killed, never MariaDB: flushing its log at every commit would only slow the run down.
+        server = mysql_harness.MySQLServer(durable=False).start()
+        database = mysql_harness.new_database()
+        return (server.server_env(database), server,
+                "MySQL (MariaDB) %s:%d database %s (server dir %s)" % (LOOPBACK, server.port, database, server.dir))
     import pg_harness  # stdlib only
 
     # Only coordinators get killed, never PostgreSQL: its fsync would only slow the run down.
@@ -1282,7 +1291,7 @@ def run(args):
             print("workdir kept for post-mortem: %s (%s, branch-calls.jsonl%s)%s"
                   % (workdir, ", ".join(s.log_path.name for s in coordinators) or "no server log",
                      ", dtm.sqlite" if args.store == "sqlite" else "",
-                     "; PostgreSQL cluster (stopped) kept in %s (postgres.log, data/)" % cluster.dir if cluster else ""),
+                     "; database server (stopped) kept in %s (its log, data/)" % cluster.dir if cluster else ""),
                   file=sys.stderr, flush=True)
 
 
@@ -1302,11 +1311,12 @@ def main():
     ap.add_argument("--grpc-share", type=float, default=1.0 / 3,
                     help="share of the sagas submitted over gRPC with gRPC branches (default 1/3; 0 = HTTP only; "
                          "without grpcio/grpcio-tools it warns and runs HTTP only)")
-    ap.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+    ap.add_argument("--store", choices=("sqlite", "postgres", "mysql"), default="sqlite",
                     help="sqlite (default): one SQLite file in the temp dir; postgres: a private PostgreSQL cluster "
-                         "(Tests/Interop/pg_harness.py), one schema shared by all coordinators")
+                         "(Tests/Interop/pg_harness.py), one schema shared by all coordinators; mysql: a private "
+                         "MariaDB server (Tests/Interop/mysql_harness.py), one database shared by all coordinators")
     ap.add_argument("--coordinators", type=int, default=1,
-                    help="dtm-server processes sharing the store (default 1; more than 1 needs --store postgres); "
+                    help="dtm-server processes sharing the store (default 1; more than 1 needs --store postgres or mysql); "
                          "submits go to one at random, each round kills one at random")
     ap.add_argument("--long-share", type=float, default=0.05,
                     help="share of the sagas whose first action takes --long-seconds (default 0.05)")
@@ -1320,8 +1330,8 @@ def main():
         args.natural_wait = 35.0 if args.long_share <= 0 else max(35.0, 23.0 + 2 * args.long_seconds + 5.0)
     if args.coordinators < 1:
         ap.error("--coordinators must be >= 1")
-    if args.coordinators > 1 and args.store != "postgres":
-        ap.error("--coordinators %d needs --store postgres (coordinators share one database; a SQLite file is one "
+    if args.coordinators > 1 and args.store == "sqlite":
+        ap.error("--coordinators %d needs --store postgres or mysql (coordinators share one database; a SQLite file is one "
                  "server's own)" % args.coordinators)
     if not 0.0 <= args.grpc_share <= 1.0:
         ap.error("--grpc-share must be within 0..1")

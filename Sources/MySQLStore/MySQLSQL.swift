@@ -42,7 +42,10 @@ struct MySQLSQL: Sendable {
 
     private static func list(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ", ") }
 
-    var insertGlobal: String { "INSERT INTO \(t.global) (\(Self.globalInsertColumns)) VALUES \(Self.placeholders(rows: 1, columns: 17))" }
+    var insertGlobal: String { insertGlobals(1) }
+    func insertGlobals(_ n: Int) -> String {
+        "INSERT INTO \(t.global) (\(Self.globalInsertColumns)) VALUES \(Self.placeholders(rows: n, columns: 17))"
+    }
 
     /// New branch rows; a row whose key exists is left as it is (DTM's saveNew: ON CONFLICT DO NOTHING).
     func insertBranches(_ n: Int, keepExisting: Bool) -> String {
@@ -56,12 +59,32 @@ struct MySQLSQL: Sendable {
     /// Waits for a status change in flight and sees its outcome (as DTM's FOR UPDATE), while concurrent branches of
     /// one transaction do not wait for each other.
     var globalInStatus: String { "SELECT id FROM \(t.global) WHERE gid = ? AND status = ? LOCK IN SHARE MODE" }
+    /// One branch's new status, if the transaction is in the given status: one statement that reads the global row
+    /// with a shared lock (as `globalInStatus`) and updates the branch row.
+    var updateBranchInStatus: String {
+        """
+        UPDATE \(t.branch) b JOIN \(t.global) g ON g.gid = b.gid
+        SET b.status = ?, b.finish_time = ?, b.update_time = ?
+        WHERE b.gid = ? AND b.branch_id = ? AND b.op = ? AND g.status = ?
+        """
+    }
+    var globalStatus: String { "SELECT id FROM \(t.global) WHERE gid = ? AND status = ?" }
 
     var changeStatus: String {
         """
         UPDATE \(t.global) SET status = ?, update_time = ?, finish_time = COALESCE(?, finish_time),
           rollback_time = COALESCE(?, rollback_time), rollback_reason = COALESCE(?, rollback_reason), result = COALESCE(?, result)
         WHERE gid = ? AND status = ?
+        """
+    }
+    /// `changeStatus` with one branch update in one statement: both rows or neither.
+    var changeStatusAndBranch: String {
+        """
+        UPDATE \(t.global) g JOIN \(t.branch) b ON b.gid = g.gid AND b.branch_id = ? AND b.op = ?
+        SET g.status = ?, g.update_time = ?, g.finish_time = COALESCE(?, g.finish_time),
+          g.rollback_time = COALESCE(?, g.rollback_time), g.rollback_reason = COALESCE(?, g.rollback_reason),
+          g.result = COALESCE(?, g.result), b.status = ?, b.finish_time = ?, b.update_time = ?
+        WHERE g.gid = ? AND g.status = ?
         """
     }
     var updateBranch: String { "UPDATE \(t.branch) SET status = ?, finish_time = ?, update_time = ? WHERE gid = ? AND branch_id = ? AND op = ?" }

@@ -22,7 +22,8 @@ extension MySQLStore {
         let values = MySQLRows.globalValues(transaction)
         let sql = self.sql
         let bytes = values.reduce(0) { $0 + $1.byteCount } + branches.reduce(0) { $0 + $1.binData.count + $1.url.utf8.count }
-        let inserted = try await writer.write(single: branches.isEmpty, bytes: bytes) { c in
+        let merge = MySQLMergeable(kind: .saveNew, gid: transaction.gid, row: values, children: branches.map(MySQLRows.branchValues))
+        let inserted = try await writer.write(single: branches.isEmpty, bytes: bytes, merge: merge, merged: true) { c in
             do {
                 _ = try c.run(sql.insertGlobal, values)
             } catch let error as MySQLStoreError where error.isDuplicateKey {
@@ -67,6 +68,19 @@ extension MySQLStore {
             .text(from.rawValue),
         ]
         let sql = self.sql
+        if branchUpdates.count == 1 {
+            // The common case (a round's last branch and its outcome) in one statement; if it matched nothing it
+            // changed nothing, and a read says why.
+            let u = branchUpdates[0]
+            let joined: [MySQLValue] =
+                [.text(u.branchID), .text(u.op)] + values.dropLast(2) + [.text(u.status.rawValue), .at(u.finishTime), .at(now)] + values.suffix(2)
+            try await writer.write(single: true) { c in
+                if try c.run(sql.changeStatusAndBranch, joined).affectedRows > 0 { return }
+                if let missing = try Self.missing(branchUpdates, gid: gid, sql, c) { throw DTMError.storageNotFound(missing) }
+                throw DTMError.storageNotFound("")
+            }
+            return
+        }
         try await writer.write(single: branchUpdates.isEmpty) { c in
             if !branchUpdates.isEmpty, let missing = try Self.missing(branchUpdates, gid: gid, sql, c) { throw DTMError.storageNotFound(missing) }
             if try c.run(sql.changeStatus, values).affectedRows == 0 { throw DTMError.storageNotFound("") }
@@ -100,15 +114,21 @@ extension MySQLStore {
     public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         let sql = self.sql
+        if updates.count == 1 {
+            // The common case in one statement; if it matched nothing it changed nothing, and a read says why.
+            let u = updates[0]
+            let values: [MySQLValue] = [
+                .text(u.status.rawValue), .at(u.finishTime), .at(now), .text(gid), .text(u.branchID), .text(u.op), .text(requiring.rawValue),
+            ]
+            try await writer.write(single: true) { c in
+                if try c.run(sql.updateBranchInStatus, values).affectedRows > 0 { return }
+                if try c.run(sql.globalStatus, [.text(gid), .text(requiring.rawValue)]).rows.isEmpty { throw DTMError.storageNotFound("") }
+                throw DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)")
+            }
+            return
+        }
         try await writer.write { c in
             if try c.run(sql.globalInStatus, [.text(gid), .text(requiring.rawValue)]).rows.isEmpty { throw DTMError.storageNotFound("") }
-            if updates.count == 1 {
-                // One statement: if it matches nothing it changed nothing.
-                let u = updates[0]
-                let matched = try c.run(sql.updateBranch, [.text(u.status.rawValue), .at(u.finishTime), .at(now), .text(gid), .text(u.branchID), .text(u.op)])
-                if matched.affectedRows == 0 { throw DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)") }
-                return
-            }
             if let missing = try Self.missing(updates, gid: gid, sql, c) { throw DTMError.storageNotFound(missing) }
             try Self.apply(updates, gid: gid, now: now, sql, c)
         }

@@ -20,7 +20,7 @@ public final class MySQLStore: TransactionStore {
         self.writerLinks = writerLinks
         self.readers = readers
         self.sql = MySQLSQL(configuration.tables)
-        self.writer = MySQLWriter(links: writerLinks, logger: logger)
+        self.writer = MySQLWriter(links: writerLinks, sql: MySQLSQL(configuration.tables), logger: logger)
         self.logger = logger
     }
 

@@ -19,13 +19,18 @@ final class MySQLWriter: Sendable {
         /// One statement that commits by itself: run alone, it needs no BEGIN and COMMIT.
         let single: Bool
         let bytes: Int
+        /// The write as a part of a statement shared with others of its kind, while it may be one.
+        var merge: MySQLMergeable?
         private var continuation: UnsafeContinuation<Void, Never>?
-        init(single: Bool, bytes: Int) {
+        init(single: Bool, bytes: Int, merge: MySQLMergeable?) {
             self.single = single
             self.bytes = bytes
+            self.merge = merge
         }
         func run(_ c: MySQLConnection) throws {}
         func record(_ error: any Error) {}
+        /// Records the outcome of the write done by a shared statement.
+        func recordMerged() {}
         func setContinuation(_ c: UnsafeContinuation<Void, Never>) { continuation = c }
         /// Records `error` (nil: the job's own outcome stands) and resumes the caller, once.
         func finish(_ error: (any Error)?) {
@@ -38,13 +43,16 @@ final class MySQLWriter: Sendable {
 
     private final class TypedJob<T: Sendable>: Job, @unchecked Sendable {
         private let body: @Sendable (MySQLConnection) throws -> T
+        private let merged: T?
         private(set) var outcome: Result<T, any Error>?
-        init(single: Bool, bytes: Int, body: @escaping @Sendable (MySQLConnection) throws -> T) {
+        init(single: Bool, bytes: Int, merge: MySQLMergeable?, merged: T?, body: @escaping @Sendable (MySQLConnection) throws -> T) {
             self.body = body
-            super.init(single: single, bytes: bytes)
+            self.merged = merged
+            super.init(single: single, bytes: bytes, merge: merge)
         }
         override func run(_ c: MySQLConnection) throws { outcome = .success(try body(c)) }
         override func record(_ error: any Error) { outcome = .failure(error) }
+        override func recordMerged() { outcome = merged.map { .success($0) } }
     }
 
     private struct Queue {
@@ -58,6 +66,7 @@ final class MySQLWriter: Sendable {
     private let wakeup = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
     private let links: [MySQLLink]
+    private let sql: MySQLSQL
     private let maxBatch: Int
     private let maxQueued: Int
     private let maxQueuedBytes: Int
@@ -66,8 +75,9 @@ final class MySQLWriter: Sendable {
     /// How often a write is tried alone after a deadlock before its error is returned.
     private static let deadlockAttempts = 4
 
-    init(links: [MySQLLink], maxBatch: Int = 128, maxQueued: Int = 10_000, maxQueuedBytes: Int = 64 << 20, logger: Logger) {
+    init(links: [MySQLLink], sql: MySQLSQL, maxBatch: Int = 128, maxQueued: Int = 10_000, maxQueuedBytes: Int = 64 << 20, logger: Logger) {
         self.links = links
+        self.sql = sql
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.maxQueuedBytes = maxQueuedBytes
@@ -77,9 +87,13 @@ final class MySQLWriter: Sendable {
     }
 
     /// Runs `body` inside a batch transaction and returns its result once that transaction committed. `single`:
-    /// the body is one statement, which commits by itself when the job runs alone.
-    func write<T: Sendable>(single: Bool = false, bytes: Int = 0, _ body: @escaping @Sendable (MySQLConnection) throws -> T) async throws -> T {
-        let job = TypedJob(single: single, bytes: bytes, body: body)
+    /// the body is one statement, which commits by itself when the job runs alone. `merge`: the same write, which
+    /// may share a statement with others of its kind instead, and then returns `merged`.
+    func write<T: Sendable>(
+        single: Bool = false, bytes: Int = 0, merge: MySQLMergeable? = nil, merged: T? = nil,
+        _ body: @escaping @Sendable (MySQLConnection) throws -> T
+    ) async throws -> T {
+        let job = TypedJob(single: single, bytes: bytes, merge: merge, merged: merged, body: body)
         await withUnsafeContinuation { continuation in
             job.setContinuation(continuation)
             let refusal: MySQLStoreError? = queue.withLock { q in
@@ -129,12 +143,19 @@ final class MySQLWriter: Sendable {
         }
         var answers = [(any Error)?](repeating: nil, count: batch.count)
         var current = 0
+        var currentGroup: [Int] = []
+        let (groups, single) = Self.plan(batch)
         do {
             try link.withConnection { c in
                 try c.execute("BEGIN")
-                for (i, job) in batch.enumerated() {
+                for (kind, members) in groups {
+                    currentGroup = members
+                    try MySQLMerged.run(kind, members.compactMap { batch[$0].merge }, sql, on: c)
+                }
+                currentGroup = []
+                for i in single {
                     current = i
-                    do { try job.run(c) } catch let e as MySQLStoreError { throw e } catch { answers[i] = error }
+                    do { try batch[i].run(c) } catch let e as MySQLStoreError { throw e } catch { answers[i] = error }
                 }
                 current = -1
                 do {
@@ -152,6 +173,11 @@ final class MySQLWriter: Sendable {
             if e.isRetryable {
                 logger.debug("deadlock; every write of the batch runs again alone", metadata: ["jobs": .stringConvertible(batch.count)])
                 for job in batch { alone(job, on: link) }
+            } else if !currentGroup.isEmpty {
+                // A shared statement was refused (a duplicate gid, or one write's values): its writes run again one
+                // statement each, so that the next attempt finds which.
+                for i in currentGroup { batch[i].merge = nil }
+                commit(batch, on: link)
             } else {
                 logger.debug("write refused; the others of its batch run again", metadata: ["error": .string(e.description)])
                 batch[current].finish(e)
@@ -165,7 +191,28 @@ final class MySQLWriter: Sendable {
             return
         }
         commits.add(1, ordering: .relaxed)
+        for (_, members) in groups { for i in members { batch[i].recordMerged() } }
         for (job, answer) in zip(batch, answers) { job.finish(answer) }
+    }
+
+    /// Mergeable jobs of kinds that occur at least twice, on transactions no other mergeable job of the batch names,
+    /// grouped by kind; the rest, in queue order. (A transaction's first write is its save, acknowledged before any
+    /// other write of it is made, so writes on distinct transactions commute and a group may run first.)
+    static func plan(_ batch: [Job]) -> (groups: [(MySQLMergeable.Kind, [Int])], single: [Int]) {
+        var seen: [String: Int] = [:]
+        for job in batch { if let m = job.merge { seen[m.gid, default: 0] += 1 } }
+        var byKind: [[Int]] = Array(repeating: [], count: MySQLMergeable.Kind.allCases.count)
+        var single: [Int] = []
+        for (i, job) in batch.enumerated() {
+            if let m = job.merge, seen[m.gid] == 1 { byKind[m.kind.rawValue].append(i) } else { single.append(i) }
+        }
+        var groups: [(MySQLMergeable.Kind, [Int])] = []
+        for kind in MySQLMergeable.Kind.allCases {
+            let members = byKind[kind.rawValue]
+            if members.count >= 2 { groups.append((kind, members)) } else { single += members }
+        }
+        single.sort()
+        return (groups, single)
     }
 
     /// One write by itself (a batch of one, or after a deadlock), tried again while the server reports deadlocks.

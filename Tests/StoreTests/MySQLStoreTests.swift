@@ -113,6 +113,54 @@ struct MySQLStoreTests {
         await store.close()
     }
 
+    @Test("saves that share statements each get their own answer; a duplicate gid among them is found; branch updates too")
+    func sharedStatements() async throws {
+        let c = try TempDB.mysql()
+        let store = try await open(c)
+        for i in 0..<20 { _ = try await store.saveNew(sampleTransaction("m\(i)"), branches: sampleBranches("m\(i)")) }
+        let commitsBefore = store.commitCount
+        // Every fourth save names a transaction that exists; every third branch update asks for the wrong status.
+        let answers = await withTaskGroup(of: (String, String).self) { group in
+            for i in 0..<80 {
+                group.addTask {
+                    let gid = i % 4 == 0 ? "m\(i / 4)" : "new\(i)"
+                    do {
+                        let existing = try await store.saveNew(sampleTransaction(gid, status: .prepared), branches: sampleBranches(gid))
+                        return ("save\(i)", existing == nil ? "new" : "existing \(existing?.status.rawValue ?? "")")
+                    } catch {
+                        return ("save\(i)", "\(error)")
+                    }
+                }
+            }
+            for i in 0..<20 {
+                group.addTask {
+                    do {
+                        try await store.updateBranches(
+                            gid: "m\(i)", requiring: i % 3 == 0 ? .aborting : .submitted,
+                            updates: [BranchStatusUpdate(branchID: "01", op: "action", status: .succeed, finishTime: t0)], now: t0)
+                        return ("update\(i)", "ok")
+                    } catch {
+                        return ("update\(i)", "\(error)")
+                    }
+                }
+            }
+            var out: [String: String] = [:]
+            for await (key, answer) in group { out[key] = answer }
+            return out
+        }
+        for i in 0..<80 {
+            #expect(answers["save\(i)"] == (i % 4 == 0 ? "existing submitted" : "new"), "\(i): \(String(describing: answers["save\(i)"]))")
+            if i % 4 != 0 { #expect(try await store.branches(gid: "new\(i)").map(\.branchID) == ["01", "01", "02", "02"]) }
+        }
+        for i in 0..<20 {
+            #expect(answers["update\(i)"] == (i % 3 == 0 ? "storage: NotFound" : "ok"), "\(i): \(String(describing: answers["update\(i)"]))")
+            #expect(try await store.branches(gid: "m\(i)").filter { $0.status == .succeed }.count == (i % 3 == 0 ? 0 : 1))
+        }
+        #expect(try sql("SELECT count(*) FROM trans_global", c) == "80")
+        #expect(store.commitCount - commitsBefore < 60, "writes shared commits: \(store.commitCount - commitsBefore) for 100")
+        await store.close()
+    }
+
     @Test("a row another program wrote that the model cannot read is set aside for an hour, not claimed again and again")
     func unreadableRowParked() async throws {
         let c = try TempDB.mysql()
