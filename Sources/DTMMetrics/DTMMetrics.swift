@@ -42,7 +42,7 @@ public final class DTMMetrics: ProcessingObserver {
     /// One API request answered, started at `started` (`dtm_server_process_total`, `dtm_server_response_duration`).
     public func apiCall(type: APIType, api: String, failed: Bool, started: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - started
-        apiCall(type: type, api: api, failed: failed, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        apiCall(type: type, api: api, failed: failed, seconds: elapsed.secondsValue)
     }
 
     /// One API request answered (`dtm_server_process_total`, `dtm_server_response_duration`).

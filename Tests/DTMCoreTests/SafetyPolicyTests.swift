@@ -185,3 +185,16 @@ struct SafetyPolicyTests {
         #expect(h.caller.calls.map(\.headers) == [["X-Keep": "1"]])
     }
 }
+
+@Suite("elapsed time")
+struct ElapsedTimeTests {
+    @Test("whole seconds count: 1.2 s is 1,200 ms and 1.2 s for the metrics; extremes saturate")
+    func units() {
+        let d = Duration.seconds(1) + .milliseconds(200)
+        #expect(d.wholeMilliseconds == 1200)
+        #expect(abs(d.secondsValue - 1.2) < 1e-9)
+        #expect(Duration.milliseconds(250).wholeMilliseconds == 250)
+        #expect(Duration.seconds(Int64.max).wholeMilliseconds == .max)
+        #expect(Duration.seconds(Int64.min).wholeMilliseconds == .min)
+    }
+}

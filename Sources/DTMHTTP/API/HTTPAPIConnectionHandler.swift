@@ -104,7 +104,7 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
                     "http request",
                     metadata: [
                         "method": .string(head.method.rawValue), "uri": .string(head.uri), "status": .stringConvertible(response.status),
-                        "ms": .stringConvertible(wholeMilliseconds(ContinuousClock.now - started)),
+                        "ms": .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
                     ])
             }
             if eventLoop.inEventLoop { finish() } else { eventLoop.execute(finish) }
@@ -131,10 +131,4 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
     }
-}
-
-/// Whole milliseconds of a duration, its seconds included.
-func wholeMilliseconds(_ d: Duration) -> Int64 {
-    let (seconds, attoseconds) = d.components
-    return seconds.multipliedReportingOverflow(by: 1000).partialValue &+ attoseconds / 1_000_000_000_000_000
 }

@@ -18,11 +18,11 @@ public final class HTTPAPIServer: Sendable {
     /// When set, connections speak HTTPS (`TLSCertFile` / `TLSKeyFile`).
     private let tls: NIOSSLContext?
     private let state = Mutex(State())
+    private let connections = ConnectionRegistry()
+    private let inFlight = InFlightRequests()
 
     private struct State {
         var serverChannel: (any Channel)?
-        var connections: [ObjectIdentifier: any Channel] = [:]
-        var inFlight = 0
         var shuttingDown = false
     }
 
@@ -57,7 +57,7 @@ public final class HTTPAPIServer: Sendable {
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(RequestEndWatcher(deadline))
                     try sync.addHandler(HTTPAPIConnectionHandler(server: self))
-                    self.track(channel)
+                    self.connections.add(channel)
                 }
             }
             .bind(host: host, port: port).get()
@@ -72,10 +72,10 @@ public final class HTTPAPIServer: Sendable {
         try await withTaskCancellationHandler {
             try await server.closeFuture.get()
             // The listener is closed; `shutdown()` closes the connections once their requests are answered.
-            while state.withLock({ !$0.connections.isEmpty }) { try await Task.sleep(for: .milliseconds(10)) }
+            await connections.allClosed()
         } onCancel: {
             self.closeListener()
-            self.closeConnections()
+            self.connections.closeAll()
         }
         logger.info("HTTP API stopped")
     }
@@ -84,29 +84,15 @@ public final class HTTPAPIServer: Sendable {
     /// every connection.
     public func shutdown() async {
         closeListener()
-        let deadline = ContinuousClock.now + .milliseconds(Int64(limits.shutdownGraceSeconds * 1000))
-        while state.withLock({ $0.inFlight }) > 0 && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        closeConnections()
+        await inFlight.idle(within: .milliseconds(Int64(limits.shutdownGraceSeconds * 1000)))
+        connections.closeAll()
     }
 
     /// Whether answers should ask their client to close the connection (shutdown has begun).
     var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
 
-    func requestStarted() { state.withLock { $0.inFlight += 1 } }
-    func requestFinished() { state.withLock { $0.inFlight -= 1 } }
-
-    private func track(_ channel: any Channel) {
-        let id = ObjectIdentifier(channel)
-        state.withLock { $0.connections[id] = channel }
-        channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.connections.removeValue(forKey: id) } }
-    }
-
-    private func closeConnections() {
-        let open = state.withLock { Array($0.connections.values) }
-        for channel in open { channel.close(promise: nil) }
-    }
+    func requestStarted() { inFlight.started() }
+    func requestFinished() { inFlight.finished() }
 
     private func closeListener() {
         let channel = state.withLock { s -> (any Channel)? in

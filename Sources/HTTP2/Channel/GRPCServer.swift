@@ -100,13 +100,10 @@ public final class GRPCServer: Sendable {
     /// closed (in-flight calls get the configured grace period).
     public func shutdown() async {
         try? await serverChannel.close()
-        let open = connections.channels.withLock { Array($0.values) }
-        for channel in open {
+        for channel in connections.open {
             channel.triggerUserOutboundEvent(GRPCServerShutdownEvent(), promise: nil)
         }
-        for channel in open {
-            try? await channel.closeFuture.get()
-        }
+        await connections.allClosed()
         logger.info("gRPC server stopped", metadata: ["address": "\(localAddress)"])
     }
 }
@@ -122,19 +119,5 @@ extension GRPCServer {
         out += [0, 0, 0, 0]  // last stream id
         out += [0, 0, 0, 0x0b]  // ENHANCE_YOUR_CALM
         return out + debug
-    }
-}
-
-/// Tracks accepted connections until they close. A class so the child initializer can capture it
-/// before the server object exists; the Mutex makes it Sendable.
-private final class ConnectionRegistry: Sendable {
-    let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
-
-    func add(_ channel: any Channel) {
-        let key = ObjectIdentifier(channel)
-        channels.withLock { $0[key] = channel }
-        channel.closeFuture.whenComplete { [self] _ in
-            _ = channels.withLock { $0.removeValue(forKey: key) }
-        }
     }
 }
