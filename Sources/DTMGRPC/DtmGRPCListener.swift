@@ -43,7 +43,7 @@ public final class DtmGRPCListener: Sendable {
             }
             if let metrics {
                 // Known methods only: a client must not be able to add label values.
-                let api = DtmService.methods.contains(request.path) ? request.path.split(separator: "/").last.map { $0.lowercased() } ?? "" : "other"
+                let api = DtmMethod(path: request.path)?.metricLabel ?? "other"
                 metrics.apiCall(type: .grpc, api: api, failed: response.status.code != .ok, started: started)
             }
             return response
@@ -56,19 +56,15 @@ public final class DtmGRPCListener: Sendable {
         return await service.handle(method: request.path, message: request.message)
     }
 
-    /// What server reflection lists: DTM's service, the health check and reflection itself.
-    static let services = [
-        "dtmgimp.Dtm", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
-    ]
+    /// What server reflection lists: the services of the method table, and reflection itself.
+    static let services: [String] = {
+        var names: [String] = []
+        for method in DtmMethod.allCases where !names.contains(method.service) { names.append(method.service) }
+        return names + ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]
+    }()
 
-    /// The token level of a method: the health check is open, the topic methods are admin APIs, the rest client.
-    static func level(_ path: String) -> AccessPolicy.Level {
-        switch path {
-        case "/grpc.health.v1.Health/Check": return .open
-        case "/dtmgimp.Dtm/Subscribe", "/dtmgimp.Dtm/Unsubscribe", "/dtmgimp.Dtm/DeleteTopic": return .admin
-        default: return .client
-        }
-    }
+    /// The token level of a method (`DtmMethod.access`); reflection and unknown paths need the client token.
+    static func level(_ path: String) -> AccessPolicy.Level { DtmMethod(path: path)?.access ?? .client }
 
     /// Largest message of a method open to anyone whatever the tokens (the health check's request names a service).
     static let openMessageLimit = 1024

@@ -15,11 +15,7 @@ public struct DtmService: Sendable {
     }
 
     /// The methods this service answers (for UNIMPLEMENTED checks before reading a body).
-    public static let methods: Set<String> = [
-        "/dtmgimp.Dtm/NewGid", "/dtmgimp.Dtm/Submit", "/dtmgimp.Dtm/Prepare", "/dtmgimp.Dtm/Abort",
-        "/dtmgimp.Dtm/RegisterBranch", "/dtmgimp.Dtm/PrepareWorkflow", "/dtmgimp.Dtm/Subscribe",
-        "/dtmgimp.Dtm/Unsubscribe", "/dtmgimp.Dtm/DeleteTopic", "/grpc.health.v1.Health/Check",
-    ]
+    public static let methods: Set<String> = Set(DtmMethod.allCases.map(\.rawValue))
 
     public func handle(method: String, message: [UInt8]) async -> GRPCResponse {
         var gid: String?
@@ -40,53 +36,52 @@ public struct DtmService: Sendable {
         }
     }
 
-    private func dispatch(method: String, message: [UInt8], gid: inout String?) async throws -> GRPCResponse {
+    private func dispatch(method path: String, message: [UInt8], gid: inout String?) async throws -> GRPCResponse {
+        guard let method = DtmMethod(path: path) else { return .unimplemented(path: path) }
         switch method {
-        case "/dtmgimp.Dtm/NewGid":
+        case .newGid:
             try ProtoCodec.decodeEmpty(message)
             return .ok(try ProtoCodec.encodeGidReply(coordinator.newGid()))
-        case "/dtmgimp.Dtm/Submit":
+        case .submit:
             let r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
             try await coordinator.submit(r)
             return .ok([])
-        case "/dtmgimp.Dtm/Prepare":
+        case .prepare:
             let r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
             try await coordinator.prepare(r)
             return .ok([])
-        case "/dtmgimp.Dtm/Abort":
+        case .abort:
             let r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
             try await coordinator.abort(r)
             return .ok([])
-        case "/dtmgimp.Dtm/RegisterBranch":
+        case .registerBranch:
             let r = try ProtoCodec.decodeBranchRequest(message)
             gid = r.gid
             try await coordinator.registerBranch(r)
             return .ok([])
-        case "/dtmgimp.Dtm/PrepareWorkflow":
+        case .prepareWorkflow:
             let r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
             let (t, progresses) = try await coordinator.prepareWorkflow(r)
             return .ok(try ProtoCodec.encodeProgressesReply(t, progresses))
-        case "/dtmgimp.Dtm/Subscribe":
+        case .subscribe:
             let r = try ProtoCodec.decodeTopicRequest(message)
             try await coordinator.subscribe(topic: r.topic, url: r.url, remark: r.remark)
             return .ok([])
-        case "/dtmgimp.Dtm/Unsubscribe":
+        case .unsubscribe:
             let r = try ProtoCodec.decodeTopicRequest(message)
             try await coordinator.unsubscribe(topic: r.topic, url: r.url)
             return .ok([])
-        case "/dtmgimp.Dtm/DeleteTopic":
+        case .deleteTopic:
             let r = try ProtoCodec.decodeTopicRequest(message)
             try await coordinator.deleteTopic(r.topic)
             return .ok([])
-        case "/grpc.health.v1.Health/Check":
+        case .healthCheck:
             // HealthCheckResponse { status: SERVING (1) } — field 1, varint.
             return .ok([0x08, 0x01])
-        default:
-            return .unimplemented(path: method)
         }
     }
 }

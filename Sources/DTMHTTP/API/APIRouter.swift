@@ -30,17 +30,8 @@ public struct APIRouter: Sendable {
         self.logger = logger
     }
 
-    /// The token level a request needs: ping and metrics are open, the operator's APIs are admin, the rest client.
-    static func level(method: String, path: Substring) -> AccessPolicy.Level {
-        if path == "/api/ping" || path == "/api/metrics" { return .open }
-        guard path.hasPrefix("/api/dtmsvr/") else { return .client }
-        let name = path.dropFirst("/api/dtmsvr/".count)
-        if method == "DELETE" && name.hasPrefix("topic/") { return .admin }
-        switch name {
-        case "forceStop", "resetCronTime", "resetNextCronTime", "subscribe", "unsubscribe", "scanKV", "queryKV", "all", "stats", "attention": return .admin
-        default: return .client
-        }
-    }
+    /// The token level a request needs (`APIRoute`); paths outside the table need the client token.
+    static func level(method: String, path: Substring) -> AccessPolicy.Level { APIRoute.route(path: path)?.spec.access ?? .client }
 
     /// Answers a request whose head has not been checked yet (the fuzz harness and tests call this).
     public func handle(method: String, uri: String, authorization: String? = nil, body: [UInt8]) async -> APIResponse {
@@ -95,37 +86,18 @@ public struct APIRouter: Sendable {
         return APIResponse(status: status, body: w.bytes, headers: ["Cache-Control": "no-store"])
     }
 
-    /// The metrics label `api`: the route's name for known routes, `other` for anything else, so that no request
-    /// can add a label value (DTM uses the raw path, an unbounded set).
-    static func metricsLabel(path: Substring) -> String {
-        if path == "/api/ping" { return "ping" }
-        if path == "/api/metrics" { return "metrics" }
-        if path == "/api/json-rpc" { return "json-rpc" }
-        guard path.hasPrefix("/api/dtmsvr/") else { return "other" }
-        let name = path.dropFirst("/api/dtmsvr/".count)
-        if name.hasPrefix("topic/") { return "topic" }
-        return knownRoutes.contains(name) ? name.lowercased() : "other"
-    }
-
-    static let knownRoutes: Set<Substring> = [
-        "version", "newGid", "prepare", "submit", "abort", "forceStop", "resetNextCronTime", "registerBranch", "registerTccBranch",
-        "registerXaBranch", "prepareWorkflow", "query", "all", "subscribe", "unsubscribe", "scanKV", "queryKV", "resetCronTime", "stats", "attention",
-    ]
-
-    /// Admin APIs that change something: each call is logged with who made it (README, Admin console).
-    static func isAdminAction(method: String, path: Substring) -> Bool {
-        guard path.hasPrefix("/api/dtmsvr/") else { return false }
-        let name = path.dropFirst("/api/dtmsvr/".count)
-        if method == "DELETE" && name.hasPrefix("topic/") { return true }
-        return ["forceStop", "resetNextCronTime", "resetCronTime", "subscribe", "unsubscribe"].contains(name)
-    }
+    /// The metrics label `api`: the route's (`APIRoute`), `other` for anything else, so that no request can add a
+    /// label value (DTM uses the raw path, an unbounded set).
+    static func metricsLabel(path: Substring) -> String { APIRoute.route(path: path)?.spec.label ?? "other" }
 
     private func respond(method: String, uri: String, body: [UInt8], revealSecrets: Bool) async -> APIResponse {
         let target = RequestTarget(uri)
         var gid: String?
         do {
-            let response = try await route(method: method, target: target, body: body, gid: &gid, revealSecrets: revealSecrets)
-            if Self.isAdminAction(method: method, path: target.path) {
+            let route = APIRoute.route(method: method, path: target.path)
+            var response = APIResponse.notFound
+            if let route { response = try await answer(route, target: target, body: body, gid: &gid, revealSecrets: revealSecrets) }
+            if route?.spec.isAdminAction == true {
                 var meta: Logger.Metadata = [
                     "op": .string(String(target.path.dropFirst("/api/dtmsvr/".count).prefix(128))),
                     "who": .string(access.hasAdminToken ? "AdminToken holder" : "anyone (no AdminToken set)"),
@@ -144,65 +116,59 @@ public struct APIRouter: Sendable {
         }
     }
 
-    private func route(
-        method: String, target: RequestTarget, body: [UInt8], gid: inout String?, revealSecrets: Bool
+    private func answer(
+        _ route: APIRoute, target: RequestTarget, body: [UInt8], gid: inout String?, revealSecrets: Bool
     ) async throws -> APIResponse {
-        let path = target.path
-        if path == "/api/ping" {
+        switch route {
+        case .ping:
             return APIResponse.json {
                 $0.beginObject(); $0.field("msg", "pong"); $0.endObject()
             }
-        }
-        if path == "/api/metrics" && method == "GET", let metrics {
+        case .metrics:
+            guard let metrics else { return .notFound }
             return APIResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.exposition())
-        }
-        if path == "/api/json-rpc" {
-            guard method == "POST" else { return .notFound }
+        case .jsonRPC:
             return await JSONRPCEndpoint(coordinator: coordinator).handle(body)
-        }
-        guard path.hasPrefix("/api/dtmsvr/") else { return .notFound }
-        let name = path.dropFirst("/api/dtmsvr/".count)
-        switch (method, name) {
-        case ("GET", "version"):
+        case .version:
             return .json {
                 $0.beginObject(); $0.field("version", version); $0.endObject()
             }
-        case ("GET", "newGid"):
+        case .newGid:
             let new = coordinator.newGid()
             return .json {
                 $0.beginObject(); $0.field("gid", new); $0.field("dtm_result", "SUCCESS"); $0.endObject()
             }
-        case ("POST", "prepare"):
+        case .prepare:
             let request = try TransactionRequestJSON.decode(body)
             gid = request.gid
             try await coordinator.prepare(request)
             return .success
-        case ("POST", "submit"):
+        case .submit:
             let request = try TransactionRequestJSON.decode(body)
             gid = request.gid
             try await coordinator.submit(request)
             return .success
-        case ("POST", "abort"):
+        case .abort:
             let request = try TransactionRequestJSON.decode(body)
             gid = request.gid
             try await coordinator.abort(request)
             return .success
-        case ("POST", "forceStop"):
+        case .forceStop:
             let request = try TransactionRequestJSON.decode(body)
             gid = request.gid
             try await coordinator.forceStop(gid: request.gid)
             return .success
-        case ("POST", "resetNextCronTime"):
+        case .resetNextCronTime:
             let request = try TransactionRequestJSON.decode(body)
             gid = request.gid
             try await coordinator.resetNextCronTime(gid: request.gid)
             return .success
-        case ("POST", "registerBranch"), ("POST", "registerTccBranch"), ("POST", "registerXaBranch"):
+        case .registerBranch, .registerTccBranch, .registerXaBranch:
             let registration = try BranchRegistrationJSON.decode(body)
             gid = registration.gid
             try await coordinator.registerBranch(registration)
             return .success
-        case ("POST", "prepareWorkflow"):
+        case .prepareWorkflow:
             let request = try TransactionRequestJSON.decode(body)
             gid = request.gid
             let (transaction, progresses) = try await coordinator.prepareWorkflow(request)
@@ -212,7 +178,7 @@ public struct APIRouter: Sendable {
                 $0.key("progresses"); $0.branches(progresses)
                 $0.endObject()
             }
-        case ("GET", "query"):
+        case .query:
             guard let g = target["gid"], !g.isEmpty else { throw DTMError.other("no gid specified") }
             gid = g
             let (transaction, branches) = try await coordinator.query(gid: g)
@@ -223,18 +189,18 @@ public struct APIRouter: Sendable {
                 $0.key("branches"); $0.branches(branches)
                 $0.endObject()
             }
-        case ("GET", "all"):
+        case .all:
             return try await all(target, revealSecrets: revealSecrets)
-        case ("GET", "subscribe"):
+        case .subscribe:
             try await coordinator.subscribe(topic: target["topic"] ?? "", url: target["url"] ?? "", remark: target["remark"] ?? "")
             return .success
-        case ("GET", "unsubscribe"):
+        case .unsubscribe:
             try await coordinator.unsubscribe(topic: target["topic"] ?? "", url: target["url"] ?? "")
             return .success
-        case ("DELETE", _) where name.hasPrefix("topic/"):
-            try await coordinator.deleteTopic(String(name.dropFirst("topic/".count)))
+        case .deleteTopic:
+            try await coordinator.deleteTopic(String(target.path.dropFirst(route.spec.path.count)))
             return .success
-        case ("GET", "scanKV"):
+        case .scanKV:
             let limit = try target.integer("limit", in: 1...Self.maxRowsPerCall, above: .clamp) ?? 100
             let position = try target.integer("position", in: 0...Int64.max)
             let (records, next) = try await coordinator.scanKV(cat: target["cat"] ?? "", position: position, limit: Int(limit))
@@ -244,7 +210,7 @@ public struct APIRouter: Sendable {
                 $0.field("next_position", next.map { String($0) } ?? "")
                 $0.endObject()
             }
-        case ("GET", "stats"):
+        case .stats:
             let b = try await coordinator.backlog()
             return .json {
                 $0.beginObject()
@@ -252,7 +218,7 @@ public struct APIRouter: Sendable {
                 $0.field("due", Int64(b.due)); $0.field("overdue", Int64(b.overdue)); $0.field("cap", Int64(Coordinator.backlogCap))
                 $0.endObject()
             }
-        case ("GET", "attention"):
+        case .attention:
             let limit = try target.integer("limit", in: 1...Self.maxRowsPerCall, above: .clamp) ?? 100
             let items = try await coordinator.attention(limit: Int(limit))
             return .json {
@@ -267,12 +233,12 @@ public struct APIRouter: Sendable {
                 $0.endArray()
                 $0.endObject()
             }
-        case ("GET", "queryKV"):
+        case .queryKV:
             let records = try await coordinator.queryKV(cat: target["cat"] ?? "", key: target["key"] ?? "")
             return .json {
                 $0.beginObject(); $0.key("kv"); $0.beginArray(); for r in records { $0.kv(r) }; $0.endArray(); $0.endObject()
             }
-        case ("GET", "resetCronTime"):
+        case .resetCronTime:
             let maxSeconds = coordinator.context.config.limits.maxOptionSeconds
             let timeout = try target.integer("timeout", in: -maxSeconds...maxSeconds)
             let limit = try target.integer("limit", in: 1...Self.maxRowsPerCall, above: .clamp)
@@ -280,8 +246,6 @@ public struct APIRouter: Sendable {
             return .json {
                 $0.beginObject(); $0.field("has_remaining", remaining); $0.field("succeed_count", Int64(count)); $0.endObject()
             }
-        default:
-            return .notFound
         }
     }
 
