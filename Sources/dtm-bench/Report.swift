@@ -59,7 +59,8 @@ struct Report {
     }
 
     /// `ROW <tab> label, sagas/s, p50, p99, p999, s2s p50, s2s p99 (ms), CPU µs/saga, RSS MiB, store check, missing,
-    /// steal %`.
+    /// steal %, completed sagas` (the last: distinct sagas whose last action arrived, after the drain — what
+    /// scripts/bench.sh divides the coordinator's syscall and I/O counts by).
     func printRow() {
         let s = load.submit
         let c = completion
@@ -73,6 +74,7 @@ struct Report {
             sampled == 0 ? "-" : "\(storeStatuses["succeed"] ?? 0)/\(sampled)",
             String(load.starts.count - c.total),
             steal,
+            String(c.total),
         ]
         print(fields.joined(separator: "\t"))
     }
