@@ -34,6 +34,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# For the benchmark only, so optional: linux-perf (scripts/bench.sh counts the coordinator's system calls with
+# `perf stat`), and the Go peers of Tools/peers/go (grpc-go branch service and client, built from these packages in
+# GOPATH mode: Go modules cannot be downloaded). If they cannot be installed, bench.sh counts from /proc only and
+# --peers go is unavailable.
+optional=(linux-perf golang-go golang-google-grpc-dev golang-google-protobuf-dev protobuf-compiler protoc-gen-go
+          protoc-gen-go-grpc)
+missing=()
+for p in "${optional[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing (optional, for the benchmark) ${missing[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null ||
+    echo "setup: could not install ${missing[*]}; scripts/bench.sh will count from /proc only and --peers go will not build" >&2
+fi
+
 command -v swift >/dev/null || { echo "setup: the Swift toolchain (6.1 or newer) must be on PATH" >&2; exit 1; }
 
 # Python packages for the interop tests, in a virtualenv; reinstalled only when requirements change.
