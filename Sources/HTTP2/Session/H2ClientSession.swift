@@ -37,11 +37,11 @@ public final class H2ClientSession {
     public let configuration: Configuration
     let logger: Logger
     private var session: OpaquePointer!  // set in init before any use; an initializer that fails never uses it
-    private var calls: [Int32: ClientCall] = [:]
-    private var finished: [(Completion, GRPCCallResult)] = []
+    var calls: [Int32: H2ClientCall] = [:]
+    var finished: [(Completion, GRPCCallResult)] = []
     /// Response messages of streaming calls, delivered (before any completion queued with them) once nghttp2 returns.
-    private var streamMessages: [(MessageHandler, [UInt8], Int)] = []
-    private var inCallback = 0
+    var streamMessages: [(MessageHandler, [UInt8], Int)] = []
+    var inCallback = 0
     private let allocator = ByteBufferAllocator()
     /// The pseudo-headers and headers every call of this session sends (all but `:path`, `grpc-timeout` and the
     /// metadata), made once rather than per call.
@@ -50,10 +50,10 @@ public final class H2ClientSession {
     /// The last `grpc-timeout` value and its encoding: calls mostly share one timeout.
     private var lastTimeout: (Duration, [UInt8])?
     /// PINGs sent (`ping()`) and acknowledged by the peer.
-    private var pingsSent = 0
-    private var pingsAcked = 0
+    private(set) var pingsSent = 0
+    var pingsAcked = 0
     /// Last stream id the peer promised to process, once it sent GOAWAY.
-    public private(set) var goawayLastStreamID: Int32?
+    public internal(set) var goawayLastStreamID: Int32?
     private var closed = false
 
     public init(authority: String, configuration: Configuration = .init(), logger: Logger) throws {
@@ -165,10 +165,10 @@ public final class H2ClientSession {
     /// Submits a request with exactly these headers and body bytes (already framed). Internal:
     /// tests use it to send what a well-behaved client never would.
     func startRawCall(headers: [H2Header], body: [UInt8], completion: @escaping Completion) -> Int32? {
-        submit(ClientCall(completion: completion, body: body, maxMessageSize: configuration.maxMessageSize), headers: headers)
+        submit(H2ClientCall(completion: completion, body: body, maxMessageSize: configuration.maxMessageSize), headers: headers)
     }
 
-    private func submit(_ call: ClientCall, headers: [H2Header]) -> Int32? {
+    private func submit(_ call: H2ClientCall, headers: [H2Header]) -> Int32? {
         let completion = call.completion
         var provider = nghttp2_data_provider()
         provider.read_callback = { _, streamID, buf, length, flags, _, userData in
@@ -198,7 +198,7 @@ public final class H2ClientSession {
             completion(GRPCCallResult(status: GRPCStatus(.unavailable, "connection is not accepting new calls"), isTransparentlyRetryable: true))
             return nil
         }
-        let call = ClientCall(completion: completion, body: [], maxMessageSize: configuration.maxMessageSize)
+        let call = H2ClientCall(completion: completion, body: [], maxMessageSize: configuration.maxMessageSize)
         call.onMessage = onMessage
         call.sendOpen = true
         return submit(call, headers: requestHeaders(path: path, metadata: metadata, timeout: nil))
@@ -233,13 +233,13 @@ public final class H2ClientSession {
 
     /// A streaming call is gone: the bytes of a message it had only partly received will never reach a reader, so
     /// they go back to the connection's window now (the reader returns those it was handed).
-    private func releaseUnhandedBytes(of call: ClientCall, streamID: Int32) {
+    func releaseUnhandedBytes(of call: H2ClientCall, streamID: Int32) {
         guard call.onMessage != nil else { return }
         consume(streamID: streamID, bytes: call.receivedBytes - call.handedOverBytes)
         call.receivedBytes = call.handedOverBytes
     }
 
-    private func resumeSending(_ call: ClientCall, streamID: Int32) -> Bool {
+    private func resumeSending(_ call: H2ClientCall, streamID: Int32) -> Bool {
         guard call.deferred else { return true }
         call.deferred = false
         let rv = nghttp2_session_resume_data(session, streamID)
@@ -314,26 +314,7 @@ public final class H2ClientSession {
 
     // MARK: - nghttp2 callbacks
 
-    fileprivate func onHeader(
-        _ frame: UnsafePointer<nghttp2_frame>, name: UnsafePointer<UInt8>?, namelen: Int,
-        value: UnsafePointer<UInt8>?, valuelen: Int
-    ) -> Int32 {
-        guard let call = calls[frame.pointee.hd.stream_id] else { return 0 }
-        let nameBytes = UnsafeBufferPointer(start: name, count: namelen)
-        let value = String(h2Bytes: value, count: valuelen)
-        if nameBytes.elementsEqual(H2Names.status) {
-            call.httpStatus = Int(value)
-        } else if nameBytes.elementsEqual(H2Names.grpcStatus) {
-            call.grpcStatus = Int(value).map(GRPCStatusCode.init(rawValue:)) ?? .unknown
-        } else if nameBytes.elementsEqual(H2Names.grpcMessage) {
-            call.grpcMessage = GRPCMessageEncoding.decode(value)
-        } else if nameBytes.first != UInt8(ascii: ":") {
-            call.metadata.append((String(h2Bytes: name, count: namelen), value))
-        }
-        return 0
-    }
-
-    fileprivate func onDataChunk(streamID: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
+    func onDataChunk(streamID: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
         guard let call = calls[streamID], call.error == nil else {
             consume(streamID: streamID, bytes: data.count)  // nobody will read it
             return 0
@@ -368,165 +349,8 @@ public final class H2ClientSession {
         return 0
     }
 
-    fileprivate func onFrameRecv(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
-        if frame.pointee.hd.type == UInt8(NGHTTP2_PING.rawValue), frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 {
-            pingsAcked = min(pingsAcked + 1, pingsSent)
-        }
-        if frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue) {
-            // Streams above last_stream_id are closed by nghttp2 with REFUSED_STREAM right after
-            // this callback (see onStreamClose); new calls go to a fresh connection.
-            goawayLastStreamID = frame.pointee.goaway.last_stream_id
-            logger.debug(
-                "GOAWAY received",
-                metadata: [
-                    "authority": "\(authority)", "last_stream_id": "\(frame.pointee.goaway.last_stream_id)",
-                    "error_code": "\(frame.pointee.goaway.error_code)",
-                ])
-        }
-        return 0
-    }
-
-    fileprivate func onFrameSend(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
-        if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue), let call = calls[frame.pointee.hd.stream_id] {
-            call.headersSent = true
-        }
-        return 0
-    }
-
-    fileprivate func onFrameNotSend(_ frame: UnsafePointer<nghttp2_frame>, _ libError: Int32) -> Int32 {
-        // A request HEADERS that never left (GOAWAY arrived, stream limit): the server never saw it.
-        guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
-            let call = calls.removeValue(forKey: frame.pointee.hd.stream_id)
-        else { return 0 }
-        finished.append(
-            (
-                call.completion,
-                GRPCCallResult(
-                    status: GRPCStatus(.unavailable, "request not sent: \(String(cString: nghttp2_strerror(libError)))"),
-                    isTransparentlyRetryable: true)
-            ))
-        return 0
-    }
-
-    fileprivate func onStreamClose(_ streamID: Int32, errorCode: UInt32) -> Int32 {
-        guard let call = calls.removeValue(forKey: streamID) else { return 0 }
-        releaseUnhandedBytes(of: call, streamID: streamID)
-        finished.append((call.completion, call.result(errorCode: errorCode)))
-        return 0
-    }
-
-    fileprivate func readRequestBody(
-        streamID: Int32, into buf: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>
-    ) -> Int {
-        guard let call = calls[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-        let n = min(length, call.body.count - call.bodyOffset)
-        if n > 0 {
-            call.body.withUnsafeBufferPointer { buf.update(from: $0.baseAddress! + call.bodyOffset, count: n) }  // n > 0: not empty
-            call.bodyOffset += n
-        }
-        if call.bodyOffset == call.body.count {
-            call.body.removeAll(keepingCapacity: call.sendOpen)
-            call.bodyOffset = 0
-            if call.sendOpen {
-                // A streaming call with nothing queued: nghttp2 asks again after `send` or `closeSend` resumes it.
-                if n == 0 {
-                    call.deferred = true
-                    return Int(NGHTTP2_ERR_DEFERRED.rawValue)
-                }
-            } else {
-                flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
-            }
-        }
-        return n
-    }
-
-    private func deliverFinished() {
-        // Completions may start new calls; deliver only at the outermost level, and loop in case
-        // they queued more results.
-        guard inCallback == 0 else { return }
-        inCallback += 1
-        defer { inCallback -= 1 }
-        while !finished.isEmpty || !streamMessages.isEmpty {
-            let messages = streamMessages
-            streamMessages = []
-            for (handler, message, wireBytes) in messages { handler(message, wireBytes) }
-            let batch = finished
-            finished = []
-            for (completion, result) in batch { completion(result) }
-        }
-    }
 }
 
 private func clientSession(_ userData: UnsafeMutableRawPointer?) -> H2ClientSession {
     Unmanaged<H2ClientSession>.fromOpaque(userData!).takeUnretainedValue()
-}
-
-/// Per-stream state of one client call.
-private final class ClientCall {
-    let completion: H2ClientSession.Completion
-    /// Set for a streaming call: where its response messages go.
-    var onMessage: H2ClientSession.MessageHandler?
-    /// A streaming call whose request side is still open (more `send`s may come).
-    var sendOpen = false
-    /// nghttp2 was told to wait (NGHTTP2_ERR_DEFERRED) for more request bytes.
-    var deferred = false
-    /// Streaming call: DATA bytes received, and those handed to the reader inside whole messages (the reader
-    /// consumes those; the rest is released when the call ends).
-    var receivedBytes = 0
-    var handedOverBytes = 0
-    var body: [UInt8]
-    var bodyOffset = 0
-    var headersSent = false
-    var httpStatus: Int?
-    var grpcStatus: GRPCStatusCode?
-    var grpcMessage = ""
-    var metadata: [(String, String)] = []
-    var deframer: GRPCMessageDeframer
-    var response: [UInt8]?
-    var error: GRPCStatus?
-
-    init(completion: @escaping H2ClientSession.Completion, body: [UInt8], maxMessageSize: Int) {
-        self.completion = completion
-        self.body = body
-        self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
-    }
-
-    /// The call's outcome once its stream closed (rules of grpc-go's http2_client).
-    func result(errorCode: UInt32) -> GRPCCallResult {
-        if let error { return GRPCCallResult(status: error, metadata: metadata) }
-        if let grpcStatus {
-            if grpcStatus == .ok {
-                if onMessage != nil {
-                    guard !deframer.hasPartialMessage else {
-                        return GRPCCallResult(status: GRPCStatus(.internal, "grpc: stream ended inside a message"), metadata: metadata)
-                    }
-                    return GRPCCallResult(status: .ok, metadata: metadata)
-                }
-                guard let response, !deframer.hasPartialMessage else {
-                    return GRPCCallResult(status: GRPCStatus(.internal, "grpc: no response message for unary RPC"), metadata: metadata)
-                }
-                return GRPCCallResult(status: .ok, message: response, metadata: metadata)
-            }
-            return GRPCCallResult(status: GRPCStatus(grpcStatus, grpcMessage), metadata: metadata)
-        }
-        switch errorCode {
-        case NGHTTP2_REFUSED_STREAM.rawValue:
-            return GRPCCallResult(
-                status: GRPCStatus(.unavailable, "stream refused by server"), metadata: metadata,
-                isTransparentlyRetryable: true)
-        case NGHTTP2_CANCEL.rawValue:
-            return GRPCCallResult(status: GRPCStatus(.cancelled, "stream cancelled"), metadata: metadata)
-        case NGHTTP2_ENHANCE_YOUR_CALM.rawValue:
-            return GRPCCallResult(status: GRPCStatus(.resourceExhausted, "stream reset: ENHANCE_YOUR_CALM"), metadata: metadata)
-        case NGHTTP2_NO_ERROR.rawValue:
-            break
-        default:
-            return GRPCCallResult(status: GRPCStatus(.internal, "stream reset with HTTP/2 error code \(errorCode)"), metadata: metadata)
-        }
-        if let httpStatus, httpStatus != 200 {
-            return GRPCCallResult(
-                status: GRPCStatus(.fromHTTPStatus(httpStatus), "unexpected HTTP status \(httpStatus)"), metadata: metadata)
-        }
-        return GRPCCallResult(status: GRPCStatus(.internal, "server closed the stream without sending trailers"), metadata: metadata)
-    }
 }
