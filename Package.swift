@@ -213,6 +213,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "DTMHTTPTests",
+            dependencies: [
+                "DTMCore", "DTMTestSupport", "DTMHTTP", "JSONSupport", "EventLoopSupport", "FuzzSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "DTMServerTests",
             dependencies: [
                 "DTMCore", "DTMTestSupport", "DTMHTTP", "DTMServer", "DTMGRPC", "HTTP2", "EventLoopSupport", "FuzzSupport",
