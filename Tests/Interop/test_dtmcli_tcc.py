@@ -84,82 +84,49 @@ def assert_phase2_call(call, name, gid, branch_id, op, body=AMOUNT):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def test_tcc_quick_start_confirms_last_registered_first(dtm, dtm_server, busi):
-    gid = new_gid("ok")
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        # both tries succeed: the server confirms, last registered first
+        dict(tag="ok", fail_try=False, status="succeed", phase2=[("TransInConfirm", "02", "confirm"), ("TransOutConfirm", "01", "confirm")],
+             rows=["prepared", "succeed", "prepared", "succeed"]),
+        # the second try fails: dtmcli aborts; cancel is called for every registered branch, including 02 whose try
+        # failed (dtm-spec §8.4), last registered first
+        dict(tag="fail", fail_try=True, status="failed", phase2=[("TransInRevert", "02", "cancel"), ("TransOutRevert", "01", "cancel")],
+             rows=["succeed", "prepared", "succeed", "prepared"]),
+    ],
+    ids=["confirmed", "cancelled"],
+)
+def test_tcc_quick_start_second_phase_runs_last_registered_first(dtm, dtm_server, busi, outcome):
+    gid = new_gid(outcome["tag"])
+    if outcome["fail_try"]:
+        busi.on("TransIn", (409, INSUFFICIENT), gid=gid, op="try")
     result = tcc.tcc_global_transaction(dtm, gid, quick_start_tcc(busi))
-    assert result == gid, "tcc_global_transaction returned %r (it returns '' after aborting)" % result
+    # after a failed try dtmcli raised DTMFailureError inside, POSTed /abort and returned ""
+    assert result == ("" if outcome["fail_try"] else gid), "tcc_global_transaction returned %r" % result
 
     q = dtm_server.wait_for_status(gid, timeout=15)
     trans = q["transaction"]
-    assert trans["status"] == "succeed", q
+    assert trans["status"] == outcome["status"], q
     assert trans["gid"] == gid
     assert trans["trans_type"] == "tcc"
+    # dtmcli's abort body is only {"gid", "trans_type"}: there is no rollback_reason to record, and the server must not
+    # invent one for a client abort (dtm-spec §4.5 stores it only if non-empty)
     assert not trans.get("rollback_reason"), trans
 
     calls = settle_and_get_calls(busi, gid)
-    assert call_summary(calls) == [
-        ("TransOut", "01", "try"),  # by dtmcli
-        ("TransIn", "02", "try"),  # by dtmcli
-        ("TransInConfirm", "02", "confirm"),  # by the server, last registered first
-        ("TransOutConfirm", "01", "confirm"),
-    ]
+    assert call_summary(calls) == [("TransOut", "01", "try"), ("TransIn", "02", "try")] + outcome["phase2"]
     assert_try_call(calls[0], "TransOut", gid, "01")
     assert_try_call(calls[1], "TransIn", gid, "02")
-    assert_phase2_call(calls[2], "TransInConfirm", gid, "02", "confirm")
-    assert_phase2_call(calls[3], "TransOutConfirm", gid, "01", "confirm")
+    for call, (name, branch_id, op) in zip(calls[2:], outcome["phase2"]):
+        assert_phase2_call(call, name, gid, branch_id, op)
 
     q = dtm_server.query(gid)
-    assert q["transaction"]["status"] == "succeed"
-    assert branch_rows(q) == [
-        ("01", "cancel", "prepared"),
-        ("01", "confirm", "succeed"),
-        ("02", "cancel", "prepared"),
-        ("02", "confirm", "succeed"),
-    ]
-    urls = [b.get("url") for b in q["branches"]]
-    assert urls == [
-        busi.url("TransOutRevert"),
-        busi.url("TransOutConfirm"),
-        busi.url("TransInRevert"),
-        busi.url("TransInConfirm"),
+    assert q["transaction"]["status"] == outcome["status"]
+    assert branch_rows(q) == list(zip(["01", "01", "02", "02"], ["cancel", "confirm"] * 2, outcome["rows"]))
+    assert [b.get("url") for b in q["branches"]] == [
+        busi.url("TransOutRevert"), busi.url("TransOutConfirm"), busi.url("TransInRevert"), busi.url("TransInConfirm"),
     ], q["branches"]
-
-
-def test_tcc_failing_try_is_aborted_and_cancelled_last_first(dtm, dtm_server, busi):
-    gid = new_gid("fail")
-    busi.on("TransIn", (409, INSUFFICIENT), gid=gid, op="try")
-    result = tcc.tcc_global_transaction(dtm, gid, quick_start_tcc(busi))
-    # the second try raised DTMFailureError inside dtmcli, which then POSTed /abort and returned ""
-    assert result == "", result
-
-    q = dtm_server.wait_for_status(gid, timeout=15)
-    trans = q["transaction"]
-    assert trans["status"] == "failed", q
-    # dtmcli's abort body is only {"gid", "trans_type"}: there is no rollback_reason to record, and the server
-    # must not invent one for a client abort (dtm-spec §4.5 stores it only if non-empty)
-    assert not trans.get("rollback_reason"), trans
-
-    calls = settle_and_get_calls(busi, gid)
-    # cancel is called for every registered branch, including 02 whose try failed (dtm-spec §8.4)
-    assert call_summary(calls) == [
-        ("TransOut", "01", "try"),
-        ("TransIn", "02", "try"),
-        ("TransInRevert", "02", "cancel"),
-        ("TransOutRevert", "01", "cancel"),
-    ]
-    assert_try_call(calls[0], "TransOut", gid, "01")
-    assert_try_call(calls[1], "TransIn", gid, "02")
-    assert_phase2_call(calls[2], "TransInRevert", gid, "02", "cancel")
-    assert_phase2_call(calls[3], "TransOutRevert", gid, "01", "cancel")
-
-    q = dtm_server.query(gid)
-    assert q["transaction"]["status"] == "failed"
-    assert branch_rows(q) == [
-        ("01", "cancel", "succeed"),
-        ("01", "confirm", "prepared"),
-        ("02", "cancel", "succeed"),
-        ("02", "confirm", "prepared"),
-    ]
 
 
 def test_tcc_branches_registered_after_submit_are_rejected(dtm, dtm_server, busi):

@@ -8,6 +8,7 @@ import base64
 import json
 
 import grpc
+import pytest
 import requests
 
 import grpc_harness as h
@@ -96,8 +97,20 @@ def _prepare_tcc(dtm_server, dtm_grpc, pb, gid):
     assert q["branches"] == [], q
 
 
-def test_tcc_prepare_register_submit_confirms_in_reverse_order(dtm_server, dtm_grpc, pb, grpc_busi):
-    gid = h.new_gid("tcc-ok")
+@pytest.mark.parametrize(
+    "second_phase",
+    [
+        # submit: confirm runs from the last registered branch to the first (dtm-spec §8.4)
+        dict(abort_reason=None, status="succeed", op="confirm", names=["TransInConfirm", "TransOutConfirm"],
+             rows=["prepared", "succeed", "prepared", "succeed"]),
+        # abort with the client's reason: cancel, last registered first, and the reason is kept
+        dict(abort_reason="try of branch 02 failed: insufficient balance", status="failed", op="cancel",
+             names=["TransInRevert", "TransOutRevert"], rows=["succeed", "prepared", "succeed", "prepared"]),
+    ],
+    ids=["submit-confirms", "abort-cancels"],
+)
+def test_tcc_prepare_register_then_second_phase_in_reverse_order(dtm_server, dtm_grpc, pb, grpc_busi, second_phase):
+    gid = h.new_gid("tcc-" + second_phase["op"])
     _prepare_tcc(dtm_server, dtm_grpc, pb, gid)
     out, into = _register_tcc(dtm_grpc, pb, grpc_busi, gid)
 
@@ -111,55 +124,24 @@ def test_tcc_prepare_register_submit_confirms_in_reverse_order(dtm_server, dtm_g
     assert [base64.b64decode(b.get("bin_data") or "") for b in q["branches"]] == [out, out, into, into]
     assert grpc_busi.calls(gid) == []  # the server never calls try
 
-    dtm_grpc.Submit(pb.DtmRequest(Gid=gid, TransType="tcc", TransOptions=h.trans_options(pb)))
+    reason = second_phase["abort_reason"]
+    if reason is None:
+        dtm_grpc.Submit(pb.DtmRequest(Gid=gid, TransType="tcc", TransOptions=h.trans_options(pb)))
+    else:
+        dtm_grpc.Abort(pb.DtmRequest(Gid=gid, TransType="tcc", RollbackReason=reason, TransOptions=h.trans_options(pb)))
     q = dtm_server.wait_for_status(gid, timeout=h.FINAL_TIMEOUT)
-    assert q["transaction"]["status"] == "succeed", q
+    assert q["transaction"]["status"] == second_phase["status"], q
+    if reason is not None:
+        assert q["transaction"].get("rollback_reason") == reason, q
     h.settle()
 
     calls = grpc_busi.calls(gid)
-    # confirm runs from the last registered branch to the first (dtm-spec §8.4)
-    assert h.summaries(calls) == [
-        ("/busi.Busi/TransInConfirm", "02", "confirm"),
-        ("/busi.Busi/TransOutConfirm", "01", "confirm"),
-    ]
+    op = second_phase["op"]
+    assert h.summaries(calls) == [("/busi.Busi/" + second_phase["names"][0], "02", op), ("/busi.Busi/" + second_phase["names"][1], "01", op)]
     assert [c.request for c in calls] == [into, out]
-    h.assert_dtm_metadata(calls[0], gid, "tcc", "02", "confirm")
-    h.assert_dtm_metadata(calls[1], gid, "tcc", "01", "confirm")
-    assert h.branch_rows(dtm_server.query(gid)) == [
-        ("01", "cancel", "prepared"),
-        ("01", "confirm", "succeed"),
-        ("02", "cancel", "prepared"),
-        ("02", "confirm", "succeed"),
-    ]
-
-
-def test_tcc_prepare_abort_cancels_in_reverse_order(dtm_server, dtm_grpc, pb, grpc_busi):
-    gid = h.new_gid("tcc-abort")
-    _prepare_tcc(dtm_server, dtm_grpc, pb, gid)
-    out, into = _register_tcc(dtm_grpc, pb, grpc_busi, gid)
-
-    reason = "try of branch 02 failed: insufficient balance"
-    dtm_grpc.Abort(pb.DtmRequest(Gid=gid, TransType="tcc", RollbackReason=reason,
-                                 TransOptions=h.trans_options(pb)))
-    q = dtm_server.wait_for_status(gid, timeout=h.FINAL_TIMEOUT)
-    assert q["transaction"]["status"] == "failed", q
-    assert q["transaction"].get("rollback_reason") == reason, q
-    h.settle()
-
-    calls = grpc_busi.calls(gid)
-    assert h.summaries(calls) == [
-        ("/busi.Busi/TransInRevert", "02", "cancel"),
-        ("/busi.Busi/TransOutRevert", "01", "cancel"),
-    ]
-    assert [c.request for c in calls] == [into, out]
-    h.assert_dtm_metadata(calls[0], gid, "tcc", "02", "cancel")
-    h.assert_dtm_metadata(calls[1], gid, "tcc", "01", "cancel")
-    assert h.branch_rows(dtm_server.query(gid)) == [
-        ("01", "cancel", "succeed"),
-        ("01", "confirm", "prepared"),
-        ("02", "cancel", "succeed"),
-        ("02", "confirm", "prepared"),
-    ]
+    h.assert_dtm_metadata(calls[0], gid, "tcc", "02", op)
+    h.assert_dtm_metadata(calls[1], gid, "tcc", "01", op)
+    assert h.branch_rows(dtm_server.query(gid)) == list(zip(["01", "01", "02", "02"], ["cancel", "confirm"] * 2, second_phase["rows"]))
 
 
 def test_register_branch_needs_a_prepared_transaction(dtm_server, dtm_grpc, pb, grpc_busi):
