@@ -221,10 +221,15 @@ fi
 if [[ "$peers" == go ]]; then
   peers_dir=$dir/peers
   Tools/peers/go/build.sh "$peers_dir" >&2
-  gp=$((45000 + RANDOM % 5000)); go_busi=127.0.0.1:$gp go_stats=127.0.0.1:$((gp + 1))
-  "$peers_dir/busi" -grpc "$go_busi" -stats "$go_stats" >"$dir/busi.log" 2>&1 &
+  "$peers_dir/busi" -grpc 127.0.0.1:0 -stats 127.0.0.1:0 >"$dir/busi.log" 2>&1 &  # it prints the ports it got
   pids+=("$!")
-  for _ in $(seq 100); do curl -sf "http://$go_stats/stats" >/dev/null && break; sleep 0.1; done
+  go_busi="" go_stats=""
+  for _ in $(seq 100); do
+    read -r _ _ go_busi _ go_stats < <(grep -m1 '^busi: gRPC' "$dir/busi.log" | tr -d ,) || true
+    [[ -z "$go_stats" ]] || break
+    sleep 0.1
+  done
+  go_busi=${go_busi%,} go_stats=${go_stats#http://} go_stats=${go_stats%/stats}
   curl -sf "http://$go_stats/stats" >/dev/null || { echo "bench.sh: the Go busi service did not start" >&2; cat "$dir/busi.log" >&2; exit 1; }
 fi
 
