@@ -1,8 +1,12 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// Swift 6's stricter boundaries: every existential spelled `any`, and imports internal unless a file says otherwise, so
+// that a module's types reach another target only through declarations that chose `package` (the package ships
+// executables only: nothing is `public`).
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
 let package = Package(

@@ -1,4 +1,4 @@
-import CProtobufC
+internal import CProtobufC
 import Glibc
 
 /// Memory for one message being packed: everything allocated here is freed together.

@@ -1,23 +1,23 @@
-import DTMCore
-import DTMMetrics
+package import DTMCore
+package import DTMMetrics
 import EventLoopSupport
 import HTTP2
-import Logging
-import NIOCore
-import NIOSSL
+package import Logging
+package import NIOCore
+package import NIOSSL
 
 /// The gRPC listener (port 36790): nghttp2 server sessions in front of `DtmService` and `ServerReflection`, with the optional bearer
 /// token (metadata `authorization`; the health check stays open) and DTM's request metrics. Calls that need no token are
 /// admitted as open: their bytes count against the pending-bytes budgets until complete, and the health check takes only
 /// a small message (`openMessageLimit`).
-public final class DtmGRPCListener: Sendable {
+package final class DtmGRPCListener: Sendable {
     private let server: GRPCServer
 
     private init(server: GRPCServer) { self.server = server }
 
-    public var port: Int { server.port }
+    package var port: Int { server.port }
 
-    public static func start(
+    package static func start(
         host: String, port: Int, service: DtmService, maxMessageSize: Int, access: AccessPolicy, metrics: DTMMetrics?,
         requestReadTimeout: Duration = .seconds(30), idleTimeout: Duration? = .seconds(60), maxConnections: Int = 4096, tls: NIOSSLContext? = nil,
         pendingBytes: PendingBytesLimits = .init(), group: any EventLoopGroup, logger: Logger
@@ -84,15 +84,15 @@ public final class DtmGRPCListener: Sendable {
     }
 
     /// `GrpcMaxPendingBytesPerConnection` and `GrpcMaxPendingBytes`: bytes of open calls' messages held at once.
-    public struct PendingBytesLimits: Sendable {
-        public var perConnection = 8 << 20
-        public var perProcess = 64 << 20
-        public init(perConnection: Int = 8 << 20, perProcess: Int = 64 << 20) {
+    package struct PendingBytesLimits: Sendable {
+        package var perConnection = 8 << 20
+        package var perProcess = 64 << 20
+        package init(perConnection: Int = 8 << 20, perProcess: Int = 64 << 20) {
             self.perConnection = perConnection
             self.perProcess = perProcess
         }
     }
 
     /// GOAWAY to every connection, in-flight calls finish within the grace period.
-    public func shutdown() async { await server.shutdown() }
+    package func shutdown() async { await server.shutdown() }
 }

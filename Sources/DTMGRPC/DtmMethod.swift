@@ -1,9 +1,9 @@
-import DTMCore
+package import DTMCore
 
 /// Every method the gRPC listener answers besides server reflection, listed once: its path, the token it needs and
 /// its metrics label. The service's dispatch, the token check, the metrics and reflection's service list all read
 /// this table.
-public enum DtmMethod: String, CaseIterable, Sendable {
+package enum DtmMethod: String, CaseIterable, Sendable {
     case newGid = "/dtmgimp.Dtm/NewGid"
     case submit = "/dtmgimp.Dtm/Submit"
     case prepare = "/dtmgimp.Dtm/Prepare"
@@ -16,7 +16,7 @@ public enum DtmMethod: String, CaseIterable, Sendable {
     case healthCheck = "/grpc.health.v1.Health/Check"
 
     /// The token a call needs (README, Security): the health check is open, the topic methods are admin APIs.
-    public var access: AccessPolicy.Level {
+    package var access: AccessPolicy.Level {
         switch self {
         case .healthCheck: return .open
         case .subscribe, .unsubscribe, .deleteTopic: return .admin
@@ -25,10 +25,10 @@ public enum DtmMethod: String, CaseIterable, Sendable {
     }
 
     /// DTM's `api` label: the method name, lowercased.
-    public var metricLabel: String { String(rawValue.split(separator: "/").last ?? "").lowercased() }
+    package var metricLabel: String { String(rawValue.split(separator: "/").last ?? "").lowercased() }
 
     /// The gRPC service: `dtmgimp.Dtm`, `grpc.health.v1.Health`.
-    public var service: String { String(rawValue.split(separator: "/").first ?? "") }
+    package var service: String { String(rawValue.split(separator: "/").first ?? "") }
 
-    public init?(path: String) { self.init(rawValue: path) }
+    package init?(path: String) { self.init(rawValue: path) }
 }

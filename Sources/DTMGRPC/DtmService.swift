@@ -1,23 +1,23 @@
-import DTMCore
-import HTTP2
-import Logging
+package import DTMCore
+package import HTTP2
+package import Logging
 
 /// The `dtmgimp.Dtm` service (spec §6.2) plus `grpc.health.v1.Health/Check`, independent of the transport:
 /// a method path and the request message in, a reply out. Every method calls the same Coordinator as the
 /// JSON API.
-public struct DtmService: Sendable {
-    public let coordinator: Coordinator
+package struct DtmService: Sendable {
+    package let coordinator: Coordinator
     let logger: Logger
 
-    public init(coordinator: Coordinator, logger: Logger) {
+    package init(coordinator: Coordinator, logger: Logger) {
         self.coordinator = coordinator
         self.logger = logger
     }
 
     /// The methods this service answers (for UNIMPLEMENTED checks before reading a body).
-    public static let methods: Set<String> = Set(DtmMethod.allCases.map(\.rawValue))
+    package static let methods: Set<String> = Set(DtmMethod.allCases.map(\.rawValue))
 
-    public func handle(method: String, message: [UInt8]) async -> GRPCResponse {
+    package func handle(method: String, message: [UInt8]) async -> GRPCResponse {
         var gid: String?
         do {
             return try await dispatch(method: method, message: message, gid: &gid)

@@ -1,17 +1,17 @@
-import DTMCore
-import HTTP2
+package import DTMCore
+package import HTTP2
 import Synchronization
 
 /// A transport that makes unary gRPC calls with raw message bytes (the HTTP/2 connection pool). Transport failures
 /// come back as a status (UNAVAILABLE, DEADLINE_EXCEEDED, …), `isTransparentlyRetryable` when the call provably
 /// never reached the server.
-public protocol GRPCUnaryTransport: Sendable {
+package protocol GRPCUnaryTransport: Sendable {
     /// `tls`: HTTP/2 over TLS (a `grpcs://` branch URL) instead of h2c.
     func unary(authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool) async -> GRPCCallResult
 }
 
 /// Finds the instances of a service named by a discovery URL (`etcd://hosts/user.rpc/…`): go-zero over etcd.
-public protocol GRPCServiceResolver: Sendable {
+package protocol GRPCServiceResolver: Sendable {
     /// The addresses to try for one call, best first, each exactly `host:port` (see `GRPCBranchCaller.dialable`);
     /// a failure says why none is known.
     func addresses(for target: DiscoveryTarget) async -> Result<[String], DTMError>
@@ -49,22 +49,22 @@ final class DiscoveryURLCache: Sendable {
 /// its service resolved by `resolver`: the call goes to the first address, and on to the next when one cannot be
 /// reached. No address known is a temporary failure (retried later, never a failed branch). With an allow-list,
 /// resolved addresses not on it are never called.
-public struct GRPCBranchCaller: BranchCaller {
+package struct GRPCBranchCaller: BranchCaller {
     let transport: any GRPCUnaryTransport
     let resolver: (any GRPCServiceResolver)?
     let allowList: BranchHostAllowList?
     /// Parsed discovery URLs: a saga's URLs are called again and again, and parsing is most of a resolution's cost.
     private let parsed = DiscoveryURLCache()
     /// Most addresses one call tries before giving up until the next round.
-    public static let maxAddressesPerCall = 3
+    package static let maxAddressesPerCall = 3
 
-    public init(transport: any GRPCUnaryTransport, resolver: (any GRPCServiceResolver)? = nil, allowList: BranchHostAllowList? = nil) {
+    package init(transport: any GRPCUnaryTransport, resolver: (any GRPCServiceResolver)? = nil, allowList: BranchHostAllowList? = nil) {
         self.transport = transport
         self.resolver = resolver
         self.allowList = allowList
     }
 
-    public func call(_ call: BranchCall) async -> BranchCallResult {
+    package func call(_ call: BranchCall) async -> BranchCallResult {
         if DiscoveryTarget.isDiscoveryURL(call.url) { return await callDiscovered(call) }
         let target: (authority: String, path: String, tls: Bool)
         switch Self.split(call.url) {
@@ -111,7 +111,7 @@ public struct GRPCBranchCaller: BranchCaller {
 
     /// A registered value as the authority to dial, or nil unless it is exactly `host:port` (anything else in etcd,
     /// written by whoever can write there, is not called).
-    public static func dialable(_ value: String) -> String? {
+    package static func dialable(_ value: String) -> String? {
         guard let (host, port) = try? BranchAddress.parseAuthority(value), let port else { return nil }
         return BranchAddress(scheme: "", host: host, port: port, rest: "").authority
     }

@@ -1,14 +1,14 @@
 import DTMCore
-import HTTP2
+package import HTTP2
 
 /// The nghttp2 connection pool as the branch caller's transport. The pool never throws: a transport failure
 /// arrives as a status (UNAVAILABLE, DEADLINE_EXCEEDED, …), which the caller retries like any non-DTM status.
-public struct GRPCPoolTransport: GRPCUnaryTransport {
+package struct GRPCPoolTransport: GRPCUnaryTransport {
     let pool: GRPCConnectionPool
 
-    public init(pool: GRPCConnectionPool) { self.pool = pool }
+    package init(pool: GRPCConnectionPool) { self.pool = pool }
 
-    public func unary(
+    package func unary(
         authority: String, path: String, metadata: [(String, String)], message: [UInt8], timeout: Double, tls: Bool
     ) async -> GRPCCallResult {
         await pool.unary(

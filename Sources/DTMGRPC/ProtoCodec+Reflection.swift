@@ -1,5 +1,5 @@
-import CProtobufC
-import DTMProtoC
+internal import CProtobufC
+internal import DTMProtoC
 import ProtoCSupport
 
 /// protobuf-c ⇄ Swift for server reflection: the embedded descriptors of the served .proto files, and

@@ -1,19 +1,19 @@
-import CProtobufC
-import DTMCore
-import DTMProtoC
+internal import CProtobufC
+package import DTMCore
+internal import DTMProtoC
 import FoundationEssentials
 import Glibc
 import JSONSupport
-import ProtoCSupport
+package import ProtoCSupport
 
 /// protobuf-c ⇄ model for the messages of `dtmgimp.Dtm` (spec §6, §6.1). The only code that touches the
 /// generated C structs: every unpacked message is freed before returning, every packed one is built from
 /// memory this file allocates and frees.
-public enum ProtoCodec {
+package enum ProtoCodec {
     // MARK: - Decoding requests
 
     /// `DtmRequest` → the request model; `protocol` is always `grpc` (spec §6.1).
-    public static func decodeRequest(_ bytes: [UInt8]) throws(DTMError) -> TransactionRequest {
+    package static func decodeRequest(_ bytes: [UInt8]) throws(DTMError) -> TransactionRequest {
         let message = bytes.withUnsafeBufferPointer { dtmgimp__dtm_request__unpack(nil, $0.count, $0.baseAddress) }
         guard let message else { throw .invalidArgument("the request is not a valid dtmgimp.DtmRequest protobuf message") }
         defer { dtmgimp__dtm_request__free_unpacked(message, nil) }
@@ -68,7 +68,7 @@ public enum ProtoCodec {
     }
 
     /// `DtmBranchRequest` → registration; `Op` (field 4) is ignored as DTM does: the workflow op is `Data["op"]`.
-    public static func decodeBranchRequest(_ bytes: [UInt8]) throws(DTMError) -> BranchRegistration {
+    package static func decodeBranchRequest(_ bytes: [UInt8]) throws(DTMError) -> BranchRegistration {
         let message = bytes.withUnsafeBufferPointer { dtmgimp__dtm_branch_request__unpack(nil, $0.count, $0.baseAddress) }
         guard let message else { throw .invalidArgument("the request is not a valid dtmgimp.DtmBranchRequest protobuf message") }
         defer { dtmgimp__dtm_branch_request__free_unpacked(message, nil) }
@@ -84,7 +84,7 @@ public enum ProtoCodec {
     }
 
     /// `DtmTopicRequest` → (topic, url, remark).
-    public static func decodeTopicRequest(_ bytes: [UInt8]) throws(DTMError) -> (topic: String, url: String, remark: String) {
+    package static func decodeTopicRequest(_ bytes: [UInt8]) throws(DTMError) -> (topic: String, url: String, remark: String) {
         let message = bytes.withUnsafeBufferPointer { dtmgimp__dtm_topic_request__unpack(nil, $0.count, $0.baseAddress) }
         guard let message else { throw .invalidArgument("the request is not a valid dtmgimp.DtmTopicRequest protobuf message") }
         defer { dtmgimp__dtm_topic_request__free_unpacked(message, nil) }
@@ -92,7 +92,7 @@ public enum ProtoCodec {
     }
 
     /// `google.protobuf.Empty`: any well-formed message is accepted (unknown fields are skipped, as protobuf does).
-    public static func decodeEmpty(_ bytes: [UInt8]) throws(DTMError) {
+    package static func decodeEmpty(_ bytes: [UInt8]) throws(DTMError) {
         let message = bytes.withUnsafeBufferPointer { google__protobuf__empty__unpack(nil, $0.count, $0.baseAddress) }
         guard let message else { throw .invalidArgument("the request is not a valid google.protobuf.Empty protobuf message") }
         google__protobuf__empty__free_unpacked(message, nil)
@@ -101,7 +101,7 @@ public enum ProtoCodec {
     // MARK: - Encoding replies
 
     /// `DtmGidReply { Gid }`.
-    public static func encodeGidReply(_ gid: String) throws(ProtoPackError) -> [UInt8] {
+    package static func encodeGidReply(_ gid: String) throws(ProtoPackError) -> [UInt8] {
         var arena = CArena()
         defer { arena.free() }
         var reply = Dtmgimp__DtmGidReply()
@@ -112,7 +112,7 @@ public enum ProtoCodec {
 
     /// `DtmProgressesReply`: the transaction (gid, status, rollback_reason, result — DTM leaves result empty
     /// here; we fill it, spec §6.2 Rec) and one progress per stored branch row.
-    public static func encodeProgressesReply(_ t: GlobalTransaction, _ branches: [Branch]) throws(ProtoPackError) -> [UInt8] {
+    package static func encodeProgressesReply(_ t: GlobalTransaction, _ branches: [Branch]) throws(ProtoPackError) -> [UInt8] {
         var arena = CArena()
         defer { arena.free() }
         let transaction = arena.allocate(Dtmgimp__DtmTransaction.self)
@@ -140,7 +140,7 @@ public enum ProtoCodec {
     }
 
     /// `DtmRequest` from the model: what a gRPC client sends (tests and the benchmark use it).
-    public static func encodeRequest(_ r: TransactionRequest, stepsJSON: String? = nil) throws(ProtoPackError) -> [UInt8] {
+    package static func encodeRequest(_ r: TransactionRequest, stepsJSON: String? = nil) throws(ProtoPackError) -> [UInt8] {
         var arena = CArena()
         defer { arena.free() }
         let options = arena.allocate(Dtmgimp__DtmTransOptions.self)
@@ -203,7 +203,7 @@ public enum ProtoCodec {
     }
 
     /// `DtmBranchRequest` from the model (tests).
-    public static func encodeBranchRequest(_ r: BranchRegistration) throws(ProtoPackError) -> [UInt8] {
+    package static func encodeBranchRequest(_ r: BranchRegistration) throws(ProtoPackError) -> [UInt8] {
         var arena = CArena()
         defer { arena.free() }
         let data = r.data.sorted { $0.key < $1.key }

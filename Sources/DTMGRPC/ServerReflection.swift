@@ -1,13 +1,13 @@
-import HTTP2
+package import HTTP2
 import ProtoCSupport
 
 /// gRPC server reflection, so `grpcurl list` / `describe` work against the coordinator as against DTM
 /// (which registers grpc-go's v1alpha service; we also answer v1, which newer clients try first).
 /// Answers come from the descriptors of the served .proto files, embedded at generation time; every
 /// request message gets one response message, so the handler is synchronous.
-public struct ServerReflection: Sendable {
+package struct ServerReflection: Sendable {
     /// The bidirectional-stream method of both versions.
-    public static let paths = [
+    package static let paths = [
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     ]
@@ -20,7 +20,7 @@ public struct ServerReflection: Sendable {
     private let fileBySymbol: [String: String]
 
     /// `services`: fully-qualified names `list_services` reports, e.g. `dtmgimp.Dtm`.
-    public init(services: [String]) {
+    package init(services: [String]) {
         self.services = services
         let served = ProtoCodec.servedFiles()
         files = Dictionary(served.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -30,7 +30,7 @@ public struct ServerReflection: Sendable {
     }
 
     /// One request message in, one response message out; malformed input ends the call INVALID_ARGUMENT.
-    public func answer(_ request: GRPCRequest) -> GRPCResponse {
+    package func answer(_ request: GRPCRequest) -> GRPCResponse {
         do throws(ProtoPackError) {
             return try answer(request.message)
         } catch {

@@ -1,11 +1,11 @@
 import DTMCore
-import HTTP2
+package import HTTP2
 
 /// How an error of the state engine is answered over gRPC (spec §3.2), mapped in this one place.
-public enum StatusMapping {
+package enum StatusMapping {
     /// FAILURE → ABORTED, ONGOING → FAILED_PRECONDITION (DTM's mapping); bad input → INVALID_ARGUMENT (DTM panics
     /// into INTERNAL there); a lost compare-and-set → INTERNAL (a panic in DTM); anything else → UNKNOWN.
-    public static func status(for error: any Error, gid: String?) -> GRPCStatus {
+    package static func status(for error: any Error, gid: String?) -> GRPCStatus {
         let (code, message) = codeAndMessage(for: error, gid: gid)
         return GRPCStatus(code, message)
     }

@@ -1,4 +1,4 @@
-import DTMCore
+package import DTMCore
 import Prometheus
 import Synchronization
 
@@ -8,8 +8,8 @@ import Synchronization
 /// lookup. Every label value comes from a fixed set, so that no client can grow the registry: the `api` label is
 /// a known route or `other` (DTM uses the path with its query, an unbounded set; spec §17.40), and the branch
 /// metric has no `branchid` label (DTM's is whatever the client sent).
-public final class DTMMetrics: ProcessingObserver {
-    public enum APIType: String, Sendable { case http, grpc }
+package final class DTMMetrics: ProcessingObserver {
+    package enum APIType: String, Sendable { case http, grpc }
 
     private let registry = PrometheusCollectorRegistry()
     private let buckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -24,7 +24,7 @@ public final class DTMMetrics: ProcessingObserver {
     private static let modelLabel = ["model"]
     private static let reasonLabel = ["reason"]
     /// The reasons `Etcd.EtcdEntryLimits` gives (this target does not import Etcd).
-    public static let etcdDropReasons: Set<String> = ["key_too_long", "value_too_long"]
+    package static let etcdDropReasons: Set<String> = ["key_too_long", "value_too_long"]
     private static let branchLabels = ["model", "branchtype", "status"]
     private static let branchOps: Set<String> = [
         BranchOp.action, BranchOp.compensate, BranchOp.confirm, BranchOp.cancel, BranchOp.commit, BranchOp.rollback, BranchOp.msg,
@@ -35,30 +35,30 @@ public final class DTMMetrics: ProcessingObserver {
     }
     private let cache = Mutex(Cache())
 
-    public init(version: String) {
+    package init(version: String) {
         registry.makeGauge(name: "dtm_server_info", labels: [("version", version)]).set(to: 1.0)
     }
 
     /// One API request answered, started at `started` (`dtm_server_process_total`, `dtm_server_response_duration`).
-    public func apiCall(type: APIType, api: String, failed: Bool, started: ContinuousClock.Instant) {
+    package func apiCall(type: APIType, api: String, failed: Bool, started: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - started
         apiCall(type: type, api: api, failed: failed, seconds: elapsed.secondsValue)
     }
 
     /// One API request answered (`dtm_server_process_total`, `dtm_server_response_duration`).
-    public func apiCall(type: APIType, api: String, failed: Bool, seconds: Double) {
+    package func apiCall(type: APIType, api: String, failed: Bool, seconds: Double) {
         let status = failed ? "fail" : "ok"
         counter(Key(name: "dtm_server_process_total", v0: type.rawValue, v1: api, v2: status), Self.apiCallLabels).increment()
         histogram(Key(name: "dtm_server_response_duration", v0: type.rawValue, v1: api), Self.apiDurationLabels).record(seconds)
     }
 
-    public func roundFinished(transType: TransType, failed: Bool, secondsSinceCreate: Double) {
+    package func roundFinished(transType: TransType, failed: Bool, secondsSinceCreate: Double) {
         counter(Key(name: "dtm_transaction_process_total", v0: transType.rawValue, v1: failed ? "fail" : "ok"), Self.roundLabels)
             .increment()
         histogram(Key(name: "dtm_transaction_handled_duration", v0: transType.rawValue), Self.modelLabel).record(secondsSinceCreate)
     }
 
-    public func branchFinished(transType: TransType, op: String, succeeded: Bool) {
+    package func branchFinished(transType: TransType, op: String, succeeded: Bool) {
         let branchType = Self.branchOps.contains(op) ? op : "other"
         counter(
             Key(name: "dtm_branch_process_total", v0: transType.rawValue, v1: branchType, v2: succeeded ? "ok" : "fail"),
@@ -68,14 +68,14 @@ public final class DTMMetrics: ProcessingObserver {
 
     /// etcd entries dropped as they arrived because a key or value was too long for a service registration
     /// (`dtm_etcd_entries_dropped_total`, ours). `reason` is one of `etcdDropReasons`, else counted as `other`.
-    public func etcdEntriesDropped(reason: String, count: Int) {
+    package func etcdEntriesDropped(reason: String, count: Int) {
         guard count > 0 else { return }
         let label = Self.etcdDropReasons.contains(reason) ? reason : "other"
         counter(Key(name: "dtm_etcd_entries_dropped_total", v0: label), Self.reasonLabel).increment(by: Int64(count))
     }
 
     /// The Prometheus text exposition.
-    public func exposition() -> [UInt8] { registry.emitToBuffer() }
+    package func exposition() -> [UInt8] { registry.emitToBuffer() }
 
     /// The key's label values paired with `names`, in order (only on a cache miss).
     private static func labels(_ key: Key, _ names: [String]) -> [(String, String)] {

@@ -1,83 +1,83 @@
-import DTMCore
-import DTMHTTP
+package import DTMCore
+package import DTMHTTP
 import Glibc
-import MySQLStore
-import PostgresStore
+package import MySQLStore
+package import PostgresStore
 import Yams
 
 /// The server's configuration, loaded as DTM loads it (spec §12): defaults, then environment variables, then the
 /// YAML file given with `-c`, then validation. Unknown keys are accepted and ignored; a bad value stops start-up
 /// with a message naming the key.
-public struct Configuration: Sendable {
-    public var storeDriver = "sqlite"
+package struct Configuration: Sendable {
+    package var storeDriver = "sqlite"
     /// `Store.Driver: boltdb` (DTM's default, often written out) was read as the embedded store: said at start-up.
-    public var boltdbAsSQLite = false
-    public var storeFile = "dtm.sqlite"
+    package var boltdbAsSQLite = false
+    package var storeFile = "dtm.sqlite"
     /// `Store.*` of the `postgres` driver.
-    public var postgres = PostgresStoreConfiguration()
+    package var postgres = PostgresStoreConfiguration()
     /// `Store.*` of the `mysql` driver (the same keys).
-    public var mysql = MySQLStoreConfiguration()
+    package var mysql = MySQLStoreConfiguration()
     /// `Store.FinishedDataExpire`, seconds: finished transactions older than this are deleted; 0 keeps them.
-    public var finishedDataExpire: Int64 = 0
+    package var finishedDataExpire: Int64 = 0
     /// `AdminBasePath`: the prefix of the admin console's pages (empty, or `/prefix`).
-    public var adminBasePath = ""
+    package var adminBasePath = ""
     /// Store drivers `Store.Driver` accepts.
-    public static let storeDrivers = ["sqlite", "postgres", "mysql"]
-    public var httpPort = 36789
-    public var grpcPort = 36790
-    public var listenHost = "0.0.0.0"
-    public var logLevel = "info"
-    public var alertWebHook = ""
-    public var authToken = ""
+    package static let storeDrivers = ["sqlite", "postgres", "mysql"]
+    package var httpPort = 36789
+    package var grpcPort = 36790
+    package var listenHost = "0.0.0.0"
+    package var logLevel = "info"
+    package var alertWebHook = ""
+    package var authToken = ""
     /// Token of the admin APIs; empty: `authToken` guards them too.
-    public var adminToken = ""
+    package var adminToken = ""
     /// `AllowedHosts`: the names the HTTP API may be reached by (`Host`), besides IP literals and `localhost`;
     /// empty: see `BrowserOriginPolicy`.
-    public var allowedHosts: [String] = []
+    package var allowedHosts: [String] = []
     /// PEM files of the listeners' certificate chain and key: both set, or neither.
-    public var tlsCertFile = ""
-    public var tlsKeyFile = ""
+    package var tlsCertFile = ""
+    package var tlsKeyFile = ""
     /// PEM CA bundle for `https://` and `grpcs://` branches; empty: the system's trust roots.
-    public var branchTLSCAFile = ""
-    public var grpcMaxMessageSize = 4 * 1024 * 1024
+    package var branchTLSCAFile = ""
+    package var grpcMaxMessageSize = 4 * 1024 * 1024
     /// `GrpcMaxPendingBytesPerConnection`, `GrpcMaxPendingBytes`: bytes of open gRPC calls' messages held before they
     /// are complete, per connection and in all (README, Security).
-    public var grpcMaxPendingBytesPerConnection = 8 << 20
-    public var grpcMaxPendingBytes = 64 << 20
+    package var grpcMaxPendingBytesPerConnection = 8 << 20
+    package var grpcMaxPendingBytes = 64 << 20
     /// `MicroService.Driver`: `default` (no discovery) or `dtm-driver-gozero` (go-zero over etcd).
-    public var microServiceDriver = "default"
+    package var microServiceDriver = "default"
     /// `MicroService.Target`: where to register the coordinator (nil: nowhere). Only with `dtm-driver-gozero`.
-    public var microServiceTarget: DiscoveryTarget?
+    package var microServiceTarget: DiscoveryTarget?
     /// `MicroService.EndPoint`: the `host:port` registered, as clients should dial the gRPC listener.
-    public var microServiceEndPoint = ""
+    package var microServiceEndPoint = ""
     /// A `MicroService.Target` given with the `default` driver, which registers nowhere (as DTM's): said at start-up.
-    public var microServiceTargetIgnored = false
+    package var microServiceTargetIgnored = false
     /// `MicroService.EtcdCACertFile`, `EtcdCertFile`, `EtcdCertKeyFile` (go-zero's `discov.EtcdConf` names): TLS to
     /// the etcd cluster of `MicroService.Target` when the CA is set, with a client certificate when the pair is.
-    public var etcdTLS = EtcdTLSFiles()
-    public struct EtcdTLSFiles: Sendable {
-        public var caCertFile = ""
-        public var certFile = ""
-        public var certKeyFile = ""
+    package var etcdTLS = EtcdTLSFiles()
+    package struct EtcdTLSFiles: Sendable {
+        package var caCertFile = ""
+        package var certFile = ""
+        package var certKeyFile = ""
     }
     /// Drivers `MicroService.Driver` accepts.
-    public static let microServiceDrivers = ["default", "dtm-driver-gozero"]
+    package static let microServiceDrivers = ["default", "dtm-driver-gozero"]
 
     /// True when etcd:// and discov:// branch URLs are resolved (go-zero's driver is configured).
-    public var resolvesDiscoveryURLs: Bool { microServiceDriver == "dtm-driver-gozero" }
-    public var engine = EngineConfig()
-    public var http = HTTPServerLimits()
+    package var resolvesDiscoveryURLs: Bool { microServiceDriver == "dtm-driver-gozero" }
+    package var engine = EngineConfig()
+    package var http = HTTPServerLimits()
     /// Keys found in the YAML file that swift-dtm does not know (reported at start-up).
-    public var ignoredKeys: [String] = []
+    package var ignoredKeys: [String] = []
 
-    public init() {}
+    package init() {}
 
-    public struct Invalid: Error, CustomStringConvertible {
-        public let description: String
+    package struct Invalid: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// Loads from the process environment and an optional YAML file.
-    public static func load(file: String?, environment: [String: String] = ProcessEnvironment.current()) throws -> Configuration {
+    package static func load(file: String?, environment: [String: String] = ProcessEnvironment.current()) throws -> Configuration {
         var values: [String: String] = [:]
         for (key, defaultValue) in ConfigurationKeys.all {
             let fromEnv = environment[ConfigurationKeys.environmentName(key)] ?? ""
@@ -339,8 +339,8 @@ public struct Configuration: Sendable {
 }
 
 /// The process environment as a dictionary.
-public enum ProcessEnvironment {
-    public static func current() -> [String: String] {
+package enum ProcessEnvironment {
+    package static func current() -> [String: String] {
         var out: [String: String] = [:]
         var p = environ
         while let entry = p.pointee {

@@ -1,4 +1,4 @@
-import CCrashGuard
+internal import CCrashGuard
 import Glibc
 import Logging
 

@@ -6,15 +6,15 @@ import HTTP2
 import DTMMetrics
 import Etcd
 import EventLoopSupport
-import Logging
+package import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
 /// The composition root: opens the store, builds the Coordinator with its branch callers, starts the HTTP
 /// listener and the cron loop, and shuts everything down in order on SIGINT/SIGTERM.
-public enum DTMServerApp {
-    public static func run(configuration: Configuration, reset: Bool, logger: Logger) async throws {
+package enum DTMServerApp {
+    package static func run(configuration: Configuration, reset: Bool, logger: Logger) async throws {
         CrashGuard.install(logger: logger)
         DescriptorLimit.raise(for: configuration.http.maxConnections, logger: logger)
         if configuration.engine.branchHostAllowList == nil {

@@ -1,4 +1,4 @@
-import Logging
+package import Logging
 
 extension Logger.Level {
     /// DTM's `LogLevel` values.
@@ -14,8 +14,8 @@ extension Logger.Level {
 
 /// Installs the process-wide log handler once: one line per event on stderr, with its metadata
 /// (gid, branch_id, op, …) as key=value pairs.
-public enum LoggingSetup {
-    public static func bootstrap(level: String) -> Logger {
+package enum LoggingSetup {
+    package static func bootstrap(level: String) -> Logger {
         let parsed = Logger.Level(dtmName: level)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

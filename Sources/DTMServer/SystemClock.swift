@@ -1,17 +1,17 @@
-import DTMCore
+package import DTMCore
 import Glibc
 
 /// The real clock: wall time from `clock_gettime(CLOCK_REALTIME)`, sleeping with `Task.sleep`.
-public struct SystemClock: CoordinatorClock {
-    public init() {}
+package struct SystemClock: CoordinatorClock {
+    package init() {}
 
-    public func now() -> Timestamp {
+    package func now() -> Timestamp {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Timestamp(microseconds: Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000)
     }
 
-    public func sleep(seconds: Double) async throws {
+    package func sleep(seconds: Double) async throws {
         try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
     }
 }

@@ -1,9 +1,9 @@
-import DTMCore
+package import DTMCore
 import Synchronization
 
 /// A `TransactionStore` in memory: the reference for the store contract, used by the core tests. Nothing is
 /// durable; it is not offered as a server store.
-public final class InMemoryStore: TransactionStore {
+package final class InMemoryStore: TransactionStore {
     private struct State {
         var transactions: [String: GlobalTransaction] = [:]
         var branches: [String: [Branch]] = [:]
@@ -13,9 +13,9 @@ public final class InMemoryStore: TransactionStore {
     }
     private let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
-    public func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
+    package func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
         state.withLock { s in
             if let existing = s.transactions[transaction.gid] { return existing }
             var t = transaction
@@ -32,15 +32,15 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func transaction(gid: String) async throws -> GlobalTransaction? {
+    package func transaction(gid: String) async throws -> GlobalTransaction? {
         state.withLock { $0.transactions[gid] }
     }
 
-    public func branches(gid: String) async throws -> [Branch] {
+    package func branches(gid: String) async throws -> [Branch] {
         state.withLock { $0.branches[gid] ?? [] }
     }
 
-    public func changeStatus(
+    package func changeStatus(
         gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
     ) async throws {
         try state.withLock { s throws(DTMError) in
@@ -57,7 +57,7 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
+    package func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
         try state.withLock { s throws(DTMError) in
             guard let t = s.transactions[gid], t.status == requiring else { throw DTMError.storageNotFound("") }
             var rows = s.branches[gid] ?? []
@@ -73,14 +73,14 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
         try state.withLock { s throws(DTMError) in
             guard let t = s.transactions[gid], t.status == requiring else { throw DTMError.storageNotFound("") }
             s.branches[gid] = try Self.applying(updates, to: s.branches[gid] ?? [], gid: gid, now: now)
         }
     }
 
-    public func touchCronTime(
+    package func touchCronTime(
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
         now: Timestamp
     ) async throws {
@@ -112,7 +112,7 @@ public final class InMemoryStore: TransactionStore {
         return rows
     }
 
-    public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
+    package func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
         state.withLock { s in
             let due = s.transactions.values
                 .filter { !$0.status.isFinished && ($0.nextCronTime ?? now) <= dueBefore }
@@ -129,7 +129,7 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
+    package func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
         state.withLock { s in
             let matching = s.transactions.values.filter { !$0.status.isFinished && ($0.nextCronTime ?? now) > laterThan }
                 .sorted { $0.id < $1.id }
@@ -142,7 +142,7 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
+    package func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
         state.withLock { s in
             guard let t = s.transactions[gid], !t.status.isFinished,
                 t.owner == owner || t.owner.isEmpty || (t.nextCronTime ?? now) <= now
@@ -154,7 +154,7 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func resetNextCronTime(gid: String, now: Timestamp) async throws {
+    package func resetNextCronTime(gid: String, now: Timestamp) async throws {
         try state.withLock { s throws(DTMError) in
             guard s.transactions[gid] != nil else { throw DTMError.storageNotFound("") }
             s.transactions[gid]?.nextCronTime = now
@@ -162,7 +162,7 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
+    package func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
         state.withLock { s in
             var b = Backlog()
             for t in s.transactions.values where !t.status.isFinished {
@@ -179,18 +179,18 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func recordError(gid: String, message: String) async throws {
+    package func recordError(gid: String, message: String) async throws {
         state.withLock { s in if s.transactions[gid] != nil { s.lastErrors[gid] = message } }
     }
 
-    public func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
+    package func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
         state.withLock { s in
             s.transactions.values.filter { !$0.status.isFinished }.sorted { ($0.createTime, $0.id) < ($1.createTime, $1.id) }.prefix(limit)
                 .map { ($0, s.lastErrors[$0.gid] ?? "") }
         }
     }
 
-    public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
+    package func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
         state.withLock { s in
             let gone = s.transactions.values.filter { $0.status.isFinished && $0.updateTime < before }
                 .sorted { ($0.updateTime, $0.id) < ($1.updateTime, $1.id) }.prefix(limit).map(\.gid)
@@ -203,7 +203,7 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
+    package func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
         state.withLock { s in
             let page = s.transactions.values
                 .filter { t in
@@ -220,18 +220,18 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
+    package func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
         state.withLock { s in
             let rows = Array(s.kv.filter { r in r.cat == cat && (position.map { r.id < $0 } ?? true) }.sorted { $0.id > $1.id }.prefix(limit))
             return (rows, rows.count == limit ? rows.last?.id : nil)
         }
     }
 
-    public func findKV(cat: String, key: String) async throws -> [KVRecord] {
+    package func findKV(cat: String, key: String) async throws -> [KVRecord] {
         state.withLock { s in s.kv.filter { (cat.isEmpty || $0.cat == cat) && (key.isEmpty || $0.key == key) } }
     }
 
-    public func createKV(_ record: KVRecord) async throws {
+    package func createKV(_ record: KVRecord) async throws {
         try state.withLock { s throws(DTMError) in
             if s.kv.contains(where: { $0.cat == record.cat && $0.key == record.key }) { throw DTMError.uniqueConflict("") }
             var r = record
@@ -242,7 +242,7 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func updateKV(_ record: KVRecord, now: Timestamp) async throws {
+    package func updateKV(_ record: KVRecord, now: Timestamp) async throws {
         try state.withLock { s throws(DTMError) in
             guard let i = s.kv.firstIndex(where: { $0.cat == record.cat && $0.key == record.key && $0.version == record.version }) else {
                 throw DTMError.storageNotFound("")
@@ -253,7 +253,7 @@ public final class InMemoryStore: TransactionStore {
         }
     }
 
-    public func deleteKV(cat: String, key: String) async throws {
+    package func deleteKV(cat: String, key: String) async throws {
         try state.withLock { s throws(DTMError) in
             guard let i = s.kv.firstIndex(where: { $0.cat == cat && $0.key == key }) else { throw DTMError.storageNotFound("") }
             s.kv.remove(at: i)

@@ -2,9 +2,9 @@ import Glibc
 import Synchronization
 
 /// Ports for the servers the tests start (the coordinator, etcd, PostgreSQL).
-public enum LoopbackPort {
-    public struct Failure: Error, CustomStringConvertible {
-        public let description: String
+package enum LoopbackPort {
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// Ports handed out in this test process, never handed out twice.
@@ -12,7 +12,7 @@ public enum LoopbackPort {
 
     /// A free TCP port on 127.0.0.1, chosen below Linux's ephemeral range (32768+) so that no port-0 bind of a
     /// concurrently running test can be handed the same port after we release it.
-    public static func free() throws -> Int {
+    package static func free() throws -> Int {
         for _ in 0..<100 {
             let port = Int.random(in: 20_000..<32_000)
             guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }

@@ -1,25 +1,25 @@
-import Foundation
+package import Foundation
 import Glibc
 import Synchronization
 
 /// A private PostgreSQL cluster for tests: Debian's `postgresql` binaries, `initdb` into a temporary directory, the
 /// server on a free loopback port, stopped by PID (fast shutdown) when the test process exits. As root, both run as
 /// `nobody`, since the server refuses to run as root.
-public final class PostgresTestServer: @unchecked Sendable {
-    public let port: Int
-    public let directory: URL
-    public let user = "dtm"
+package final class PostgresTestServer: @unchecked Sendable {
+    package let port: Int
+    package let directory: URL
+    package let user = "dtm"
     private let binDirectory: String
     private var process: Process?
 
     /// One cluster per test process, started on first use.
-    public static let shared: Result<PostgresTestServer, any Error> = Result { try PostgresTestServer() }
+    package static let shared: Result<PostgresTestServer, any Error> = Result { try PostgresTestServer() }
 
-    public struct Failure: Error, CustomStringConvertible {
-        public let description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
     }
 
-    public init() throws {
+    package init() throws {
         binDirectory = try Self.findBinaries()
         port = try LoopbackPort.free()
         directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("swift-dtm-pg-\(UUID().uuidString)")
@@ -31,10 +31,10 @@ public final class PostgresTestServer: @unchecked Sendable {
     }
 
     var dataDirectory: String { directory.appendingPathComponent("data").path }
-    public var pid: pid_t { process?.processIdentifier ?? 0 }
+    package var pid: pid_t { process?.processIdentifier ?? 0 }
 
     /// Starts the server (again, after `stop`) and waits until it accepts connections.
-    public func start() throws {
+    package func start() throws {
         let p = try spawn(
             "postgres",
             [
@@ -52,7 +52,7 @@ public final class PostgresTestServer: @unchecked Sendable {
     }
 
     /// Fast shutdown (SIGINT): sessions are ended, the server checkpoints and exits.
-    public func stop() {
+    package func stop() {
         guard let p = process else { return }
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
@@ -62,12 +62,12 @@ public final class PostgresTestServer: @unchecked Sendable {
 
     /// Runs SQL with psql against `database` and returns its output (unaligned, tuples only).
     @discardableResult
-    public func psql(_ sql: String, database: String = "postgres") throws -> String {
+    package func psql(_ sql: String, database: String = "postgres") throws -> String {
         try runToEnd("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", user, "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
     }
 
     /// A new empty database, named uniquely.
-    public func createDatabase() throws -> String {
+    package func createDatabase() throws -> String {
         let name = "t_\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))"
         try psql("CREATE DATABASE \(name)")
         return name

@@ -1,8 +1,8 @@
-import Foundation
+package import Foundation
 
 /// Runs a program to its end for a test and returns its exit status and its output (stdout and stderr together).
-public enum TestProcess {
-    public static func run(
+package enum TestProcess {
+    package static func run(
         _ path: String, _ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil
     ) throws -> (status: Int32, output: String) {
         let p = Process()

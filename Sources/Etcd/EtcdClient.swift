@@ -1,12 +1,12 @@
-import HTTP2
-import Logging
-import NIOCore
+package import HTTP2
+package import Logging
+package import NIOCore
 import NIOPosix
-import NIOSSL
+package import NIOSSL
 import Synchronization
 
 /// Why an etcd operation failed.
-public enum EtcdError: Error, CustomStringConvertible, Sendable {
+package enum EtcdError: Error, CustomStringConvertible, Sendable {
     /// No configured host could be reached, or the connection broke: worth retrying later.
     case unavailable(String)
     /// etcd answered with an error status.
@@ -14,7 +14,7 @@ public enum EtcdError: Error, CustomStringConvertible, Sendable {
     /// etcd's answer could not be read.
     case protocolError(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unavailable(let m): "etcd unavailable: \(m)"
         case .status(let code, let m): "etcd error \(code): \(m)"
@@ -27,19 +27,19 @@ public enum EtcdError: Error, CustomStringConvertible, Sendable {
 /// to the first configured host that answers (the next one after a failure), shared by unary calls and the
 /// long-lived keep-alive and watch streams. With a user, it authenticates (`Auth/Authenticate`) on each new
 /// connection and sends the token as metadata `token`; a token etcd no longer accepts is renewed once per call.
-public final class EtcdClient: Sendable {
-    public struct Configuration: Sendable {
+package final class EtcdClient: Sendable {
+    package struct Configuration: Sendable {
         /// `host:port` of each member (IPv6 in brackets).
-        public var hosts: [String]
-        public var user = ""
-        public var password = ""
-        public var connectTimeout: Duration = .seconds(3)
+        package var hosts: [String]
+        package var user = ""
+        package var password = ""
+        package var connectTimeout: Duration = .seconds(3)
         /// Deadline of each unary call.
-        public var callTimeout: Duration = .seconds(5)
+        package var callTimeout: Duration = .seconds(5)
         /// TLS (trust roots, client certificate, ALPN `h2`) for every host of the cluster; nil: plain h2c.
-        public var tls: NIOSSLContext?
+        package var tls: NIOSSLContext?
 
-        public init(hosts: [String], user: String = "", password: String = "", tls: NIOSSLContext? = nil) {
+        package init(hosts: [String], user: String = "", password: String = "", tls: NIOSSLContext? = nil) {
             self.hosts = hosts
             self.user = user
             self.password = password
@@ -49,9 +49,9 @@ public final class EtcdClient: Sendable {
 
     /// Largest message accepted from etcd. A range answer holds at most `ServiceSubscriber.maxKeys` entries of
     /// a few hundred bytes each, far below it; more is refused before it is buffered (grpc-go's default too).
-    public static let maxResponseSize = 4 * 1024 * 1024
+    package static let maxResponseSize = 4 * 1024 * 1024
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex(State())
@@ -67,29 +67,29 @@ public final class EtcdClient: Sendable {
         var closed = false
     }
 
-    public init(configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+    package init(configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
         self.configuration = configuration
         self.group = group
         self.logger = logger
     }
 
     /// The cluster's hosts joined by commas (logs).
-    public var cluster: String { configuration.hosts.joined(separator: ",") }
+    package var cluster: String { configuration.hosts.joined(separator: ",") }
 
     /// Unary calls under way (a client with none, and no stream in use, may be closed).
-    public var callsInFlight: Int { unaryInFlight.load(ordering: .relaxed) }
+    package var callsInFlight: Int { unaryInFlight.load(ordering: .relaxed) }
 
     // MARK: - KV
 
     /// The keys starting with `prefix`, at most `limit` of them (0: all; `more` says some were left out), and the
     /// store revision they were read at.
-    public func range(prefix: String, limit: Int64 = 0) async throws -> (revision: Int64, kvs: [EtcdKeyValue], more: Bool) {
+    package func range(prefix: String, limit: Int64 = 0) async throws -> (revision: Int64, kvs: [EtcdKeyValue], more: Bool) {
         try await range(prefix: prefix, from: prefix, limit: limit, revision: 0)
     }
 
     /// The keys starting with `prefix` from `from` on (in key order), at most `limit` of them (0: all), as the store
     /// was at `revision` (0: now): one page of a read in several requests.
-    public func range(
+    package func range(
         prefix: String, from: String, limit: Int64, revision: Int64
     ) async throws -> (
         revision: Int64, kvs: [EtcdKeyValue], more: Bool
@@ -101,27 +101,27 @@ public final class EtcdClient: Sendable {
 
     /// Puts `key` = `value`, attached to `lease` (0: none); returns the revision of the write.
     @discardableResult
-    public func put(key: String, value: String, lease: Int64 = 0) async throws -> Int64 {
+    package func put(key: String, value: String, lease: Int64 = 0) async throws -> Int64 {
         try EtcdCodec.putResponse(try await unary("/etcdserverpb.KV/Put", try EtcdCodec.put(key: Array(key.utf8), value: Array(value.utf8), lease: lease)))
     }
 
     // MARK: - Leases
 
     /// A new lease of `ttl` seconds; returns its id.
-    public func grantLease(ttl: Int64) async throws -> Int64 {
+    package func grantLease(ttl: Int64) async throws -> Int64 {
         let response = try EtcdCodec.leaseGrantResponse(try await unary("/etcdserverpb.Lease/LeaseGrant", try EtcdCodec.leaseGrant(ttl: ttl)))
         guard response.error.isEmpty, response.id != 0 else { throw EtcdError.status(.unknown, "lease not granted: \(response.error)") }
         return response.id
     }
 
     /// Revokes `id`: the keys attached to it are deleted at once.
-    public func revokeLease(_ id: Int64) async throws {
+    package func revokeLease(_ id: Int64) async throws {
         _ = try await unary("/etcdserverpb.Lease/LeaseRevoke", try EtcdCodec.leaseRevoke(id: id))
     }
 
     /// A `LeaseKeepAlive` stream: each `refresh` asks etcd to renew the lease, and `next` returns the TTL etcd
     /// granted (0 or less: the lease is gone).
-    public func keepAliveStream() async throws -> EtcdKeepAliveStream {
+    package func keepAliveStream() async throws -> EtcdKeepAliveStream {
         EtcdKeepAliveStream(stream: try await openStream("/etcdserverpb.Lease/LeaseKeepAlive"))
     }
 
@@ -129,7 +129,7 @@ public final class EtcdClient: Sendable {
 
     /// Watches every key starting with `prefix` (exactly `prefix` when `exact`) for changes after `revision` (a
     /// revision etcd answered with). Returns once etcd confirmed the watch.
-    public func watch(prefix: String, exact: Bool = false, after revision: Int64) async throws -> EtcdWatchStream {
+    package func watch(prefix: String, exact: Bool = false, after revision: Int64) async throws -> EtcdWatchStream {
         let key = Array(prefix.utf8)
         let stream = try await openStream("/etcdserverpb.Watch/Watch")
         let create = try EtcdCodec.watchCreate(
@@ -148,7 +148,7 @@ public final class EtcdClient: Sendable {
     }
 
     /// Closes the connection; later calls fail.
-    public func close() async {
+    package func close() async {
         let connection = state.withLock { state -> GRPCClientConnection? in
             state.closed = true
             state.connecting?.cancel()
@@ -319,28 +319,28 @@ public final class EtcdClient: Sendable {
 }
 
 /// A lease keep-alive stream (`Lease/LeaseKeepAlive`).
-public struct EtcdKeepAliveStream: Sendable {
+package struct EtcdKeepAliveStream: Sendable {
     let stream: GRPCClientStream
 
     /// Asks etcd to renew `lease`; false when the stream is closed.
-    public func refresh(_ lease: Int64) async throws -> Bool {
+    package func refresh(_ lease: Int64) async throws -> Bool {
         await stream.send(try EtcdCodec.leaseKeepAlive(id: lease))
     }
 
     /// The TTL etcd granted on the next renewal (0 or less: the lease expired or was revoked); throws when the
     /// stream ended.
-    public func next() async throws -> Int64 {
+    package func next() async throws -> Int64 {
         guard let message = await stream.next() else {
             throw EtcdError.unavailable("keep-alive stream ended: \(stream.result.map { "\($0.status)" } ?? "closed")")
         }
         return try EtcdCodec.leaseKeepAliveResponse(message).ttl
     }
 
-    public func cancel() { stream.cancel() }
+    package func cancel() { stream.cancel() }
 }
 
 /// A watch stream (`Watch/Watch`) carrying one watch.
-public struct EtcdWatchStream: Sendable {
+package struct EtcdWatchStream: Sendable {
     let stream: GRPCClientStream
 
     /// The next response with events; throws when the stream ended or etcd cancelled the watch (compaction, …).
@@ -356,9 +356,9 @@ public struct EtcdWatchStream: Sendable {
     }
 
     /// The next batch of changes: (key, value) for a put, (key, nil) for a delete.
-    public func next() async throws -> [(key: String, value: String?)] {
+    package func next() async throws -> [(key: String, value: String?)] {
         try await nextResponse().events.map { ($0.kv.key, $0.type == .put ? $0.kv.value : nil) }
     }
 
-    public func cancel() { stream.cancel() }
+    package func cancel() { stream.cancel() }
 }

@@ -1,12 +1,12 @@
-import CProtobufC
-import DTMProtoC
+internal import CProtobufC
+internal import DTMProtoC
 import ProtoCSupport
 
 /// A key and its value as etcd stores them.
-public struct EtcdKeyValue: Sendable, Equatable {
-    public var key: String
-    public var value: String
-    public var lease: Int64
+package struct EtcdKeyValue: Sendable, Equatable {
+    package var key: String
+    package var value: String
+    package var lease: Int64
 }
 
 /// One watch response: the events of a revision range, or the watch's creation / cancellation.

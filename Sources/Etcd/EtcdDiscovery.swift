@@ -1,7 +1,7 @@
-import Logging
-import NIOCore
+package import Logging
+package import NIOCore
 import NIOPosix
-import NIOSSL
+package import NIOSSL
 import Synchronization
 
 /// Service discovery over etcd for many services and clusters: one `EtcdClient` per cluster (its hosts, in
@@ -15,16 +15,16 @@ import Synchronization
 /// branch URLs are never idle for long), whose watches are stopped and connection closed. Entries over
 /// `EtcdEntryLimits` are dropped as they arrive. Credentials and TLS for a cluster come from `credentials` (a
 /// coordinator's own `MicroService.Target`), since branch URLs carry none.
-public final class EtcdDiscovery: Sendable {
-    public static let maxClusters = 16
-    public static let maxServices = 1024
+package final class EtcdDiscovery: Sendable {
+    package static let maxClusters = 16
+    package static let maxServices = 1024
 
     /// How to reach one cluster: its user (empty: none) and TLS (nil: plain).
-    public struct Credentials: Sendable {
-        public var user: String
-        public var password: String
-        public var tls: NIOSSLContext?
-        public init(user: String, password: String, tls: NIOSSLContext? = nil) {
+    package struct Credentials: Sendable {
+        package var user: String
+        package var password: String
+        package var tls: NIOSSLContext?
+        package init(user: String, password: String, tls: NIOSSLContext? = nil) {
             self.user = user
             self.password = password
             self.tls = tls
@@ -60,7 +60,7 @@ public final class EtcdDiscovery: Sendable {
 
     /// `credentials`: by cluster (hosts joined with commas, as `EtcdClient.cluster`). `addressOf` turns a registered
     /// value into the address to call, or nil to skip it. `onOversized` counts the entries dropped for their size.
-    public init(
+    package init(
         credentials: [String: Credentials] = [:], addressOf: @escaping @Sendable (String) -> String?, idleWatch: Duration = .seconds(600),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
         onOversized: @escaping @Sendable (EtcdEntryLimits.Reason, Int) -> Void = { _, _ in }
@@ -75,7 +75,7 @@ public final class EtcdDiscovery: Sendable {
 
     /// The shared client of the cluster `hosts`; nil when discovery is shut down, or when `maxClusters` are in use
     /// and none of them is idle. `pinned`: the cluster is never evicted (the coordinator's registration).
-    public func client(hosts: [String], pinned: Bool = false) -> EtcdClient? {
+    package func client(hosts: [String], pinned: Bool = false) -> EtcdClient? {
         let cluster = hosts.joined(separator: ",")
         let now = ContinuousClock.now
         let (client, evicted) = state.withLock { state -> (EtcdClient?, (client: EtcdClient, tasks: [Task<Void, Never>])?) in
@@ -140,7 +140,7 @@ public final class EtcdDiscovery: Sendable {
 
     /// The addresses to try for one call to the service `key` of cluster `hosts`, best first; a failure says why
     /// none is known (the service is not registered yet, or etcd could not be read before the first answer).
-    public func addresses(hosts: [String], key: String, limit: Int = .max) async -> Result<[String], ResolutionFailure> {
+    package func addresses(hosts: [String], key: String, limit: Int = .max) async -> Result<[String], ResolutionFailure> {
         let name = ServiceName(hosts: hosts, key: key)
         // The usual case: a watched service, read from memory.
         if let subscriber = state.withLock({ $0.services[name]?.subscriber }), subscriber.hasSettled {
@@ -202,12 +202,12 @@ public final class EtcdDiscovery: Sendable {
     var clusterCount: Int { state.withLock { $0.clients.count } }
 
     /// A call could not reach `address` of service `key`: it is tried last for a while.
-    public func markFailed(hosts: [String], key: String, address: String) {
+    package func markFailed(hosts: [String], key: String, address: String) {
         state.withLock { $0.services[ServiceName(hosts: hosts, key: key)]?.subscriber }?.markFailed(address)
     }
 
     /// Stops every watch and closes the clients.
-    public func shutdown() async {
+    package func shutdown() async {
         let (tasks, clients) = state.withLock { state -> ([Task<Void, Never>], [EtcdClient]) in
             state.closed = true
             defer {
@@ -223,7 +223,7 @@ public final class EtcdDiscovery: Sendable {
 }
 
 /// Why a service has no address to call.
-public struct ResolutionFailure: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
+package struct ResolutionFailure: Error, Sendable, CustomStringConvertible {
+    package var message: String
+    package var description: String { message }
 }

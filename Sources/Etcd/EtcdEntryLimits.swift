@@ -1,4 +1,4 @@
-import Logging
+package import Logging
 import Synchronization
 
 /// The size of what a watched prefix may hold, checked as entries arrive (the first range and every watch event),
@@ -7,14 +7,14 @@ import Synchronization
 ///
 /// Dropped entries are counted through `onDrop` (the server turns it into a Prometheus counter) and logged at
 /// most once per `logEvery`, with the counts since the last line, so a flood of them does not flood the log.
-public final class EtcdEntryLimits: Sendable {
+package final class EtcdEntryLimits: Sendable {
     /// Most bytes of a key after its service's prefix (`<service>/`): a lease id in decimal is 19 digits at most.
-    public static let maxKeySuffixLength = 256
+    package static let maxKeySuffixLength = 256
     /// Most bytes of a value: the longest `host:port` (a 253-byte DNS name, `:`, 5 digits) fits with room to spare.
-    public static let maxValueLength = 1024
+    package static let maxValueLength = 1024
 
     /// Why an entry was dropped (a fixed set: metric label values).
-    public enum Reason: String, Sendable, CaseIterable {
+    package enum Reason: String, Sendable, CaseIterable {
         case keyTooLong = "key_too_long"
         case valueTooLong = "value_too_long"
     }
@@ -29,14 +29,14 @@ public final class EtcdEntryLimits: Sendable {
     private let onDrop: @Sendable (Reason, Int) -> Void
     private let pending = Mutex(Pending())
 
-    public init(logEvery: Duration = .seconds(60), logger: Logger, onDrop: @escaping @Sendable (Reason, Int) -> Void = { _, _ in }) {
+    package init(logEvery: Duration = .seconds(60), logger: Logger, onDrop: @escaping @Sendable (Reason, Int) -> Void = { _, _ in }) {
         self.logEvery = logEvery
         self.logger = logger
         self.onDrop = onDrop
     }
 
     /// Why a put of `key` = `value` under `prefix` is refused, or nil when it is within the limits.
-    public static func violation(prefix: String, key: String, value: String) -> Reason? {
+    package static func violation(prefix: String, key: String, value: String) -> Reason? {
         let suffix = key.utf8.count >= prefix.utf8.count ? key.utf8.count - prefix.utf8.count : key.utf8.count
         if suffix > maxKeySuffixLength { return .keyTooLong }
         if value.utf8.count > maxValueLength { return .valueTooLong }

@@ -1,4 +1,4 @@
-import Logging
+package import Logging
 import Synchronization
 
 /// Registers one service instance in etcd exactly as go-zero's `discov.Publisher` does: a lease of `ttl` seconds,
@@ -6,10 +6,10 @@ import Synchronization
 /// `ttl / 3`. When the renewal stops working (etcd restarted, the lease expired) it registers again under a new
 /// lease, retrying every second; a deleted key is put back. `run` returns when its task is cancelled, after
 /// revoking the lease so the key disappears at once.
-public final class ServicePublisher: Sendable {
-    public let key: String
-    public let value: String
-    public let ttl: Int64
+package final class ServicePublisher: Sendable {
+    package let key: String
+    package let value: String
+    package let ttl: Int64
     private let client: EtcdClient
     private let logger: Logger
     private let lease = Mutex<Int64?>(nil)
@@ -18,7 +18,7 @@ public final class ServicePublisher: Sendable {
     private let unrevoked = Mutex<[Int64]>([])
     private let retryDelay: Duration
 
-    public init(client: EtcdClient, key: String, value: String, ttl: Int64 = 10, retryDelay: Duration = .seconds(1), logger: Logger) {
+    package init(client: EtcdClient, key: String, value: String, ttl: Int64 = 10, retryDelay: Duration = .seconds(1), logger: Logger) {
         self.client = client
         self.key = key
         self.value = value
@@ -28,10 +28,10 @@ public final class ServicePublisher: Sendable {
     }
 
     /// The key of the current registration, if any.
-    public var registeredKey: String? { lease.withLock { $0.map { "\(key)/\($0)" } } }
+    package var registeredKey: String? { lease.withLock { $0.map { "\(key)/\($0)" } } }
 
     /// Keeps the registration alive until the task is cancelled, then revokes it.
-    public func run() async {
+    package func run() async {
         var failures = 0
         while !Task.isCancelled {
             do {

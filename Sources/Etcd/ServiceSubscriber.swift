@@ -1,4 +1,4 @@
-import Logging
+package import Logging
 import Synchronization
 
 /// The live set of one service's instances, as go-zero's `discov.Subscriber` keeps it: every key under `<key>/`
@@ -9,12 +9,12 @@ import Synchronization
 ///
 /// Calls take `addresses()`: every known address, rotated one further each time (round-robin), with the ones a
 /// recent call could not reach (`markFailed`) moved to the end.
-public final class ServiceSubscriber: Sendable {
-    public static let maxAddresses = 32
+package final class ServiceSubscriber: Sendable {
+    package static let maxAddresses = 32
     /// Most keys remembered under one prefix: a flood of registrations cannot grow memory without bound.
-    public static let maxKeys = 1024
+    package static let maxKeys = 1024
 
-    public let key: String
+    package let key: String
     private let client: EtcdClient
     private let logger: Logger
     private let state = Mutex(State())
@@ -39,7 +39,7 @@ public final class ServiceSubscriber: Sendable {
     /// to etcd).
     private let addressOf: @Sendable (String) -> String?
 
-    public init(
+    package init(
         client: EtcdClient, key: String, failedFor: Duration = .seconds(3),
         addressOf: @escaping @Sendable (String) -> String? = { $0.isEmpty ? nil : $0 }, limits: EtcdEntryLimits? = nil, logger: Logger
     ) {
@@ -52,19 +52,19 @@ public final class ServiceSubscriber: Sendable {
     }
 
     /// True once the first read answered or failed.
-    public var hasSettled: Bool { state.withLock { $0.settled } }
+    package var hasSettled: Bool { state.withLock { $0.settled } }
 
     /// Why the set may be stale or empty (the last etcd failure), nil while the watch works.
-    public var lastError: String? { state.withLock { $0.lastError } }
+    package var lastError: String? { state.withLock { $0.lastError } }
 
     /// When a call last asked for the addresses.
-    public var lastUsed: ContinuousClock.Instant { state.withLock { $0.lastUsed } }
+    package var lastUsed: ContinuousClock.Instant { state.withLock { $0.lastUsed } }
 
     /// True while etcd is being read or watched; false while the subscriber waits to retry (or has stopped).
-    public var isActive: Bool { state.withLock { $0.active } }
+    package var isActive: Bool { state.withLock { $0.active } }
 
     /// Up to `limit` addresses in the order to try them for one call; empty when none is known.
-    public func addresses(limit: Int = .max) -> [String] {
+    package func addresses(limit: Int = .max) -> [String] {
         let now = ContinuousClock.now
         return state.withLock { state in
             state.lastUsed = now
@@ -87,7 +87,7 @@ public final class ServiceSubscriber: Sendable {
     }
 
     /// A call could not reach `address`: later calls try it last for a while.
-    public func markFailed(_ address: String) {
+    package func markFailed(_ address: String) {
         let until = ContinuousClock.now + failedFor
         state.withLock { state in
             if state.addresses.contains(address) { state.failedUntil[address] = until }
@@ -95,7 +95,7 @@ public final class ServiceSubscriber: Sendable {
     }
 
     /// Returns once the first range request answered or failed.
-    public func waitForFirstRead() async {
+    package func waitForFirstRead() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { state -> Bool in
                 if state.settled { return true }
@@ -107,7 +107,7 @@ public final class ServiceSubscriber: Sendable {
     }
 
     /// Reads and watches until the task is cancelled.
-    public func run() async {
+    package func run() async {
         let prefix = key + "/"
         var backoff = Duration.milliseconds(500)
         while !Task.isCancelled {

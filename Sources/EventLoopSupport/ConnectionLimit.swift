@@ -1,12 +1,12 @@
-import Logging
-import NIOCore
+package import Logging
+package import NIOCore
 import Synchronization
 
 /// The most connections one listener keeps open at once (`MaxConnections`). Past it a new connection gets a short
 /// refusal in its listener's protocol and is closed, so that a flood of idle connections cannot use up the
 /// process's file descriptors and starve the branch calls and the store.
-public final class ConnectionLimit: Sendable {
-    public let maximum: Int
+package final class ConnectionLimit: Sendable {
+    package let maximum: Int
     /// What a refused connection is sent before it is closed, in its listener's protocol.
     private let refusal: [UInt8]
     /// "HTTP" or "gRPC", for the log line.
@@ -15,18 +15,18 @@ public final class ConnectionLimit: Sendable {
     private let open = Atomic<Int>(0)
     private let refused = Atomic<Int>(0)
 
-    public init(maximum: Int, refusal: [UInt8], listener: String, logger: Logger) {
+    package init(maximum: Int, refusal: [UInt8], listener: String, logger: Logger) {
         self.maximum = maximum
         self.refusal = refusal
         self.listener = listener
         self.logger = logger
     }
 
-    public var openCount: Int { open.load(ordering: .relaxed) }
+    package var openCount: Int { open.load(ordering: .relaxed) }
 
     /// For a child channel's initializer: counts `channel` until it closes and returns true, or, when `maximum` are
     /// open already, gives it a `RefuseConnectionHandler` (and nothing else should be added) and returns false.
-    public func admit(_ channel: any Channel) throws -> Bool {
+    package func admit(_ channel: any Channel) throws -> Bool {
         var current = open.load(ordering: .relaxed)
         while true {
             if current >= maximum {
@@ -48,7 +48,7 @@ public final class ConnectionLimit: Sendable {
     }
 
     /// Whether the `n`-th refusal should be logged: the first, then at 10, 100, 1000, … and every 10,000th.
-    public static func shouldLog(refusal n: Int) -> Bool {
+    package static func shouldLog(refusal n: Int) -> Bool {
         if n % 10_000 == 0 { return true }
         var p = 1
         while p <= n / 10 { p *= 10 }  // never past n, so it cannot overflow
@@ -57,24 +57,24 @@ public final class ConnectionLimit: Sendable {
 }
 
 /// Writes `refusal` as soon as the connection is active, then closes it; ignores whatever the peer sends.
-public final class RefuseConnectionHandler: ChannelInboundHandler {
-    public typealias InboundIn = ByteBuffer
+package final class RefuseConnectionHandler: ChannelInboundHandler {
+    package typealias InboundIn = ByteBuffer
 
     private let refusal: [UInt8]
     private var refused = false
 
-    public init(refusal: [UInt8]) { self.refusal = refusal }
+    package init(refusal: [UInt8]) { self.refusal = refusal }
 
-    public func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { refuse(context) }
     }
 
-    public func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         refuse(context)
         context.fireChannelActive()
     }
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
     private func refuse(_ context: ChannelHandlerContext) {
         guard !refused else { return }

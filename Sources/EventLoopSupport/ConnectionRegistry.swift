@@ -1,15 +1,15 @@
-import NIOCore
+package import NIOCore
 import Synchronization
 
 /// The accepted connections of one listener, until each closes (the HTTP/1.1 and gRPC listeners share it), so that
 /// shutdown can reach every open connection and await their closing instead of polling for it.
-public final class ConnectionRegistry: Sendable {
+package final class ConnectionRegistry: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-    public init() {}
+    package init() {}
 
     /// Tracks `channel` until it closes.
-    public func add(_ channel: any Channel) {
+    package func add(_ channel: any Channel) {
         let key = ObjectIdentifier(channel)
         channels.withLock { $0[key] = channel }
         channel.closeFuture.whenComplete { [self] _ in
@@ -18,14 +18,14 @@ public final class ConnectionRegistry: Sendable {
     }
 
     /// The connections open now.
-    public var open: [any Channel] { channels.withLock { Array($0.values) } }
+    package var open: [any Channel] { channels.withLock { Array($0.values) } }
 
-    public func closeAll() {
+    package func closeAll() {
         for channel in open { channel.close(promise: nil) }
     }
 
     /// Returns once every connection open now has closed.
-    public func allClosed() async {
+    package func allClosed() async {
         for channel in open { try? await channel.closeFuture.get() }
     }
 }

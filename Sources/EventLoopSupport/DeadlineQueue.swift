@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 
 /// The deadlines of many calls on one connection, served by one timer on its event loop.
 ///
@@ -11,23 +11,23 @@ import NIOCore
 ///
 /// `@inlinable` throughout: the queue is generic and used from other modules, and unspecialized code looked up
 /// the metadata of its tuple and array types at run time on every `add` (~3% of dtm-bench's CPU).
-public final class DeadlineQueue<ID> {
+package final class DeadlineQueue<ID> {
     @usableFromInline var entries: [(deadline: NIODeadline, id: ID)] = []
     @usableFromInline var head = 0
     @usableFromInline var armed: (deadline: NIODeadline, task: Scheduled<Void>)?
     @usableFromInline let eventLoop: any EventLoop
     @usableFromInline let slack: TimeAmount
     /// Set by the owner after init (it usually captures the owner unowned).
-    public var onExpired: (ID) -> Void = { _ in }
+    package var onExpired: (ID) -> Void = { _ in }
 
     @inlinable
-    public init(eventLoop: any EventLoop, slack: TimeAmount = .milliseconds(10)) {
+    package init(eventLoop: any EventLoop, slack: TimeAmount = .milliseconds(10)) {
         self.eventLoop = eventLoop
         self.slack = slack
     }
 
     @inlinable
-    public func add(_ id: ID, at deadline: NIODeadline) {
+    package func add(_ id: ID, at deadline: NIODeadline) {
         if let last = entries.last, deadline < last.deadline {
             var low = head
             var high = entries.count
@@ -44,7 +44,7 @@ public final class DeadlineQueue<ID> {
 
     /// Stops the timer and forgets every deadline (the connection is gone).
     @inlinable
-    public func removeAll() {
+    package func removeAll() {
         armed?.task.cancel()
         armed = nil
         entries.removeAll()

@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 import Synchronization
 
 /// A Swift concurrency task executor that runs jobs on one NIO event loop.
@@ -12,8 +12,8 @@ import Synchronization
 /// `execute`, later ones only join the queue. The store's writer resumes every task of a group commit at
 /// once, so most of those jobs cost an append under this lock instead of a closure, NIO's cross-thread lock
 /// and a wake-up check each.
-public final class EventLoopTaskExecutor: TaskExecutor {
-    public let eventLoop: any EventLoop
+package final class EventLoopTaskExecutor: TaskExecutor {
+    package let eventLoop: any EventLoop
 
     private struct Queue {
         var jobs: [UnownedJob] = []
@@ -24,11 +24,11 @@ public final class EventLoopTaskExecutor: TaskExecutor {
 
     private let queue = Mutex(Queue())
 
-    public init(eventLoop: any EventLoop) {
+    package init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
+    package func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let scheduleDrain = queue.withLock { q -> Bool in
             q.jobs.append(job)

@@ -2,18 +2,18 @@ import Synchronization
 
 /// Requests being answered by a listener, so that a graceful shutdown can wait for them to end (up to a grace
 /// period) without polling.
-public final class InFlightRequests: Sendable {
+package final class InFlightRequests: Sendable {
     private struct State {
         var count = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
-    public func started() { state.withLock { $0.count += 1 } }
+    package func started() { state.withLock { $0.count += 1 } }
 
-    public func finished() {
+    package func finished() {
         let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.count -= 1
             guard s.count <= 0 else { return [] }
@@ -24,7 +24,7 @@ public final class InFlightRequests: Sendable {
     }
 
     /// Returns when no request is in flight, or after `grace`, whichever comes first.
-    public func idle(within grace: Duration) async {
+    package func idle(within grace: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.untilIdle() }
             group.addTask {

@@ -6,14 +6,14 @@
 /// The subset: strings of valid UTF-8 without control characters, escapes other than `\u` (Foundation's
 /// JSONEncoder writes `\/` in every URL); `null`, `true`, `false`; integers without fraction, exponent or
 /// leading zero that fit an `Int64`.
-public struct JSONCursor {
-    public let bytes: UnsafeBufferPointer<UInt8>
-    public private(set) var index = 0
+package struct JSONCursor {
+    package let bytes: UnsafeBufferPointer<UInt8>
+    package private(set) var index = 0
 
-    public init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    package init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     /// Skips white space and consumes `byte` if it comes next.
-    public mutating func consume(_ byte: UInt8) -> Bool {
+    package mutating func consume(_ byte: UInt8) -> Bool {
         skipSpace()
         guard index < bytes.count, bytes[index] == byte else { return false }
         index += 1
@@ -21,23 +21,23 @@ public struct JSONCursor {
     }
 
     /// Whether only white space is left.
-    public mutating func atEnd() -> Bool {
+    package mutating func atEnd() -> Bool {
         skipSpace()
         return index == bytes.count
     }
 
     /// Whether the next value is `null` (consumed if so).
-    public mutating func null() -> Bool { literal("null") }
+    package mutating func null() -> Bool { literal("null") }
 
     /// `true` or `false`; nil (nothing consumed) for anything else.
-    public mutating func bool() -> Bool? {
+    package mutating func bool() -> Bool? {
         if literal("true") { return true }
         if literal("false") { return false }
         return nil
     }
 
     /// An integer in the subset; nil for anything else.
-    public mutating func int64() -> Int64? {
+    package mutating func int64() -> Int64? {
         skipSpace()
         var i = index
         let negative = i < bytes.count && bytes[i] == UInt8(ascii: "-")
@@ -61,7 +61,7 @@ public struct JSONCursor {
     }
 
     /// A string literal in the subset; nil for anything else.
-    public mutating func string() -> String? {
+    package mutating func string() -> String? {
         guard consume(UInt8(ascii: "\"")) else { return nil }
         let start = index
         var decoded: [UInt8]?  // only once an escape is seen
@@ -87,14 +87,14 @@ public struct JSONCursor {
     }
 
     /// A string, or nil for `null`; `.none` when the next value is neither (or outside the subset).
-    public mutating func stringOrNull() -> String?? {
+    package mutating func stringOrNull() -> String?? {
         if null() { return .some(nil) }
         guard let s = string() else { return .none }
         return .some(s)
     }
 
     /// `[` string, … `]`; nil for anything else (a `null` element included).
-    public mutating func stringArray() -> [String]? {
+    package mutating func stringArray() -> [String]? {
         guard consume(UInt8(ascii: "[")) else { return nil }
         var out: [String] = []
         if consume(UInt8(ascii: "]")) { return out }
@@ -106,7 +106,7 @@ public struct JSONCursor {
     }
 
     /// `{` "key": string, … `}`; nil for anything else (a repeated key or a `null` value included).
-    public mutating func stringObject() -> [String: String]? {
+    package mutating func stringObject() -> [String: String]? {
         var out: [String: String] = [:]
         let ok = object { key, cursor in
             guard out[key] == nil, let value = cursor.string() else { return false }
@@ -118,7 +118,7 @@ public struct JSONCursor {
 
     /// An object whose members `member` reads (it is handed each key with the cursor before the value, and returns
     /// false to give up). False when the object is malformed or `member` gave up.
-    public mutating func object(_ member: (String, inout JSONCursor) -> Bool) -> Bool {
+    package mutating func object(_ member: (String, inout JSONCursor) -> Bool) -> Bool {
         guard consume(UInt8(ascii: "{")) else { return false }
         if consume(UInt8(ascii: "}")) { return true }
         repeat {

@@ -1,7 +1,7 @@
 /// JSON string literals, written the one way every adapter writes them: quote, backslash and control characters
 /// escaped (`\n`, `\r`, `\t`, else `\u00XX`), everything else as its UTF-8 bytes.
-public enum JSONText {
-    public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+package enum JSONText {
+    package static func appendQuoted(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for b in s.utf8 {
             switch b {
@@ -18,7 +18,7 @@ public enum JSONText {
         out.append(UInt8(ascii: "\""))
     }
 
-    public static func quoted(_ s: String) -> String {
+    package static func quoted(_ s: String) -> String {
         var out: [UInt8] = []
         appendQuoted(s, to: &out)
         return String(decoding: out, as: UTF8.self)

@@ -1,4 +1,4 @@
-import DTMCore
+package import DTMCore
 
 /// The fast path of the saga and msg steps, `[{"action":"…","compensate":"…"},…]`, shared by the HTTP body
 /// (`steps`) and the gRPC `Steps` text: JSONDecoder cost ~4 % of a saga's CPU there. It reads the strict subset of
@@ -6,9 +6,9 @@ import DTMCore
 /// each step an object whose `action`, `compensate` and `data` (each at most once) are strings or null, other keys
 /// with string or null values ignored as the decoders ignore them; with `nullSteps`, `null` for a step without URLs
 /// (the gRPC decoder's `[Step?]`).
-public enum StepsScanner {
+package enum StepsScanner {
     /// Reads steps at the cursor.
-    public static func scan(_ c: inout JSONCursor, nullSteps: Bool) -> [TransStep]? {
+    package static func scan(_ c: inout JSONCursor, nullSteps: Bool) -> [TransStep]? {
         guard c.consume(UInt8(ascii: "[")) else { return nil }
         var steps: [TransStep] = []
         if c.consume(UInt8(ascii: "]")) { return steps }
@@ -44,7 +44,7 @@ public enum StepsScanner {
     }
 
     /// Steps that are the whole of `text`.
-    public static func scan(_ text: String, nullSteps: Bool) -> [TransStep]? {
+    package static func scan(_ text: String, nullSteps: Bool) -> [TransStep]? {
         var text = text
         return text.withUTF8 { bytes -> [TransStep]? in
             var c = JSONCursor(bytes)

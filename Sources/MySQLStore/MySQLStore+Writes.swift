@@ -1,4 +1,4 @@
-import DTMCore
+package import DTMCore
 import Logging
 
 /// The writes. Each job decides its own answer (a compare-and-set that did not match, a missing branch, a duplicate)
@@ -16,7 +16,7 @@ extension MySQLStore {
         }
     }
 
-    public func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
+    package func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
         try MySQLColumnLimits.check(transaction)
         try MySQLColumnLimits.check(branches)
         let values = MySQLRows.globalValues(transaction)
@@ -57,7 +57,7 @@ extension MySQLStore {
         }
     }
 
-    public func changeStatus(
+    package func changeStatus(
         gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
     ) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
@@ -88,7 +88,7 @@ extension MySQLStore {
         }
     }
 
-    public func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
+    package func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         try MySQLColumnLimits.check(branches)
         let sql = self.sql
@@ -111,7 +111,7 @@ extension MySQLStore {
         }
     }
 
-    public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         let sql = self.sql
         if updates.count == 1 {
@@ -134,7 +134,7 @@ extension MySQLStore {
         }
     }
 
-    public func touchCronTime(
+    package func touchCronTime(
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
         now: Timestamp
     ) async throws {
@@ -158,7 +158,7 @@ extension MySQLStore {
     /// Claims with `FOR UPDATE SKIP LOCKED`, so coordinators claiming at once take different rows. A due row the
     /// model cannot read is set aside for `unreadableRowPause` and logged, so that it neither fails every claim
     /// nor comes back at every pass.
-    public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
+    package func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
         let sql = self.sql
         let pause = now.adding(seconds: Self.unreadableRowPause)
         let (claimed, unreadable) = try await writer.write { c -> ([GlobalTransaction], [UnreadableRow]) in
@@ -196,14 +196,14 @@ extension MySQLStore {
     /// How long a row that cannot be read is left alone before it is looked at again, seconds.
     static let unreadableRowPause: Double = 3600
 
-    public func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
+    package func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
         if Self.unmatchable(gid) { return false }
         let values: [MySQLValue] = [.text(owner), .due(until), .at(now), .text(gid), .text(owner), .instant(now)]
         let sql = self.sql
         return try await writer.write(single: true) { c in try c.run(sql.renewLease, values).affectedRows > 0 }
     }
 
-    public func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
+    package func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
         let sql = self.sql
         let count = try await writer.write(single: true) { c in
             try c.run(sql.resetCronTime, [.at(now), .at(now), .instant(laterThan), .int(Int64(limit))]).affectedRows
@@ -211,7 +211,7 @@ extension MySQLStore {
         return (Int(count), count == Int64(limit))
     }
 
-    public func resetNextCronTime(gid: String, now: Timestamp) async throws {
+    package func resetNextCronTime(gid: String, now: Timestamp) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         let sql = self.sql
         try await writer.write(single: true) { c in
@@ -219,14 +219,14 @@ extension MySQLStore {
         }
     }
 
-    public func recordError(gid: String, message: String) async throws {
+    package func recordError(gid: String, message: String) async throws {
         if Self.unmatchable(gid) { return }
         let values: [MySQLValue] = [.text(MySQLColumnLimits.fitted(message, 1024)), .text(gid)]
         let sql = self.sql
         try await writer.write(single: true) { c in _ = try c.run(sql.recordError, values) }
     }
 
-    public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
+    package func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
         let sql = self.sql
         return try await writer.write { c in
             let rows = try c.run(sql.finishedBefore, [.instant(before), .int(Int64(limit))]).rows
@@ -243,7 +243,7 @@ extension MySQLStore {
         }
     }
 
-    public func createKV(_ record: KVRecord) async throws {
+    package func createKV(_ record: KVRecord) async throws {
         try MySQLColumnLimits.check(record)
         let values: [MySQLValue] = [.text(record.cat), .text(record.key), .text(record.value), .at(record.createTime), .at(record.createTime)]
         let sql = self.sql
@@ -256,7 +256,7 @@ extension MySQLStore {
         }
     }
 
-    public func updateKV(_ record: KVRecord, now: Timestamp) async throws {
+    package func updateKV(_ record: KVRecord, now: Timestamp) async throws {
         try MySQLColumnLimits.check(record)
         let values: [MySQLValue] = [.text(record.value), .at(now), .text(record.cat), .text(record.key), .int(record.version)]
         let sql = self.sql
@@ -265,7 +265,7 @@ extension MySQLStore {
         }
     }
 
-    public func deleteKV(cat: String, key: String) async throws {
+    package func deleteKV(cat: String, key: String) async throws {
         if Self.unmatchable(cat, key) { throw DTMError.storageNotFound("") }
         let sql = self.sql
         try await writer.write(single: true) { c in

@@ -1,13 +1,13 @@
-import DTMCore
-import Logging
+package import DTMCore
+package import Logging
 import Synchronization
 
 /// DTM's MySQL store (MySQL 8, MariaDB 10.6+): several coordinators share one database (spec §11, DTM's schema).
 ///
 /// Writes go through `MySQLWriter` (group commit on a few connections); reads take one of a few reader
 /// connections in turn. Every connection has a thread of its own, since the client library blocks.
-public final class MySQLStore: TransactionStore {
-    public let configuration: MySQLStoreConfiguration
+package final class MySQLStore: TransactionStore {
+    package let configuration: MySQLStoreConfiguration
     let writer: MySQLWriter
     let sql: MySQLSQL
     let logger: Logger
@@ -26,7 +26,7 @@ public final class MySQLStore: TransactionStore {
 
     /// Connects (waiting up to `startupWait` for the database to accept connections), creates the database if it
     /// is missing, migrates the schema or, with `reset`, drops and recreates it (`-r`), and opens the connections.
-    public static func open(_ configuration: MySQLStoreConfiguration, reset: Bool = false, logger: Logger) async throws -> MySQLStore {
+    package static func open(_ configuration: MySQLStoreConfiguration, reset: Bool = false, logger: Logger) async throws -> MySQLStore {
         guard MySQLTables.isDatabaseName(configuration.database) else {
             throw MySQLStoreError.server(code: 0, sqlState: "3D000", message: "Store.Db '\(configuration.database.prefix(64))' is not a database name")
         }
@@ -76,9 +76,9 @@ public final class MySQLStore: TransactionStore {
     }
 
     /// Write transactions committed since the store was opened.
-    public var commitCount: Int { writer.commits.load(ordering: .relaxed) }
+    package var commitCount: Int { writer.commits.load(ordering: .relaxed) }
 
-    public func close() async {
+    package func close() async {
         await writer.close()
         for link in writerLinks + readers { await link.close() }
     }
@@ -93,18 +93,18 @@ public final class MySQLStore: TransactionStore {
     /// Keys with a NUL are never stored (`MySQLColumnLimits`), so nothing matches them.
     static func unmatchable(_ keys: String...) -> Bool { keys.contains { $0.utf8.contains(0) } }
 
-    public func transaction(gid: String) async throws -> GlobalTransaction? {
+    package func transaction(gid: String) async throws -> GlobalTransaction? {
         if Self.unmatchable(gid) { return nil }
         return try await read(sql.globalByGid, [.text(gid)]).first.map { try MySQLRows.global(MySQLColumns($0, gidColumn: 1)) }
     }
 
-    public func branches(gid: String) async throws -> [Branch] {
+    package func branches(gid: String) async throws -> [Branch] {
         if Self.unmatchable(gid) { return [] }
         return try await read(sql.branchesByGid, [.text(gid)]).map { try MySQLRows.branch(MySQLColumns($0, gidColumn: 1)) }
     }
 
     /// A row the model cannot read is left out of the page (and logged); the page still ends where the rows ended.
-    public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
+    package func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
         if Self.unmatchable(filter.status, filter.transType) { return ([], nil) }
         let rows = try await read(
             sql.scan,
@@ -127,18 +127,18 @@ public final class MySQLStore: TransactionStore {
         return (page, rows.count == limit ? lastID : nil)
     }
 
-    public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
+    package func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
         if Self.unmatchable(cat) { return ([], nil) }
         let records = try await read(sql.scanKV, [.text(cat), .int(position ?? .max), .int(Int64(limit))]).map { try MySQLRows.kv(MySQLColumns($0)) }
         return (records, records.count == limit ? records.last?.id : nil)
     }
 
-    public func findKV(cat: String, key: String) async throws -> [KVRecord] {
+    package func findKV(cat: String, key: String) async throws -> [KVRecord] {
         if Self.unmatchable(cat, key) { return [] }
         return try await read(sql.findKV, [.text(cat), .text(cat), .text(key), .text(key)]).map { try MySQLRows.kv(MySQLColumns($0)) }
     }
 
-    public func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
+    package func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
         let n = MySQLValue.int(Int64(cap))
         guard let row = try await read(sql.backlog, [n, n, n, .instant(now), n, .instant(overdueBefore), n]).first else {
             throw MySQLStoreError.server(code: 0, sqlState: "HY000", message: "backlog returned no row")
@@ -154,7 +154,7 @@ public final class MySQLStore: TransactionStore {
     }
 
     /// A row the model cannot read is left out (the cron loop sets it aside and logs it).
-    public func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
+    package func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
         try await read(sql.unfinishedOldest, [.int(Int64(limit))]).compactMap { row in
             let c = MySQLColumns(row, gidColumn: 1)
             guard let t = try? MySQLRows.global(c) else { return nil }

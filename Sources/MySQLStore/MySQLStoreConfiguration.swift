@@ -1,27 +1,27 @@
 /// Where the MySQL store connects and how many connections it keeps (DTM's `Store.*` keys, spec §12).
-public struct MySQLStoreConfiguration: Sendable {
-    public var host = "127.0.0.1"
-    public var port = 3306
-    public var user = ""
-    public var password = ""
+package struct MySQLStoreConfiguration: Sendable {
+    package var host = "127.0.0.1"
+    package var port = 3306
+    package var user = ""
+    package var password = ""
     /// `Store.Db`: the database, created (utf8mb4) if missing, as DTM's script does.
-    public var database = "dtm"
-    public var tables = MySQLTables.dtm
+    package var database = "dtm"
+    package var tables = MySQLTables.dtm
     /// `Store.MaxOpenConns`: the store never opens more connections than this (at least 2: one writes, one reads).
     /// Each connection has a thread of its own.
-    public var maxOpenConnections = 500
+    package var maxOpenConnections = 500
     /// Writer connections, each committing batches on its own thread; the rest serve reads.
-    public var writerConnections = 2
-    public var readerConnections = 2
+    package var writerConnections = 2
+    package var readerConnections = 2
     /// `Store.ConnMaxLifeTime` (minutes in DTM's configuration): a connection older than this is replaced; nil keeps it.
-    public var connectionLifetime: Duration? = .seconds(300)
+    package var connectionLifetime: Duration? = .seconds(300)
     /// A read or write on the socket that waits longer fails and drops the connection (the database stopped answering).
-    public var ioTimeoutSeconds: UInt32 = 30
-    public var connectTimeoutSeconds: UInt32 = 5
+    package var ioTimeoutSeconds: UInt32 = 30
+    package var connectTimeoutSeconds: UInt32 = 5
     /// How long start-up waits for the database to accept connections (DTM waits for its store too).
-    public var startupWait: Duration = .seconds(60)
+    package var startupWait: Duration = .seconds(60)
 
-    public init() {}
+    package init() {}
 
     /// Writers and readers within `maxOpenConnections`.
     var connectionCounts: (writers: Int, readers: Int) {

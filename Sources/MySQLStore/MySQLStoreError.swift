@@ -1,5 +1,5 @@
 /// What went wrong talking to MySQL, worded for the operator's log and the client's 500/UNKNOWN answer.
-public enum MySQLStoreError: Error, CustomStringConvertible, Sendable {
+package enum MySQLStoreError: Error, CustomStringConvertible, Sendable {
     /// No usable connection: the server is down, restarting or unreachable. Nothing was written by the call, or
     /// (`outcomeUnknown`) its commit was sent but not confirmed.
     case unavailable(String, outcomeUnknown: Bool = false)
@@ -9,7 +9,7 @@ public enum MySQLStoreError: Error, CustomStringConvertible, Sendable {
     case queueFull(String)
     case closed
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unavailable(let why, let unknown):
             unknown ? "database connection lost while committing; the outcome is unknown: \(why)" : "database unavailable: \(why)"

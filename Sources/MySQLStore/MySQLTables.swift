@@ -2,7 +2,7 @@
 /// `Store.TransGlobalTable` / `Store.TransBranchOpTable` name (optionally `database.table`). `kv` and our schema
 /// version table live beside the global table. Names are checked to be plain identifiers and written quoted, since
 /// they are part of SQL text.
-public struct MySQLTables: Sendable, Equatable {
+package struct MySQLTables: Sendable, Equatable {
     /// Quoted for SQL text: `` `trans_global` `` or `` `dtm`.`trans_global` ``.
     let global: String
     let branch: String
@@ -11,14 +11,14 @@ public struct MySQLTables: Sendable, Equatable {
     /// The global table's own name, which the indexes we add are named after.
     let globalBare: String
 
-    public struct Invalid: Error, CustomStringConvertible {
-        public let description: String
+    package struct Invalid: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// DTM's names.
-    public static let dtm = MySQLTables(checkedGlobal: "trans_global", branch: "trans_branch_op")
+    package static let dtm = MySQLTables(checkedGlobal: "trans_global", branch: "trans_branch_op")
 
-    public init(global: String = "trans_global", branch: String = "trans_branch_op") throws {
+    package init(global: String = "trans_global", branch: String = "trans_branch_op") throws {
         for (key, name) in [("TransGlobalTable", global), ("TransBranchOpTable", branch)] where !Self.isQualifiedIdentifier(name) {
             throw Invalid(
                 description:
@@ -42,7 +42,7 @@ public struct MySQLTables: Sendable, Equatable {
     }
 
     /// A database name (`Store.Db`): one plain identifier.
-    public static func isDatabaseName(_ s: String) -> Bool { !s.contains(".") && isQualifiedIdentifier(s) }
+    package static func isDatabaseName(_ s: String) -> Bool { !s.contains(".") && isQualifiedIdentifier(s) }
 
     static func isQualifiedIdentifier(_ s: String) -> Bool {
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)

@@ -1,5 +1,5 @@
-import DTMCore
-import Logging
+package import DTMCore
+package import Logging
 import PostgresNIO
 import Synchronization
 
@@ -7,8 +7,8 @@ import Synchronization
 ///
 /// Writes go through `PostgresWriter` (group commit on a few connections); reads take one of a few reader
 /// connections in turn. Connections are long-lived: no call checks one out of a pool.
-public final class PostgresStore: TransactionStore {
-    public let configuration: PostgresStoreConfiguration
+package final class PostgresStore: TransactionStore {
+    package let configuration: PostgresStoreConfiguration
     private let writer: PostgresWriter
     private let readers: [PostgresLink]
     private let writerLinks: [PostgresLink]
@@ -25,7 +25,7 @@ public final class PostgresStore: TransactionStore {
 
     /// Connects (waiting up to `startupWait` for the database to accept connections), migrates the schema or, with
     /// `reset`, drops and recreates it (`-r`), and opens the connections.
-    public static func open(_ configuration: PostgresStoreConfiguration, reset: Bool = false, logger: Logger) async throws -> PostgresStore {
+    package static func open(_ configuration: PostgresStoreConfiguration, reset: Bool = false, logger: Logger) async throws -> PostgresStore {
         guard PostgresTables.isSchemaName(configuration.schema) else {
             throw PostgresStoreError.server(sqlState: "3F000", message: "Store.Schema '\(configuration.schema.prefix(64))' is not a schema name")
         }
@@ -69,9 +69,9 @@ public final class PostgresStore: TransactionStore {
     }
 
     /// Write transactions committed since the store was opened.
-    public var commitCount: Int { writer.commits.load(ordering: .relaxed) }
+    package var commitCount: Int { writer.commits.load(ordering: .relaxed) }
 
-    public func close() async {
+    package func close() async {
         await writer.close()
         for link in writerLinks + readers { await link.close() }
     }
@@ -87,18 +87,18 @@ public final class PostgresStore: TransactionStore {
     /// would refuse the parameter.
     private static func unmatchable(_ keys: String...) -> Bool { keys.contains { $0.utf8.contains(0) } }
 
-    public func transaction(gid: String) async throws -> GlobalTransaction? {
+    package func transaction(gid: String) async throws -> GlobalTransaction? {
         if Self.unmatchable(gid) { return nil }
         return try await read(.globalByGid, [.text(gid)]).first.map { try PostgresRows.global(PostgresColumns($0, gidColumn: 1)) }
     }
 
-    public func branches(gid: String) async throws -> [Branch] {
+    package func branches(gid: String) async throws -> [Branch] {
         if Self.unmatchable(gid) { return [] }
         return try await read(.branchesByGid, [.text(gid)]).map { try PostgresRows.branch(PostgresColumns($0, gidColumn: 1)) }
     }
 
     /// A row the model cannot read is left out of the page (and logged); the page still ends where the rows ended.
-    public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
+    package func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
         if Self.unmatchable(filter.status, filter.transType) { return ([], nil) }
         let rows = try await read(
             .scan,
@@ -120,13 +120,13 @@ public final class PostgresStore: TransactionStore {
         return (page, rows.count == limit ? lastID : nil)
     }
 
-    public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
+    package func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
         if Self.unmatchable(cat) { return ([], nil) }
         let records = try await read(.scanKV, [.text(cat), .int(position ?? .max), .int(Int64(limit))]).map { try PostgresRows.kv(PostgresColumns($0)) }
         return (records, records.count == limit ? records.last?.id : nil)
     }
 
-    public func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
+    package func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
         let c = try Self.counts(try await read(.backlog, [.time(now), .time(overdueBefore), .int(Int64(cap))]))
         var b = Backlog()
         b.prepared = Int(try c.int(0))
@@ -137,7 +137,7 @@ public final class PostgresStore: TransactionStore {
         return b
     }
 
-    public func findKV(cat: String, key: String) async throws -> [KVRecord] {
+    package func findKV(cat: String, key: String) async throws -> [KVRecord] {
         if Self.unmatchable(cat, key) { return [] }
         return try await read(.findKV, [.text(cat), .text(key)]).map { try PostgresRows.kv(PostgresColumns($0)) }
     }
@@ -153,7 +153,7 @@ public final class PostgresStore: TransactionStore {
     /// The gid of a saveNew is taken: the caller reads the stored transaction.
     private struct GidExists: Error {}
 
-    public func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
+    package func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
         try PostgresColumnLimits.check(transaction)
         try PostgresColumnLimits.check(branches)
         let merge = PostgresMergeable(
@@ -174,7 +174,7 @@ public final class PostgresStore: TransactionStore {
         }
     }
 
-    public func changeStatus(
+    package func changeStatus(
         gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
     ) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
@@ -205,7 +205,7 @@ public final class PostgresStore: TransactionStore {
         return name.isEmpty ? "" : "branch \(name) of \(gid)"
     }
 
-    public func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
+    package func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         try PostgresColumnLimits.check(branches)
         let values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.branchArrays(branches)
@@ -225,7 +225,7 @@ public final class PostgresStore: TransactionStore {
         }
     }
 
-    public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         if updates.count == 1 {
             let u = updates[0]
@@ -256,7 +256,7 @@ public final class PostgresStore: TransactionStore {
         if !missing.isEmpty { throw DTMError.storageNotFound(missing) }
     }
 
-    public func touchCronTime(
+    package func touchCronTime(
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
         now: Timestamp
     ) async throws {
@@ -279,7 +279,7 @@ public final class PostgresStore: TransactionStore {
     /// Claims with `FOR UPDATE SKIP LOCKED`, so coordinators claiming at once take different rows. A due row the
     /// model cannot read is set aside for `unreadableRowPause` and logged, so that it neither fails every claim
     /// nor comes back at every pass.
-    public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
+    package func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
         let rows = try await writer.write { link in
             try await link.run(.claimDue, [.time(dueBefore), .int(Int64(limit)), .text(owner), .due(leaseUntil), .time(now)])
         }
@@ -307,35 +307,35 @@ public final class PostgresStore: TransactionStore {
     /// How long a row that cannot be read is left alone before it is looked at again, seconds.
     static let unreadableRowPause: Double = 3600
 
-    public func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
+    package func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
         let count = try await writer.write { link in
             try Self.counts(try await link.run(.resetCronTime, [.time(laterThan), .time(now), .int(Int64(limit))])).int(0)
         }
         return (Int(count), count == Int64(limit))
     }
 
-    public func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
+    package func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
         if Self.unmatchable(gid) { return false }
         return try await writer.write { link in
             !(try await link.run(.renewLease, [.text(gid), .text(owner), .due(until), .time(now)]).isEmpty)
         }
     }
 
-    public func resetNextCronTime(gid: String, now: Timestamp) async throws {
+    package func resetNextCronTime(gid: String, now: Timestamp) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         try await writer.write { link in
             if try await link.run(.resetNextCronTime, [.text(gid), .time(now)]).isEmpty { throw DTMError.storageNotFound("") }
         }
     }
 
-    public func recordError(gid: String, message: String) async throws {
+    package func recordError(gid: String, message: String) async throws {
         if Self.unmatchable(gid) { return }
         let text = PostgresColumnLimits.fitted(message, 1024)
         _ = try await writer.write { link in try await link.run(.recordError, [.text(gid), .text(text)]) }
     }
 
     /// A row the model cannot read is left out (the cron loop sets it aside and logs it).
-    public func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
+    package func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
         try await read(.unfinishedOldest, [.int(Int64(limit))]).compactMap { row in
             let c = PostgresColumns(row, gidColumn: 1)
             guard let t = try? PostgresRows.global(c) else { return nil }
@@ -343,14 +343,14 @@ public final class PostgresStore: TransactionStore {
         }
     }
 
-    public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
+    package func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
         let count = try await writer.write { link in
             try Self.counts(try await link.run(.deleteFinished, [.time(before), .int(Int64(limit))])).int(0)
         }
         return Int(count)
     }
 
-    public func createKV(_ record: KVRecord) async throws {
+    package func createKV(_ record: KVRecord) async throws {
         try PostgresColumnLimits.check(record)
         try await writer.write { link in
             let rows = try await link.run(.createKV, [.text(record.cat), .text(record.key), .text(record.value), .time(record.createTime)])
@@ -358,7 +358,7 @@ public final class PostgresStore: TransactionStore {
         }
     }
 
-    public func updateKV(_ record: KVRecord, now: Timestamp) async throws {
+    package func updateKV(_ record: KVRecord, now: Timestamp) async throws {
         try PostgresColumnLimits.check(record)
         try await writer.write { link in
             let rows = try await link.run(
@@ -367,7 +367,7 @@ public final class PostgresStore: TransactionStore {
         }
     }
 
-    public func deleteKV(cat: String, key: String) async throws {
+    package func deleteKV(cat: String, key: String) async throws {
         if Self.unmatchable(cat, key) { throw DTMError.storageNotFound("") }
         try await writer.write { link in
             if try await link.run(.deleteKV, [.text(cat), .text(key)]).isEmpty { throw DTMError.storageNotFound("") }

@@ -1,38 +1,38 @@
-import NIOCore
+package import NIOCore
 import NIOSSL
 import PostgresNIO
 
 /// Where the PostgreSQL store connects and how many connections it keeps (DTM's `Store.*` keys, spec §12).
-public struct PostgresStoreConfiguration: Sendable {
-    public var host = "127.0.0.1"
-    public var port = 5432
-    public var user = ""
-    public var password = ""
-    public var database = "dtm"
+package struct PostgresStoreConfiguration: Sendable {
+    package var host = "127.0.0.1"
+    package var port = 5432
+    package var user = ""
+    package var password = ""
+    package var database = "dtm"
     /// `Store.Schema`: the search_path, created if missing.
-    public var schema = "public"
-    public var tables = PostgresTables.dtm
+    package var schema = "public"
+    package var tables = PostgresTables.dtm
     /// `Store.MaxOpenConns`: the store never opens more connections than this (at least 2: one writes, one reads).
-    public var maxOpenConnections = 500
+    package var maxOpenConnections = 500
     /// Writer connections, each committing batches; the rest of `connections` serve reads.
-    public var writerConnections = 2
-    public var readerConnections = 1
+    package var writerConnections = 2
+    package var readerConnections = 1
     /// `Store.ConnMaxLifeTime` (minutes in DTM's configuration): a connection older than this is replaced; nil keeps it.
-    public var connectionLifetime: Duration? = .seconds(300)
+    package var connectionLifetime: Duration? = .seconds(300)
     /// A statement that takes longer closes its connection (the database stopped answering).
-    public var statementTimeout: TimeAmount = .seconds(30)
-    public var connectTimeout: TimeAmount = .seconds(5)
+    package var statementTimeout: TimeAmount = .seconds(30)
+    package var connectTimeout: TimeAmount = .seconds(5)
     /// How long start-up waits for the database to accept connections (DTM waits for its store too).
-    public var startupWait: Duration = .seconds(60)
+    package var startupWait: Duration = .seconds(60)
     /// `Store.SSLMode`, set with `setTLS` (default `disable`, as DTM's DSN `sslmode=disable`).
-    public private(set) var sslMode = SSLMode.disable
+    package private(set) var sslMode = SSLMode.disable
     private var tls = PostgresConnection.Configuration.TLS.disable
 
-    public init() {}
+    package init() {}
 
     /// libpq's `sslmode` values, as far as postgres-nio can honour them: it offers TLS first or not at all, so
     /// `allow` (libpq: plain first, TLS if the server insists) is taken as `prefer`, which connects in the same cases.
-    public enum SSLMode: String, Sendable, CaseIterable {
+    package enum SSLMode: String, Sendable, CaseIterable {
         /// Plain only.
         case disable
         /// As `prefer`.
@@ -49,13 +49,13 @@ public struct PostgresStoreConfiguration: Sendable {
     }
 
     /// A TLS setting that cannot be used, naming the configuration key.
-    public struct TLSError: Error, CustomStringConvertible {
-        public let description: String
+    package struct TLSError: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// Sets `Store.SSLMode` and `Store.SSLRootCert` (a PEM CA bundle; empty: the system's roots), reading the file now
     /// so that a bad one stops start-up. The root certificate is not used by `disable`, `allow` and `prefer`.
-    public mutating func setTLS(mode: SSLMode, rootCertFile: String) throws(TLSError) {
+    package mutating func setTLS(mode: SSLMode, rootCertFile: String) throws(TLSError) {
         sslMode = mode
         if mode == .disable {
             tls = .disable

@@ -1,7 +1,7 @@
 import PostgresNIO
 
 /// What went wrong talking to PostgreSQL, worded for the operator's log and the client's 500/UNKNOWN answer.
-public enum PostgresStoreError: Error, CustomStringConvertible, Sendable {
+package enum PostgresStoreError: Error, CustomStringConvertible, Sendable {
     /// No usable connection: the server is down, restarting or unreachable. Nothing was written by the call, or
     /// (`outcomeUnknown`) its commit was sent but not confirmed.
     case unavailable(String, outcomeUnknown: Bool = false)
@@ -11,7 +11,7 @@ public enum PostgresStoreError: Error, CustomStringConvertible, Sendable {
     case queueFull(String)
     case closed
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unavailable(let why, let unknown):
             unknown ? "database connection lost while committing; the outcome is unknown: \(why)" : "database unavailable: \(why)"

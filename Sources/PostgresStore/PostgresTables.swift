@@ -1,19 +1,19 @@
 /// The table names the store uses: DTM's `trans_global` and `trans_branch_op` by default, or what
 /// `Store.TransGlobalTable` / `Store.TransBranchOpTable` name (optionally schema-qualified). `kv` lives beside the
 /// global table. Names are checked to be plain identifiers, since they are written into SQL text.
-public struct PostgresTables: Sendable, Equatable {
-    public let global: String
-    public let branch: String
-    public let kv: String
+package struct PostgresTables: Sendable, Equatable {
+    package let global: String
+    package let branch: String
+    package let kv: String
 
-    public struct Invalid: Error, CustomStringConvertible {
-        public let description: String
+    package struct Invalid: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// DTM's names.
-    public static let dtm = PostgresTables(checkedGlobal: "trans_global", branch: "trans_branch_op")
+    package static let dtm = PostgresTables(checkedGlobal: "trans_global", branch: "trans_branch_op")
 
-    public init(global: String = "trans_global", branch: String = "trans_branch_op") throws {
+    package init(global: String = "trans_global", branch: String = "trans_branch_op") throws {
         for (key, name) in [("TransGlobalTable", global), ("TransBranchOpTable", branch)] where !Self.isQualifiedIdentifier(name) {
             throw Invalid(
                 description:
@@ -38,7 +38,7 @@ public struct PostgresTables: Sendable, Equatable {
     static func bareName(_ table: String) -> String { String(table.split(separator: ".").last ?? Substring(table)) }
 
     /// A schema name (`Store.Schema`): one plain identifier.
-    public static func isSchemaName(_ s: String) -> Bool { !s.contains(".") && isQualifiedIdentifier(s) }
+    package static func isSchemaName(_ s: String) -> Bool { !s.contains(".") && isQualifiedIdentifier(s) }
 
     static func isQualifiedIdentifier(_ s: String) -> Bool {
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)

@@ -1,11 +1,11 @@
-public import CProtobufC
+package import CProtobufC
 
 /// The one pack/unpack helper over protobuf-c for the targets that hold generated messages (DTMGRPC's `dtmgimp`,
 /// the Etcd client's `etcdserverpb`): a message is packed into exactly the size protobuf-c computed for it, an
 /// unpacked one is freed before the reader's result is returned, and binary and string fields are copied out.
-public enum ProtoC {
+package enum ProtoC {
     /// `message` packed with the generated `size` and `pack` functions.
-    public static func pack<M>(
+    package static func pack<M>(
         _ message: inout M, _ size: (UnsafePointer<M>) -> Int, _ pack: (UnsafePointer<M>, UnsafeMutablePointer<UInt8>) -> Int
     ) throws(ProtoPackError) -> [UInt8] {
         try withUnsafePointer(to: &message) { m throws(ProtoPackError) in try Self.pack(size: size(m)) { pack(m, $0) } }
@@ -13,7 +13,7 @@ public enum ProtoC {
 
     /// A message packed into exactly the `size` bytes protobuf-c computed for it; anything else is an error (and
     /// never more than `size` bytes are kept).
-    public static func pack(size: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) throws(ProtoPackError) -> [UInt8] {
+    package static func pack(size: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) throws(ProtoPackError) -> [UInt8] {
         guard size > 0 else { return [] }
         var written = 0
         let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
@@ -26,7 +26,7 @@ public enum ProtoC {
 
     /// `read` applied to the message unpacked from `bytes`, which is freed afterwards; nil when the bytes are not a
     /// valid message of that type.
-    public static func unpack<M, R, E: Error>(
+    package static func unpack<M, R, E: Error>(
         _ bytes: [UInt8], _ unpack: (UnsafeMutablePointer<ProtobufCAllocator>?, Int, UnsafePointer<UInt8>?) -> UnsafeMutablePointer<M>?,
         _ free: (UnsafeMutablePointer<M>?, UnsafeMutablePointer<ProtobufCAllocator>?) -> Void, _ read: (M) throws(E) -> R
     ) throws(E) -> R? {
@@ -36,26 +36,26 @@ public enum ProtoC {
     }
 
     /// A `bytes` field's content.
-    public static func bytes(_ b: ProtobufCBinaryData) -> [UInt8] {
+    package static func bytes(_ b: ProtobufCBinaryData) -> [UInt8] {
         guard b.len > 0, let data = b.data else { return [] }
         return Array(UnsafeBufferPointer(start: data, count: b.len))
     }
 
     /// A `bytes` field read as UTF-8 text (invalid sequences replaced).
-    public static func text(_ b: ProtobufCBinaryData) -> String {
+    package static func text(_ b: ProtobufCBinaryData) -> String {
         guard b.len > 0, let data = b.data else { return "" }
         return String(decoding: UnsafeBufferPointer(start: data, count: b.len), as: UTF8.self)
     }
 
     /// A `string` field (protobuf-c's NUL-terminated char pointer, nil for the empty default).
-    public static func string(_ p: UnsafeMutablePointer<CChar>?) -> String {
+    package static func string(_ p: UnsafeMutablePointer<CChar>?) -> String {
         p.map { String(cString: $0) } ?? ""
     }
 }
 
 /// protobuf-c packed a different number of bytes than it computed for the message.
-public struct ProtoPackError: Error, CustomStringConvertible {
-    public let written: Int
-    public let expected: Int
-    public var description: String { "protobuf-c packed \(written) bytes of a \(expected)-byte message" }
+package struct ProtoPackError: Error, CustomStringConvertible {
+    package let written: Int
+    package let expected: Int
+    package var description: String { "protobuf-c packed \(written) bytes of a \(expected)-byte message" }
 }

@@ -190,14 +190,14 @@ final class GroupCommitWriter: Sendable {
 }
 
 /// Why the writer refused or lost a write (SQLite's own failures are `SQLiteError`s).
-public enum GroupCommitError: Error, CustomStringConvertible, Sendable {
+package enum GroupCommitError: Error, CustomStringConvertible, Sendable {
     case closed
     /// Too many writes (or bytes) wait already: the caller may try again.
     case queueFull(String)
     /// A job ended without a result: a bug in the writer.
     case noOutcome
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .closed: "the store is closed"
         case .queueFull(let limit): "write queue is full (\(limit)); try again"

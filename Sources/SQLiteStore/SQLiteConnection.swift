@@ -1,4 +1,4 @@
-import CSQLite
+internal import CSQLite
 
 /// One sqlite3 connection with its cache of prepared statements. Owns the `sqlite3*` and closes it in `deinit`.
 ///

@@ -1,4 +1,4 @@
-import CSQLite
+internal import CSQLite
 
 /// One prepared statement. Owns its `sqlite3_stmt*` and finalizes it in `deinit`; used only by the connection
 /// that prepared it.

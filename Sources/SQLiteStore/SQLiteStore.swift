@@ -1,19 +1,19 @@
-import DTMCore
-import Logging
+package import DTMCore
+package import Logging
 import Synchronization
 
 /// The embedded default store: one SQLite file in WAL mode with `synchronous=FULL`.
 ///
 /// Writes go through one `GroupCommitWriter`; reads use a pool of read-only connections and run in the calling
 /// task (a WAL read of a few rows takes microseconds, less than a thread hop would).
-public final class SQLiteStore: TransactionStore {
-    public let path: String
+package final class SQLiteStore: TransactionStore {
+    package let path: String
     private let writer: GroupCommitWriter
     private let readers = Mutex<[SQLiteConnection]>([])
     private let logger: Logger
 
     /// Opens (creating if needed) the database at `path` and migrates it; `reset` drops everything first (`-r`).
-    public init(path: String, reset: Bool = false, logger: Logger) throws {
+    package init(path: String, reset: Bool = false, logger: Logger) throws {
         self.path = path
         self.logger = logger
         let db = try SQLiteConnection(path: path, readOnly: false)
@@ -30,7 +30,7 @@ public final class SQLiteStore: TransactionStore {
     var commitCount: Int { writer.commitCount.load(ordering: .relaxed) }
 
     /// Finishes queued writes and closes the writer.
-    public func close() {
+    package func close() {
         writer.close()
         readers.withLock { $0.removeAll() }
     }
@@ -48,17 +48,17 @@ public final class SQLiteStore: TransactionStore {
         return try body(db)
     }
 
-    public func transaction(gid: String) async throws -> GlobalTransaction? {
+    package func transaction(gid: String) async throws -> GlobalTransaction? {
         try read { db in try db.statement(.globalByGid).query([.text(gid)], row: RowMapping.global).first }
     }
 
-    public func branches(gid: String) async throws -> [Branch] {
+    package func branches(gid: String) async throws -> [Branch] {
         try read { db in try db.statement(.branchesByGid).query([.text(gid)], row: RowMapping.branch) }
     }
 
     /// A row the model cannot read is left out of the page (and logged), so that one such row does not make every
     /// page that would hold it fail; the page still ends where the rows read ended.
-    public func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
+    package func scan(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
         let rows: [(id: Int64, transaction: GlobalTransaction?)] = try read { db in
             try db.statement(.scan).query(
                 [
@@ -78,14 +78,14 @@ public final class SQLiteStore: TransactionStore {
         return (rows.compactMap(\.transaction), rows.count == limit ? rows.last?.id : nil)
     }
 
-    public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
+    package func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
         let rows = try read { db in
             try db.statement(.scanKV).query([.text(cat), position.map { .int($0) } ?? .null, .int(Int64(limit))], row: RowMapping.kv)
         }
         return (rows, rows.count == limit ? rows.last?.id : nil)
     }
 
-    public func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
+    package func backlog(now: Timestamp, overdueBefore: Timestamp, cap: Int) async throws -> Backlog {
         try read { db in
             let count = { (statement: SQL, values: [SQLiteStatement.Value]) in
                 Int(try db.statement(statement).query(values) { $0.int(0) }.first ?? 0)
@@ -100,7 +100,7 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func findKV(cat: String, key: String) async throws -> [KVRecord] {
+    package func findKV(cat: String, key: String) async throws -> [KVRecord] {
         try read { db in try db.statement(.findKV).query([.text(cat), .text(key)], row: RowMapping.kv) }
     }
 
@@ -109,7 +109,7 @@ public final class SQLiteStore: TransactionStore {
     // Row values are built before a job is queued, in the caller's task: the writer thread is the one serial
     // part of the store, so it only binds and steps.
 
-    public func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
+    package func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
         let global = RowMapping.globalValues(transaction)
         let rows = branches.map { (RowMapping.branchValues($0), $0) }
         let gid = transaction.gid
@@ -151,7 +151,7 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func changeStatus(
+    package func changeStatus(
         gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
     ) async throws {
         let values: [SQLiteStatement.Value] = [
@@ -167,7 +167,7 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
+    package func insertBranches(gid: String, requiring: GlobalStatus, branches: [Branch]) async throws {
         let rows = branches.map { (RowMapping.branchValues($0), $0) }
         try await writer.write(bytes: rows.reduce(0) { $0 + RowMapping.byteCount($1.0) }) { db in
             try Self.require(gid, status: requiring, db)
@@ -175,7 +175,7 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
         // A single update is one UPDATE after a read, throwing only when it changed nothing; more need the savepoint.
         try await writer.write(savepoint: updates.count > 1) { db in
             try Self.require(gid, status: requiring, db)
@@ -183,7 +183,7 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func touchCronTime(
+    package func touchCronTime(
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
         now: Timestamp
     ) async throws {
@@ -200,7 +200,7 @@ public final class SQLiteStore: TransactionStore {
 
     /// A due row the model cannot read is not returned: it is set aside for `unreadableRowPause` and logged, so
     /// that it neither fails every claim nor comes back at every pass.
-    public func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
+    package func claimDue(dueBefore: Timestamp, leaseUntil: Timestamp, owner: String, limit: Int, now: Timestamp) async throws -> [GlobalTransaction] {
         let logger = self.logger
         let parkedUntil = now.adding(seconds: Self.unreadableRowPause)
         return try await writer.write { db in
@@ -236,7 +236,7 @@ public final class SQLiteStore: TransactionStore {
     /// How long a row that cannot be read is left alone before it is looked at again, seconds.
     static let unreadableRowPause: Double = 3600
 
-    public func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
+    package func resetCronTime(laterThan: Timestamp, limit: Int, now: Timestamp) async throws -> (count: Int, hasRemaining: Bool) {
         try await writer.write { db in
             try db.statement(.resetCronTime).run([.int(laterThan.microseconds), .int(now.microseconds), .int(Int64(limit))])
             let count = db.changes
@@ -244,26 +244,26 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
+    package func renewLease(gid: String, owner: String, until: Timestamp, now: Timestamp) async throws -> Bool {
         try await writer.write { db in
             try db.statement(.renewLease).run([.text(gid), .text(owner), .int(until.microseconds), .int(now.microseconds)])
             return db.changes > 0
         }
     }
 
-    public func resetNextCronTime(gid: String, now: Timestamp) async throws {
+    package func resetNextCronTime(gid: String, now: Timestamp) async throws {
         try await writer.write { db in
             try db.statement(.resetNextCronTime).run([.text(gid), .int(now.microseconds)])
             if db.changes == 0 { throw DTMError.storageNotFound("") }
         }
     }
 
-    public func recordError(gid: String, message: String) async throws {
+    package func recordError(gid: String, message: String) async throws {
         try await writer.write { db in try db.statement(.recordError).run([.text(gid), .text(message)]) }
     }
 
     /// A row the model cannot read is left out (the cron loop sets it aside and logs it).
-    public func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
+    package func unfinishedOldest(limit: Int) async throws -> [(transaction: GlobalTransaction, lastError: String)] {
         try read { db in
             try db.statement(.unfinishedOldest).query([.int(Int64(limit))]) { s -> (GlobalTransaction, String)? in
                 guard let t = try? RowMapping.global(s) else { return nil }
@@ -272,7 +272,7 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
+    package func deleteFinished(before: Timestamp, limit: Int) async throws -> Int {
         try await writer.write { db in
             let rows = try db.statement(.finishedIDs).query([.int(before.microseconds), .int(Int64(limit))]) { ($0.int(0), $0.text(1)) }
             let deleteGlobal = try db.statement(.deleteGlobal)
@@ -285,7 +285,7 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func createKV(_ record: KVRecord) async throws {
+    package func createKV(_ record: KVRecord) async throws {
         try await writer.write { db in
             try db.statement(.createKV)
                 .run([.text(record.cat), .text(record.key), .text(record.value), .int(record.createTime.microseconds)])
@@ -293,7 +293,7 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func updateKV(_ record: KVRecord, now: Timestamp) async throws {
+    package func updateKV(_ record: KVRecord, now: Timestamp) async throws {
         try await writer.write { db in
             try db.statement(.updateKV)
                 .run([.text(record.cat), .text(record.key), .text(record.value), .int(record.version), .int(now.microseconds)])
@@ -301,7 +301,7 @@ public final class SQLiteStore: TransactionStore {
         }
     }
 
-    public func deleteKV(cat: String, key: String) async throws {
+    package func deleteKV(cat: String, key: String) async throws {
         try await writer.write { db in
             try db.statement(.deleteKV).run([.text(cat), .text(key)])
             if db.changes == 0 { throw DTMError.storageNotFound("") }

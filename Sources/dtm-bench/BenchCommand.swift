@@ -1,5 +1,5 @@
 import ArgumentParser
-import CMimalloc
+internal import CMimalloc
 import Etcd
 import Glibc
 import Logging

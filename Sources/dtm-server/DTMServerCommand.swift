@@ -1,5 +1,5 @@
 import ArgumentParser
-import CMimalloc
+internal import CMimalloc
 import DTMServer
 import Glibc
 

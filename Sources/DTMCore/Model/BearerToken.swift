@@ -1,15 +1,15 @@
 /// The optional shared secret clients present: HTTP `Authorization: Bearer <token>`, gRPC metadata
 /// `authorization: Bearer <token>`. Compared in constant time.
-public struct BearerToken: Sendable {
+package struct BearerToken: Sendable {
     private let expected: [UInt8]
 
-    public init?(_ token: String) {
+    package init?(_ token: String) {
         guard !token.isEmpty else { return nil }
         expected = Array(token.utf8)
     }
 
     /// Whether an `authorization` value carries the token (`Bearer <token>`, scheme case-insensitive).
-    public func accepts(_ authorization: String?) -> Bool {
+    package func accepts(_ authorization: String?) -> Bool {
         guard let authorization else { return false }
         let bytes = Array(authorization.utf8)
         guard bytes.count > 7, String(decoding: bytes[0..<7], as: UTF8.self).lowercased() == "bearer " else { return false }
@@ -24,21 +24,21 @@ public struct BearerToken: Sendable {
 /// registerBranch, query of one gid, …) need `AuthToken` when one is set; admin APIs (forceStop, resetCronTime,
 /// resetNextCronTime, topics, scanKV/queryKV, all) need `AdminToken`, or `AuthToken` when no admin token is set.
 /// The admin token also works for client APIs. `branch_headers` values are shown only to its holder.
-public struct AccessPolicy: Sendable {
-    public enum Level: Sendable { case open, client, admin }
+package struct AccessPolicy: Sendable {
+    package enum Level: Sendable { case open, client, admin }
 
     private let client: BearerToken?
     private let admin: BearerToken?
 
-    public init(authToken: String, adminToken: String) {
+    package init(authToken: String, adminToken: String) {
         client = BearerToken(authToken)
         admin = BearerToken(adminToken) ?? BearerToken(authToken)
     }
 
     /// No token at all: every API is open.
-    public static let open = AccessPolicy(authToken: "", adminToken: "")
+    package static let open = AccessPolicy(authToken: "", adminToken: "")
 
-    public func allows(_ level: Level, authorization: String?) -> Bool {
+    package func allows(_ level: Level, authorization: String?) -> Bool {
         switch level {
         case .open: return true
         case .client:
@@ -51,14 +51,14 @@ public struct AccessPolicy: Sendable {
     }
 
     /// Whether the caller may see secrets such as `branch_headers` values: only with the admin token.
-    public func revealsSecrets(authorization: String?) -> Bool { admin?.accepts(authorization) ?? false }
+    package func revealsSecrets(authorization: String?) -> Bool { admin?.accepts(authorization) ?? false }
 
     /// Whether the admin APIs are guarded.
-    public var hasAdminToken: Bool { admin != nil }
+    package var hasAdminToken: Bool { admin != nil }
 
     /// The start-up warning naming the APIs anyone who reaches the ports may call, or nil when every level is
     /// guarded. Without `AdminToken`, `AuthToken` guards the admin APIs too: every client may force-stop.
-    public static func openAPIsWarning(authToken: String, adminToken: String) -> String? {
+    package static func openAPIsWarning(authToken: String, adminToken: String) -> String? {
         let clientAPIs = "the client APIs (submit, prepare, abort, registerBranch, query, JSON-RPC, gRPC Dtm)"
         let adminAPIs = "the admin APIs (forceStop, all, resetCronTime, topics, scanKV, the console's data)"
         switch (authToken.isEmpty, adminToken.isEmpty) {

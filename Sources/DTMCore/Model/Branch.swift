@@ -1,19 +1,19 @@
 /// One stored branch operation, a row of `trans_branch_op` (spec §2.2).
 /// Rows of a transaction keep insertion order; the processors index them by position.
-public struct Branch: Sendable, Equatable {
-    public var id: Int64 = 0
-    public var gid: String
-    public var url: String
-    public var binData: [UInt8]
-    public var branchID: String
-    public var op: String
-    public var status: BranchStatus
-    public var finishTime: Timestamp?
-    public var rollbackTime: Timestamp?
-    public var createTime: Timestamp
-    public var updateTime: Timestamp
+package struct Branch: Sendable, Equatable {
+    package var id: Int64 = 0
+    package var gid: String
+    package var url: String
+    package var binData: [UInt8]
+    package var branchID: String
+    package var op: String
+    package var status: BranchStatus
+    package var finishTime: Timestamp?
+    package var rollbackTime: Timestamp?
+    package var createTime: Timestamp
+    package var updateTime: Timestamp
 
-    public init(
+    package init(
         gid: String, url: String, binData: [UInt8], branchID: String, op: String,
         status: BranchStatus = .prepared, createTime: Timestamp
     ) {
@@ -29,16 +29,16 @@ public struct Branch: Sendable, Equatable {
 }
 
 /// A key-value record (spec §2.7); the server uses category `topics`.
-public struct KVRecord: Sendable, Equatable {
-    public var id: Int64 = 0
-    public var cat: String
-    public var key: String
-    public var value: String
-    public var version: Int64 = 1
-    public var createTime: Timestamp
-    public var updateTime: Timestamp
+package struct KVRecord: Sendable, Equatable {
+    package var id: Int64 = 0
+    package var cat: String
+    package var key: String
+    package var value: String
+    package var version: Int64 = 1
+    package var createTime: Timestamp
+    package var updateTime: Timestamp
 
-    public init(cat: String, key: String, value: String, createTime: Timestamp) {
+    package init(cat: String, key: String, value: String, createTime: Timestamp) {
         self.cat = cat
         self.key = key
         self.value = value

@@ -6,17 +6,17 @@
 /// (`[A-Za-z][A-Za-z0-9+.-]*://`): a `://` later in the text is part of the path. The authority is refused when
 /// it is ambiguous: user info (`@`), percent escapes, a zone id, or any byte outside a DNS name, an IPv4 literal
 /// or a bracketed IPv6 literal.
-public struct BranchAddress: Sendable, Equatable {
+package struct BranchAddress: Sendable, Equatable {
     /// Lower-cased scheme, or "" for a bare gRPC target.
-    public var scheme: String
+    package var scheme: String
     /// Lower-cased host without a trailing dot; an IPv6 literal in canonical form, without brackets.
-    public var host: String
+    package var host: String
     /// The explicit port, if any.
-    public var port: Int?
+    package var port: Int?
     /// Everything after the authority (path, query, fragment), as given.
-    public var rest: Substring
+    package var rest: Substring
 
-    public init(scheme: String, host: String, port: Int?, rest: Substring) {
+    package init(scheme: String, host: String, port: Int?, rest: Substring) {
         self.scheme = scheme
         self.host = host
         self.port = port
@@ -24,7 +24,7 @@ public struct BranchAddress: Sendable, Equatable {
     }
 
     /// The port a connection goes to: the explicit one, else 80 for `http` and 443 for `https`.
-    public var effectivePort: Int? {
+    package var effectivePort: Int? {
         if let port { return port }
         switch scheme {
         case "http": return 80
@@ -33,15 +33,15 @@ public struct BranchAddress: Sendable, Equatable {
         }
     }
 
-    public var isIPv6: Bool { host.utf8.contains(UInt8(ascii: ":")) }
+    package var isIPv6: Bool { host.utf8.contains(UInt8(ascii: ":")) }
 
     /// `host:port` (IPv6 in brackets), or just the host when there is no explicit port: what is dialled.
-    public var authority: String {
+    package var authority: String {
         let h = isIPv6 ? "[\(host)]" : host
         return port.map { "\(h):\($0)" } ?? h
     }
 
-    public static func parse(_ url: String) throws(DTMError) -> BranchAddress {
+    package static func parse(_ url: String) throws(DTMError) -> BranchAddress {
         let bytes = Array(url.utf8)
         var start = 0
         var scheme = ""
@@ -60,7 +60,7 @@ public struct BranchAddress: Sendable, Equatable {
 
     /// `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 literal, normalised as in a URL: allow-list entries
     /// and hosts read by other parsers.
-    public static func parseAuthority(_ text: String) throws(DTMError) -> (host: String, port: Int?) {
+    package static func parseAuthority(_ text: String) throws(DTMError) -> (host: String, port: Int?) {
         let bytes = Array(text.utf8)
         if bytes.filter({ $0 == UInt8(ascii: ":") }).count >= 2, bytes.first != UInt8(ascii: "[") {
             guard let v6 = IPv6.canonical(bytes[...]) else { throw .invalidArgument("'\(text.prefix(64))' is not an IPv6 address") }

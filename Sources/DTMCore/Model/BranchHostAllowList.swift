@@ -2,7 +2,7 @@
 /// may name. Entries and URLs are read by `BranchAddress`, so case, a trailing dot and IPv6 spellings do not
 /// matter, and a URL that cannot be read unambiguously is refused. Checked at submit and again before every
 /// call, so a list changed by a restart applies to stored transactions too.
-public struct BranchHostAllowList: Sendable, Equatable {
+package struct BranchHostAllowList: Sendable, Equatable {
     struct Entry: Sendable, Hashable {
         var host: String
         var port: Int?
@@ -11,7 +11,7 @@ public struct BranchHostAllowList: Sendable, Equatable {
     private let entries: Set<Entry>
 
     /// Comma-separated entries; spaces around them are ignored. Nil when the text holds no entry.
-    public init?(parsing text: String) throws(DTMError) {
+    package init?(parsing text: String) throws(DTMError) {
         var entries = Set<Entry>()
         for raw in text.split(separator: ",") {
             let item = raw.filter { $0 != " " && $0 != "\t" }
@@ -27,14 +27,14 @@ public struct BranchHostAllowList: Sendable, Equatable {
         self.entries = entries
     }
 
-    public func allows(_ address: BranchAddress) -> Bool {
+    package func allows(_ address: BranchAddress) -> Bool {
         if entries.contains(Entry(host: address.host, port: nil)) { return true }
         guard let port = address.effectivePort else { return false }
         return entries.contains(Entry(host: address.host, port: port))
     }
 
     /// True when `authority` (`host:port` as dialled, such as an address resolved from etcd) is allowed.
-    public func allows(authority: String) -> Bool {
+    package func allows(authority: String) -> Bool {
         guard let (host, port) = try? BranchAddress.parseAuthority(authority) else { return false }
         return allows(BranchAddress(scheme: "", host: host, port: port, rest: ""))
     }
@@ -42,7 +42,7 @@ public struct BranchHostAllowList: Sendable, Equatable {
     /// Throws unless `url` is empty or names an allowed host; the message names the field. A discovery URL
     /// (`etcd://h1:2379,h2:2379/…`) needs every etcd host allowed; the addresses it resolves to are checked when
     /// called.
-    public func check(_ url: String, field: String) throws(DTMError) {
+    package func check(_ url: String, field: String) throws(DTMError) {
         guard !url.isEmpty else { return }
         if DiscoveryTarget.isDiscoveryURL(url) {
             let target: DiscoveryTarget

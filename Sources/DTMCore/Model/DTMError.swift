@@ -2,7 +2,7 @@
 ///
 /// The texts keep DTM's wording where clients or tests match on it (spec §17.3): FAILURE texts end in
 /// " FAILURE", ONGOING texts in " ONGOING".
-public enum DTMError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum DTMError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A definite business failure: HTTP 409, gRPC ABORTED.
     case failure(String)
     /// Not finished yet: HTTP 425, gRPC FAILED_PRECONDITION.
@@ -17,7 +17,7 @@ public enum DTMError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Anything else: HTTP 500, gRPC UNKNOWN.
     case other(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .failure(let m): return m.hasSuffix("FAILURE") ? m : "\(m) FAILURE"
         case .ongoing(let m): return m.hasSuffix("ONGOING") ? m : "\(m) ONGOING"

@@ -8,18 +8,18 @@
 /// `etcd://127.0.0.1:2379/user.rpc/user.UserService/UserCreate` → target `etcd://127.0.0.1:2379/user.rpc`, method
 /// `/user.UserService/UserCreate`; with the empty-authority form, `etcd:///h1:2379/user.UserService/UserCreate?key=user.rpc`.
 /// `?user=U&password=P` are etcd credentials (a coordinator's `MicroService.Target`).
-public struct DiscoveryTarget: Sendable, Hashable {
+package struct DiscoveryTarget: Sendable, Hashable {
     /// etcd endpoints, `host:port` (IPv6 in brackets), in the order given; port 2379 when none is written.
-    public var hosts: [String]
+    package var hosts: [String]
     /// The key prefix of the service (`user.rpc`): instances are the keys under `user.rpc/`.
-    public var key: String
-    public var user: String = ""
-    public var password: String = ""
+    package var key: String
+    package var user: String = ""
+    package var password: String = ""
 
-    public static let maxHosts = 16
-    public static let maxKeyLength = 256
+    package static let maxHosts = 16
+    package static let maxKeyLength = 256
 
-    public init(hosts: [String], key: String, user: String = "", password: String = "") {
+    package init(hosts: [String], key: String, user: String = "", password: String = "") {
         self.hosts = hosts
         self.key = key
         self.user = user
@@ -27,14 +27,14 @@ public struct DiscoveryTarget: Sendable, Hashable {
     }
 
     /// The etcd cluster, as one string: targets naming the same hosts in the same order share one etcd client.
-    public var cluster: String { hosts.joined(separator: ",") }
+    package var cluster: String { hosts.joined(separator: ",") }
 
     /// `etcd://hosts/key`, without credentials: the name of the service in logs and caches.
-    public var server: String { "etcd://\(cluster)/\(key)" }
+    package var server: String { "etcd://\(cluster)/\(key)" }
 
     /// True for a URL with a discovery scheme (`etcd://`, `discov://`, any case). Without allocating: every gRPC
     /// branch call asks.
-    public static func isDiscoveryURL(_ url: String) -> Bool {
+    package static func isDiscoveryURL(_ url: String) -> Bool {
         func starts(with scheme: StaticString) -> Bool {
             var u = url.utf8.makeIterator()
             return scheme.withUTF8Buffer { expected in
@@ -48,7 +48,7 @@ public struct DiscoveryTarget: Sendable, Hashable {
     }
 
     /// A coordinator's `MicroService.Target` (no method).
-    public static func parse(_ text: String) throws(DTMError) -> DiscoveryTarget {
+    package static func parse(_ text: String) throws(DTMError) -> DiscoveryTarget {
         let (target, rest) = try parseURL(text)
         guard rest.isEmpty else {
             throw .invalidArgument("discovery target '\(text.prefix(128))': unexpected path '\(rest.prefix(64))' after the key")
@@ -57,7 +57,7 @@ public struct DiscoveryTarget: Sendable, Hashable {
     }
 
     /// A gRPC branch URL: the target and the method path (`/pkg.Service/Method`).
-    public static func parseBranchURL(_ url: String) throws(DTMError) -> (target: DiscoveryTarget, method: String) {
+    package static func parseBranchURL(_ url: String) throws(DTMError) -> (target: DiscoveryTarget, method: String) {
         let (target, method) = try parseURL(url)
         guard method.utf8.count > 1, !method.hasSuffix("/") else {
             throw .invalidArgument(

@@ -1,43 +1,43 @@
 /// Explicit limits on what a client may send. Each one is checked at the boundary and answered with a
 /// clear error naming the limit; the README documents them.
-public struct Limits: Sendable, Equatable {
+package struct Limits: Sendable, Equatable {
     /// Longest gid accepted (DTM's column is varchar(128)).
-    public var maxGidLength = 128
+    package var maxGidLength = 128
     /// Most steps in one saga or msg.
-    public var maxSteps = 1000
+    package var maxSteps = 1000
     /// Longest branch or check-back URL (DTM's column is varchar(1024)).
-    public var maxURLLength = 1024
+    package var maxURLLength = 1024
     /// Longest `custom_data` text.
-    public var maxCustomDataLength = 64 * 1024
+    package var maxCustomDataLength = 64 * 1024
     /// Longest branch id (DTM's column is varchar(128)).
-    public var maxBranchIDLength = 128
+    package var maxBranchIDLength = 128
     /// Longest rollback reason stored.
-    public var maxRollbackReasonLength = 1024
+    package var maxRollbackReasonLength = 1024
     /// Largest `timeout_to_fail`, `retry_interval` and `request_timeout`, seconds (100 years): larger ones
     /// overflowed the microsecond and millisecond arithmetic of cron times and branch call deadlines.
-    public var maxOptionSeconds: Int64 = 100 * 365 * 24 * 3600
+    package var maxOptionSeconds: Int64 = 100 * 365 * 24 * 3600
     /// Largest `retry_limit`: each retry is an immediate call in the same round, so a huge limit would make one
     /// transaction hammer its branch for the whole round. Stored values above it are capped when used.
-    public var maxRetryLimit: Int64 = 100
+    package var maxRetryLimit: Int64 = 100
     /// Most `branch_headers`, and their bytes (names and values): every branch call carries them, and a gRPC
     /// peer refuses metadata past 16 KiB anyway.
-    public var maxBranchHeaders = 64
-    public var maxBranchHeaderBytes = 16 * 1024
+    package var maxBranchHeaders = 64
+    package var maxBranchHeaderBytes = 16 * 1024
     /// Most subscribers of one topic.
-    public var maxSubscribersPerTopic = 1000
+    package var maxSubscribersPerTopic = 1000
     /// Longest topic name and subscriber remark (DTM's `kv.k` is varchar(128)).
-    public var maxTopicLength = 128
-    public var maxRemarkLength = 1024
+    package var maxTopicLength = 128
+    package var maxRemarkLength = 1024
 
     /// Most branch rows one transaction may have: a saga of `maxSteps` steps has twice as many; registered TCC, XA
     /// and workflow branches and a msg's topic subscribers count against the same bound.
-    public var maxBranchRows: Int { 2 * maxSteps }
+    package var maxBranchRows: Int { 2 * maxSteps }
 
-    public init() {}
+    package init() {}
 
     /// Characters a gid may contain: letters, digits and `-_.:@+=~`. Quotes, `;`, whitespace, control characters
     /// and anything else is refused, so a gid is always safe to log, to put in a URL query and to show in a UI.
-    public static func isAllowedGidByte(_ b: UInt8) -> Bool {
+    package static func isAllowedGidByte(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
@@ -50,7 +50,7 @@ public struct Limits: Sendable, Equatable {
     }
 
     /// Validates a gid; the thrown message names the problem.
-    public func checkGid(_ gid: String) throws(DTMError) {
+    package func checkGid(_ gid: String) throws(DTMError) {
         if gid.isEmpty { throw .invalidArgument("gid is missing or empty") }
         let bytes = gid.utf8
         if bytes.count > maxGidLength {
@@ -63,7 +63,7 @@ public struct Limits: Sendable, Equatable {
     }
 
     /// Validates the time options and branch headers of a request; the thrown message names the option.
-    public func checkOptions(_ options: TransOptions) throws(DTMError) {
+    package func checkOptions(_ options: TransOptions) throws(DTMError) {
         for (name, value) in [
             ("timeout_to_fail", options.timeoutToFail), ("retry_interval", options.retryInterval),
             ("request_timeout", options.requestTimeout),
@@ -92,7 +92,7 @@ public struct Limits: Sendable, Equatable {
     }
 
     /// A number of seconds from a request (an option or a `custom_data` value): 0 up to `maxOptionSeconds`.
-    public func checkSeconds(_ value: Int64, _ name: String) throws(DTMError) {
+    package func checkSeconds(_ value: Int64, _ name: String) throws(DTMError) {
         if value < 0 { throw .invalidArgument("\(name) is \(value) seconds; it must not be negative") }
         if value > maxOptionSeconds { throw .invalidArgument("\(name) is \(value) seconds; the limit is \(maxOptionSeconds)") }
     }
@@ -100,7 +100,7 @@ public struct Limits: Sendable, Equatable {
     /// Why `name: value` cannot be sent as an HTTP header (or gRPC metadata), or nil if it can: the name must be
     /// an HTTP token, the value must hold no control character other than tab. DTM accepts any and then fails the
     /// branch call on every retry; refusing it at submit keeps the transaction from being stored at all.
-    public static func headerProblem(name: String, value: String) -> String? {
+    package static func headerProblem(name: String, value: String) -> String? {
         if name.isEmpty { return "a header name is empty" }
         if let bad = name.utf8.first(where: { !isTokenByte($0) }) {
             return "header name '\(name.prefix(64))' contains the character \(describe(byte: bad))"
@@ -114,7 +114,7 @@ public struct Limits: Sendable, Equatable {
     /// Headers a branch call's `branch_headers` may not set: they choose the virtual host the allow-list never saw
     /// (`Host`), frame the request (`Content-Length`, `Transfer-Encoding`), or steer the connection and proxies
     /// (hop-by-hop headers, `Proxy-*`); `:`-names are HTTP/2 pseudo-headers.
-    public static func isReservedHeader(_ name: String) -> Bool {
+    package static func isReservedHeader(_ name: String) -> Bool {
         if name.hasPrefix(":") { return true }
         let lower = name.lowercased()
         if lower.hasPrefix("proxy-") { return true }
@@ -125,7 +125,7 @@ public struct Limits: Sendable, Equatable {
     }
 
     /// RFC 9110 `tchar`: the bytes of a header name.
-    public static func isTokenByte(_ b: UInt8) -> Bool {
+    package static func isTokenByte(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
@@ -139,7 +139,7 @@ public struct Limits: Sendable, Equatable {
     }
 
     /// The bytes of a header value as HTTP clients accept them: no control character except tab.
-    public static func isFieldValueByte(_ b: UInt8) -> Bool {
+    package static func isFieldValueByte(_ b: UInt8) -> Bool {
         b == 0x09 || (b > 0x1F && b != 0x7F)
     }
 

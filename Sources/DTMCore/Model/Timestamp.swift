@@ -5,64 +5,64 @@
 ///
 /// Every operation saturates at the ends of `Int64` instead of trapping: times and intervals come from
 /// clients, configuration and stored rows, and no value of theirs may stop the process.
-public struct Timestamp: Sendable, Hashable, Comparable, Codable {
-    public var microseconds: Int64
+package struct Timestamp: Sendable, Hashable, Comparable, Codable {
+    package var microseconds: Int64
 
-    public init(microseconds: Int64) { self.microseconds = microseconds }
+    package init(microseconds: Int64) { self.microseconds = microseconds }
 
     /// `seconds` rounded to the microsecond; saturates, and NaN is the epoch.
-    public init(seconds: Double) { self.microseconds = Saturating.microseconds(fromSeconds: seconds) }
+    package init(seconds: Double) { self.microseconds = Saturating.microseconds(fromSeconds: seconds) }
 
     /// Epoch milliseconds, saturating.
-    public init(milliseconds: Int64) { self.microseconds = Saturating.multiply(milliseconds, 1000) }
+    package init(milliseconds: Int64) { self.microseconds = Saturating.multiply(milliseconds, 1000) }
 
-    public static let distantPast = Timestamp(microseconds: .min)
-    public static let distantFuture = Timestamp(microseconds: .max)
+    package static let distantPast = Timestamp(microseconds: .min)
+    package static let distantFuture = Timestamp(microseconds: .max)
 
-    public var seconds: Double { Double(microseconds) / 1_000_000 }
+    package var seconds: Double { Double(microseconds) / 1_000_000 }
 
-    public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.microseconds < rhs.microseconds }
+    package static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.microseconds < rhs.microseconds }
 
     /// `self` moved by `seconds`, saturating. (Whole seconds up to 2⁵³ µs, 285 years, are exact in a double.)
-    public func adding(seconds: Double) -> Timestamp {
+    package func adding(seconds: Double) -> Timestamp {
         Timestamp(microseconds: Saturating.add(microseconds, Saturating.microseconds(fromSeconds: seconds)))
     }
 
     /// Seconds elapsed from `earlier` to `self` (negative if `earlier` is later). Computed in floating point, so
     /// any two stored times may be compared.
-    public func seconds(since earlier: Timestamp) -> Double {
+    package func seconds(since earlier: Timestamp) -> Double {
         (Double(microseconds) - Double(earlier.microseconds)) / 1_000_000
     }
 }
 
 /// Saturating `Int64` arithmetic: the only arithmetic the core does on times, intervals and counts that come
 /// from outside. A result beyond `Int64` is clamped to `Int64.min` / `Int64.max`.
-public enum Saturating {
-    public static func add(_ a: Int64, _ b: Int64) -> Int64 {
+package enum Saturating {
+    package static func add(_ a: Int64, _ b: Int64) -> Int64 {
         let (sum, overflow) = a.addingReportingOverflow(b)
         if !overflow { return sum }
         return b > 0 ? .max : .min
     }
 
-    public static func subtract(_ a: Int64, _ b: Int64) -> Int64 {
+    package static func subtract(_ a: Int64, _ b: Int64) -> Int64 {
         let (difference, overflow) = a.subtractingReportingOverflow(b)
         if !overflow { return difference }
         return b < 0 ? .max : .min
     }
 
-    public static func multiply(_ a: Int64, _ b: Int64) -> Int64 {
+    package static func multiply(_ a: Int64, _ b: Int64) -> Int64 {
         let (product, overflow) = a.multipliedReportingOverflow(by: b)
         if !overflow { return product }
         return (a < 0) == (b < 0) ? .max : .min
     }
 
     /// `seconds × 10⁶` rounded, clamped to `Int64`; NaN is 0.
-    public static func microseconds(fromSeconds seconds: Double) -> Int64 {
+    package static func microseconds(fromSeconds seconds: Double) -> Int64 {
         int64(clamping: (seconds * 1_000_000).rounded())
     }
 
     /// A double converted to `Int64` without trapping: clamped at the ends, NaN is 0.
-    public static func int64(clamping value: Double) -> Int64 {
+    package static func int64(clamping value: Double) -> Int64 {
         if value.isNaN { return 0 }
         // 2⁶³ is exactly representable; every double below it converts.
         if value >= 9_223_372_036_854_775_808.0 { return .max }

@@ -1,18 +1,18 @@
 /// Per-transaction options (spec §2.3). Persisted as JSON in the `options` column with DTM's keys: written by
 /// `TransOptionsJSON` (JSONSupport), the one writer of that shape; read through this Decodable conformance.
-public struct TransOptions: Sendable, Equatable, Decodable {
-    public var waitResult: Bool = false
-    public var timeoutToFail: Int64 = 0
-    public var requestTimeout: Int64 = 0
-    public var retryInterval: Int64 = 0
-    public var branchHeaders: [String: String] = [:]
+package struct TransOptions: Sendable, Equatable, Decodable {
+    package var waitResult: Bool = false
+    package var timeoutToFail: Int64 = 0
+    package var requestTimeout: Int64 = 0
+    package var retryInterval: Int64 = 0
+    package var branchHeaders: [String: String] = [:]
     /// msg only: run branches concurrently.
-    public var concurrent: Bool = false
+    package var concurrent: Bool = false
     /// saga only: immediate in-round retries.
-    public var retryLimit: Int64 = 0
-    public var retryCount: Int64 = 0
+    package var retryLimit: Int64 = 0
+    package var retryCount: Int64 = 0
 
-    public init() {}
+    package init() {}
 
     enum CodingKeys: String, CodingKey {
         case waitResult = "wait_result"
@@ -25,7 +25,7 @@ public struct TransOptions: Sendable, Equatable, Decodable {
         case retryCount = "retry_count"
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         waitResult = try c.decodeIfPresent(Bool.self, forKey: .waitResult) ?? false
         timeoutToFail = try c.decodeIfPresent(Int64.self, forKey: .timeoutToFail) ?? 0

@@ -1,11 +1,11 @@
 /// A step of a saga or msg as the client sends it.
-public struct TransStep: Sendable, Equatable {
-    public var action: String
-    public var compensate: String
+package struct TransStep: Sendable, Equatable {
+    package var action: String
+    package var compensate: String
     /// Legacy payload form (spec §17.9): used when `payloads` is empty.
-    public var data: String?
+    package var data: String?
 
-    public init(action: String, compensate: String = "", data: String? = nil) {
+    package init(action: String, compensate: String = "", data: String? = nil) {
         self.action = action
         self.compensate = compensate
         self.data = data
@@ -13,37 +13,37 @@ public struct TransStep: Sendable, Equatable {
 }
 
 /// What prepare / submit / abort / prepareWorkflow receive, from either protocol, after decoding.
-public struct TransactionRequest: Sendable, Equatable {
-    public var gid: String
+package struct TransactionRequest: Sendable, Equatable {
+    package var gid: String
     /// Raw `trans_type` text; validated by the coordinator so the error can name the bad value.
-    public var transType: String
-    public var steps: [TransStep] = []
+    package var transType: String
+    package var steps: [TransStep] = []
     /// One payload per step (HTTP `payloads` as bytes, gRPC `BinPayloads`).
-    public var payloads: [[UInt8]] = []
-    public var customData: String = ""
-    public var queryPrepared: String = ""
-    public var transProtocol: String = TransProtocol.http
-    public var options: TransOptions = TransOptions()
-    public var rollbackReason: String = ""
+    package var payloads: [[UInt8]] = []
+    package var customData: String = ""
+    package var queryPrepared: String = ""
+    package var transProtocol: String = TransProtocol.http
+    package var options: TransOptions = TransOptions()
+    package var rollbackReason: String = ""
     /// Workflow submit: `status`, `rollback_reason`, `result`.
-    public var reqExtra: [String: String] = [:]
+    package var reqExtra: [String: String] = [:]
 
-    public init(gid: String, transType: String) {
+    package init(gid: String, transType: String) {
         self.gid = gid
         self.transType = transType
     }
 }
 
 /// What registerBranch receives (spec §4.7): the flat string map, with the common keys lifted out.
-public struct BranchRegistration: Sendable, Equatable {
-    public var gid: String
-    public var transType: String
-    public var branchID: String
+package struct BranchRegistration: Sendable, Equatable {
+    package var gid: String
+    package var transType: String
+    package var branchID: String
     /// Type-specific keys: `confirm`/`cancel` (tcc), `url` (xa), `op`/`status`/`sync` (workflow).
-    public var data: [String: String]
-    public var busiPayload: [UInt8]
+    package var data: [String: String]
+    package var busiPayload: [UInt8]
 
-    public init(gid: String, transType: String, branchID: String, data: [String: String], busiPayload: [UInt8]) {
+    package init(gid: String, transType: String, branchID: String, data: [String: String], busiPayload: [UInt8]) {
         self.gid = gid
         self.transType = transType
         self.branchID = branchID

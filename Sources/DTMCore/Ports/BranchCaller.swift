@@ -1,18 +1,18 @@
 /// One call to a branch (or to a check-back / resume URL), with everything the transport needs.
-public struct BranchCall: Sendable {
-    public var url: String
-    public var gid: String
-    public var transType: TransType
-    public var transProtocol: String
-    public var branchID: String
-    public var op: String
-    public var payload: [UInt8]
+package struct BranchCall: Sendable {
+    package var url: String
+    package var gid: String
+    package var transType: TransType
+    package var transProtocol: String
+    package var branchID: String
+    package var op: String
+    package var payload: [UInt8]
     /// Extra HTTP headers / gRPC metadata (`branch_headers`).
-    public var headers: [String: String]
+    package var headers: [String: String]
     /// Per-call timeout in seconds.
-    public var timeout: Double
+    package var timeout: Double
 
-    public init(
+    package init(
         url: String, gid: String, transType: TransType, transProtocol: String, branchID: String, op: String,
         payload: [UInt8], headers: [String: String], timeout: Double
     ) {
@@ -29,7 +29,7 @@ public struct BranchCall: Sendable {
 }
 
 /// How a branch answered, classified as DTM does (spec §3, §7.5, §7.3).
-public enum BranchCallResult: Sendable, Equatable {
+package enum BranchCallResult: Sendable, Equatable {
     case success
     /// Definite failure (HTTP 409 / body contains FAILURE / gRPC ABORTED); the text is the branch's answer.
     case failure(String)
@@ -40,7 +40,7 @@ public enum BranchCallResult: Sendable, Equatable {
 }
 
 /// A transport that calls branches. The HTTP and gRPC callers implement it; tests script it.
-public protocol BranchCaller: Sendable {
+package protocol BranchCaller: Sendable {
     func call(_ call: BranchCall) async -> BranchCallResult
 }
 
@@ -50,18 +50,18 @@ public protocol BranchCaller: Sendable {
 /// URL starting with http:// or https://, goes over HTTP; everything else is a gRPC target
 /// `host:port/pkg.Service/Method`. With an allow-list, a URL it does not allow is not called:
 /// the call is an error, retried with back-off (the list may have changed since the transaction was stored).
-public struct BranchCallRouter: BranchCaller {
-    public let http: any BranchCaller
-    public let grpc: any BranchCaller
-    public let allowList: BranchHostAllowList?
+package struct BranchCallRouter: BranchCaller {
+    package let http: any BranchCaller
+    package let grpc: any BranchCaller
+    package let allowList: BranchHostAllowList?
 
-    public init(http: any BranchCaller, grpc: any BranchCaller, allowList: BranchHostAllowList? = nil) {
+    package init(http: any BranchCaller, grpc: any BranchCaller, allowList: BranchHostAllowList? = nil) {
         self.http = http
         self.grpc = grpc
         self.allowList = allowList
     }
 
-    public func call(_ call: BranchCall) async -> BranchCallResult {
+    package func call(_ call: BranchCall) async -> BranchCallResult {
         if call.url.isEmpty { return .success }
         if Task.isCancelled { return .error("round cancelled before calling \(call.url.prefix(256))") }
         if let allowList {

@@ -1,5 +1,5 @@
 /// Wall-clock time and sleeping, injected so that tests can drive time by hand.
-public protocol CoordinatorClock: Sendable {
+package protocol CoordinatorClock: Sendable {
     func now() -> Timestamp
     /// Sleeps for `seconds`; throws `CancellationError` if the task is cancelled.
     func sleep(seconds: Double) async throws
@@ -7,7 +7,7 @@ public protocol CoordinatorClock: Sendable {
 
 /// Decodes and encodes the JSON texts DTM keeps in string columns (`custom_data`, topic subscriber lists).
 /// The core knows their shape, not JSON.
-public protocol TextCoding: Sendable {
+package protocol TextCoding: Sendable {
     func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T
     func encode<T: Encodable>(_ value: T) throws -> String
 }

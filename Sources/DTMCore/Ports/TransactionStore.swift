@@ -1,11 +1,11 @@
 /// Fields written together with a status change (spec §11.1 `ChangeGlobalStatus`).
-public struct StatusChange: Sendable, Equatable {
-    public var finishTime: Timestamp?
-    public var rollbackTime: Timestamp?
-    public var rollbackReason: String?
-    public var result: String?
+package struct StatusChange: Sendable, Equatable {
+    package var finishTime: Timestamp?
+    package var rollbackTime: Timestamp?
+    package var rollbackReason: String?
+    package var result: String?
 
-    public init(finishTime: Timestamp? = nil, rollbackTime: Timestamp? = nil, rollbackReason: String? = nil, result: String? = nil) {
+    package init(finishTime: Timestamp? = nil, rollbackTime: Timestamp? = nil, rollbackReason: String? = nil, result: String? = nil) {
         self.finishTime = finishTime
         self.rollbackTime = rollbackTime
         self.rollbackReason = rollbackReason
@@ -14,13 +14,13 @@ public struct StatusChange: Sendable, Equatable {
 }
 
 /// A new status for one existing branch row, identified by its unique key (gid, branch_id, op).
-public struct BranchStatusUpdate: Sendable, Equatable {
-    public var branchID: String
-    public var op: String
-    public var status: BranchStatus
-    public var finishTime: Timestamp
+package struct BranchStatusUpdate: Sendable, Equatable {
+    package var branchID: String
+    package var op: String
+    package var status: BranchStatus
+    package var finishTime: Timestamp
 
-    public init(branchID: String, op: String, status: BranchStatus, finishTime: Timestamp) {
+    package init(branchID: String, op: String, status: BranchStatus, finishTime: Timestamp) {
         self.branchID = branchID
         self.op = op
         self.status = status
@@ -30,36 +30,36 @@ public struct BranchStatusUpdate: Sendable, Equatable {
 
 /// A stored row the model cannot represent (an unknown trans_type or status, written by another program). Stores
 /// leave such rows out of listings and set them aside in `claimDue`, logging this.
-public struct UnreadableRow: Error, CustomStringConvertible {
-    public let gid: String
-    public let problem: String
-    public init(gid: String, problem: String) {
+package struct UnreadableRow: Error, CustomStringConvertible {
+    package let gid: String
+    package let problem: String
+    package init(gid: String, problem: String) {
         self.gid = gid
         self.problem = problem
     }
-    public var description: String { "stored row of gid \(gid) cannot be read: \(problem)" }
+    package var description: String { "stored row of gid \(gid) cannot be read: \(problem)" }
 }
 
 /// Unfinished transactions by status and the cron loop's backlog (the console's counters). Each count stops at
 /// `cap`, so that a reading costs at most that many index entries however large the backlog.
-public struct Backlog: Sendable, Equatable {
-    public var prepared = 0
-    public var submitted = 0
-    public var aborting = 0
+package struct Backlog: Sendable, Equatable {
+    package var prepared = 0
+    package var submitted = 0
+    package var aborting = 0
     /// Unfinished, with `next_cron_time` at or before now.
-    public var due = 0
+    package var due = 0
     /// Due for longer than the given lateness: the cron loop is behind.
-    public var overdue = 0
-    public init() {}
+    package var overdue = 0
+    package init() {}
 }
 
 /// Filter of `all` (spec §4.10).
-public struct TransactionFilter: Sendable, Equatable {
-    public var status: String = ""
-    public var transType: String = ""
-    public var createTimeStart: Timestamp?
-    public var createTimeEnd: Timestamp?
-    public init() {}
+package struct TransactionFilter: Sendable, Equatable {
+    package var status: String = ""
+    package var transType: String = ""
+    package var createTimeStart: Timestamp?
+    package var createTimeEnd: Timestamp?
+    package init() {}
 }
 
 /// Durable storage of transactions, branches and KV records.
@@ -67,7 +67,7 @@ public struct TransactionFilter: Sendable, Equatable {
 /// Every method is atomic. Status changes are compare-and-set on the *stored* status, and branch writes are
 /// guarded by the stored global status, so that several coordinators may share one store (a PostgreSQL store
 /// implements the same contract with row locks). A method that returns has made its change durable.
-public protocol TransactionStore: Sendable {
+package protocol TransactionStore: Sendable {
     /// Inserts the transaction and its branch rows if the gid is unused and returns nil; otherwise changes
     /// nothing and returns the stored transaction.
     func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction?
@@ -148,12 +148,12 @@ public protocol TransactionStore: Sendable {
 
 extension TransactionStore {
     /// `changeStatus` without branch updates.
-    public func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws {
+    package func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws {
         try await changeStatus(gid: gid, from: from, to: to, change: change, branchUpdates: [], now: now)
     }
 
     /// `touchCronTime` without branch updates: a no-op if the status moved.
-    public func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws {
+    package func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws {
         try await touchCronTime(gid: gid, requiring: requiring, interval: interval, nextCronTime: nextCronTime, branchUpdates: [], now: now)
     }
 }

@@ -1,22 +1,22 @@
 /// `custom_data` of a msg: `{"delay": <seconds>}`.
-public struct MsgCustomData: Sendable, Equatable, Decodable {
-    public var delay: Int64?
+package struct MsgCustomData: Sendable, Equatable, Decodable {
+    package var delay: Int64?
 }
 
 /// Two-phase message rounds (spec §8.3): once a prepared msg times out, ask `query_prepared`; a submitted msg
 /// calls its branches (in order, or all at once when `concurrent`) until every one succeeded. A msg branch can
 /// only succeed: FAILURE is retried like any error.
-public struct MsgProcessor: ModeProcessor {
-    public init() {}
-    public func round() -> MsgRound { MsgRound() }
+package struct MsgProcessor: ModeProcessor {
+    package init() {}
+    package func round() -> MsgRound { MsgRound() }
 }
 
-public struct MsgRound: RoundStateMachine {
+package struct MsgRound: RoundStateMachine {
     /// The first branch that did not succeed in a concurrent phase: reported once every call is back.
     private var firstProblem: RoundResult?
     private var branchesStarted = false
 
-    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
+    package mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         switch event {
         case .started:
             if facts.stopIfUnreadable(&actions) { return }

@@ -1,11 +1,11 @@
 /// The shared shape of TCC and XA: a prepared transaction that times out is aborted; then one op is run on
 /// every row that has it, in order, stopping at the first row without a definite success.
-public struct PhaseTwoRound: RoundStateMachine {
+package struct PhaseTwoRound: RoundStateMachine {
     let commitOp: String
     let rollbackOp: String
     let lastToFirst: Bool
 
-    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
+    package mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         switch event {
         case .started:
             if facts.transaction.status == .prepared {

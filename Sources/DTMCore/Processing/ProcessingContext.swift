@@ -1,28 +1,28 @@
-import Logging
+package import Logging
 
 /// Receives an alert when a branch keeps failing (spec §9.7: AlertRetryLimit / AlertWebHook).
-public protocol AlertSink: Sendable {
+package protocol AlertSink: Sendable {
     func alert(gid: String, status: GlobalStatus, branchURL: String, error: String, retryCount: Int64) async
 }
 
 /// Everything a processing round needs from the outside world.
-public struct ProcessingContext: Sendable {
-    public var store: any TransactionStore
-    public var caller: any BranchCaller
-    public var clock: any CoordinatorClock
-    public var coding: any TextCoding
-    public var config: EngineConfig
-    public var logger: Logger
-    public var alerts: (any AlertSink)?
-    public var observer: (any ProcessingObserver)?
+package struct ProcessingContext: Sendable {
+    package var store: any TransactionStore
+    package var caller: any BranchCaller
+    package var clock: any CoordinatorClock
+    package var coding: any TextCoding
+    package var config: EngineConfig
+    package var logger: Logger
+    package var alerts: (any AlertSink)?
+    package var observer: (any ProcessingObserver)?
     /// The executor a round started in the background by the current request should prefer (the adapters' hint:
     /// the request's event loop, so its branch calls need no thread hop); nil: the global concurrent executor.
-    public var roundExecutor: @Sendable () -> (any TaskExecutor)?
+    package var roundExecutor: @Sendable () -> (any TaskExecutor)?
     /// This process's name in the `owner` column: the cron loop claims with it and rounds renew their lease with it
     /// (one per process, so a claim of a transaction whose round runs here does not take the lease from that round).
-    public var leaseOwner: String
+    package var leaseOwner: String
 
-    public init(
+    package init(
         store: any TransactionStore, caller: any BranchCaller, clock: any CoordinatorClock,
         coding: any TextCoding, config: EngineConfig, logger: Logger, alerts: (any AlertSink)? = nil,
         observer: (any ProcessingObserver)? = nil, roundExecutor: @escaping @Sendable () -> (any TaskExecutor)? = { nil },
@@ -55,14 +55,14 @@ extension ProcessingContext {
     }
 }
 
-public enum RoundResult: Sendable, Equatable {
+package enum RoundResult: Sendable, Equatable {
     case ok
     case ongoing(String)
     case error(String)
 }
 
 /// The outcome of one branch call after it has been recorded.
-public enum BranchOutcome: Sendable, Equatable {
+package enum BranchOutcome: Sendable, Equatable {
     case succeeded
     /// A saga action answered FAILURE; the text is the saga's failure reason.
     case failed(String)

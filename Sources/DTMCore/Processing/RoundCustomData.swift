@@ -1,7 +1,7 @@
 /// A transaction's `custom_data`, decoded once when its round is set up (the boundary), so that the machines decide
 /// on values and never parse text. A stored text the mode cannot read is kept as `unreadable`: the machine backs the
 /// round off and logs it instead of running the transaction with a default in its place.
-public enum RoundCustomData: Sendable, Equatable {
+package enum RoundCustomData: Sendable, Equatable {
     /// No custom data (empty), or a mode that has none (TCC, XA).
     case none
     case saga(SagaCustomData)
@@ -9,7 +9,7 @@ public enum RoundCustomData: Sendable, Equatable {
     case workflow(WorkflowCustomData)
     case unreadable(String)
 
-    public static func decode(_ text: String, for type: TransType, coding: any TextCoding) -> RoundCustomData {
+    package static func decode(_ text: String, for type: TransType, coding: any TextCoding) -> RoundCustomData {
         do {
             switch type {
             case .saga: return text.isEmpty ? .none : .saga(try coding.decode(SagaCustomData.self, from: text))
@@ -22,7 +22,7 @@ public enum RoundCustomData: Sendable, Equatable {
         }
     }
 
-    public var saga: SagaCustomData? { if case .saga(let c) = self { c } else { nil } }
-    public var msg: MsgCustomData? { if case .msg(let c) = self { c } else { nil } }
-    public var workflow: WorkflowCustomData? { if case .workflow(let c) = self { c } else { nil } }
+    package var saga: SagaCustomData? { if case .saga(let c) = self { c } else { nil } }
+    package var msg: MsgCustomData? { if case .msg(let c) = self { c } else { nil } }
+    package var workflow: WorkflowCustomData? { if case .workflow(let c) = self { c } else { nil } }
 }

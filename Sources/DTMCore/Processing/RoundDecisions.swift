@@ -1,5 +1,5 @@
 /// What a processor tells the round runner to do next. Processors decide; `RoundRunner` performs.
-public enum RoundAction: Sendable, Equatable {
+package enum RoundAction: Sendable, Equatable {
     /// Compare-and-set of the global status (with the rollback reason for `aborting`).
     case changeStatus(GlobalStatus, reason: String? = nil)
     /// Start this branch row now, beside any still running (several `call`s in one answer run together). Each
@@ -18,7 +18,7 @@ public enum RoundAction: Sendable, Equatable {
 }
 
 /// What happened since the processor last decided.
-public enum RoundEvent: Sendable, Equatable {
+package enum RoundEvent: Sendable, Equatable {
     /// The round begins.
     case started
     /// Branch row `index` answered; its result is already recorded in the facts.
@@ -32,7 +32,7 @@ public enum RoundEvent: Sendable, Equatable {
 /// The facts a processor decides on, read-only: the transaction and its branches as they are now (after every
 /// write of this round), its custom data decoded, the time of this decision (one reading per event), when the schedule
 /// last moved, the configuration.
-public protocol RoundFacts {
+package protocol RoundFacts {
     var transaction: GlobalTransaction { get }
     var branches: [Branch] { get }
     var customData: RoundCustomData { get }
@@ -42,22 +42,22 @@ public protocol RoundFacts {
 }
 
 extension RoundFacts {
-    public var isTimedOut: Bool { config.isTimedOut(transaction, now: now) }
+    package var isTimedOut: Bool { config.isTimedOut(transaction, now: now) }
     /// The text DTM uses for a timeout (spec §17.23 recommends the effective value; tests match `\d+`).
-    public var timeoutReason: String { "Timeout after \(config.effectiveTimeout(for: transaction)) seconds" }
+    package var timeoutReason: String { "Timeout after \(config.effectiveTimeout(for: transaction)) seconds" }
 }
 
 /// One mode's decisions for one round, as a value: told each event with the facts, it appends the actions to take,
 /// in order, to `actions` (empty on entry; the runner reuses one buffer, so deciding allocates nothing). No I/O and no
 /// `async`: every transition can be tested with plain values.
-public protocol RoundStateMachine {
+package protocol RoundStateMachine {
     mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) throws(DTMError)
     /// What `result` of the call to row `index` means; the round carries it out before the machine hears the outcome.
     func judge(_ result: BranchCallResult, row index: Int, _ facts: any RoundFacts) -> BranchVerdict
 }
 
 extension RoundStateMachine {
-    public func judge(_ result: BranchCallResult, row index: Int, _ facts: any RoundFacts) -> BranchVerdict {
+    package func judge(_ result: BranchCallResult, row index: Int, _ facts: any RoundFacts) -> BranchVerdict {
         BranchVerdict.standard(result, facts)
     }
 }
@@ -85,7 +85,7 @@ func impossibleEvent(_ what: @autoclosure () -> String, _ actions: inout [RoundA
 
 extension RoundStateMachine {
     /// The actions for one event, as a new array (tests and tools; the runner passes its own buffer).
-    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) throws(DTMError) -> [RoundAction] {
+    package mutating func next(_ event: RoundEvent, _ facts: any RoundFacts) throws(DTMError) -> [RoundAction] {
         var actions: [RoundAction] = []
         try next(event, facts, &actions)
         return actions
@@ -93,7 +93,7 @@ extension RoundStateMachine {
 }
 
 /// One mode's processing (saga, msg, tcc, xa, workflow), as DTM's `ProcessOnce`: the state machine of a round.
-public protocol ModeProcessor: Sendable {
+package protocol ModeProcessor: Sendable {
     associatedtype Round: RoundStateMachine
     func round() -> Round
 }

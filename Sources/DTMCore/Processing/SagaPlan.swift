@@ -1,9 +1,9 @@
 /// `custom_data` of a saga: `{"orders":{"1":[0]},"concurrent":true}` (0-based step indices).
-public struct SagaCustomData: Sendable, Equatable, Decodable {
-    public var orders: [String: [Int]]?
-    public var concurrent: Bool?
+package struct SagaCustomData: Sendable, Equatable, Decodable {
+    package var orders: [String: [Int]]?
+    package var concurrent: Bool?
 
-    public init(orders: [String: [Int]]? = nil, concurrent: Bool? = nil) {
+    package init(orders: [String: [Int]]? = nil, concurrent: Bool? = nil) {
         self.orders = orders
         self.concurrent = concurrent
     }
@@ -13,23 +13,23 @@ public struct SagaCustomData: Sendable, Equatable, Decodable {
 ///
 /// Branch rows are laid out `[compensate 1, action 1, compensate 2, action 2, …]`: row 2k is the compensation
 /// and row 2k+1 the action of step k.
-public struct SagaPlan: Sendable, Equatable {
-    public let stepCount: Int
-    public let concurrent: Bool
+package struct SagaPlan: Sendable, Equatable {
+    package let stepCount: Int
+    package let concurrent: Bool
     /// `orders[k]`: steps whose action must have succeeded before step k's action may start.
-    public let orders: [[Int]]
+    package let orders: [[Int]]
     /// `reverseOrders[j]`: steps that listed j as a prerequisite (they must be rolled back before j).
-    public let reverseOrders: [[Int]]
+    package let reverseOrders: [[Int]]
 
     /// A sequential saga of `stepCount` steps without `orders`.
-    public init(sequentialSteps stepCount: Int) {
+    package init(sequentialSteps stepCount: Int) {
         self.stepCount = stepCount
         self.concurrent = false
         self.orders = Array(repeating: [], count: max(stepCount, 0))
         self.reverseOrders = self.orders
     }
 
-    public init(stepCount: Int, customData: SagaCustomData?) throws(DTMError) {
+    package init(stepCount: Int, customData: SagaCustomData?) throws(DTMError) {
         self.stepCount = stepCount
         self.concurrent = customData?.concurrent ?? false
         var orders = Array(repeating: [Int](), count: stepCount)
@@ -50,24 +50,24 @@ public struct SagaPlan: Sendable, Equatable {
         self.reverseOrders = reverse
     }
 
-    @inline(__always) public static func actionIndex(_ step: Int) -> Int { 2 * step + 1 }
-    @inline(__always) public static func compensateIndex(_ step: Int) -> Int { 2 * step }
+    @inline(__always) package static func actionIndex(_ step: Int) -> Int { 2 * step + 1 }
+    @inline(__always) package static func compensateIndex(_ step: Int) -> Int { 2 * step }
 
     /// Whether step k's action may start: in a sequential saga the previous action must have succeeded,
     /// and every prerequisite of `orders` must have succeeded.
-    public func shouldRunAction(_ k: Int, statuses: [BranchStatus]) -> Bool {
+    package func shouldRunAction(_ k: Int, statuses: [BranchStatus]) -> Bool {
         if !concurrent && k >= 1 && statuses[SagaPlan.actionIndex(k - 1)] != .succeed { return false }
         return orders[k].allSatisfy { statuses[SagaPlan.actionIndex($0)] == .succeed }
     }
 
     /// A step is rolled back when its compensation succeeded or its action never ran.
-    public func isRolledBack(_ k: Int, statuses: [BranchStatus]) -> Bool {
+    package func isRolledBack(_ k: Int, statuses: [BranchStatus]) -> Bool {
         statuses[SagaPlan.compensateIndex(k)] == .succeed || statuses[SagaPlan.actionIndex(k)] == .prepared
     }
 
     /// Whether step k's compensation may start: strictly after the later step in a sequential saga, and after
     /// every step that depended on k.
-    public func shouldRollback(_ k: Int, statuses: [BranchStatus]) -> Bool {
+    package func shouldRollback(_ k: Int, statuses: [BranchStatus]) -> Bool {
         if isRolledBack(k, statuses: statuses) { return false }
         if !concurrent && k < stepCount - 1 && !isRolledBack(k + 1, statuses: statuses) { return false }
         return reverseOrders[k].allSatisfy { isRolledBack($0, statuses: statuses) }

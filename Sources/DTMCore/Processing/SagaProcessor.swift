@@ -1,15 +1,15 @@
 /// Saga rounds (spec §8.2): actions in order (or by `orders` when concurrent); on FAILURE, timeout or an
 /// exhausted `retry_limit`, compensations in reverse order, the failed step included.
-public struct SagaProcessor: ModeProcessor {
-    public init() {}
-    public func round() -> SagaRound { SagaRound() }
+package struct SagaProcessor: ModeProcessor {
+    package init() {}
+    package func round() -> SagaRound { SagaRound() }
 }
 
 /// One saga round as a state machine: an action phase, then (when the saga is aborting) a compensation phase.
 /// Each phase starts every row that may run now and, as results come back, the rows they unblock; a row without a
 /// definite answer is run again at once while `retry_limit` allows. No new call starts once the round's budget
 /// (request timeout + 2 s) is spent; calls in flight are still awaited.
-public struct SagaRound: RoundStateMachine {
+package struct SagaRound: RoundStateMachine {
     private enum Phase { case begin, actionsSetUp, actions, compensationsSetUp, compensations }
 
     private var phase = Phase.begin
@@ -35,7 +35,7 @@ public struct SagaRound: RoundStateMachine {
     private var compensated = 0
     private var compensationStarted = Set<Int>()
 
-    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) throws(DTMError) {
+    package mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) throws(DTMError) {
         switch (phase, event) {
         case (.begin, .started):
             if facts.stopIfUnreadable(&actions) { return }
@@ -67,7 +67,7 @@ public struct SagaRound: RoundStateMachine {
 
     /// A saga action's FAILURE is final: the row fails and the saga will compensate (spec §8.2). Every other answer is
     /// read as in every mode.
-    public func judge(_ result: BranchCallResult, row index: Int, _ facts: any RoundFacts) -> BranchVerdict {
+    package func judge(_ result: BranchCallResult, row index: Int, _ facts: any RoundFacts) -> BranchVerdict {
         let branch = facts.branches[index]
         if case .failure(let text) = result, branch.op == BranchOp.action {
             return BranchVerdict(

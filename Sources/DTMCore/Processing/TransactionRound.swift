@@ -1,4 +1,4 @@
-import Logging
+package import Logging
 
 /// One processing round of one transaction: its in-memory copy, its branch rows and the effects `RoundRunner`
 /// performs for a processor (call a branch, record the result, move the schedule, change the global status). It
@@ -6,13 +6,13 @@ import Logging
 ///
 /// A round is used by a single task. Concurrent branch calls (concurrent sagas, msg) run the branch caller in child
 /// tasks; everything that writes to the store runs in the round's own task.
-public final class TransactionRound: RoundFacts {
-    public private(set) var transaction: GlobalTransaction
-    public private(set) var branches: [Branch]
-    public let context: ProcessingContext
+package final class TransactionRound: RoundFacts {
+    package private(set) var transaction: GlobalTransaction
+    package private(set) var branches: [Branch]
+    package let context: ProcessingContext
     /// Built on first use: setting metadata copies the logger's storage, which cost ~3% of the CPU of
     /// a saga when done for every round, and most rounds log nothing at the default level.
-    public private(set) lazy var logger: Logger = {
+    package private(set) lazy var logger: Logger = {
         var logger = context.logger
         logger[metadataKey: "gid"] = .string(transaction.gid)
         logger[metadataKey: "trans_type"] = .string(transaction.transType.rawValue)
@@ -27,11 +27,11 @@ public final class TransactionRound: RoundFacts {
     private var pendingUpdates: [BranchStatusUpdate] = []
 
     /// `custom_data`, decoded once here (the boundary), for the machine.
-    public let customData: RoundCustomData
+    package let customData: RoundCustomData
     /// The time the machine decides on: read once per decision (`startDecision`), so that one event sees one time.
-    public private(set) var now: Timestamp
+    package private(set) var now: Timestamp
 
-    public init(transaction: GlobalTransaction, branches: [Branch], context: ProcessingContext) {
+    package init(transaction: GlobalTransaction, branches: [Branch], context: ProcessingContext) {
         self.transaction = transaction
         self.branches = branches
         self.context = context
@@ -41,8 +41,8 @@ public final class TransactionRound: RoundFacts {
         self.customData = RoundCustomData.decode(transaction.customData, for: transaction.transType, coding: context.coding)
     }
 
-    public var config: EngineConfig { context.config }
-    public var lastScheduleMove: Timestamp { lastTouched }
+    package var config: EngineConfig { context.config }
+    package var lastScheduleMove: Timestamp { lastTouched }
     /// The time the round's writes carry (not a fact the machine decides on).
     private var clockNow: Timestamp { context.clock.now() }
 
@@ -50,12 +50,12 @@ public final class TransactionRound: RoundFacts {
     func startDecision() { now = clockNow }
 
     /// The call for branch row `index`.
-    public func branchCall(index: Int) -> BranchCall {
+    package func branchCall(index: Int) -> BranchCall {
         let b = branches[index]
         return makeCall(url: b.url, branchID: b.branchID, op: b.op, payload: b.binData)
     }
 
-    public func makeCall(url: String, branchID: String, op: String, payload: [UInt8]) -> BranchCall {
+    package func makeCall(url: String, branchID: String, op: String, payload: [UInt8]) -> BranchCall {
         BranchCall(
             url: url, gid: transaction.gid, transType: transaction.transType, transProtocol: transaction.transProtocol,
             branchID: branchID, op: op, payload: payload, headers: Self.sendableHeaders(transaction.options.branchHeaders),
@@ -74,7 +74,7 @@ public final class TransactionRound: RoundFacts {
     /// Throws `LeaseLost` when another coordinator holds the transaction: the round must start no more calls.
     /// Calls are bounded by their timeout, so a lease taken when a call starts covers it to its end, and another
     /// coordinator's claim (due rows only) cannot reach the transaction while the call runs.
-    public func holdLease() async throws {
+    package func holdLease() async throws {
         let at = clockNow
         let needed = at.adding(seconds: config.requestTimeout(for: transaction.options) + config.leaseMargin)
         if let until = transaction.nextCronTime, until >= needed, transaction.owner == context.leaseOwner || transaction.owner.isEmpty {
@@ -89,7 +89,7 @@ public final class TransactionRound: RoundFacts {
 
     /// Calls a URL that is not a stored branch — the msg check-back or the workflow resume — as branch `00`.
     /// Nothing is recorded; the caller decides what the answer means.
-    public func callCheckBack(url: String, op: String, payload: [UInt8]) async throws -> BranchCallResult {
+    package func callCheckBack(url: String, op: String, payload: [UInt8]) async throws -> BranchCallResult {
         try await holdLease()
         let result = await context.caller.call(makeCall(url: url, branchID: "00", op: op, payload: payload))
         logger.debug("check-back", metadata: ["url": .string(url), "op": .string(op), "result": .string("\(result)")])
@@ -100,7 +100,7 @@ public final class TransactionRound: RoundFacts {
     /// Carries out the machine's verdict on the answer of the call to branch row `index`: the row's new status (stored
     /// with the round's next write, guarded by the global status), the schedule move, and for an error its log line,
     /// the attention view's record and the alert check. Returns the outcome the machine decided on.
-    public func record(_ verdict: BranchVerdict, index: Int) async throws -> BranchOutcome {
+    package func record(_ verdict: BranchVerdict, index: Int) async throws -> BranchOutcome {
         let branch = branches[index]
         // A call that ended after the lease did (a clock jump, an operator's resetNextCronTime) may have let another
         // coordinator claim the transaction: nothing is written for it unless the lease is still, or again, ours.
@@ -132,7 +132,7 @@ public final class TransactionRound: RoundFacts {
     }
 
     /// Moves the schedule (spec §9.3); a no-op in the store if the status changed meanwhile.
-    public func touch(_ update: ScheduleUpdate) async throws {
+    package func touch(_ update: ScheduleUpdate) async throws {
         let at = clockNow
         let interval = config.nextInterval(update, current: transaction.nextCronInterval, options: transaction.options)
         let next = at.adding(seconds: Double(interval))
@@ -145,7 +145,7 @@ public final class TransactionRound: RoundFacts {
     }
 
     /// Postpones the next round to `now + seconds` without changing the interval (msg `delay`).
-    public func postpone(seconds: Int64) async throws {
+    package func postpone(seconds: Int64) async throws {
         let at = clockNow
         let next = at.adding(seconds: Double(seconds))
         try await context.store.touchCronTime(
@@ -155,7 +155,7 @@ public final class TransactionRound: RoundFacts {
     }
 
     /// Compare-and-set of the global status; fills finish/rollback time for final states.
-    public func changeStatus(to status: GlobalStatus, rollbackReason: String? = nil, result: String? = nil) async throws {
+    package func changeStatus(to status: GlobalStatus, rollbackReason: String? = nil, result: String? = nil) async throws {
         let at = clockNow
         var change = StatusChange(rollbackReason: rollbackReason, result: result)
         if status == .succeed { change.finishTime = at }
@@ -177,12 +177,12 @@ public final class TransactionRound: RoundFacts {
 
     /// To be called before the round starts a branch call or waits for one in flight: with `updateBranchSync`
     /// (DTM's default) the statuses recorded so far are stored first, as DTM stores each one at once.
-    public func settle() async throws {
+    package func settle() async throws {
         if config.updateBranchSync { try await storePendingUpdates() }
     }
 
     /// Stores the branch statuses recorded since the round's last write (at the end of a round).
-    public func storePendingUpdates() async throws {
+    package func storePendingUpdates() async throws {
         guard !pendingUpdates.isEmpty else { return }
         try await context.store.updateBranches(gid: transaction.gid, requiring: transaction.status, updates: takePendingUpdates(), now: clockNow)
     }
@@ -207,7 +207,7 @@ public final class TransactionRound: RoundFacts {
 
 /// Another coordinator holds the transaction's lease (it claimed the transaction after this round's lease ran out,
 /// or the transaction ended): the round stops without calling or scheduling anything more.
-public struct LeaseLost: Error, CustomStringConvertible {
-    public let gid: String
-    public var description: String { "the lease of \(gid) is held by another coordinator; this round stops" }
+package struct LeaseLost: Error, CustomStringConvertible {
+    package let gid: String
+    package var description: String { "the lease of \(gid) is held by another coordinator; this round stops" }
 }

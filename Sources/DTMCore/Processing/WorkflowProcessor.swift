@@ -1,8 +1,8 @@
 /// `custom_data` of a workflow: `{"data":"<base64 input>","name":"<workflow name>"}`.
-public struct WorkflowCustomData: Sendable, Equatable, Codable {
-    public var data: String?
-    public var name: String?
-    public init(data: String? = nil, name: String? = nil) {
+package struct WorkflowCustomData: Sendable, Equatable, Codable {
+    package var data: String?
+    package var name: String?
+    package init(data: String? = nil, name: String? = nil) {
         self.data = data
         self.name = name
     }
@@ -11,13 +11,13 @@ public struct WorkflowCustomData: Sendable, Equatable, Codable {
 /// Workflow rounds (spec §8.6): the workflow runs in the client; the server only resumes an unfinished one by
 /// calling `query_prepared` (branch `00`, op = the workflow name, payload = its input). The answer changes
 /// nothing here: the resumed client finishes the workflow through the normal API.
-public struct WorkflowProcessor: ModeProcessor {
-    public init() {}
-    public func round() -> WorkflowRound { WorkflowRound() }
+package struct WorkflowProcessor: ModeProcessor {
+    package init() {}
+    package func round() -> WorkflowRound { WorkflowRound() }
 }
 
-public struct WorkflowRound: RoundStateMachine {
-    public mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
+package struct WorkflowRound: RoundStateMachine {
+    package mutating func next(_ event: RoundEvent, _ facts: any RoundFacts, _ actions: inout [RoundAction]) {
         switch event {
         case .started:
             let t = facts.transaction

@@ -1,5 +1,5 @@
 /// XA rounds (spec §8.5): commit after submit, rollback after abort or timeout, first to last, always POST.
-public struct XAProcessor: ModeProcessor {
-    public init() {}
-    public func round() -> PhaseTwoRound { PhaseTwoRound(commitOp: BranchOp.commit, rollbackOp: BranchOp.rollback, lastToFirst: false) }
+package struct XAProcessor: ModeProcessor {
+    package init() {}
+    package func round() -> PhaseTwoRound { PhaseTwoRound(commitOp: BranchOp.commit, rollbackOp: BranchOp.rollback, lastToFirst: false) }
 }

@@ -1,19 +1,19 @@
 /// A transaction that needs an operator's look: retried beyond `AlertRetryLimit`, or overdue.
-public struct AttentionItem: Sendable, Equatable {
-    public var transaction: GlobalTransaction
-    public var lastError: String
+package struct AttentionItem: Sendable, Equatable {
+    package var transaction: GlobalTransaction
+    package var lastError: String
     /// Back-offs so far: how many times the interval doubled from the transaction's base interval.
-    public var retries: Int
-    public var overdue: Bool
+    package var retries: Int
+    package var overdue: Bool
 }
 
 extension Coordinator {
     /// Unfinished transactions, oldest first, looked at from the oldest: how many at most, whatever `limit` asks.
-    public static let attentionScan = 1000
+    package static let attentionScan = 1000
 
     /// The attention view (`GET /api/dtmsvr/attention`): among the oldest unfinished transactions, those retried
     /// more than `AlertRetryLimit` times or due for longer than `RetryInterval`, oldest first, with their last error.
-    public func attention(limit: Int) async throws -> [AttentionItem] {
+    package func attention(limit: Int) async throws -> [AttentionItem] {
         let at = now
         let overdueBefore = at.adding(seconds: -Double(config.retryInterval))
         var items: [AttentionItem] = []

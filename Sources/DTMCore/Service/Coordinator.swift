@@ -3,8 +3,8 @@ import Synchronization
 
 /// The state engine behind every listener (spec §1): each API call from JSON/HTTP or gRPC becomes one of these
 /// service functions; the cron loop calls the same processors.
-public final class Coordinator: Sendable {
-    public let context: ProcessingContext
+package final class Coordinator: Sendable {
+    package let context: ProcessingContext
     private let processors: [TransType: any ModeProcessor]
     /// Every check of client input (`TransactionValidator`).
     let validator: TransactionValidator
@@ -13,14 +13,14 @@ public final class Coordinator: Sendable {
     private let backgroundRounds = Atomic<Int>(0)
     let cronWake = WakeSignal()
 
-    public init(context: ProcessingContext, processors: [TransType: any ModeProcessor]? = nil) {
+    package init(context: ProcessingContext, processors: [TransType: any ModeProcessor]? = nil) {
         self.context = context
         self.processors = processors ?? Coordinator.defaultProcessors
         self.validator = TransactionValidator(config: context.config, coding: context.coding)
     }
 
     /// The processors of the modes implemented so far.
-    public static let defaultProcessors: [TransType: any ModeProcessor] = [
+    package static let defaultProcessors: [TransType: any ModeProcessor] = [
         .saga: SagaProcessor(), .tcc: TCCProcessor(), .xa: XAProcessor(), .msg: MsgProcessor(), .workflow: WorkflowProcessor(),
     ]
 
@@ -30,10 +30,10 @@ public final class Coordinator: Sendable {
 
     // MARK: - API
 
-    public func newGid() -> String { GidGenerator.make() }
+    package func newGid() -> String { GidGenerator.make() }
 
     /// `prepare` (spec §4.3).
-    public func prepare(_ request: TransactionRequest) async throws {
+    package func prepare(_ request: TransactionRequest) async throws {
         let (transaction, branches) = try await buildTransaction(request, status: .prepared)
         if let stored = try await store.saveNew(transaction, branches: branches) {
             guard stored.status == .prepared else {
@@ -45,7 +45,7 @@ public final class Coordinator: Sendable {
     }
 
     /// `submit` (spec §4.4).
-    public func submit(_ request: TransactionRequest) async throws {
+    package func submit(_ request: TransactionRequest) async throws {
         let type = try validator.transType(request.transType)
         if type == .workflow { return try await submitWorkflow(request) }
         let (transaction, branches) = try await buildTransaction(request, status: .submitted)
@@ -83,7 +83,7 @@ public final class Coordinator: Sendable {
     }
 
     /// `abort` (spec §4.5).
-    public func abort(_ request: TransactionRequest) async throws {
+    package func abort(_ request: TransactionRequest) async throws {
         try validator.checkGid(request.gid)
         guard let stored = try await store.transaction(gid: request.gid) else {
             throw DTMError.other("no TransGlobal with gid: \(request.gid) found")
@@ -108,7 +108,7 @@ public final class Coordinator: Sendable {
     }
 
     /// `registerBranch` (spec §4.7).
-    public func registerBranch(_ registration: BranchRegistration) async throws {
+    package func registerBranch(_ registration: BranchRegistration) async throws {
         let type = try validator.check(registration)
         let id = registration.branchID
         let at = now
@@ -146,14 +146,14 @@ public final class Coordinator: Sendable {
     }
 
     /// `prepareWorkflow` (spec §4.8): the new or stored transaction and its progress rows.
-    public func prepareWorkflow(_ request: TransactionRequest) async throws -> (GlobalTransaction, [Branch]) {
+    package func prepareWorkflow(_ request: TransactionRequest) async throws -> (GlobalTransaction, [Branch]) {
         let (transaction, _) = try makeTransaction(request, status: .prepared)
         guard let stored = try await store.saveNew(transaction, branches: []) else { return (transaction, []) }
         return (stored, try await store.branches(gid: stored.gid))
     }
 
     /// `forceStop` (spec §4.6): `failed` without compensation.
-    public func forceStop(gid: String) async throws {
+    package func forceStop(gid: String) async throws {
         try validator.checkGid(gid)
         guard let stored = try await store.transaction(gid: gid) else {
             throw DTMError.other("no TransGlobal with gid: \(gid) found")
@@ -166,17 +166,17 @@ public final class Coordinator: Sendable {
     }
 
     /// `query` (spec §4.9).
-    public func query(gid: String) async throws -> (GlobalTransaction?, [Branch]) {
+    package func query(gid: String) async throws -> (GlobalTransaction?, [Branch]) {
         guard let t = try await store.transaction(gid: gid) else { return (nil, []) }
         return (t, try await store.branches(gid: gid))
     }
 
-    public func all(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
+    package func all(position: Int64?, limit: Int, filter: TransactionFilter) async throws -> (transactions: [GlobalTransaction], nextPosition: Int64?) {
         try await store.scan(position: position, limit: limit, filter: filter)
     }
 
     /// `resetCronTime` (spec §4.11); `timeout` defaults to 3 × TimeoutToFail.
-    public func resetCronTime(timeout: Int64?, limit: Int?) async throws -> (count: Int, hasRemaining: Bool) {
+    package func resetCronTime(timeout: Int64?, limit: Int?) async throws -> (count: Int, hasRemaining: Bool) {
         let at = now
         let result = try await store.resetCronTime(
             laterThan: at.adding(seconds: Double(timeout ?? Saturating.multiply(3, config.timeoutToFail))), limit: limit ?? 100, now: at)
@@ -185,7 +185,7 @@ public final class Coordinator: Sendable {
     }
 
     /// `resetNextCronTime` (spec §4.12): also wakes the cron loop so the transaction is processed at once.
-    public func resetNextCronTime(gid: String) async throws {
+    package func resetNextCronTime(gid: String) async throws {
         try validator.checkGid(gid)
         do {
             try await store.resetNextCronTime(gid: gid, now: now)
@@ -275,7 +275,7 @@ public final class Coordinator: Sendable {
     func isRunningHere(_ gid: String) -> Bool { running.withLock { $0.contains(gid) } }
 
     /// Rounds started by submit/abort that are still running (for graceful shutdown).
-    public var backgroundRoundCount: Int { backgroundRounds.load(ordering: .relaxed) }
+    package var backgroundRoundCount: Int { backgroundRounds.load(ordering: .relaxed) }
 
     // MARK: - Building a transaction from a request
 

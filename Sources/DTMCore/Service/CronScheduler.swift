@@ -5,7 +5,7 @@ extension Coordinator {
     /// concurrently, returning when all are done. Returns the gids claimed. `expireIn` moves the due line
     /// forward (as DTM's tests do).
     @discardableResult
-    public func cronOnce(expireIn: Double = 0) async -> [String] {
+    package func cronOnce(expireIn: Double = 0) async -> [String] {
         let claimed = await claimDue(limit: config.cronConcurrency, expireIn: expireIn)
         await withTaskGroup(of: Void.self) { group in
             for transaction in claimed { group.addTask { await self.processClaimed(transaction) } }
@@ -16,7 +16,7 @@ extension Coordinator {
     /// The cron loop: keeps up to `cronConcurrency` rounds in flight and claims more as each one ends, so a
     /// slow branch never holds up the transactions behind it. When nothing is due and nothing runs it sleeps
     /// `TransCronInterval − U[0,1)` seconds, or less if `resetNextCronTime` wakes it. Runs until cancelled.
-    public func runCron() async {
+    package func runCron() async {
         context.logger.info("cron loop started", metadata: ["interval": .stringConvertible(config.transCronInterval)])
         // Children are rounds and at most one pause; whichever ends first lets the loop look again.
         enum Child { case round, pause }

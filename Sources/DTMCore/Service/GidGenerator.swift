@@ -1,8 +1,8 @@
 /// New gids as DTM makes them (spec §4.2): a random 128-bit UUIDv4 written in base 57, 22 characters.
-public enum GidGenerator {
+package enum GidGenerator {
     static let alphabet = Array("23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".utf8)
 
-    public static func make() -> String {
+    package static func make() -> String {
         var rng = SystemRandomNumberGenerator()
         var hi = rng.next() as UInt64
         var lo = rng.next() as UInt64
@@ -24,7 +24,7 @@ public enum GidGenerator {
     }
 
     /// A random lease owner id (hex).
-    public static func owner() -> String {
+    package static func owner() -> String {
         var rng = SystemRandomNumberGenerator()
         let v = rng.next() as UInt64
         return String(v, radix: 16)

@@ -3,7 +3,7 @@ extension Coordinator {
     /// `finishedDataExpire` seconds ago, with their branches, in batches of `batch` with a pause between them, so
     /// that the deletes never hold the store for long. Returns how many transactions went.
     @discardableResult
-    public func sweepFinished(finishedDataExpire: Int64, batch: Int = 500, pause: Double = 0.05) async -> Int {
+    package func sweepFinished(finishedDataExpire: Int64, batch: Int = 500, pause: Double = 0.05) async -> Int {
         guard finishedDataExpire > 0 else { return 0 }
         let before = now.adding(seconds: -Double(finishedDataExpire))
         var total = 0
@@ -28,7 +28,7 @@ extension Coordinator {
     }
 
     /// Sweeps every `interval` seconds until cancelled (the first sweep right away).
-    public func runRetention(finishedDataExpire: Int64, interval: Double = 60) async {
+    package func runRetention(finishedDataExpire: Int64, interval: Double = 60) async {
         guard finishedDataExpire > 0 else { return }
         context.logger.info("retention started", metadata: ["finished_data_expire": .stringConvertible(finishedDataExpire)])
         while !Task.isCancelled {

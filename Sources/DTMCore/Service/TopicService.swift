@@ -1,7 +1,7 @@
 /// One subscriber of a topic, as DTM stores it in the KV value: `{"url":"…","remark":"…"}`.
-public struct TopicSubscriber: Sendable, Equatable, Codable {
-    public var url: String
-    public var remark: String
+package struct TopicSubscriber: Sendable, Equatable, Codable {
+    package var url: String
+    package var remark: String
 }
 
 /// Topics (spec §10) live in the KV store, category `topics`. They are read from the store whenever a msg is
@@ -10,7 +10,7 @@ public struct TopicSubscriber: Sendable, Equatable, Codable {
 extension Coordinator {
     static let topicsCategory = "topics"
 
-    public func subscribe(topic: String, url: String, remark: String) async throws {
+    package func subscribe(topic: String, url: String, remark: String) async throws {
         if topic.isEmpty { throw DTMError.other("empty topic") }
         if url.isEmpty { throw DTMError.other("empty url") }
         try validator.checkSubscription(topic: topic, url: url, remark: remark)
@@ -31,7 +31,7 @@ extension Coordinator {
         try await store.updateKV(updated, now: at)
     }
 
-    public func unsubscribe(topic: String, url: String) async throws {
+    package func unsubscribe(topic: String, url: String) async throws {
         if topic.isEmpty { throw DTMError.other("empty topic") }
         if url.isEmpty { throw DTMError.other("empty url") }
         guard let record = try await store.findKV(cat: Self.topicsCategory, key: topic).first else {
@@ -47,7 +47,7 @@ extension Coordinator {
     }
 
     /// A missing topic is a plain error (`storage: NotFound`), answered 500 / UNKNOWN like every topic error.
-    public func deleteTopic(_ topic: String) async throws {
+    package func deleteTopic(_ topic: String) async throws {
         do {
             try await store.deleteKV(cat: Self.topicsCategory, key: topic)
         } catch DTMError.storageNotFound {
@@ -55,12 +55,12 @@ extension Coordinator {
         }
     }
 
-    public func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
+    package func scanKV(cat: String, position: Int64?, limit: Int) async throws -> (records: [KVRecord], nextPosition: Int64?) {
         try await store.scanKV(cat: cat, position: position, limit: limit)
     }
 
     /// A category is required: without one every record of every category would be read at once.
-    public func queryKV(cat: String, key: String) async throws -> [KVRecord] {
+    package func queryKV(cat: String, key: String) async throws -> [KVRecord] {
         if cat.isEmpty { throw DTMError.invalidArgument("cat is required (use scanKV to page through a category)") }
         return try await store.findKV(cat: cat, key: key)
     }

@@ -1,24 +1,24 @@
 /// Every check of client input, in one place: each entry point (JSON, JSON-RPC, gRPC) reaches the coordinator, which
 /// asks this before building or storing anything. A refusal is the first problem found, naming the field.
-public struct TransactionValidator: Sendable {
-    public let limits: Limits
-    public let allowList: BranchHostAllowList?
+package struct TransactionValidator: Sendable {
+    package let limits: Limits
+    package let allowList: BranchHostAllowList?
     let coding: any TextCoding
 
-    public init(config: EngineConfig, coding: any TextCoding) {
+    package init(config: EngineConfig, coding: any TextCoding) {
         self.limits = config.limits
         self.allowList = config.branchHostAllowList
         self.coding = coding
     }
 
-    public func checkGid(_ gid: String) throws(DTMError) { try limits.checkGid(gid) }
+    package func checkGid(_ gid: String) throws(DTMError) { try limits.checkGid(gid) }
 
     /// Throws unless `url` names an allowed host (when an allow-list is configured). An empty URL is always fine.
-    public func checkBranchHost(_ url: String, field: String) throws(DTMError) {
+    package func checkBranchHost(_ url: String, field: String) throws(DTMError) {
         try allowList?.check(url, field: field)
     }
 
-    public func transType(_ raw: String) throws(DTMError) -> TransType {
+    package func transType(_ raw: String) throws(DTMError) -> TransType {
         guard let type = TransType(rawValue: raw) else {
             if raw.isEmpty { throw .invalidArgument("trans_type is missing or empty") }
             throw .invalidArgument("unknown trans_type '\(raw.prefix(64))'; expected saga, msg, tcc, xa or workflow")
@@ -28,7 +28,7 @@ public struct TransactionValidator: Sendable {
 
     /// A new transaction (prepare, submit, prepareWorkflow) stored with `status`. `msgURLs`: the resolved URLs of
     /// each msg step (topics expanded); nil means each step's action.
-    public func check(_ request: TransactionRequest, status: GlobalStatus, msgURLs: [[String]]? = nil) throws(DTMError) -> TransType {
+    package func check(_ request: TransactionRequest, status: GlobalStatus, msgURLs: [[String]]? = nil) throws(DTMError) -> TransType {
         try limits.checkGid(request.gid)
         let type = try transType(request.transType)
         if request.steps.count > limits.maxSteps {
@@ -87,7 +87,7 @@ public struct TransactionValidator: Sendable {
     }
 
     /// A branch registration (registerBranch): its id, its type, and for a workflow its progress.
-    public func check(_ registration: BranchRegistration) throws(DTMError) -> TransType {
+    package func check(_ registration: BranchRegistration) throws(DTMError) -> TransType {
         try limits.checkGid(registration.gid)
         let id = registration.branchID
         if id.isEmpty { throw .invalidArgument("branch_id is missing or empty") }
@@ -107,7 +107,7 @@ public struct TransactionValidator: Sendable {
     }
 
     /// The rows a registration adds: their URLs, and the gid's row count with them.
-    public func check(rows: [Branch], existing: Int, gid: String) throws(DTMError) {
+    package func check(rows: [Branch], existing: Int, gid: String) throws(DTMError) {
         for row in rows {
             if row.url.utf8.count > limits.maxURLLength {
                 throw .invalidArgument("\(row.op) url is \(row.url.utf8.count) bytes long; the limit is \(limits.maxURLLength)")
@@ -122,7 +122,7 @@ public struct TransactionValidator: Sendable {
     }
 
     /// A topic subscription.
-    public func checkSubscription(topic: String, url: String, remark: String) throws(DTMError) {
+    package func checkSubscription(topic: String, url: String, remark: String) throws(DTMError) {
         if topic.utf8.count > limits.maxTopicLength {
             throw .invalidArgument("topic is \(topic.utf8.count) bytes long; the limit is \(limits.maxTopicLength)")
         }

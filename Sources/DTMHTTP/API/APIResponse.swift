@@ -1,14 +1,14 @@
 import DTMCore
 
 /// A response of the JSON API before it meets the wire.
-public struct APIResponse: Sendable, Equatable {
-    public var status: Int
-    public var contentType: String
-    public var body: [UInt8]
+package struct APIResponse: Sendable, Equatable {
+    package var status: Int
+    package var contentType: String
+    package var body: [UInt8]
     /// Headers besides Content-Type and Content-Length (the console's security and caching headers).
-    public var headers: [String: String]
+    package var headers: [String: String]
 
-    public init(status: Int, contentType: String = "application/json; charset=utf-8", body: [UInt8], headers: [String: String] = [:]) {
+    package init(status: Int, contentType: String = "application/json; charset=utf-8", body: [UInt8], headers: [String: String] = [:]) {
         self.status = status
         self.contentType = contentType
         self.body = body

@@ -1,13 +1,13 @@
-import DTMCore
-import DTMMetrics
+package import DTMCore
+package import DTMMetrics
 import FoundationEssentials
-import Logging
+package import Logging
 
 /// The JSON API `/api/dtmsvr/*` (spec §4), independent of the socket: method, target and body in, response out.
 /// Each route decodes its input, calls the Coordinator and encodes DTM's response shape.
-public struct APIRouter: Sendable {
-    public let coordinator: Coordinator
-    public let version: String
+package struct APIRouter: Sendable {
+    package let coordinator: Coordinator
+    package let version: String
     let metrics: DTMMetrics?
     /// Which token each route needs (README, Security).
     let access: AccessPolicy
@@ -17,7 +17,7 @@ public struct APIRouter: Sendable {
     let browser: BrowserOriginPolicy
     let logger: Logger
 
-    public init(
+    package init(
         coordinator: Coordinator, version: String, metrics: DTMMetrics? = nil, access: AccessPolicy = .open, consoleBasePath: String = "",
         browser: BrowserOriginPolicy = .anyHost, logger: Logger
     ) {
@@ -34,14 +34,14 @@ public struct APIRouter: Sendable {
     static func level(method: String, path: Substring) -> AccessPolicy.Level { APIRoute.route(path: path)?.spec.access ?? .client }
 
     /// Answers a request whose head has not been checked yet (the fuzz harness and tests call this).
-    public func handle(method: String, uri: String, authorization: String? = nil, body: [UInt8]) async -> APIResponse {
+    package func handle(method: String, uri: String, authorization: String? = nil, body: [UInt8]) async -> APIResponse {
         if let refusal = admission(method: method, uri: uri, authorization: authorization, headers: .init()) { return refusal }
         return await handleAdmitted(method: method, uri: uri, authorization: authorization, body: body)
     }
 
     /// Checks a request's head before its body is read: the browser-origin rules, then the token. A refusal is
     /// the answer (counted in the metrics and logged); nil lets the request through to `handleAdmitted`.
-    public func admission(method: String, uri: String, authorization: String?, headers: BrowserOriginPolicy.Headers) -> APIResponse? {
+    package func admission(method: String, uri: String, authorization: String?, headers: BrowserOriginPolicy.Headers) -> APIResponse? {
         let path = RequestTarget.path(of: uri)
         let response: APIResponse
         if let reason = browser.refusal(path: path, headers: headers) {
@@ -62,7 +62,7 @@ public struct APIRouter: Sendable {
     }
 
     /// Answers a request that `admission` let through.
-    public func handleAdmitted(method: String, uri: String, authorization: String?, body: [UInt8]) async -> APIResponse {
+    package func handleAdmitted(method: String, uri: String, authorization: String?, body: [UInt8]) async -> APIResponse {
         let started = ContinuousClock.now
         let path = RequestTarget.path(of: uri)
         if method == "GET" || method == "HEAD", !path.hasPrefix("/api/"), let page = console.response(path: path) {

@@ -11,7 +11,7 @@
 ///   from clients that send no browser headers, so a deployment reached by a service name (`dtm:36789`) keeps
 ///   working; with the listener on loopback only loopback names are accepted from anyone. `AllowedHosts: *`
 ///   turns the host check off.
-public struct BrowserOriginPolicy: Sendable, Equatable {
+package struct BrowserOriginPolicy: Sendable, Equatable {
     enum HostRule: Sendable, Equatable {
         /// `AllowedHosts` empty, listener on loopback: IP literals and `localhost` names only, for every client.
         case loopbackOnly
@@ -29,7 +29,7 @@ public struct BrowserOriginPolicy: Sendable, Equatable {
 
     /// `allowedHosts`: the `AllowedHosts` entries (host names, without ports); `listenHost`: the address the
     /// listeners bind.
-    public init(allowedHosts: [String], listenHost: String) {
+    package init(allowedHosts: [String], listenHost: String) {
         let names = allowedHosts.map { Self.normalizedName($0) }.filter { !$0.isEmpty }
         if names.contains("*") {
             hostRule = .any
@@ -43,19 +43,19 @@ public struct BrowserOriginPolicy: Sendable, Equatable {
     }
 
     /// Any `Host`; the cross-site checks still apply (`AllowedHosts: *`).
-    public static let anyHost = BrowserOriginPolicy(hostRule: .any)
+    package static let anyHost = BrowserOriginPolicy(hostRule: .any)
 
     private init(hostRule: HostRule) { self.hostRule = hostRule }
 
     /// The headers a refusal depends on.
-    public struct Headers: Sendable, Equatable {
-        public var host: String?
-        public var origin: String?
-        public var fetchSite: String?
+    package struct Headers: Sendable, Equatable {
+        package var host: String?
+        package var origin: String?
+        package var fetchSite: String?
         /// Any `Sec-Fetch-*` or `Origin` header: the request comes from a browser.
-        public var fromBrowser: Bool
+        package var fromBrowser: Bool
 
-        public init(host: String? = nil, origin: String? = nil, fetchSite: String? = nil, fromBrowser: Bool = false) {
+        package init(host: String? = nil, origin: String? = nil, fetchSite: String? = nil, fromBrowser: Bool = false) {
             self.host = host
             self.origin = origin
             self.fetchSite = fetchSite
@@ -64,7 +64,7 @@ public struct BrowserOriginPolicy: Sendable, Equatable {
     }
 
     /// Why the request is refused (a 403 message naming the header), or nil.
-    public func refusal(path: Substring, headers: Headers) -> String? {
+    package func refusal(path: Substring, headers: Headers) -> String? {
         if let host = headers.host, !acceptsHost(host, fromBrowser: headers.fromBrowser) {
             return "Host '\(host.prefix(128))' is not an allowed name of this server: add it to AllowedHosts (DNS rebinding protection)"
         }

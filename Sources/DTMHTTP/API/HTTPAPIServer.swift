@@ -1,16 +1,16 @@
 import DTMCore
 import EventLoopSupport
-import Logging
-import NIOCore
+package import Logging
+package import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOSSL
+package import NIOSSL
 import Synchronization
 
 /// The HTTP/1.1 listener of the JSON API (port 36789). Each connection is served by an
 /// `HTTPAPIConnectionHandler`, which runs each request's handling in a task preferring the connection's event
 /// loop (see `EventLoopTaskExecutor`), as the gRPC listener does.
-public final class HTTPAPIServer: Sendable {
+package final class HTTPAPIServer: Sendable {
     let router: APIRouter
     let limits: HTTPServerLimits
     let logger: Logger
@@ -26,7 +26,7 @@ public final class HTTPAPIServer: Sendable {
         var shuttingDown = false
     }
 
-    public init(router: APIRouter, limits: HTTPServerLimits, group: any EventLoopGroup, tls: NIOSSLContext? = nil, logger: Logger) {
+    package init(router: APIRouter, limits: HTTPServerLimits, group: any EventLoopGroup, tls: NIOSSLContext? = nil, logger: Logger) {
         self.router = router
         self.limits = limits
         self.group = group
@@ -36,7 +36,7 @@ public final class HTTPAPIServer: Sendable {
 
     /// Binds and serves until `shutdown()` has closed the listener and every connection (or until cancelled,
     /// which closes them at once). `onBound` receives the port actually bound.
-    public func run(host: String, port: Int, onBound: @Sendable (Int) -> Void = { _ in }) async throws {
+    package func run(host: String, port: Int, onBound: @Sendable (Int) -> Void = { _ in }) async throws {
         let idle = limits.idleTimeoutSeconds
         let connectionLimit = ConnectionLimit(
             maximum: limits.maxConnections, refusal: Self.tooManyConnections(limits.maxConnections), listener: "HTTP", logger: logger)
@@ -82,7 +82,7 @@ public final class HTTPAPIServer: Sendable {
 
     /// Graceful shutdown: stop accepting, let in-flight requests finish (up to the grace period), then close
     /// every connection.
-    public func shutdown() async {
+    package func shutdown() async {
         closeListener()
         await inFlight.idle(within: .milliseconds(Int64(limits.shutdownGraceSeconds * 1000)))
         connections.closeAll()

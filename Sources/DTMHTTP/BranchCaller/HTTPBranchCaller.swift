@@ -1,10 +1,10 @@
-import AsyncHTTPClient
-import DTMCore
+package import AsyncHTTPClient
+package import DTMCore
 import FoundationEssentials
-import Logging
-import NIOCore
+package import Logging
+package import NIOCore
 import NIOHTTP1
-import NIOSSL
+package import NIOSSL
 
 /// Calls HTTP branches as DTM does (spec §7.2, §7.5): the branch URL plus `gid`, `trans_type`, `branch_id` and
 /// `op` query parameters; POST with the payload when there is one (always for XA), else GET;
@@ -13,19 +13,19 @@ import NIOSSL
 /// Plain `http://` URLs go through `plainHTTP` (a lean keep-alive HTTP/1.1 pool on NIO, when given) with the same
 /// request AsyncHTTPClient would send; `https://` and any URL or header the lean client does not take verbatim go
 /// through AsyncHTTPClient.
-public struct HTTPBranchCaller: BranchCaller {
+package struct HTTPBranchCaller: BranchCaller {
     private let client: HTTPClient
     private let plainHTTP: HTTP1ConnectionPool?
     /// How much of a branch's answer is read to classify it; the rest is discarded.
     static let maxClassifiedBody = 64 * 1024
 
-    public init(client: HTTPClient, plainHTTP: HTTP1ConnectionPool? = nil) {
+    package init(client: HTTPClient, plainHTTP: HTTP1ConnectionPool? = nil) {
         self.client = client
         self.plainHTTP = plainHTTP
     }
 
     /// The lean pool for plain `http://` branch calls (512 connections per host, `HttpIdleTimeout`, 3 s connect).
-    public static func makePlainHTTPPool(
+    package static func makePlainHTTPPool(
         eventLoopGroup: any EventLoopGroup, idleTimeout: TimeAmount = .seconds(60), logger: Logger
     ) -> HTTP1ConnectionPool {
         var config = HTTP1PoolConfiguration()
@@ -35,7 +35,7 @@ public struct HTTPBranchCaller: BranchCaller {
     }
 
     /// A client configured for branch calls: pooled keep-alive connections, bounded connect time.
-    public static func makeClient(eventLoopGroup: any EventLoopGroup, tls: TLSConfiguration? = nil) -> HTTPClient {
+    package static func makeClient(eventLoopGroup: any EventLoopGroup, tls: TLSConfiguration? = nil) -> HTTPClient {
         var config = HTTPClient.Configuration()
         if let tls { config.tlsConfiguration = tls }
         config.timeout = .init(connect: .seconds(3))
@@ -46,7 +46,7 @@ public struct HTTPBranchCaller: BranchCaller {
         return HTTPClient(eventLoopGroup: eventLoopGroup, configuration: config)
     }
 
-    public func call(_ call: BranchCall) async -> BranchCallResult {
+    package func call(_ call: BranchCall) async -> BranchCallResult {
         if call.transProtocol == TransProtocol.jsonRPC && call.url.contains("method") { return await jsonRPC(call) }
         let post = !call.payload.isEmpty || call.transType == .xa
         return await execute(Self.url(for: call), post ? call.payload : nil, call, classify: Self.classify)
@@ -161,7 +161,7 @@ public struct HTTPBranchCaller: BranchCaller {
 
     /// DTM's order (spec §7.5): 425 or a body containing ONGOING is ongoing; 409 or a body containing FAILURE is a
     /// failure; any other status than 200 is an error; else success.
-    public static func classify(status: Int, body: [UInt8]) -> BranchCallResult {
+    package static func classify(status: Int, body: [UInt8]) -> BranchCallResult {
         func text() -> String { String(decoding: body, as: UTF8.self) }
         if status == 425 || contains(body, "ONGOING") { return .ongoing(text()) }
         if status == 409 || contains(body, "FAILURE") { return .failure(text()) }

@@ -2,12 +2,12 @@ import DTMCore
 import FoundationEssentials
 
 /// The core's `TextCoding` with JSON: the JSON texts DTM keeps in string columns.
-public struct JSONTextCoding: TextCoding {
-    public init() {}
-    public func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
+package struct JSONTextCoding: TextCoding {
+    package init() {}
+    package func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
         try JSONDecoder().decode(type, from: Data(text.utf8))
     }
-    public func encode<T: Encodable>(_ value: T) throws -> String {
+    package func encode<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }
 }

@@ -6,7 +6,7 @@ import JSONSupport
 ///
 /// Every key is optional and `null` means empty (the Python client sends nulls); unknown keys are ignored.
 /// Server-owned keys a client may echo back (`status`, `create_time`, `owner`, …) are ignored too.
-public struct TransactionRequestJSON: Decodable {
+package struct TransactionRequestJSON: Decodable {
     struct Step: Decodable {
         var action: String?
         var compensate: String?
@@ -57,7 +57,7 @@ public struct TransactionRequestJSON: Decodable {
     /// For the fuzz harness and tests: a description of how the fast path and JSONDecoder disagree on `body`
     /// (the fast path took it but JSONDecoder fails or decodes another request); nil when they agree or the fast
     /// path left it to JSONDecoder.
-    public static func fastPathDisagreement(_ body: [UInt8]) -> String? {
+    package static func fastPathDisagreement(_ body: [UInt8]) -> String? {
         guard let fast = scan(body)?.model else { return nil }
         do {
             let reference = try JSONDecoder().decode(TransactionRequestJSON.self, from: Data(body)).model

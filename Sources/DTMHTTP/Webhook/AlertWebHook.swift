@@ -1,22 +1,22 @@
-import AsyncHTTPClient
-import DTMCore
-import Logging
+package import AsyncHTTPClient
+package import DTMCore
+package import Logging
 import NIOCore
 
 /// Posts DTM's alert (spec §9.7) to `AlertWebHook` for every failing attempt once a branch has backed off
 /// `AlertRetryLimit` times. The answer is ignored; a transport error is logged.
-public struct AlertWebHook: AlertSink {
+package struct AlertWebHook: AlertSink {
     let url: String
     let client: HTTPClient
     let logger: Logger
 
-    public init(url: String, client: HTTPClient, logger: Logger) {
+    package init(url: String, client: HTTPClient, logger: Logger) {
         self.url = url
         self.client = client
         self.logger = logger
     }
 
-    public func alert(gid: String, status: GlobalStatus, branchURL: String, error: String, retryCount: Int64) async {
+    package func alert(gid: String, status: GlobalStatus, branchURL: String, error: String, retryCount: Int64) async {
         var w = JSONWriter()
         w.beginObject()
         w.field("gid", gid)

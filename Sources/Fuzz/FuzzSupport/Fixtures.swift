@@ -75,7 +75,7 @@ enum Fixtures {
 }
 
 /// Runs an async harness to its end from libFuzzer's synchronous entry point.
-public func runBlocking(_ body: @escaping @Sendable () async -> Void) {
+package func runBlocking(_ body: @escaping @Sendable () async -> Void) {
     let done = DispatchSemaphore(value: 0)
     Task {
         await body()

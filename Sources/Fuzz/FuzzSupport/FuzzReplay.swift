@@ -3,7 +3,7 @@ import Logging
 
 /// The `main` of every fuzz target built without libFuzzer: runs `harness` on each file named on the
 /// command line (a seed, a crash artifact), so a finding can be replayed under a debugger or in CI.
-public func replayFiles(_ harness: ([UInt8]) -> Void) throws {
+package func replayFiles(_ harness: ([UInt8]) -> Void) throws {
     let logger = Logger(label: "swift-dtm.fuzz-replay")
     for path in CommandLine.arguments.dropFirst() {
         let bytes = [UInt8](try Data(contentsOf: URL(filePath: path)))
@@ -13,6 +13,6 @@ public func replayFiles(_ harness: ([UInt8]) -> Void) throws {
 }
 
 /// Stops the process, which libFuzzer reports as a finding, when a harness reports a broken invariant.
-public func requireNoProblems(_ problems: [String]) {
+package func requireNoProblems(_ problems: [String]) {
     precondition(problems.isEmpty, problems.joined(separator: "; "))
 }

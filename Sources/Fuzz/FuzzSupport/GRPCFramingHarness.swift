@@ -5,11 +5,11 @@ import HTTP2
 /// Input: byte 0 picks the size limit (low 3 bits) and the chunk size (high 5 bits, 1…32); the rest is the
 /// DATA stream. The stream is fed in chunks and, separately, in one piece: both must give the same events,
 /// and every message must be exactly the payload its prefix announced, at that offset.
-public enum GRPCFramingHarness {
+package enum GRPCFramingHarness {
     static let limits = [0, 1, 5, 64, 1000, 4 * 1024 * 1024, 1 << 31, Int.max]
 
     /// Every broken invariant (empty when all hold).
-    public static func run(_ input: [UInt8]) -> [String] {
+    package static func run(_ input: [UInt8]) -> [String] {
         guard let control = input.first else { return [] }
         let stream = Array(input.dropFirst())
         let limit = limits[Int(control & 7)]

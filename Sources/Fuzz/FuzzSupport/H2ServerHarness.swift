@@ -7,11 +7,11 @@ import Logging
 /// session is fed the bytes, answers what they complete (unary calls OK or with an error status chosen by
 /// the request's first byte, half of them only after all input; streaming calls echo), and its output is
 /// drained; then a graceful shutdown runs and is drained too.
-public enum H2ServerHarness {
+package enum H2ServerHarness {
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     /// Every broken invariant (empty when all hold).
-    public static func run(_ input: [UInt8]) -> [String] {
+    package static func run(_ input: [UInt8]) -> [String] {
         var configuration = H2ServerSession.Configuration()
         configuration.streamingPaths = ["/fuzz.Echo/Stream"]
         configuration.maxMessageSize = 4096

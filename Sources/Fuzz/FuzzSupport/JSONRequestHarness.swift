@@ -8,7 +8,7 @@ import DTMHTTP
 /// in-memory coordinator (`Fixtures.coordinator`). Every answer must be an HTTP status, and every body the JSON
 /// fast path decodes must decode to the same request with JSONDecoder. Then the stored transactions are driven
 /// through the cron path over a clock moved up to the end of time (`Fixtures.driveStoredTransactions`).
-public enum JSONRequestHarness {
+package enum JSONRequestHarness {
     /// (method, path; a path ending in "?" or "/" gets the body appended instead of sending it).
     static let routes: [(String, String)] = [
         ("POST", "/api/dtmsvr/prepare"), ("POST", "/api/dtmsvr/submit"), ("POST", "/api/dtmsvr/abort"),
@@ -20,7 +20,7 @@ public enum JSONRequestHarness {
     ]
 
     /// The HTTP status of every call, and every broken invariant (empty when all hold).
-    public static func run(_ input: [UInt8]) async -> (statuses: [Int], problems: [String]) {
+    package static func run(_ input: [UInt8]) async -> (statuses: [Int], problems: [String]) {
         let calls = Fixtures.records(input).map { record -> (String, String, [UInt8]) in
             let (method, path) = routes[Int(record.selector) % routes.count]
             if path.hasSuffix("?") || path.hasSuffix("/") {

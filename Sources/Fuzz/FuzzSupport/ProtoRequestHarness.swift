@@ -1,5 +1,5 @@
 import DTMGRPC
-import HTTP2
+package import HTTP2
 
 /// FuzzProtoRequest: protobuf request decoding and model conversion (ProtoCodec over protobuf-c) and
 /// DtmService.handle, which decodes, validates and runs the call.
@@ -9,11 +9,11 @@ import HTTP2
 /// Abort. Every message that decodes as a DtmRequest or DtmBranchRequest must survive encode → decode
 /// unchanged, and a reply that is not OK carries no payload. Then the stored transactions are driven through the
 /// cron path over a clock moved up to the end of time (`Fixtures.driveStoredTransactions`).
-public enum ProtoRequestHarness {
-    public static let methods = DtmService.methods.sorted() + ["/dtmgimp.Dtm/Unknown"]
+package enum ProtoRequestHarness {
+    package static let methods = DtmService.methods.sorted() + ["/dtmgimp.Dtm/Unknown"]
 
     /// The status of every call, and every broken invariant (empty when all hold).
-    public static func run(_ input: [UInt8]) async -> (codes: [GRPCStatusCode], problems: [String]) {
+    package static func run(_ input: [UInt8]) async -> (codes: [GRPCStatusCode], problems: [String]) {
         let calls = Fixtures.records(input).map { (methods[Int($0.selector) % methods.count], $0.body) }
         var problems = calls.flatMap { roundTripProblems($0.1) }
         let clock = Fixtures.clock()

@@ -1,51 +1,51 @@
 import EventLoopSupport
-import Logging
-import NIOCore
+package import Logging
+package import NIOCore
 import NIOPosix
-import NIOSSL
+package import NIOSSL
 import Synchronization
 
 /// A plaintext (h2c, prior knowledge) gRPC server. Each unary request goes to one async handler;
 /// routing by `request.path` is the handler's business (answer `GRPCResponse.unimplemented(path:)`
 /// for unknown methods). Bidirectional streams are served only for the paths in
 /// `Configuration.streamHandlers`, one synchronous answer per request message.
-public final class GRPCServer: Sendable {
-    public typealias Handler = @Sendable (GRPCRequest) async -> GRPCResponse
+package final class GRPCServer: Sendable {
+    package typealias Handler = @Sendable (GRPCRequest) async -> GRPCResponse
     /// Answers one message of a bidirectional stream, synchronously on the connection's event loop
     /// (so answers keep the order of requests). An OK response is sent as the next message; an error
     /// status ends the call. The call ends OK when the client half-closes.
-    public typealias StreamMessageHandler = @Sendable (GRPCRequest) -> GRPCResponse
+    package typealias StreamMessageHandler = @Sendable (GRPCRequest) -> GRPCResponse
 
-    public struct Configuration: Sendable {
-        public var session = H2ServerSession.Configuration()
+    package struct Configuration: Sendable {
+        package var session = H2ServerSession.Configuration()
         /// How long a graceful shutdown waits for in-flight calls before closing connections.
-        public var shutdownGracePeriod: Duration = .seconds(5)
-        public var backlog: Int32 = 256
+        package var shutdownGracePeriod: Duration = .seconds(5)
+        package var backlog: Int32 = 256
         /// A unary request must arrive completely within this long of its HEADERS, and a new connection must
         /// send its preface and SETTINGS within it; else the stream is cancelled / the connection closed.
-        public var requestReadTimeout: Duration = .seconds(30)
+        package var requestReadTimeout: Duration = .seconds(30)
         /// Most connections open at once; past it a new one gets GOAWAY (ENHANCE_YOUR_CALM, with the reason as
         /// debug data) and is closed (`MaxConnections`).
-        public var maxConnections = 4096
+        package var maxConnections = 4096
         /// When set, connections speak HTTP/2 over TLS (its configuration should offer ALPN `h2`).
-        public var tls: NIOSSLContext?
+        package var tls: NIOSSLContext?
         /// A connection with no open stream and nothing received for this long gets GOAWAY and is closed
         /// (nil: never).
-        public var idleTimeout: Duration? = .seconds(60)
+        package var idleTimeout: Duration? = .seconds(60)
         /// Bidirectional-stream methods by path (server reflection); every other path is unary.
-        public var streamHandlers: [String: StreamMessageHandler] = [:]
-        public init() {}
+        package var streamHandlers: [String: StreamMessageHandler] = [:]
+        package init() {}
     }
 
     /// The bound address (useful with port 0).
-    public let localAddress: SocketAddress
+    package let localAddress: SocketAddress
     private let serverChannel: any Channel
     /// Open connections, so shutdown can send each one GOAWAY.
     private let connections: ConnectionRegistry
     private let logger: Logger
 
     /// The bound port.
-    public var port: Int { localAddress.port ?? 0 }
+    package var port: Int { localAddress.port ?? 0 }
 
     private init(serverChannel: any Channel, connections: ConnectionRegistry, logger: Logger) {
         self.serverChannel = serverChannel
@@ -55,7 +55,7 @@ public final class GRPCServer: Sendable {
     }
 
     /// Binds `host:port` (port 0 picks a free one) and starts serving.
-    public static func start(
+    package static func start(
         host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         configuration: Configuration = .init(), logger: Logger,
         handler: @escaping Handler
@@ -98,7 +98,7 @@ public final class GRPCServer: Sendable {
 
     /// Stops accepting, sends GOAWAY on every connection, and returns once all connections have
     /// closed (in-flight calls get the configured grace period).
-    public func shutdown() async {
+    package func shutdown() async {
         try? await serverChannel.close()
         for channel in connections.open {
             channel.triggerUserOutboundEvent(GRPCServerShutdownEvent(), promise: nil)

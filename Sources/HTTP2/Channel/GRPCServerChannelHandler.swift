@@ -4,8 +4,8 @@ import NIOCore
 
 /// Sent down a server connection's pipeline (`triggerUserOutboundEvent`) to start a graceful
 /// shutdown of that connection.
-public struct GRPCServerShutdownEvent: Sendable {
-    public init() {}
+package struct GRPCServerShutdownEvent: Sendable {
+    package init() {}
 }
 
 /// Glue between one accepted TCP connection and its `H2ServerSession`: bytes in → session,

@@ -1,7 +1,7 @@
-import Logging
-import NIOCore
+package import Logging
+package import NIOCore
 import NIOPosix
-import NIOSSL
+package import NIOSSL
 import Synchronization
 
 /// One client HTTP/2 connection to one server, for a client that talks to few servers over long-lived streams (the
@@ -10,8 +10,8 @@ import Synchronization
 ///
 /// Received stream messages use manual flow control: bytes count as read when the stream's reader takes them, so a
 /// reader that stops reading stops the server once the stream's window (`initialWindowSize`) is full.
-public final class GRPCClientConnection: Sendable {
-    public let authority: String
+package final class GRPCClientConnection: Sendable {
+    package let authority: String
     private let channel: any Channel
     private let handler: NIOLoopBound<GRPCClientChannelHandler>
     private let usable: Arc<Atomic<Bool>>
@@ -27,7 +27,7 @@ public final class GRPCClientConnection: Sendable {
     /// Connects (h2c, or TLS with ALPN h2 when `tls` is given) and sends the connection preface. While calls are
     /// open, a PING goes out every `keepAlive`; one unanswered by the next closes the connection (a peer that
     /// vanished without closing it, as a crashed host or a cut network does, ends its streams too).
-    public static func connect(
+    package static func connect(
         host: String, port: Int, tls: NIOSSLContext? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         connectTimeout: Duration = .seconds(3), keepAlive: Duration? = .seconds(10), configuration: H2ClientSession.Configuration = .init(),
         logger: Logger
@@ -56,13 +56,13 @@ public final class GRPCClientConnection: Sendable {
     }
 
     /// False once the connection received GOAWAY, failed or closed: open a new one.
-    public var isUsable: Bool { usable.value.load(ordering: .relaxed) && channel.isActive }
+    package var isUsable: Bool { usable.value.load(ordering: .relaxed) && channel.isActive }
 
     /// Completes when the connection has closed.
-    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+    package var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 
     /// One unary call. Never throws: transport failures come back as a status (UNAVAILABLE, DEADLINE_EXCEEDED, …).
-    public func unary(path: String, metadata: [(String, String)] = [], message: [UInt8], timeout: Duration?) async -> GRPCCallResult {
+    package func unary(path: String, metadata: [(String, String)] = [], message: [UInt8], timeout: Duration?) async -> GRPCCallResult {
         let id = nextCallID.add(1, ordering: .relaxed).newValue
         let handler = self.handler
         let loop = channel.eventLoop
@@ -82,7 +82,7 @@ public final class GRPCClientConnection: Sendable {
 
     /// Opens a bidirectional-streaming call. A stream that could not start is returned already finished (its
     /// `next()` answers nil at once and `result` says why).
-    public func openStream(path: String, metadata: [(String, String)] = []) async -> GRPCClientStream {
+    package func openStream(path: String, metadata: [(String, String)] = []) async -> GRPCClientStream {
         let stream = GRPCClientStream(handler: handler, eventLoop: channel.eventLoop)
         let handler = self.handler
         let opened: Void? = try? await channel.eventLoop.submit {
@@ -96,14 +96,14 @@ public final class GRPCClientConnection: Sendable {
         return stream
     }
 
-    public func close() async {
+    package func close() async {
         try? await channel.close()
     }
 }
 
 /// A bidirectional-streaming call on a `GRPCClientConnection`. Any task may send; one task reads with `next()`.
 /// Cancelling the reading task cancels the call (RST_STREAM CANCEL).
-public final class GRPCClientStream: Sendable {
+package final class GRPCClientStream: Sendable {
     private struct State {
         var streamID: Int32?
         var buffered: [(message: [UInt8], wireBytes: Int)] = []
@@ -125,18 +125,18 @@ public final class GRPCClientStream: Sendable {
     var bufferedCount: Int { state.withLock { $0.buffered.count - $0.head } }
 
     /// How the call ended; nil while it is open.
-    public var result: GRPCCallResult? { state.withLock { $0.result } }
+    package var result: GRPCCallResult? { state.withLock { $0.result } }
 
     /// Queues a request message. False when the call is over, its sending side is closed, or too much is already
     /// queued (the server is not reading).
-    public func send(_ message: [UInt8]) async -> Bool {
+    package func send(_ message: [UInt8]) async -> Bool {
         guard let streamID = state.withLock({ $0.result == nil ? $0.streamID : nil }) else { return false }
         let handler = self.handler
         return (try? await eventLoop.submit { handler.value.send(streamID: streamID, message: message) }.get()) ?? false
     }
 
     /// No more request messages (the server sees END_STREAM).
-    public func closeSend() {
+    package func closeSend() {
         guard let streamID = state.withLock({ $0.streamID }) else { return }
         let handler = self.handler
         eventLoop.execute { handler.value.closeSend(streamID: streamID) }
@@ -144,7 +144,7 @@ public final class GRPCClientStream: Sendable {
 
     /// Ends the call now: RST_STREAM CANCEL; `next()` answers nil and `result` is CANCELLED. Messages received
     /// and not read are dropped.
-    public func cancel() {
+    package func cancel() {
         let (streamID, open, unread) = state.withLock { state in
             let unread = state.buffered[state.head...].reduce(0) { $0 + $1.wireBytes }
             state.buffered = []
@@ -168,7 +168,7 @@ public final class GRPCClientStream: Sendable {
     }
 
     /// The next response message, or nil once the call has ended (then `result` is set).
-    public func next() async -> [UInt8]? {
+    package func next() async -> [UInt8]? {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<[UInt8]?, Never>) in
                 let taken: (message: [UInt8], wireBytes: Int, streamID: Int32?)?? = state.withLock { state in

@@ -1,8 +1,8 @@
 import EventLoopSupport
-import Logging
-import NIOCore
+package import Logging
+package import NIOCore
 import NIOPosix
-import NIOSSL
+package import NIOSSL
 import Synchronization
 
 /// Client connections for unary gRPC calls, a few per authority (`host:port`), h2c with prior
@@ -13,22 +13,22 @@ import Synchronization
 /// per-authority limit allows. Connections that received GOAWAY or closed are dropped and replaced on
 /// the next call; a call that provably never reached the server (refused stream, GOAWAY, failed
 /// connect) is retried once, elsewhere.
-public final class GRPCConnectionPool: Sendable {
-    public struct Configuration: Sendable {
+package final class GRPCConnectionPool: Sendable {
+    package struct Configuration: Sendable {
         /// Most connections to one authority; nil: one per event loop of the group, and at least 2.
-        public var connectionsPerAuthority: Int?
+        package var connectionsPerAuthority: Int?
         /// Calls in flight on a connection before another one is opened beside it on the same loop (nghttp2
         /// servers allow 100 concurrent streams by default; HTTP/2 multiplexes the rest).
-        public var callsPerConnection = 100
-        public var connectTimeout: Duration = .seconds(3)
+        package var callsPerConnection = 100
+        package var connectTimeout: Duration = .seconds(3)
         /// A connection with no call for this long is closed, and an authority left without connections is
         /// forgotten (checked every quarter of it, at most every 5 s): transactions naming many hosts cannot
         /// pile up connections and pool entries.
-        public var idleTimeout: Duration = .seconds(60)
-        public var session = H2ClientSession.Configuration()
+        package var idleTimeout: Duration = .seconds(60)
+        package var session = H2ClientSession.Configuration()
         /// The client TLS context of `grpcs://` calls (trust roots, ALPN `h2`); nil: such calls fail.
-        public var tls: NIOSSLContext?
-        public init() {}
+        package var tls: NIOSSLContext?
+        package init() {}
     }
 
     private let group: any EventLoopGroup
@@ -45,7 +45,7 @@ public final class GRPCConnectionPool: Sendable {
         var sweeper: RepeatedTask?
     }
 
-    public init(
+    package init(
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, configuration: Configuration = .init(),
         logger: Logger
     ) {
@@ -91,7 +91,7 @@ public final class GRPCConnectionPool: Sendable {
     /// Performs one unary call. Never throws: transport failures come back as a status
     /// (UNAVAILABLE, DEADLINE_EXCEEDED, …) like any other gRPC failure. Cancelling the calling
     /// task resets the stream and returns CANCELLED.
-    public func unary(
+    package func unary(
         authority: String, path: String, metadata: [(String, String)] = [], message: [UInt8], timeout: Duration?, tls: Bool = false
     ) async -> GRPCCallResult {
         let target = Target(authority: authority, tls: tls)
@@ -111,7 +111,7 @@ public final class GRPCConnectionPool: Sendable {
     }
 
     /// Closes every connection (calls in flight fail with UNAVAILABLE); later calls fail too.
-    public func shutdown() async {
+    package func shutdown() async {
         let all = state.withLock { state in
             state.isShutdown = true
             state.sweeper?.cancel()
@@ -277,7 +277,7 @@ public final class GRPCConnectionPool: Sendable {
     }
 
     /// `host:port`, `[v6]:port`.
-    public static func splitAuthority(_ authority: String) -> (String, Int)? {
+    package static func splitAuthority(_ authority: String) -> (String, Int)? {
         guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]) else {
             return nil
         }

@@ -1,6 +1,6 @@
 /// What the server's owner decides about a request on its HEADERS (`H2ServerSession.Configuration.authorize`), before
 /// any of its body is read.
-public enum GRPCAdmission: Sendable {
+package enum GRPCAdmission: Sendable {
     /// Refused with this status (a missing token, say): answered at once, and its body is never buffered.
     case refused(GRPCStatus)
     /// Allowed without a credential. Its bytes count against the pending-bytes budgets until the request is complete

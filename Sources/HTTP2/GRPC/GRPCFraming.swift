@@ -1,9 +1,9 @@
 /// gRPC's length-prefixed message: 1 byte compressed flag, 4 bytes big-endian length, payload.
-public enum GRPCFraming {
-    public static let prefixLength = 5
+package enum GRPCFraming {
+    package static let prefixLength = 5
 
     /// Frames one uncompressed message.
-    public static func frame(_ message: [UInt8]) -> [UInt8] {
+    package static func frame(_ message: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(message.count + prefixLength)
         let n = UInt32(message.count)
@@ -19,8 +19,8 @@ public enum GRPCFraming {
 
 /// Reassembles length-prefixed messages from DATA chunks that may split anywhere, enforcing a size
 /// limit as soon as the prefix is seen (so an oversized message is refused before it is buffered).
-public struct GRPCMessageDeframer: Sendable {
-    public enum Event: Equatable, Sendable {
+package struct GRPCMessageDeframer: Sendable {
+    package enum Event: Equatable, Sendable {
         case message([UInt8])
         /// The message is flagged compressed; we negotiate no compression, so this is an error.
         case compressed
@@ -28,21 +28,21 @@ public struct GRPCMessageDeframer: Sendable {
         case tooLarge(Int)
     }
 
-    public let maxMessageSize: Int
+    package let maxMessageSize: Int
     private var buffer: [UInt8] = []
     /// Set after `.compressed`/`.tooLarge`: further input is ignored.
-    public private(set) var failed = false
+    package private(set) var failed = false
 
-    public init(maxMessageSize: Int) {
+    package init(maxMessageSize: Int) {
         self.maxMessageSize = maxMessageSize
     }
 
     /// True when a partial message (or a partial prefix) is still buffered.
-    public var hasPartialMessage: Bool { !buffer.isEmpty }
+    package var hasPartialMessage: Bool { !buffer.isEmpty }
 
     /// The payload length announced by the prefix of the message being reassembled; nil before its 5-byte prefix
     /// has arrived (the buffer always starts at a message's prefix).
-    public var announcedLength: Int? {
+    package var announcedLength: Int? {
         guard !failed, buffer.count >= GRPCFraming.prefixLength else { return nil }
         return Int(buffer[1]) << 24 | Int(buffer[2]) << 16 | Int(buffer[3]) << 8 | Int(buffer[4])
     }
@@ -69,7 +69,7 @@ public struct GRPCMessageDeframer: Sendable {
     }
 
     /// Appends bytes and returns every event they complete, in order.
-    public mutating func append(_ bytes: [UInt8]) -> [Event] {
+    package mutating func append(_ bytes: [UInt8]) -> [Event] {
         bytes.withUnsafeBytes { append($0) }
     }
 

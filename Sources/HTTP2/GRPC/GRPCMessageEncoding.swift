@@ -1,7 +1,7 @@
 /// `grpc-message` is percent-encoded on the wire (gRPC PROTOCOL-HTTP2.md): every byte outside
 /// printable ASCII 0x20…0x7E, and `%` itself, becomes `%XX` of its UTF-8 byte.
-public enum GRPCMessageEncoding {
-    public static func encode(_ message: String) -> String {
+package enum GRPCMessageEncoding {
+    package static func encode(_ message: String) -> String {
         let utf8 = message.utf8
         if !utf8.contains(where: needsEscape) { return message }
         var out: [UInt8] = []
@@ -20,7 +20,7 @@ public enum GRPCMessageEncoding {
     }
 
     /// Decodes `%XX`; a malformed escape is kept verbatim (as grpc-go does) rather than rejected.
-    public static func decode(_ encoded: String) -> String {
+    package static func decode(_ encoded: String) -> String {
         let bytes = Array(encoded.utf8)
         guard bytes.contains(UInt8(ascii: "%")) else { return encoded }
         var out: [UInt8] = []

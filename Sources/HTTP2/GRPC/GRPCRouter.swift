@@ -1,21 +1,21 @@
 /// Maps full method paths (`/package.Service/Method`) to handlers; anything else is answered
 /// UNIMPLEMENTED, as gRPC servers do. Build it once, then pass `router.handle` to `GRPCServer`.
 /// A dictionary lookup on the path String is the only per-request routing cost.
-public struct GRPCRouter: Sendable {
+package struct GRPCRouter: Sendable {
     private var routes: [String: GRPCServer.Handler] = [:]
 
-    public init() {}
+    package init() {}
 
     /// Registers `handler` for `path`; a second registration of the same path replaces the first.
-    public mutating func register(_ path: String, _ handler: @escaping GRPCServer.Handler) {
+    package mutating func register(_ path: String, _ handler: @escaping GRPCServer.Handler) {
         precondition(path.hasPrefix("/") && path.dropFirst().contains("/"), "gRPC paths look like /package.Service/Method: \(path)")
         routes[path] = handler
     }
 
     /// The registered paths, sorted (for logs and tests).
-    public var paths: [String] { routes.keys.sorted() }
+    package var paths: [String] { routes.keys.sorted() }
 
-    public func handle(_ request: GRPCRequest) async -> GRPCResponse {
+    package func handle(_ request: GRPCRequest) async -> GRPCResponse {
         guard let handler = routes[request.path] else { return .unimplemented(path: request.path) }
         return await handler(request)
     }

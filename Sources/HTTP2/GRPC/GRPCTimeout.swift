@@ -1,9 +1,9 @@
 /// The `grpc-timeout` header: 1–8 ASCII digits followed by a unit
 /// (`H` hours, `M` minutes, `S` seconds, `m` millis, `u` micros, `n` nanos).
-public enum GRPCTimeout {
+package enum GRPCTimeout {
     /// Parses a header value; `nil` for anything malformed (the caller then treats the call as
     /// having no deadline, like grpc-go treats an unparsable value as a protocol error it ignores).
-    public static func parse(_ value: String) -> Duration? {
+    package static func parse(_ value: String) -> Duration? {
         let bytes = Array(value.utf8)
         guard bytes.count >= 2, bytes.count <= 9 else { return nil }
         var amount: Int64 = 0
@@ -24,7 +24,7 @@ public enum GRPCTimeout {
 
     /// Encodes a duration with the finest unit that fits in 8 digits, rounding up so the peer
     /// never sees a shorter deadline than we meant.
-    public static func encode(_ duration: Duration) -> String {
+    package static func encode(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return "1n" }
         let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)

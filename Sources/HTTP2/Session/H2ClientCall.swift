@@ -1,4 +1,4 @@
-import CNghttp2
+internal import CNghttp2
 
 /// Per-stream state of one call of an `H2ClientSession`, and its outcome once the stream closed.
 final class H2ClientCall {

@@ -1,4 +1,4 @@
-import CNghttp2
+internal import CNghttp2
 
 /// The nghttp2 callbacks of a client session that need only the calls' Swift state (the ones that also touch the
 /// session itself stay with it), and the delivery of finished calls.

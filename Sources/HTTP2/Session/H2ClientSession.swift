@@ -1,6 +1,6 @@
-import CNghttp2
-import Logging
-import NIOCore
+internal import CNghttp2
+package import Logging
+package import NIOCore
 
 /// The client half of an HTTP/2 connection multiplexing gRPC calls, unary and bidirectional-streaming, around one
 /// `nghttp2_session*`. I/O-free like `H2ServerSession`: feed `receive(_:)`, write
@@ -10,31 +10,31 @@ import NIOCore
 ///
 /// Confinement: one thread (the connection's event loop); `user_data` is an unretained pointer
 /// valid for the session's life because the session is deleted in `deinit`.
-public final class H2ClientSession {
-    public struct Configuration: Sendable {
+package final class H2ClientSession {
+    package struct Configuration: Sendable {
         /// Largest response message accepted (grpc-go's client default is also 4 MiB).
-        public var maxMessageSize: Int = 4 * 1024 * 1024
-        public var maxHeaderListSize: UInt32 = 16 * 1024
-        public var initialWindowSize: UInt32 = 1 << 20
-        public var connectionWindowSize: Int32 = 16 << 20
-        public var userAgent: String = "swift-dtm-grpc/1.0"
+        package var maxMessageSize: Int = 4 * 1024 * 1024
+        package var maxHeaderListSize: UInt32 = 16 * 1024
+        package var initialWindowSize: UInt32 = 1 << 20
+        package var connectionWindowSize: Int32 = 16 << 20
+        package var userAgent: String = "swift-dtm-grpc/1.0"
         /// When true, received DATA of a streaming call counts against the windows until its reader calls
         /// `consume(streamID:bytes:)`: a reader that falls behind stops the peer once the window is full, instead
         /// of messages piling up in memory. Unary responses are consumed as they arrive either way.
-        public var manualFlowControl = false
+        package var manualFlowControl = false
         /// Most request bytes a streaming call may have queued and not yet sent (the peer's window decides how
         /// fast they leave); `send` refuses more.
-        public var maxQueuedSendBytes = 4 * 1024 * 1024
-        public init() {}
+        package var maxQueuedSendBytes = 4 * 1024 * 1024
+        package init() {}
     }
 
-    public typealias Completion = (GRPCCallResult) -> Void
+    package typealias Completion = (GRPCCallResult) -> Void
     /// Receives each response message of a streaming call, with the bytes it took on the wire (what
     /// `consume(streamID:bytes:)` must be told once the message is processed, under manual flow control).
-    public typealias MessageHandler = (_ message: [UInt8], _ wireBytes: Int) -> Void
+    package typealias MessageHandler = (_ message: [UInt8], _ wireBytes: Int) -> Void
 
-    public let authority: String
-    public let configuration: Configuration
+    package let authority: String
+    package let configuration: Configuration
     let logger: Logger
     private var session: OpaquePointer!  // set in init before any use; an initializer that fails never uses it
     var calls: [Int32: H2ClientCall] = [:]
@@ -53,10 +53,10 @@ public final class H2ClientSession {
     private(set) var pingsSent = 0
     var pingsAcked = 0
     /// Last stream id the peer promised to process, once it sent GOAWAY.
-    public internal(set) var goawayLastStreamID: Int32?
+    package internal(set) var goawayLastStreamID: Int32?
     private var closed = false
 
-    public init(authority: String, configuration: Configuration = .init(), logger: Logger) throws {
+    package init(authority: String, configuration: Configuration = .init(), logger: Logger) throws {
         self.authority = authority
         self.configuration = configuration
         self.logger = logger
@@ -113,16 +113,16 @@ public final class H2ClientSession {
     // MARK: - State
 
     /// Calls in flight.
-    public var activeCallCount: Int { calls.count }
+    package var activeCallCount: Int { calls.count }
 
     /// False after GOAWAY, a fatal error or close: the pool must open a new connection.
-    public var canStartCalls: Bool {
+    package var canStartCalls: Bool {
         !closed && goawayLastStreamID == nil && nghttp2_session_want_read(session) != 0
             && nghttp2_session_check_request_allowed(session) != 0
     }
 
     /// False once nothing is left to send or receive.
-    public var isActive: Bool {
+    package var isActive: Bool {
         !closed && (nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0)
     }
 
@@ -131,7 +131,7 @@ public final class H2ClientSession {
     /// Queues a unary call and returns its stream id, or nil when the call could not be started
     /// (then `completion` has already run with a retryable UNAVAILABLE).
     @discardableResult
-    public func startCall(
+    package func startCall(
         path: String, metadata: [(String, String)] = [], message: [UInt8], timeout: Duration? = nil,
         completion: @escaping Completion
     ) -> Int32? {
@@ -191,7 +191,7 @@ public final class H2ClientSession {
     /// carries no message: they went to `onMessage`). Returns the stream id, or nil when the call could not be
     /// started (then `completion` has already run with a retryable UNAVAILABLE).
     @discardableResult
-    public func startStream(
+    package func startStream(
         path: String, metadata: [(String, String)] = [], onMessage: @escaping MessageHandler, completion: @escaping Completion
     ) -> Int32? {
         guard canStartCalls else {
@@ -207,7 +207,7 @@ public final class H2ClientSession {
     /// Queues one request message of a streaming call. False when the call is gone, its sending side is closed, or
     /// `maxQueuedSendBytes` would be exceeded (the peer is not reading).
     @discardableResult
-    public func send(streamID: Int32, message: [UInt8]) -> Bool {
+    package func send(streamID: Int32, message: [UInt8]) -> Bool {
         guard let call = calls[streamID], call.onMessage != nil, call.sendOpen else { return false }
         guard call.body.count - call.bodyOffset + message.count + GRPCFraming.prefixLength <= configuration.maxQueuedSendBytes else { return false }
         call.body += GRPCFraming.frame(message)
@@ -215,7 +215,7 @@ public final class H2ClientSession {
     }
 
     /// Ends the request side of a streaming call (END_STREAM after the queued messages).
-    public func closeSend(streamID: Int32) {
+    package func closeSend(streamID: Int32) {
         guard let call = calls[streamID], call.sendOpen else { return }
         call.sendOpen = false
         _ = resumeSending(call, streamID: streamID)
@@ -223,7 +223,7 @@ public final class H2ClientSession {
 
     /// Under manual flow control: `bytes` of stream `streamID` were processed, so the peer may send that much more.
     /// Also valid after the stream closed (the connection's window still needs the bytes back).
-    public func consume(streamID: Int32, bytes: Int) {
+    package func consume(streamID: Int32, bytes: Int) {
         guard configuration.manualFlowControl, bytes > 0, !closed else { return }
         let rv = consumeReceived(session, streamID: streamID, connectionBytes: bytes, streamBytes: bytes)
         if rv != 0 {
@@ -251,7 +251,7 @@ public final class H2ClientSession {
     }
 
     /// Sends a PING; false when nghttp2 refused it (the session is failing).
-    public func ping() -> Bool {
+    package func ping() -> Bool {
         let rv = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
         guard rv == 0 else {
             logger.debug("nghttp2_submit_ping failed", metadata: ["authority": "\(authority)", "error": "\(String(cString: nghttp2_strerror(rv)))"])
@@ -262,10 +262,10 @@ public final class H2ClientSession {
     }
 
     /// True while a PING has gone without its ACK.
-    public var hasUnansweredPing: Bool { pingsAcked < pingsSent }
+    package var hasUnansweredPing: Bool { pingsAcked < pingsSent }
 
     /// Ends a call early (deadline, caller gave up): RST_STREAM CANCEL and complete it with `status`.
-    public func cancel(streamID: Int32, status: GRPCStatus) {
+    package func cancel(streamID: Int32, status: GRPCStatus) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
         releaseUnhandedBytes(of: call, streamID: streamID)
         let rv = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_CANCEL.rawValue))
@@ -278,25 +278,25 @@ public final class H2ClientSession {
 
     // MARK: - I/O
 
-    public func receive(_ buffer: ByteBuffer) throws {
+    package func receive(_ buffer: ByteBuffer) throws {
         defer { deliverFinished() }
         try buffer.withUnsafeReadableBytes { try feedSession(session, $0) }
     }
 
-    public func receive(_ bytes: [UInt8]) throws {
+    package func receive(_ bytes: [UInt8]) throws {
         defer { deliverFinished() }
         try bytes.withUnsafeBytes { try feedSession(session, $0) }
     }
 
     /// Bytes to write to the peer, or nil; at most about `limit` bytes per call.
-    public func pendingOutput(limit: Int = .max) throws -> ByteBuffer? {
+    package func pendingOutput(limit: Int = .max) throws -> ByteBuffer? {
         defer { deliverFinished() }
         return try drainSessionOutput(session, allocator: allocator, limit: limit)
     }
 
     /// The transport is gone: every call still in flight fails with UNAVAILABLE. Calls whose
     /// HEADERS never left are marked transparently retryable.
-    public func connectionClosed(_ reason: String) {
+    package func connectionClosed(_ reason: String) {
         closed = true
         let pending = calls
         calls = [:]

@@ -1,4 +1,4 @@
-import CNghttp2
+internal import CNghttp2
 
 /// Manual flow control of the server session: when the windows of received request bytes reopen.
 ///
@@ -89,7 +89,7 @@ extension H2ServerSession {
     /// Gives streams waiting for room another chance, oldest first (room may have been freed on this connection or,
     /// in the process's budget, on another one). Returns whether any stopped waiting.
     @discardableResult
-    public func admitStalledStreams() -> Bool {
+    package func admitStalledStreams() -> Bool {
         guard !stalledStreams.isEmpty else { return false }
         var admitted = false
         for id in stalledStreams.sorted() {
@@ -104,7 +104,7 @@ extension H2ServerSession {
     }
 
     /// Bytes of open requests' messages admitted on this connection and not handed on yet.
-    public var reservedRequestBytes: Int { receiveBudget.reserved }
+    package var reservedRequestBytes: Int { receiveBudget.reserved }
 
     /// A stream admitted (or authenticated) whose message is larger than the small initial window may have
     /// `admittedStreamWindowSize` bytes in flight: it then does not wait a round trip per few KiB. Small messages, the

@@ -1,4 +1,4 @@
-import CNghttp2
+internal import CNghttp2
 import Logging
 import NIOCore
 
@@ -7,7 +7,7 @@ import NIOCore
 extension H2ServerSession {
     /// Answers a request. OK responses are HEADERS, DATA (prefixed message), trailers; errors are a
     /// single trailers-only HEADERS frame. Answers for streams that are gone are dropped.
-    public func respond(streamID: Int32, _ response: GRPCResponse) {
+    package func respond(streamID: Int32, _ response: GRPCResponse) {
         guard let stream = streams[streamID], !stream.responded else { return }
         stream.responded = true
         releaseRequestBytes(stream)

@@ -4,7 +4,7 @@
 /// (`onStreamHalfClosed`).
 extension H2ServerSession {
     /// Sends one message on a streaming call (response HEADERS go out with the first).
-    public func sendStreamMessage(streamID: Int32, _ message: [UInt8]) {
+    package func sendStreamMessage(streamID: Int32, _ message: [UInt8]) {
         guard let stream = streams[streamID], stream.isStreaming, !stream.responded else { return }
         if stream.responseOffset > 0 {
             stream.responseBody.removeFirst(stream.responseOffset)
@@ -19,7 +19,7 @@ extension H2ServerSession {
     }
 
     /// Ends a streaming call with `status` after the messages already sent (trailers-only if none).
-    public func finishStream(streamID: Int32, _ status: GRPCStatus) {
+    package func finishStream(streamID: Int32, _ status: GRPCStatus) {
         guard let stream = streams[streamID], stream.isStreaming, !stream.responded else { return }
         stream.responded = true
         releaseRequestBytes(stream)

@@ -1,6 +1,6 @@
-import CNghttp2
-import Logging
-import NIOCore
+internal import CNghttp2
+package import Logging
+package import NIOCore
 
 /// The server half of an HTTP/2 connection carrying gRPC calls, around one `nghttp2_session*`.
 /// I/O-free: the owner feeds received bytes with `receive(_:)`, writes what `pendingOutput()`
@@ -12,51 +12,51 @@ import NIOCore
 /// Confinement: not thread-safe and not Sendable; the NIO glue uses it only on its channel's
 /// event loop. nghttp2 callbacks reach this object through `user_data`, an unretained pointer
 /// that is valid because the session is deleted in `deinit`.
-public final class H2ServerSession {
-    public struct Configuration: Sendable {
+package final class H2ServerSession {
+    package struct Configuration: Sendable {
         /// SETTINGS_MAX_CONCURRENT_STREAMS.
-        public var maxConcurrentStreams: UInt32 = 1000
+        package var maxConcurrentStreams: UInt32 = 1000
         /// SETTINGS_MAX_HEADER_LIST_SIZE, also enforced on receipt (RFC 9113 size: name + value + 32).
-        public var maxHeaderListSize: UInt32 = 16 * 1024
+        package var maxHeaderListSize: UInt32 = 16 * 1024
         /// Largest request message accepted; bigger is answered RESOURCE_EXHAUSTED.
-        public var maxMessageSize: Int = 4 * 1024 * 1024
+        package var maxMessageSize: Int = 4 * 1024 * 1024
         /// SETTINGS_INITIAL_WINDOW_SIZE: what a stream may send before it is admitted (small requests arrive whole).
         /// Flow control is manual (H2ServerSession+FlowControl.swift).
-        public var initialWindowSize: UInt32 = 16 * 1024
+        package var initialWindowSize: UInt32 = 16 * 1024
         /// The window of a stream once admitted or authenticated, and the connection's receive window: what a peer
         /// can make a connection hold beyond its budget.
-        public var admittedStreamWindowSize: UInt32 = 256 * 1024
-        public var connectionWindowSize: Int32 = 256 * 1024
+        package var admittedStreamWindowSize: UInt32 = 256 * 1024
+        package var connectionWindowSize: Int32 = 256 * 1024
         /// Most bytes of open requests' messages one connection holds admitted at once
         /// (`GrpcMaxPendingBytesPerConnection`); at least `maxMessageSize` + 5, or a message of the largest size
         /// could never be admitted.
-        public var maxPendingBytesPerConnection = 8 << 20
+        package var maxPendingBytesPerConnection = 8 << 20
         /// The process-wide budget of the same (`GrpcMaxPendingBytes`): a server gives one to all its sessions.
-        public var pendingBytes = PendingBytesBudget(limit: 64 << 20)
+        package var pendingBytes = PendingBytesBudget(limit: 64 << 20)
         /// Bytes of requests not admitted yet (each at most `initialWindowSize`) whose connection window may reopen
         /// regardless, so that streams waiting for room do not starve the admitted ones of the connection's window.
-        public var unadmittedBytesPerConnection = 1 << 20
+        package var unadmittedBytesPerConnection = 1 << 20
         /// Method paths served as bidirectional streams (see the type's documentation).
-        public var streamingPaths: Set<String> = []
+        package var streamingPaths: Set<String> = []
         /// Asked on a request's HEADERS, before any of its body is buffered: refuse it (a missing token, say), admit
         /// it as open (budgeted, optionally with a smaller message limit) or as authenticated. Without it every
         /// request is open.
-        public var authorize: (@Sendable (_ path: String, _ metadata: [(String, String)]) -> GRPCAdmission)?
+        package var authorize: (@Sendable (_ path: String, _ metadata: [(String, String)]) -> GRPCAdmission)?
 
-        public init() {}
+        package init() {}
     }
 
     /// Called for every complete request, after `receive(_:)` has processed its input.
-    public var onRequest: ((GRPCRequest) -> Void)?
+    package var onRequest: ((GRPCRequest) -> Void)?
     /// Called when a stream ends before it was answered (client reset, connection error), so the
     /// owner can cancel work it started for it.
-    public var onStreamAbandoned: ((Int32) -> Void)?
+    package var onStreamAbandoned: ((Int32) -> Void)?
     /// Called for every complete request message of a streaming call, in arrival order.
-    public var onStreamMessage: ((GRPCRequest) -> Void)?
+    package var onStreamMessage: ((GRPCRequest) -> Void)?
     /// Called when the client of a streaming call has sent its last message (END_STREAM).
-    public var onStreamHalfClosed: ((Int32) -> Void)?
+    package var onStreamHalfClosed: ((Int32) -> Void)?
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     let logger: Logger
     var session: OpaquePointer!  // set in init before any use; an initializer that fails never uses it
     var streams: [Int32: ServerStream] = [:]
@@ -83,7 +83,7 @@ public final class H2ServerSession {
         }
     }
 
-    public init(configuration: Configuration = .init(), logger: Logger) throws {
+    package init(configuration: Configuration = .init(), logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         self.receiveBudget = ReceiveBudget(
@@ -116,39 +116,39 @@ public final class H2ServerSession {
     /// Processes received bytes, then delivers the requests they completed to `onRequest`.
     /// Throws on a connection-level protocol error; flush `pendingOutput()` (it holds nghttp2's
     /// GOAWAY) and close the connection.
-    public func receive(_ buffer: ByteBuffer) throws {
+    package func receive(_ buffer: ByteBuffer) throws {
         try buffer.withUnsafeReadableBytes { try feedSession(session, $0) }
         deliverCompleted()
     }
 
-    public func receive(_ bytes: [UInt8]) throws {
+    package func receive(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try feedSession(session, $0) }
         deliverCompleted()
     }
 
     /// Bytes to write to the peer, or nil; at most about `limit` bytes per call (pass a limit to
     /// interleave writes with back-pressure checks).
-    public func pendingOutput(limit: Int = .max) throws -> ByteBuffer? {
+    package func pendingOutput(limit: Int = .max) throws -> ByteBuffer? {
         try drainSessionOutput(session, allocator: allocator, limit: limit)
     }
 
     /// False once the connection has nothing left to do (after GOAWAY with no open streams, or a
     /// fatal error): the owner closes it after flushing.
-    public var isActive: Bool {
+    package var isActive: Bool {
         nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
     }
 
-    public var openStreamCount: Int { streams.count }
+    package var openStreamCount: Int { streams.count }
 
     /// True once the client's first SETTINGS frame arrived (its handshake is complete).
-    public private(set) var hasReceivedPeerSettings = false
+    package private(set) var hasReceivedPeerSettings = false
 
     /// Answers every unary request still being received that began before `cutoff` with CANCELLED and
     /// stops reading it: a client dripping a request cannot hold a stream (and its buffer) for ever. A streaming
     /// call is cut off the same way when no message of it arrived since `cutoff`: it may stay open as long as it
     /// keeps asking, not for ever in silence. Returns how many were cut off.
     @discardableResult
-    public func expireIncompleteRequests(beganBefore cutoff: NIODeadline, timeout: Duration) -> Int {
+    package func expireIncompleteRequests(beganBefore cutoff: NIODeadline, timeout: Duration) -> Int {
         var expired = 0
         for stream in streams.values where !stream.remoteClosed && !stream.responded && stream.lastActivity < cutoff {
             if stream.isStreaming {
@@ -163,7 +163,7 @@ public final class H2ServerSession {
 
     /// Starts a graceful shutdown: GOAWAY notice (last id 2^31-1), a PING, and on its ACK the final
     /// GOAWAY naming the last stream we processed. Open streams finish; new ones are refused.
-    public func beginGracefulShutdown() {
+    package func beginGracefulShutdown() {
         guard shutdownState == .running else { return }
         shutdownState = .noticeSent
         // Without the notice or the PING whose ACK ends the wait, the final GOAWAY goes out at once instead.
@@ -176,7 +176,7 @@ public final class H2ServerSession {
     }
 
     /// Immediate final GOAWAY (used when the peer never acknowledges the PING).
-    public func submitFinalGoaway() {
+    package func submitFinalGoaway() {
         guard shutdownState != .goawaySubmitted else { return }
         shutdownState = .goawaySubmitted
         let rv = nghttp2_submit_goaway(

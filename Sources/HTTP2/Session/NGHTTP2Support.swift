@@ -1,11 +1,11 @@
-import CNghttp2
+internal import CNghttp2
 import NIOCore
 
 /// An error nghttp2 reported (a negative `nghttp2_error`), with its text.
-public struct H2SessionError: Error, CustomStringConvertible, Sendable {
-    public let code: Int32
-    public let operation: String
-    public var description: String {
+package struct H2SessionError: Error, CustomStringConvertible, Sendable {
+    package let code: Int32
+    package let operation: String
+    package var description: String {
         "\(operation) failed: \(String(cString: nghttp2_strerror(code))) (\(code))"
     }
 }

@@ -7,16 +7,16 @@ import Synchronization
 ///
 /// Sendable: the count is an atomic, and a reservation is all or nothing (compare-and-exchange), so connections on
 /// different event loops never together pass the limit.
-public final class PendingBytesBudget: Sendable {
-    public let limit: Int
+package final class PendingBytesBudget: Sendable {
+    package let limit: Int
     private let used = Atomic<Int>(0)
 
-    public init(limit: Int) {
+    package init(limit: Int) {
         self.limit = max(limit, 0)
     }
 
     /// Bytes reserved now, by every connection together.
-    public var reservedBytes: Int { used.load(ordering: .relaxed) }
+    package var reservedBytes: Int { used.load(ordering: .relaxed) }
 
     /// Reserves `bytes` if they fit under the limit; false (and nothing reserved) otherwise.
     func reserve(_ bytes: Int) -> Bool {

@@ -1,20 +1,20 @@
-import Logging
-import NIOCore
+package import Logging
+package import NIOCore
 import NIOPosix
 import Synchronization
 
 /// Limits of the lean branch HTTP client.
-public struct HTTP1PoolConfiguration: Sendable {
+package struct HTTP1PoolConfiguration: Sendable {
     /// Connections per host:port (connecting, busy and idle together); further callers wait in FIFO order.
-    public var maxConnectionsPerHost = 512
+    package var maxConnectionsPerHost = 512
     /// An idle connection is closed after this long unused (checked every `idleTimeout / 4`, at most 5 s).
-    public var idleTimeout: TimeAmount = .seconds(60)
+    package var idleTimeout: TimeAmount = .seconds(60)
     /// Longest TCP connect (further bounded by the call's own deadline).
-    public var connectTimeout: TimeAmount = .seconds(3)
+    package var connectTimeout: TimeAmount = .seconds(3)
     /// How much of an answer is kept; the rest is read and dropped.
-    public var maxResponseBody = 64 * 1024
+    package var maxResponseBody = 64 * 1024
 
-    public init() {}
+    package init() {}
 }
 
 /// Keep-alive HTTP/1.1 connections per host:port for plain `http://` branch calls, one request in flight per
@@ -31,7 +31,7 @@ public struct HTTP1PoolConfiguration: Sendable {
 /// strictly "nothing was processed" (a server could read a request and die before answering), but DTM branches
 /// must be idempotent and the coordinator retries every failed branch call anyway, so the retry only saves a cron
 /// round. Nothing is retried after a response byte, after a deadline, or on a fresh connection.
-public final class HTTP1ConnectionPool: Sendable {
+package final class HTTP1ConnectionPool: Sendable {
     enum Lease: Sendable {
         case reuse(HTTP1Connection)
         /// The caller owns a free slot and must connect (or give the slot back).
@@ -71,7 +71,7 @@ public final class HTTP1ConnectionPool: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
 
-    public init(group: any EventLoopGroup, configuration: HTTP1PoolConfiguration = .init(), logger: Logger) {
+    package init(group: any EventLoopGroup, configuration: HTTP1PoolConfiguration = .init(), logger: Logger) {
         self.group = group
         self.configuration = configuration
         self.logger = logger
@@ -119,7 +119,7 @@ public final class HTTP1ConnectionPool: Sendable {
     }
 
     /// Closes idle connections, fails waiters and refuses new calls; busy connections close when released.
-    public func shutdown() {
+    package func shutdown() {
         let (idle, waiters, sweeper) = state.withLock { s in
             s.shutDown = true
             var idle: [HTTP1Connection] = []
