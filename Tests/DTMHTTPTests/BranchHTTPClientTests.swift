@@ -20,7 +20,7 @@ struct BranchHTTPClientTests {
     }
 
     static func get(
-        _ pool: HTTP1ConnectionPool, _ server: BranchHTTPTestServer, _ path: String, timeout: TimeAmount = .seconds(5)
+        _ pool: HTTP1ConnectionPool, _ server: BranchHTTPTestServer, _ path: String, timeout: TimeAmount = .seconds(20)
     ) async throws
         -> HTTP1Response
     {
@@ -29,9 +29,10 @@ struct BranchHTTPClientTests {
         return try await pool.execute(HTTP1Request(head: head, body: nil), to: target.endpoint, deadline: .now() + timeout)
     }
 
-    /// Polls `condition` for up to 5 s (the machine may be loaded: no test depends on a tight timing).
+    /// Polls `condition` for up to 20 s (the whole suite runs in parallel on two cores, store and etcd servers
+    /// included: no test depends on a tight timing).
     static func eventually(_ condition: () -> Bool) async -> Bool {
-        let end = ContinuousClock.now + .seconds(5)
+        let end = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < end {
             if condition() { return true }
             try? await Task.sleep(for: .milliseconds(10))
