@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: builds release, starts the coordinator on a fresh SQLite file (synchronous=FULL, as in production)
-# and drives it with dtm-bench (its own gRPC + HTTP/1.1 branch service on the loopback), then prints one table
-# and the machine's ceiling (h2load against the coordinator's gRPC NewGid).
+# and drives it with dtm-bench (its own gRPC + HTTP/1.1 branch service on the loopback), then prints one table,
+# the machine's ceiling (h2load against the coordinator's gRPC NewGid) and the load curve.
 #
 # Usage: scripts/bench.sh [--seconds S] [--clients N] [--rate R] [--open-clients N] [--store sqlite|postgres|mysql]
 #                        [--coordinators N] [--compare 'COMMAND'] [--curve-rates 'R ...'] [--curve-seconds S]
@@ -26,9 +26,9 @@
 #   --curve-only      only the load curve: the closed-loop rows and the curve's open-loop rows (no etcd row, no
 #                     --rate row, no h2load)
 #   --no-curve        no open-loop rows of the curve (the closed-loop rows still show the counters)
-#   --peers go        the curve with the Go peers of Tools/peers/go instead of dtm-bench: a grpc-go client submitting
-#                     2-branch gRPC sagas and a grpc-go branch service (built here by Tools/peers/go/build.sh from
-#                     Debian's packages, gRPC only); the other scenarios still use dtm-bench
+#   --peers bench|go  who runs the curve's rows: dtm-bench (default), or the Go peers of Tools/peers/go: a grpc-go
+#                     client submitting 2-branch gRPC sagas and a grpc-go branch service (built here by
+#                     Tools/peers/go/build.sh from Debian's packages; gRPC only); the other scenarios still use dtm-bench
 #   --no-perf         do not count the coordinator's system calls with perf (context switches then from /proc)
 # Environment: DTM_SERVER_BIN, DTM_BENCH_BIN: run these binaries instead of building (copies taken for a measurement
 # while others build).
@@ -43,7 +43,8 @@
 # rate and the closed loop; per completed saga the coordinator's CPU and what it did: durable commits
 # (fdatasync + fsync calls), pwrite calls, pages written (/proc/PID/io write_bytes / 4 KiB), context switches,
 # futex calls and epoll waits (epoll_wait + epoll_pwait). The calls are counted by `perf stat -p` (syscall
-# tracepoints, which need tracefs, and the context-switches event) on the coordinator's threads; where perf or an
+# tracepoints, which need tracefs, and the context-switches event) on the coordinator's threads (those alive when
+# perf attaches, just before each run); where perf or an
 # event is missing its column shows '-' and context switches come from /proc/PID/task/*/status. Counts cover the
 # whole run of the load generator (start-up, load, drain, store check); with postgres or mysql the database's own
 # commits and writes are not in them (another process).
