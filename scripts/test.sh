@@ -21,7 +21,7 @@ scripts/lint.sh
 # Everything the run makes goes under one temporary directory (TMPDIR), checked at the end together with /tmp, the
 # processes and the listening ports (scripts/support/leftovers.sh): a test that leaves anything behind fails the run.
 suite_tmp=$(mktemp -d /tmp/swift-dtm-suite.XXXXXX)
-chmod 755 "$suite_tmp"  # the database servers the tests start run as nobody and reach their directories through it
+chmod 1777 "$suite_tmp"  # like /tmp: the database servers the tests start run as nobody and keep temporary files here
 scripts/support/leftovers.sh snapshot "$suite_tmp"
 export TMPDIR="$suite_tmp"
 
