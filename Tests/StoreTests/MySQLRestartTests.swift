@@ -17,6 +17,8 @@ struct MySQLRestartTests {
         c.database = "dtm"
         c.writerConnections = 2
         c.readerConnections = 1
+        // The whole suite starts its database servers at once on two cores: a handshake may take longer than 5 s.
+        c.connectTimeoutSeconds = 30
         let store = try await MySQLStore.open(c, logger: Logger(label: "test"))
         _ = try await store.saveNew(sampleTransaction("before"), branches: sampleBranches("before"))
         server.stop()

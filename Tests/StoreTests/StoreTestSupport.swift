@@ -104,6 +104,8 @@ enum TempDB {
         c.database = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         c.writerConnections = 2
         c.readerConnections = 1
+        // The whole suite starts its database servers at once on two cores: a handshake may take longer than 5 s.
+        c.connectTimeoutSeconds = 30
         return c
     }
 }
