@@ -27,48 +27,26 @@ final class MySQLConnection {
 
     init(_ settings: Settings) throws(MySQLStoreError) {
         guard Self.library == 0 else { throw .unavailable("the MariaDB client library failed to initialize") }
-        // From here on a throw runs `deinit`, which closes the handle.
-        self.handle = try Self.connect(settings)
+        guard let handle = mysql_init(nil) else { throw .unavailable("out of memory for a database connection") }
+        // From here on a throw runs `deinit`, which closes the handle: the failure paths below must not close it.
+        self.handle = handle
+        var connectTimeout = settings.connectTimeoutSeconds
+        var ioTimeout = settings.ioTimeoutSeconds
+        let options =
+            mysql_options(handle, MYSQL_OPT_CONNECT_TIMEOUT, &connectTimeout) == 0
+            && mysql_options(handle, MYSQL_OPT_READ_TIMEOUT, &ioTimeout) == 0
+            && mysql_options(handle, MYSQL_OPT_WRITE_TIMEOUT, &ioTimeout) == 0
+            && mysql_options(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4") == 0
+        guard options else { throw .unavailable("the MariaDB client library refused a connection option") }
+        let connected = mysql_real_connect(
+            handle, settings.host, settings.user, settings.password, settings.database.isEmpty ? nil : settings.database, UInt32(clamping: settings.port),
+            nil, UInt(CLIENT_FOUND_ROWS))
+        guard connected != nil else { throw Self.error(handle) }
         // READ COMMITTED: locking reads lock the rows they find, not the gaps between them, so coordinators
         // claiming and writing at once do not block each other on rows they do not share. Strict mode: a value
         // that does not fit is an error, never silently cut.
         try execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         try execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
-    }
-
-    /// A connected handle. A connect that fails at once with 2002 (the library's poll interrupted by a signal — a
-    /// child process of the test suite or of the host ending — reads as "Can't connect ... (115)") is tried again, up
-    /// to three times; a refused or timed-out one is not.
-    private static func connect(_ settings: Settings) throws(MySQLStoreError) -> UnsafeMutablePointer<MYSQL> {
-        var attempt = 0
-        while true {
-            attempt += 1
-            guard let handle = mysql_init(nil) else { throw .unavailable("out of memory for a database connection") }
-            var connectTimeout = settings.connectTimeoutSeconds
-            var ioTimeout = settings.ioTimeoutSeconds
-            let options =
-                mysql_options(handle, MYSQL_OPT_CONNECT_TIMEOUT, &connectTimeout) == 0
-                && mysql_options(handle, MYSQL_OPT_READ_TIMEOUT, &ioTimeout) == 0
-                && mysql_options(handle, MYSQL_OPT_WRITE_TIMEOUT, &ioTimeout) == 0
-                && mysql_options(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4") == 0
-            guard options else {
-                mysql_close(handle)
-                throw .unavailable("the MariaDB client library refused a connection option")
-            }
-            let started = ContinuousClock.now
-            let connected = mysql_real_connect(
-                handle, settings.host, settings.user, settings.password, settings.database.isEmpty ? nil : settings.database,
-                UInt32(clamping: settings.port), nil, UInt(CLIENT_FOUND_ROWS))
-            if connected != nil { return handle }
-            let error = Self.error(handle)
-            // The library reports the socket's errno in the message: 115 (EINPROGRESS) or 4 (EINTR).
-            let message = String(cString: mysql_error(handle))
-            let interrupted =
-                mysql_errno(handle) == 2002 && ContinuousClock.now - started < .seconds(1)
-                && (message.hasSuffix("(115)") || message.hasSuffix("(4)"))
-            mysql_close(handle)
-            if !interrupted || attempt >= 3 { throw error }
-        }
     }
 
     deinit {
