@@ -3,8 +3,8 @@
 # listening TCP ports. `snapshot DIR` records the state before the run in DIR; `check DIR` compares the state after
 # it and fails, listing them, if the run left any of the three behind.
 #   - temporary: new entries in /tmp, and anything in DIR (the run's TMPDIR) except SwiftPM's own scratch
-#     directories (TemporaryDirectory.*, made by the compiler driver and the test runner, not by the tests) and
-#     pytest's emptied pytest-of-<user> directory;
+#     directories and lock files (TemporaryDirectory.*, _*.lock: made by the build and the test runner, not by the
+#     tests) and pytest's emptied pytest-of-<user> directory;
 #   - processes: dtm-server, dtm-bench, etcd, postgres, mariadbd, chromium and chromedriver processes that were not
 #     running before;
 #   - ports: TCP ports listening after the run that were not before.
@@ -31,7 +31,7 @@ case "$mode" in
     sleep 1  # servers stopped at the very end finish exiting
     problems=0
     new_tmp=$(comm -13 "$state/tmp" <(tmp_entries) | grep -vx "$(basename "$dir")" || true)
-    in_dir=$(find "$dir" -mindepth 1 -maxdepth 1 ! -name '.leftovers' ! -name 'TemporaryDirectory.*' ! -name 'pytest-of-*' || true)
+    in_dir=$(find "$dir" -mindepth 1 -maxdepth 1 ! -name '.leftovers' ! -name 'TemporaryDirectory.*' ! -name '_*.lock' ! -name 'pytest-of-*' || true)
     in_pytest=$(find "$dir" -mindepth 2 -path "$dir/pytest-of-*/*" 2>/dev/null || true)
     if [ -n "$new_tmp$in_dir$in_pytest" ]; then
       echo "leftovers: temporary files or directories left behind:"; printf '  %s\n' $new_tmp $in_dir $in_pytest
