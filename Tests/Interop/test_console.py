@@ -27,12 +27,18 @@ TOKEN = "console-test-token"
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.fail("Chromium not found: install Debian's chromium and chromium-driver (scripts/setup.sh does)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900", "--disable-gpu"):
+    # The profile in pytest's temporary directory, which is removed: left to itself, Chromium makes one in TMPDIR
+    # (org.chromium.Chromium.*) and does not always remove it (scripts/test.sh's leftover check found one).
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for arg in (
+        "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900", "--disable-gpu",
+        "--user-data-dir=%s" % profile,
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(20)
