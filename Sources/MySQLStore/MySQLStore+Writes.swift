@@ -171,8 +171,8 @@ extension MySQLStore {
                 do {
                     var t = try MySQLRows.global(columns)
                     t.owner = owner
-                    t.nextCronTime = MySQLTime.wholeSecondUp(leaseUntil)
-                    t.updateTime = Timestamp(microseconds: MySQLTime.nearestSecond(now) * 1_000_000)
+                    t.nextCronTime = leaseUntil.wholeSecondUp
+                    t.updateTime = Timestamp(microseconds: Saturating.multiply(MySQLTime.nearestSecond(now), 1_000_000))
                     claimed.append(t)
                     ids.append(t.id)
                 } catch let e as UnreadableRow {

@@ -26,7 +26,7 @@ enum MySQLTime {
 
     /// A due time (`next_cron_time`): a delay, retry interval, back-off or lease is a lower bound, so it is
     /// rounded up to the whole second, never to the nearest.
-    static func encodeDue(_ t: Timestamp) -> MySQLDateTime { local(seconds: wholeSecondUp(t).microseconds / 1_000_000) }
+    static func encodeDue(_ t: Timestamp) -> MySQLDateTime { local(seconds: t.wholeSecondUp.microseconds / 1_000_000) }
 
     /// A time to compare columns with, to the microsecond (a bound value, never stored), so that `due <= now`
     /// means what it says and no due time is taken for reached early.
@@ -39,13 +39,6 @@ enum MySQLTime {
     }
 
     /// `t` rounded up to the whole second (unchanged when that would overflow).
-    static func wholeSecondUp(_ t: Timestamp) -> Timestamp {
-        let (q, r) = t.microseconds.quotientAndRemainder(dividingBy: 1_000_000)
-        guard r > 0 else { return t }
-        let (up, overflow) = (q + 1).multipliedReportingOverflow(by: 1_000_000)
-        return overflow ? t : Timestamp(microseconds: up)
-    }
-
     /// Whole seconds, rounded half away from zero.
     static func nearestSecond(_ t: Timestamp) -> Int64 {
         let (q, r) = t.microseconds.quotientAndRemainder(dividingBy: 1_000_000)

@@ -8,7 +8,7 @@ enum PostgresRows {
         [
             .text(t.gid), .text(t.transType.rawValue), .text(t.status.rawValue), .text(t.queryPrepared), .text(t.transProtocol),
             .at(t.createTime), .at(t.updateTime), .at(t.finishTime), .at(t.rollbackTime), .text(TransOptionsJSON.encode(t.options)),
-            .text(t.customData), .int(Int64(Int32(clamping: t.nextCronInterval))), .at(t.nextCronTime.map(PostgresValue.wholeSecondUp)), .text(t.owner),
+            .text(t.customData), .int(Int64(Int32(clamping: t.nextCronInterval))), .at(t.nextCronTime.map(\.wholeSecondUp)), .text(t.owner),
             .text(t.extData),
             .text(t.result), .text(t.rollbackReason),
         ]

@@ -288,7 +288,7 @@ package final class PostgresStore: TransactionStore {
             let columns = PostgresColumns(row, gidColumn: 1)
             do {
                 var t = try PostgresRows.global(columns)
-                t.nextCronTime = PostgresValue.wholeSecondUp(leaseUntil)
+                t.nextCronTime = leaseUntil.wholeSecondUp
                 claimed.append(t)
             } catch let unreadable as UnreadableRow {
                 let id = try columns.int(0)

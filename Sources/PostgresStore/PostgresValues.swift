@@ -31,14 +31,7 @@ struct PostgresValue: Sendable {
     static func time(_ t: Timestamp?) -> PostgresValue { PostgresValue(.at(t), type: .timestamptz) }
     /// A due time (`next_cron_time`): DTM's column holds whole seconds and the server rounds to the nearest, which
     /// would make a delay, retry interval, back-off or lease end up to half a second early; rounded up here instead.
-    static func due(_ t: Timestamp?) -> PostgresValue { time(t.map(wholeSecondUp)) }
-
-    static func wholeSecondUp(_ t: Timestamp) -> Timestamp {
-        let (q, r) = t.microseconds.quotientAndRemainder(dividingBy: 1_000_000)
-        guard r > 0 else { return t }
-        let (up, overflow) = (q + 1).multipliedReportingOverflow(by: 1_000_000)
-        return overflow ? t : Timestamp(microseconds: up)
-    }
+    static func due(_ t: Timestamp?) -> PostgresValue { time(t.map(\.wholeSecondUp)) }
 
     /// A one-dimensional array (binary array format: dimensions, null flag, element type, then length-prefixed
     /// elements), written in one buffer.

@@ -198,3 +198,15 @@ struct ElapsedTimeTests {
         #expect(Duration.seconds(Int64.min).wholeMilliseconds == .min)
     }
 }
+
+@Suite("due times in whole seconds")
+struct WholeSecondUpTests {
+    @Test("a due time is rounded up to the whole second, never down; the ends of Int64 do not trap")
+    func roundsUp() {
+        #expect(Timestamp(microseconds: 1_200_000).wholeSecondUp == Timestamp(microseconds: 2_000_000))
+        #expect(Timestamp(microseconds: 2_000_000).wholeSecondUp == Timestamp(microseconds: 2_000_000))
+        #expect(Timestamp(microseconds: -1_500_000).wholeSecondUp == Timestamp(microseconds: -1_000_000))
+        #expect(Timestamp.distantFuture.wholeSecondUp == .distantFuture)
+        #expect(Timestamp.distantPast.wholeSecondUp.microseconds >= Timestamp.distantPast.microseconds)
+    }
+}

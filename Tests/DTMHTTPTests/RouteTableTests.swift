@@ -13,7 +13,7 @@ struct HTTPRouteTableTests {
             if let method = spec.method {
                 #expect(APIRoute.route(method: method == "GET" ? "POST" : "GET", path: path) == nil, "\(route)")
             }
-            #expect(APIRouter.level(method: spec.method ?? "GET", path: path) == spec.access)
+            #expect(APIRouter.level(path: path) == spec.access)
             #expect(APIRouter.metricsLabel(path: path) == spec.label)
         }
         #expect(Set(APIRoute.allCases.map(\.spec.label)).count == APIRoute.allCases.count)

@@ -28,6 +28,16 @@ package struct Timestamp: Sendable, Hashable, Comparable, Codable {
         Timestamp(microseconds: Saturating.add(microseconds, Saturating.microseconds(fromSeconds: seconds)))
     }
 
+    /// `self` rounded up to a whole second: a due time for a column of whole seconds (DTM's SQL schemas), so that a
+    /// delay, back-off or lease never ends early. Unchanged when it cannot be rounded (the end of `Int64`).
+    package var wholeSecondUp: Timestamp {
+        let (q, r) = microseconds.quotientAndRemainder(dividingBy: 1_000_000)
+        guard r != 0 else { return self }
+        // The quotient is truncated toward zero: up from a negative time is the quotient itself.
+        let (up, overflow) = (r > 0 ? q + 1 : q).multipliedReportingOverflow(by: 1_000_000)
+        return overflow ? self : Timestamp(microseconds: up)
+    }
+
     /// Seconds elapsed from `earlier` to `self` (negative if `earlier` is later). Computed in floating point, so
     /// any two stored times may be compared.
     package func seconds(since earlier: Timestamp) -> Double {

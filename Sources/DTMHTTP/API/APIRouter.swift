@@ -31,7 +31,7 @@ package struct APIRouter: Sendable {
     }
 
     /// The token level a request needs (`APIRoute`); paths outside the table need the client token.
-    static func level(method: String, path: Substring) -> AccessPolicy.Level { APIRoute.route(path: path)?.spec.access ?? .client }
+    static func level(path: Substring) -> AccessPolicy.Level { APIRoute.route(path: path)?.spec.access ?? .client }
 
     /// Answers a request whose head has not been checked yet (the fuzz harness and tests call this).
     package func handle(method: String, uri: String, authorization: String? = nil, body: [UInt8]) async -> APIResponse {
@@ -50,7 +50,7 @@ package struct APIRouter: Sendable {
             response = Self.refusal(status: 403, reason)
         } else {
             if method == "GET" || method == "HEAD", !path.hasPrefix("/api/"), console.response(path: path) != nil { return nil }
-            let level = Self.level(method: method, path: path)
+            let level = Self.level(path: path)
             if access.allows(level, authorization: authorization) { return nil }
             logger.notice(
                 "request refused: missing or wrong bearer token",
