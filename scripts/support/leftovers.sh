@@ -2,9 +2,10 @@
 # What a test run leaves behind: temporary files and directories, processes of the servers the tests start, and
 # listening TCP ports. `snapshot DIR` records the state before the run in DIR; `check DIR` compares the state after
 # it and fails, listing them, if the run left any of the three behind.
-#   - temporary: new entries in /tmp, and anything in DIR (the run's TMPDIR) except SwiftPM's own scratch
-#     directories and lock files (TemporaryDirectory.*, _*.lock: made by the build and the test runner, not by the
-#     tests) and pytest's emptied pytest-of-<user> directory;
+#   - temporary: new entries in /tmp, and anything in DIR (the run's TMPDIR) except what the toolchain makes there
+#     (SwiftPM's TemporaryDirectory.* and _*.lock, and swift-generated-sources, where the compiler writes macro
+#     expansions on a cold build: made by the build and the test runner, not by the tests) and pytest's emptied
+#     pytest-of-<user> directory;
 #   - processes: dtm-server, dtm-bench, etcd, postgres, mariadbd, chromium and chromedriver processes that were not
 #     running before;
 #   - ports: TCP ports listening after the run that were not before.
@@ -31,7 +32,7 @@ case "$mode" in
     sleep 1  # servers stopped at the very end finish exiting
     problems=0
     new_tmp=$(comm -13 "$state/tmp" <(tmp_entries) | grep -vx "$(basename "$dir")" || true)
-    in_dir=$(find "$dir" -mindepth 1 -maxdepth 1 ! -name '.leftovers' ! -name 'TemporaryDirectory.*' ! -name '_*.lock' ! -name 'pytest-of-*' || true)
+    in_dir=$(find "$dir" -mindepth 1 -maxdepth 1 ! -name '.leftovers' ! -name 'TemporaryDirectory.*' ! -name '_*.lock' ! -name 'swift-generated-sources' ! -name 'pytest-of-*' || true)
     in_pytest=$(find "$dir" -mindepth 2 -path "$dir/pytest-of-*/*" 2>/dev/null || true)
     if [ -n "$new_tmp$in_dir$in_pytest" ]; then
       echo "leftovers: temporary files or directories left behind:"; printf '  %s\n' $new_tmp $in_dir $in_pytest
