@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
     ],
     targets: [
         // C libraries from Debian, each wrapped by exactly one Swift target.
@@ -146,10 +149,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // OpenTelemetry tracing (README, Tracing): the core's tracing port over swift-distributed-tracing, swift-otel's
+        // SDK and OTLP exporters (OTLP/HTTP and OTLP/gRPC), W3C trace context. The only target that touches them.
+        .target(
+            name: "DTMTracing",
+            dependencies: [
+                "DTMCore",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "DTMServer",
             dependencies: [
-                "DTMCore", "SQLiteStore", "PostgresStore", "MySQLStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "CCrashGuard", "Etcd", "EventLoopSupport",
+                "DTMCore", "SQLiteStore", "PostgresStore", "MySQLStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "DTMTracing", "HTTP2", "CCrashGuard", "Etcd",
+                "EventLoopSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -194,6 +212,8 @@ let package = Package(
         .executableTarget(name: "FuzzGRPCFraming", dependencies: ["FuzzSupport"], path: "Sources/Fuzz/FuzzGRPCFraming", swiftSettings: strict),
 
         .testTarget(name: "DTMCoreTests", dependencies: ["DTMCore", "DTMTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "DTMTracingTests", dependencies: ["DTMTracing", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "DTMGRPCTests", dependencies: ["DTMGRPC", "DTMCore", "FuzzSupport", "HTTP2", "JSONSupport"], swiftSettings: strict),
         .testTarget(
             name: "HTTP2Tests",

@@ -20,6 +20,7 @@ ALLOWED = {
     "HTTP2": {"CNghttp2", "EventLoopSupport", "Logging", "NIOCore", "NIOPosix", "NIOSSL"},
     "Etcd": {"HTTP2", "DTMProtoC", "CProtobufC", "ProtoCSupport", "Logging", "NIOCore", "NIOPosix", "NIOSSL"},
     "DTMMetrics": {"DTMCore", "Prometheus"},
+    "DTMTracing": {"DTMCore", "Tracing", "OTel", "W3CTraceContext", "ServiceLifecycle", "Logging"},
     "SQLiteStore": {"DTMCore", "CSQLite", "JSONSupport", "Logging"},
     "PostgresStore": {"DTMCore", "JSONSupport", "PostgresNIO", "NIOCore", "NIOPosix", "NIOSSL", "Logging"},
     "MySQLStore": {"DTMCore", "CMariaDB", "JSONSupport", "Logging", "NIOCore"},
@@ -32,7 +33,7 @@ ALLOWED = {
         "Logging", "NIOCore", "NIOSSL", "FoundationEssentials",
     },
     "DTMServer": {
-        "DTMCore", "SQLiteStore", "PostgresStore", "MySQLStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "HTTP2", "Etcd",
+        "DTMCore", "SQLiteStore", "PostgresStore", "MySQLStore", "DTMHTTP", "DTMGRPC", "DTMMetrics", "DTMTracing", "HTTP2", "Etcd",
         "EventLoopSupport", "CCrashGuard", "AsyncHTTPClient", "NIOSSL", "NIOCore", "NIOPosix", "Logging", "ServiceLifecycle",
         "Yams",
     },

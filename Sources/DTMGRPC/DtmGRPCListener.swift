@@ -53,7 +53,10 @@ package final class DtmGRPCListener: Sendable {
 
     static func respond(_ request: GRPCRequest, service: DtmService) async -> GRPCResponse {
         guard DtmService.methods.contains(request.path) else { return .unimplemented(path: request.path) }
-        return await service.handle(method: request.path, message: request.message)
+        guard service.tracing else { return await service.handle(method: request.path, message: request.message) }
+        func value(_ name: String) -> String? { request.metadata.first(where: { $0.0 == name })?.1 }
+        let trace = TraceHeaders.received(traceparent: value(TraceHeaders.traceparentName), tracestate: value(TraceHeaders.tracestateName))
+        return await service.handle(method: request.path, message: request.message, trace: trace)
     }
 
     /// What server reflection lists: the services of the method table, and reflection itself.

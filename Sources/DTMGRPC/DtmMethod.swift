@@ -25,7 +25,10 @@ package enum DtmMethod: String, CaseIterable, Sendable {
     }
 
     /// DTM's `api` label: the method name, lowercased.
-    package var metricLabel: String { String(rawValue.split(separator: "/").last ?? "").lowercased() }
+    package var metricLabel: String { name.lowercased() }
+
+    /// The method's name: `Submit`, `Check`.
+    package var name: String { String(rawValue.split(separator: "/").last ?? "") }
 
     /// The gRPC service: `dtmgimp.Dtm`, `grpc.health.v1.Health`.
     package var service: String { String(rawValue.split(separator: "/").first ?? "") }

@@ -17,10 +17,34 @@ package struct DtmService: Sendable {
     /// The methods this service answers (for UNIMPLEMENTED checks before reading a body).
     package static let methods: Set<String> = Set(DtmMethod.allCases.map(\.rawValue))
 
-    package func handle(method: String, message: [UInt8]) async -> GRPCResponse {
+    /// Whether calls are traced (the listener then passes the `traceparent` and `tracestate` metadata).
+    package var tracing: Bool { coordinator.context.tracer != nil }
+
+    /// Answers one call; `trace` is the context its metadata carried.
+    package func handle(method: String, message: [UInt8], trace: TraceHeaders? = nil) async -> GRPCResponse {
+        guard let tracer = coordinator.context.tracer, let known = DtmMethod(path: method), known != .healthCheck else {
+            return await respond(method: method, message: message, span: nil)
+        }
+        // Named by the method table, so that no caller can choose a span name.
+        let span = tracer.span(
+            "\(known.service)/\(known.name)", kind: .server, parent: trace,
+            ["rpc.system": .string("grpc"), "rpc.service": .string(known.service), "rpc.method": .string(known.name)])
+        let response = await respond(method: method, message: message, span: span)
+        span.set("rpc.grpc.status_code", .int(Int64(response.status.code.rawValue)))
+        switch response.status.code {
+        case .ok, .aborted, .failedPrecondition, .invalidArgument, .notFound, .alreadyExists, .unauthenticated, .permissionDenied:
+            span.end()  // DTM's FAILURE and ONGOING answers and the client's own mistakes
+        default:
+            span.fail(String(response.status.message.prefix(512)))
+        }
+        return response
+    }
+
+    private func respond(method: String, message: [UInt8], span: (any TraceSpan)?) async -> GRPCResponse {
         var gid: String?
+        defer { if let span, let gid { span.set("dtm.gid", .string(gid)) } }
         do {
-            return try await dispatch(method: method, message: message, gid: &gid)
+            return try await dispatch(method: method, message: message, gid: &gid, trace: span?.headers)
         } catch {
             let status = StatusMapping.status(for: error, gid: gid)
             var meta: Logger.Metadata = [
@@ -36,25 +60,28 @@ package struct DtmService: Sendable {
         }
     }
 
-    private func dispatch(method path: String, message: [UInt8], gid: inout String?) async throws -> GRPCResponse {
+    private func dispatch(method path: String, message: [UInt8], gid: inout String?, trace: TraceHeaders?) async throws -> GRPCResponse {
         guard let method = DtmMethod(path: path) else { return .unimplemented(path: path) }
         switch method {
         case .newGid:
             try ProtoCodec.decodeEmpty(message)
             return .ok(try ProtoCodec.encodeGidReply(coordinator.newGid()))
         case .submit:
-            let r = try ProtoCodec.decodeRequest(message)
+            var r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
+            r.trace = trace
             try await coordinator.submit(r)
             return .ok([])
         case .prepare:
-            let r = try ProtoCodec.decodeRequest(message)
+            var r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
+            r.trace = trace
             try await coordinator.prepare(r)
             return .ok([])
         case .abort:
-            let r = try ProtoCodec.decodeRequest(message)
+            var r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
+            r.trace = trace
             try await coordinator.abort(r)
             return .ok([])
         case .registerBranch:
@@ -63,8 +90,9 @@ package struct DtmService: Sendable {
             try await coordinator.registerBranch(r)
             return .ok([])
         case .prepareWorkflow:
-            let r = try ProtoCodec.decodeRequest(message)
+            var r = try ProtoCodec.decodeRequest(message)
             gid = r.gid
+            r.trace = trace
             let (t, progresses) = try await coordinator.prepareWorkflow(r)
             return .ok(try ProtoCodec.encodeProgressesReply(t, progresses))
         case .subscribe:

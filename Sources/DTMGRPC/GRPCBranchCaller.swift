@@ -143,7 +143,13 @@ package struct GRPCBranchCaller: BranchCaller {
             ("dtm-gid", call.gid), ("dtm-trans_type", call.transType.rawValue), ("dtm-branch_id", call.branchID),
             ("dtm-op", call.op), ("dtm-dtm", ""),
         ]
-        for (k, v) in call.headers.sorted(by: { $0.key < $1.key }) { m.append((k.lowercased(), v)) }
+        for (k, v) in call.headers.sorted(by: { $0.key < $1.key }) {
+            let name = k.lowercased()
+            // While tracing, the call's own span is the parent, whatever the transaction's headers said.
+            if call.trace != nil, name == TraceHeaders.traceparentName || name == TraceHeaders.tracestateName { continue }
+            m.append((name, v))
+        }
+        if let trace = call.trace { m += trace.pairs }
         return m
     }
 

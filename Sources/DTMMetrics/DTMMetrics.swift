@@ -74,6 +74,12 @@ package final class DTMMetrics: ProcessingObserver {
         counter(Key(name: "dtm_etcd_entries_dropped_total", v0: label), Self.reasonLabel).increment(by: Int64(count))
     }
 
+    /// Spans swift-otel dropped because its export queue was full (`dtm_trace_spans_dropped_total`, ours).
+    package func traceSpansDropped(count: Int) {
+        guard count > 0 else { return }
+        counter(Key(name: "dtm_trace_spans_dropped_total"), []).increment(by: Int64(count))
+    }
+
     /// The Prometheus text exposition.
     package func exposition() -> [UInt8] { registry.emitToBuffer() }
 

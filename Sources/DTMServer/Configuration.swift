@@ -1,3 +1,4 @@
+package import DTMTracing
 package import DTMCore
 package import DTMHTTP
 import Glibc
@@ -34,6 +35,8 @@ package struct Configuration: Sendable {
     /// `AllowedHosts`: the names the HTTP API may be reached by (`Host`), besides IP literals and `localhost`;
     /// empty: see `BrowserOriginPolicy`.
     package var allowedHosts: [String] = []
+    /// `Tracing.*`: OpenTelemetry tracing, off unless an endpoint is set here or in OTEL_* variables (README, Tracing).
+    package var tracing = TracingSettings()
     /// PEM files of the listeners' certificate chain and key: both set, or neither.
     package var tlsCertFile = ""
     package var tlsKeyFile = ""
@@ -102,6 +105,28 @@ package struct Configuration: Sendable {
         return c
     }
 
+    /// The `Tracing.*` keys; the OTEL_* variables that win over them are read by swift-otel itself.
+    private static func tracingSettings(_ string: (String) -> String, _ int: (String, ClosedRange<Int64>) throws -> Int64) throws -> TracingSettings {
+        var t = TracingSettings()
+        t.endpoint = string("Tracing.Endpoint")
+        t.tracesEndpoint = string("Tracing.TracesEndpoint")
+        t.protocol = string("Tracing.Protocol")
+        guard ["http/protobuf", "grpc"].contains(t.protocol) else {
+            throw Invalid(description: "Tracing.Protocol: '\(t.protocol.prefix(64))' is not one of http/protobuf, grpc")
+        }
+        t.headers = string("Tracing.Headers")
+        t.serviceName = string("Tracing.ServiceName")
+        t.resourceAttributes = string("Tracing.ResourceAttributes")
+        t.sampler = string("Tracing.Sampler")
+        let samplers = ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"]
+        guard samplers.contains(t.sampler) else {
+            throw Invalid(description: "Tracing.Sampler: '\(t.sampler.prefix(64))' is not one of \(samplers.joined(separator: ", "))")
+        }
+        t.samplerArg = string("Tracing.SamplerArg")
+        t.maxQueueSize = String(try int("Tracing.MaxQueueSize", 1...1_000_000))
+        return t
+    }
+
     /// Parses and validates raw values.
     init(values: [String: String]) throws {
         func string(_ key: String) -> String { values[key] ?? "" }
@@ -147,6 +172,7 @@ package struct Configuration: Sendable {
                 throw Invalid(description: "AllowedHosts: '\(name.prefix(64))' is not a host name (letters, digits, - and .; '*.' prefix or '*' alone)")
             }
         }
+        tracing = try Self.tracingSettings(string, int)
         tlsCertFile = string("TLSCertFile")
         tlsKeyFile = string("TLSKeyFile")
         branchTLSCAFile = string("BranchTLSCAFile")

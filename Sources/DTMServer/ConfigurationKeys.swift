@@ -68,6 +68,16 @@ enum ConfigurationKeys {
         ("RoundTimeout", "120"),  // ours: longest a cron-claimed round may run before it is cut and backed off, seconds
         ("BranchHostAllowList", ""),  // ours: comma-separated hosts branch URLs may name (empty = any)
         ("AllowedHosts", ""),  // ours: comma-separated names the HTTP API may be reached by (Host), besides IP literals and localhost
+        // ours: OpenTelemetry tracing (README, Tracing); each stands for the OTEL_* variable named, which wins when set.
+        ("Tracing.Endpoint", ""),  // OTEL_EXPORTER_OTLP_ENDPOINT; set = tracing on
+        ("Tracing.TracesEndpoint", ""),  // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; set = tracing on
+        ("Tracing.Protocol", "http/protobuf"),  // OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf or grpc
+        ("Tracing.Headers", ""),  // OTEL_EXPORTER_OTLP_HEADERS: k=v,k2=v2
+        ("Tracing.ServiceName", "dtm"),  // OTEL_SERVICE_NAME
+        ("Tracing.ResourceAttributes", ""),  // OTEL_RESOURCE_ATTRIBUTES: k=v,k2=v2
+        ("Tracing.Sampler", "parentbased_always_on"),  // OTEL_TRACES_SAMPLER
+        ("Tracing.SamplerArg", ""),  // OTEL_TRACES_SAMPLER_ARG
+        ("Tracing.MaxQueueSize", "2048"),  // OTEL_BSP_MAX_QUEUE_SIZE: spans waiting for export; more are dropped and counted
     ]
 
     /// Where two acronyms meet, the derived name would run them together (`BRANCH_TLSCA_FILE`).

@@ -4,6 +4,7 @@ import DTMGRPC
 import DTMHTTP
 import HTTP2
 import DTMMetrics
+import DTMTracing
 import Etcd
 import EventLoopSupport
 package import Logging
@@ -50,6 +51,16 @@ package enum DTMServerApp {
         poolConfiguration.tls = tls.grpcBranches
         let grpcPool = GRPCConnectionPool(group: group, configuration: poolConfiguration, logger: logger)
         let metrics = DTMMetrics(version: DTMVersion.current)
+        let tracing: (tracer: any TransactionTracer, service: any Service)?
+        do {
+            tracing = try TracingSetup.start(
+                settings: configuration.tracing, process: ProcessEnvironment.current(),
+                diagnostics: TracingDiagnostics { metrics.traceSpansDropped(count: $0) }, logger: logger)
+        } catch {
+            logger.error("cannot start tracing", metadata: ["error": .string("\(error)")])
+            await opened.close()
+            throw error
+        }
         let discovery = EtcdDiscovery.make(for: configuration, tls: tls.etcd, logger: logger) { reason, count in
             metrics.etcdEntriesDropped(reason: reason.rawValue, count: count)
         }
@@ -65,7 +76,7 @@ package enum DTMServerApp {
                 config: configuration.engine, logger: logger,
                 alerts: configuration.alertWebHook.isEmpty
                     ? nil : AlertWebHook(url: configuration.alertWebHook, client: httpClient, logger: logger),
-                observer: metrics, roundExecutor: { RoundExecutor.preferred }))
+                observer: metrics, tracer: tracing?.tracer, roundExecutor: { RoundExecutor.preferred }))
         let access = AccessPolicy(authToken: configuration.authToken, adminToken: configuration.adminToken)
         if let openAPIs = AccessPolicy.openAPIsWarning(authToken: configuration.authToken, adminToken: configuration.adminToken) {
             logger.warning("\(openAPIs)")
@@ -117,6 +128,10 @@ package enum DTMServerApp {
             .init(service: GRPCService(listener: grpc)),
             .init(service: CronService(coordinator: coordinator)),
         ]
+        if let tracing {
+            // First in the group: graceful shutdown stops it last, so the spans of the last calls are exported.
+            lifecycle.insert(.init(service: tracing.service), at: 0)
+        }
         if configuration.finishedDataExpire > 0 {
             lifecycle.append(.init(service: RetentionService(coordinator: coordinator, finishedDataExpire: configuration.finishedDataExpire)))
         }

@@ -10,6 +10,8 @@ package final class ScriptedCaller: BranchCaller {
         package var op: String
         package var payload: [UInt8]
         package var headers: [String: String]
+        /// The span context the call carried (while tracing).
+        package var trace: TraceHeaders?
     }
     private let state = Mutex<(script: [String: [BranchCallResult]], calls: [Call])>(([:], []))
     private let otherwise: @Sendable (BranchCall) -> BranchCallResult
@@ -29,7 +31,7 @@ package final class ScriptedCaller: BranchCaller {
 
     package func call(_ call: BranchCall) async -> BranchCallResult {
         let scripted = state.withLock { s -> BranchCallResult? in
-            s.calls.append(Call(url: call.url, branchID: call.branchID, op: call.op, payload: call.payload, headers: call.headers))
+            s.calls.append(Call(url: call.url, branchID: call.branchID, op: call.op, payload: call.payload, headers: call.headers, trace: call.trace))
             guard var queue = s.script[call.url], !queue.isEmpty else { return nil }
             let next = queue.removeFirst()
             s.script[call.url] = queue

@@ -20,12 +20,13 @@ struct Harness {
     let clock = ManualClock()
     let coordinator: Coordinator
 
-    init(config: EngineConfig = EngineConfig()) {
+    init(config: EngineConfig = EngineConfig(), tracer: (any TransactionTracer)? = nil) {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         coordinator = Coordinator(
             context: ProcessingContext(
-                store: store, caller: BranchCallRouter(http: caller, grpc: caller), clock: clock, coding: JSONTestCoding(), config: config, logger: logger))
+                store: store, caller: BranchCallRouter(http: caller, grpc: caller), clock: clock, coding: JSONTestCoding(), config: config, logger: logger,
+                tracer: tracer))
     }
 
     /// A saga request whose step i has action "a<i>" and compensation "c<i>" (i from 1), payload "p<i>".

@@ -27,6 +27,9 @@ package struct TransactionRequest: Sendable, Equatable {
     package var rollbackReason: String = ""
     /// Workflow submit: `status`, `rollback_reason`, `result`.
     package var reqExtra: [String: String] = [:]
+    /// The trace context of the API call's span (set while tracing): stored with a new transaction, parent of the
+    /// rounds this call starts.
+    package var trace: TraceHeaders?
 
     package init(gid: String, transType: String) {
         self.gid = gid

@@ -11,6 +11,8 @@ package struct BranchCall: Sendable {
     package var headers: [String: String]
     /// Per-call timeout in seconds.
     package var timeout: Double
+    /// The call's span context while tracing (sent as `traceparent`/`tracestate`, over any `headers` of those names).
+    package var trace: TraceHeaders?
 
     package init(
         url: String, gid: String, transType: TransType, transProtocol: String, branchID: String, op: String,
@@ -26,6 +28,9 @@ package struct BranchCall: Sendable {
         self.headers = headers
         self.timeout = timeout
     }
+
+    /// An HTTP branch is called with POST when it has a payload or is an XA branch, else with GET (spec §7.2).
+    package var usesPOST: Bool { !payload.isEmpty || transType == .xa }
 }
 
 /// How a branch answered, classified as DTM does (spec §3, §7.5, §7.3).
@@ -67,11 +72,13 @@ package struct BranchCallRouter: BranchCaller {
         if let allowList {
             do throws(DTMError) { try allowList.check(call.url, field: "branch \(call.branchID) \(call.op)") } catch { return .error(error.description) }
         }
+        return await Self.isHTTP(call) ? http.call(call) : grpc.call(call)
+    }
+
+    /// Whether the call goes over HTTP (else gRPC).
+    package static func isHTTP(_ call: BranchCall) -> Bool {
         // A gRPC scheme names its transport whatever the transaction's protocol (an HTTP client cannot call it).
-        if call.url.hasPrefix("grpcs://") || call.url.hasPrefix("grpc://") { return await grpc.call(call) }
-        if call.transProtocol == TransProtocol.http || call.url.hasPrefix("http://") || call.url.hasPrefix("https://") {
-            return await http.call(call)
-        }
-        return await grpc.call(call)
+        if call.url.hasPrefix("grpcs://") || call.url.hasPrefix("grpc://") { return false }
+        return call.transProtocol == TransProtocol.http || call.url.hasPrefix("http://") || call.url.hasPrefix("https://")
     }
 }

@@ -15,6 +15,8 @@ package struct ProcessingContext: Sendable {
     package var logger: Logger
     package var alerts: (any AlertSink)?
     package var observer: (any ProcessingObserver)?
+    /// Makes the spans of API calls, rounds and branch calls; nil while tracing is off.
+    package var tracer: (any TransactionTracer)?
     /// The executor a round started in the background by the current request should prefer (the adapters' hint:
     /// the request's event loop, so its branch calls need no thread hop); nil: the global concurrent executor.
     package var roundExecutor: @Sendable () -> (any TaskExecutor)?
@@ -25,7 +27,8 @@ package struct ProcessingContext: Sendable {
     package init(
         store: any TransactionStore, caller: any BranchCaller, clock: any CoordinatorClock,
         coding: any TextCoding, config: EngineConfig, logger: Logger, alerts: (any AlertSink)? = nil,
-        observer: (any ProcessingObserver)? = nil, roundExecutor: @escaping @Sendable () -> (any TaskExecutor)? = { nil },
+        observer: (any ProcessingObserver)? = nil, tracer: (any TransactionTracer)? = nil,
+        roundExecutor: @escaping @Sendable () -> (any TaskExecutor)? = { nil },
         leaseOwner: String = GidGenerator.owner()
     ) {
         self.leaseOwner = leaseOwner
@@ -37,6 +40,7 @@ package struct ProcessingContext: Sendable {
         self.logger = logger
         self.alerts = alerts
         self.observer = observer
+        self.tracer = tracer
         self.roundExecutor = roundExecutor
     }
 }

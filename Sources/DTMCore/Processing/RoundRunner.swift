@@ -55,7 +55,7 @@ enum RoundRunner {
                 let index = calls[0]
                 try await round.settle()
                 try await round.holdLease()
-                let result = await round.context.caller.call(round.branchCall(index: index))
+                let result = await BranchCallTrace.call(round.context.caller, round.branchCall(index: index), round: round.span)
                 round.startDecision()
                 event = .branchFinished(index: index, outcome: try await round.record(machine.judge(result, row: index, round), index: index))
             } else {
@@ -71,12 +71,13 @@ enum RoundRunner {
         _ first: [Int], _ machine: inout M, _ actions: inout [RoundAction], _ round: TransactionRound
     ) async throws -> RoundResult? {
         let caller = round.context.caller
+        let span = round.span
         return try await withThrowingTaskGroup(of: (Int, BranchCallResult).self) { group in
             var running = 0
             func start(_ index: Int) {
                 let call = round.branchCall(index: index)
                 running += 1
-                group.addTask { (index, await caller.call(call)) }
+                group.addTask { (index, await BranchCallTrace.call(caller, call, round: span)) }
             }
             try await round.settle()
             try await round.holdLease()

@@ -16,8 +16,17 @@ package final class TransactionRound: RoundFacts {
         var logger = context.logger
         logger[metadataKey: "gid"] = .string(transaction.gid)
         logger[metadataKey: "trans_type"] = .string(transaction.transType.rawValue)
+        if let ids = span?.logIDs {
+            logger[metadataKey: "trace_id"] = .string(ids.traceID)
+            logger[metadataKey: "span_id"] = .string(ids.spanID)
+        }
         return logger
     }()
+    /// The round's span while tracing: parent of its branch calls' spans.
+    package let span: (any TraceSpan)?
+    /// The headers each branch call carries: `ext_data`'s, then `branch_headers` (the later wins), reserved names
+    /// dropped.
+    private let callHeaders: [String: String]
     /// When the schedule was last pushed forward (DTM's `lastTouched`): also the lease renewal.
     private var lastTouched: Timestamp
     /// Branch statuses recorded in memory and not yet stored. They go to the store with the round's next write
@@ -31,14 +40,38 @@ package final class TransactionRound: RoundFacts {
     /// The time the machine decides on: read once per decision (`startDecision`), so that one event sees one time.
     package private(set) var now: Timestamp
 
-    package init(transaction: GlobalTransaction, branches: [Branch], context: ProcessingContext) {
+    /// While tracing, the round's span is started here: its parent is `parent` (the API call that started the round),
+    /// else the context stored with the transaction.
+    package init(
+        transaction: GlobalTransaction, branches: [Branch], context: ProcessingContext, reason: RoundReason = .submit, parent: TraceHeaders? = nil
+    ) {
         self.transaction = transaction
         self.branches = branches
         self.context = context
+        var stored: [String: String] = [:]
+        var unreadableExtData: String?
+        if !transaction.extData.isEmpty {
+            do { stored = try TransactionExtData.headers(of: transaction.extData, coding: context.coding) } catch {
+                unreadableExtData = String("\(error)".prefix(200))
+            }
+        }
+        self.callHeaders = Self.sendableHeaders(stored.merging(transaction.options.branchHeaders) { _, later in later })
+        self.span = context.tracer.map { tracer in
+            tracer.span(
+                "dtm.round", kind: .internal, parent: parent ?? TransactionExtData.trace(in: stored),
+                [
+                    "dtm.gid": .string(transaction.gid), "dtm.trans_type": .string(transaction.transType.rawValue),
+                    "dtm.status_before": .string(transaction.status.rawValue), "dtm.round_reason": .string(reason.rawValue),
+                ])
+        }
         let at = context.clock.now()
         self.lastTouched = at
         self.now = at
         self.customData = RoundCustomData.decode(transaction.customData, for: transaction.transType, coding: context.coding)
+        if let unreadableExtData {
+            // Only pass-through headers live there: the transaction is processed without them rather than not at all.
+            logger.warning("ext_data cannot be read; branch calls go without its headers", metadata: ["error": .string(unreadableExtData)])
+        }
     }
 
     package var config: EngineConfig { context.config }
@@ -58,7 +91,7 @@ package final class TransactionRound: RoundFacts {
     package func makeCall(url: String, branchID: String, op: String, payload: [UInt8]) -> BranchCall {
         BranchCall(
             url: url, gid: transaction.gid, transType: transaction.transType, transProtocol: transaction.transProtocol,
-            branchID: branchID, op: op, payload: payload, headers: Self.sendableHeaders(transaction.options.branchHeaders),
+            branchID: branchID, op: op, payload: payload, headers: callHeaders,
             timeout: config.requestTimeout(for: transaction.options))
     }
 
@@ -91,7 +124,7 @@ package final class TransactionRound: RoundFacts {
     /// Nothing is recorded; the caller decides what the answer means.
     package func callCheckBack(url: String, op: String, payload: [UInt8]) async throws -> BranchCallResult {
         try await holdLease()
-        let result = await context.caller.call(makeCall(url: url, branchID: "00", op: op, payload: payload))
+        let result = await BranchCallTrace.call(context.caller, makeCall(url: url, branchID: "00", op: op, payload: payload), round: span)
         logger.debug("check-back", metadata: ["url": .string(url), "op": .string(op), "result": .string("\(result)")])
         if case .error(let text) = result { await context.recordError(gid: transaction.gid, "check-back \(url): \(text)") }
         return result
@@ -142,6 +175,7 @@ package final class TransactionRound: RoundFacts {
         transaction.nextCronInterval = interval
         transaction.nextCronTime = next
         lastTouched = at
+        if update == .backOff, let span { span.event("dtm.back_off", ["dtm.next_cron_interval": .int(interval)]) }
     }
 
     /// Postpones the next round to `now + seconds` without changing the interval (msg `delay`).
@@ -167,6 +201,7 @@ package final class TransactionRound: RoundFacts {
                 "status \(transaction.status.rawValue) -> \(status.rawValue)",
                 metadata: rollbackReason.map { ["rollback_reason": .string($0)] })
         }
+        span?.event("dtm.status_changed", ["dtm.status_from": .string(transaction.status.rawValue), "dtm.status_to": .string(status.rawValue)])
         transaction.status = status
         transaction.updateTime = at
         if let f = change.finishTime { transaction.finishTime = f }

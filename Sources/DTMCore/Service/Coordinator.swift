@@ -51,7 +51,7 @@ package final class Coordinator: Sendable {
         let (transaction, branches) = try await buildTransaction(request, status: .submitted)
         guard let stored = try await store.saveNew(transaction, branches: branches) else {
             context.logger.info("submitted", metadata: ["gid": .string(request.gid), "trans_type": .string(request.transType)])
-            return try await process(transaction, branches: branches, waitResult: request.options.waitResult, isSubmit: true)
+            return try await process(transaction, branches: branches, waitResult: request.options.waitResult, isSubmit: true, trace: request.trace)
         }
         var current = stored
         switch stored.status {
@@ -64,7 +64,7 @@ package final class Coordinator: Sendable {
             throw DTMError.failure("current status '\(stored.status.rawValue)', cannot sumbmit.")
         }
         let stored_branches = try await store.branches(gid: stored.gid)
-        try await process(current, branches: stored_branches, waitResult: request.options.waitResult, isSubmit: true)
+        try await process(current, branches: stored_branches, waitResult: request.options.waitResult, isSubmit: true, trace: request.trace)
     }
 
     private func submitWorkflow(_ request: TransactionRequest) async throws {
@@ -104,7 +104,7 @@ package final class Coordinator: Sendable {
         current.status = .aborting
         if let reason { current.rollbackReason = reason }
         let branches = try await store.branches(gid: stored.gid)
-        try await process(current, branches: branches, waitResult: stored.options.waitResult, isSubmit: false)
+        try await process(current, branches: branches, waitResult: stored.options.waitResult, isSubmit: false, trace: request.trace)
     }
 
     /// `registerBranch` (spec §4.7).
@@ -198,7 +198,8 @@ package final class Coordinator: Sendable {
     // MARK: - Processing
 
     /// Runs one round now (wait_result) or in the background (spec §8.1 `Process`, §8.8).
-    func process(_ transaction: GlobalTransaction, branches: [Branch], waitResult: Bool, isSubmit: Bool) async throws {
+    /// `trace`: the API call's span context, parent of the round's span (else the stored one is).
+    func process(_ transaction: GlobalTransaction, branches: [Branch], waitResult: Bool, isSubmit: Bool, trace: TraceHeaders?) async throws {
         guard waitResult else {
             // Beyond the in-flight bound the transaction is left to the cron loop: it is already durable.
             guard backgroundRounds.add(1, ordering: .relaxed).newValue <= config.maxInflightRounds else {
@@ -207,11 +208,11 @@ package final class Coordinator: Sendable {
             }
             Task(executorPreference: context.roundExecutor()) {
                 defer { self.backgroundRounds.subtract(1, ordering: .relaxed) }
-                _ = await self.runRoundLogged(transaction, branches: branches)
+                _ = await self.runRoundLogged(transaction, branches: branches, reason: .submit, parent: trace)
             }
             return
         }
-        let (result, after) = try await runRound(transaction, branches: branches)
+        let (result, after) = try await runRound(transaction, branches: branches, reason: .submit, parent: trace)
         switch result {
         case .ongoing(let m): throw DTMError.ongoing(m)
         case .error(let m): throw DTMError.other(m)
@@ -227,8 +228,11 @@ package final class Coordinator: Sendable {
     }
 
     /// One round, with the in-process guard; returns the round's result and the transaction after it (nil when
-    /// another round of the same gid is already running here).
-    func runRound(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> (RoundResult, GlobalTransaction?) {
+    /// another round of the same gid is already running here). While tracing, the round has a span whose parent is
+    /// `parent`, else the context stored with the transaction.
+    func runRound(
+        _ transaction: GlobalTransaction, branches: [Branch], reason: RoundReason, parent: TraceHeaders? = nil
+    ) async throws -> (RoundResult, GlobalTransaction?) {
         guard let processor = processors[transaction.transType] else {
             context.logger.debug(
                 "no processor for this transaction type yet",
@@ -238,7 +242,8 @@ package final class Coordinator: Sendable {
         let inserted = running.withLock { $0.insert(transaction.gid).inserted }
         guard inserted else { return (.ok, nil) }
         defer { _ = running.withLock { $0.remove(transaction.gid) } }
-        let round = TransactionRound(transaction: transaction, branches: branches, context: context)
+        let round = TransactionRound(transaction: transaction, branches: branches, context: context, reason: reason, parent: parent)
+        let span = round.span
         let result: RoundResult
         do {
             result = try await RoundRunner.run(processor, round)
@@ -246,8 +251,13 @@ package final class Coordinator: Sendable {
         } catch {
             context.observer?.roundFinished(transType: transaction.transType, failed: true, secondsSinceCreate: now.seconds(since: transaction.createTime))
             await context.recordError(gid: transaction.gid, "\(error)")
+            if let span {
+                span.set("dtm.status_after", .string(round.transaction.status.rawValue))
+                span.fail(String("\(error)".prefix(512)))
+            }
             throw error
         }
+        if let span { Self.end(span, round: round, result: result) }
         if case .error(let message) = result { await context.recordError(gid: transaction.gid, message) }
         if let observer = context.observer {
             let failed: Bool
@@ -257,10 +267,25 @@ package final class Coordinator: Sendable {
         return (result, round.transaction)
     }
 
+    private static func end(_ span: any TraceSpan, round: TransactionRound, result: RoundResult) {
+        span.set("dtm.status_after", .string(round.transaction.status.rawValue))
+        switch result {
+        case .ok:
+            span.set("dtm.round_result", .string("ok"))
+            span.succeed()
+        case .ongoing:
+            span.set("dtm.round_result", .string("ongoing"))
+            span.end()
+        case .error(let message):
+            span.set("dtm.round_result", .string("error"))
+            span.fail(String(message.prefix(512)))
+        }
+    }
+
     /// A background or cron round: errors are logged, never thrown.
-    func runRoundLogged(_ transaction: GlobalTransaction, branches: [Branch]) async -> RoundResult {
+    func runRoundLogged(_ transaction: GlobalTransaction, branches: [Branch], reason: RoundReason, parent: TraceHeaders? = nil) async -> RoundResult {
         do {
-            let (result, _) = try await runRound(transaction, branches: branches)
+            let (result, _) = try await runRound(transaction, branches: branches, reason: reason, parent: parent)
             if case .error(let m) = result {
                 context.logger.warning("round ended with an error", metadata: ["gid": .string(transaction.gid), "error": .string(m)])
             }
@@ -301,6 +326,7 @@ package final class Coordinator: Sendable {
         t.customData = request.customData
         t.nextCronInterval = config.resetInterval(for: t.options)
         t.nextCronTime = at.adding(seconds: Double(t.nextCronInterval))
+        if let trace = request.trace, let text = try? context.coding.encode(TransactionExtData(trace: trace)) { t.extData = text }
 
         // Payload of step i: payloads[i], else the legacy steps[i].data, else empty (spec §17.9).
         let payloads: [[UInt8]] = request.steps.indices.map { i in

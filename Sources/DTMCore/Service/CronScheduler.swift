@@ -95,7 +95,8 @@ extension Coordinator {
             group.addTask {
                 do {
                     let branches = try await self.store.branches(gid: gid)
-                    let (result, _) = try await self.runRound(transaction, branches: branches)
+                    let backedOff = self.config.backOffLevel(interval: transaction.nextCronInterval, options: transaction.options) > 0
+                    let (result, _) = try await self.runRound(transaction, branches: branches, reason: backedOff ? .retry : .cron)
                     if case .error(let m) = result {
                         self.context.logger.warning("round ended with an error", metadata: ["gid": .string(gid), "error": .string(m)])
                     }

@@ -61,21 +61,41 @@ package struct APIRouter: Sendable {
         return response
     }
 
-    /// Answers a request that `admission` let through.
-    package func handleAdmitted(method: String, uri: String, authorization: String?, body: [UInt8]) async -> APIResponse {
+    /// Whether API calls are traced (the listener then reads `traceparent` and `tracestate` for `handleAdmitted`).
+    package var tracing: Bool { coordinator.context.tracer != nil }
+
+    /// Answers a request that `admission` let through; `trace` is the context its headers carried.
+    package func handleAdmitted(method: String, uri: String, authorization: String?, body: [UInt8], trace: TraceHeaders? = nil) async -> APIResponse {
         let started = ContinuousClock.now
         let path = RequestTarget.path(of: uri)
         if method == "GET" || method == "HEAD", !path.hasPrefix("/api/"), let page = console.response(path: path) {
             metrics?.apiCall(type: .http, api: "console", failed: false, started: started)
             return page
         }
-        var response = await respond(method: method, uri: uri, body: body, revealSecrets: access.revealsSecrets(authorization: authorization))
+        let span = coordinator.context.tracer.flatMap { Self.span($0, method: method, path: path, parent: trace) }
+        var response = await respond(
+            method: method, uri: uri, body: body, revealSecrets: access.revealsSecrets(authorization: authorization), span: span)
+        if let span {
+            span.set("http.response.status_code", .int(Int64(response.status)))
+            if response.status >= 500 { span.fail("HTTP \(response.status)") } else { span.end() }
+        }
         if let metrics {
             metrics.apiCall(type: .http, api: Self.metricsLabel(path: path), failed: response.status >= 400, started: started)
         }
         // Answers may hold transaction data and branch_headers: no cache, shared or private, may keep them.
         if response.headers["Cache-Control"] == nil { response.headers["Cache-Control"] = "no-store" }
         return response
+    }
+
+    /// The server span of an API call, named by its route (`POST /api/dtmsvr/submit`), so that no request can
+    /// choose a span name; none for the health check and the metrics scrape.
+    private static func span(_ tracer: any TransactionTracer, method: String, path: Substring, parent: TraceHeaders?) -> (any TraceSpan)? {
+        let route = APIRoute.route(path: path)
+        if route == .ping || route == .metrics { return nil }
+        let knownMethod = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"].contains(method) ? method : "_OTHER"
+        var attributes: [String: TraceValue] = ["http.request.method": .string(knownMethod), "url.path": .string(String(path.prefix(256)))]
+        if let route { attributes["http.route"] = .string(route.spec.path) }
+        return tracer.span(route.map { "\(knownMethod) \($0.spec.path)" } ?? knownMethod, kind: .server, parent: parent, attributes)
     }
 
     private static func refusal(status: Int, _ message: String) -> APIResponse {
@@ -90,13 +110,16 @@ package struct APIRouter: Sendable {
     /// label value (DTM uses the raw path, an unbounded set).
     static func metricsLabel(path: Substring) -> String { APIRoute.route(path: path)?.spec.label ?? "other" }
 
-    private func respond(method: String, uri: String, body: [UInt8], revealSecrets: Bool) async -> APIResponse {
+    private func respond(method: String, uri: String, body: [UInt8], revealSecrets: Bool, span: (any TraceSpan)?) async -> APIResponse {
         let target = RequestTarget(uri)
         var gid: String?
+        defer { if let span, let gid { span.set("dtm.gid", .string(gid)) } }
         do {
             let route = APIRoute.route(method: method, path: target.path)
             var response = APIResponse.notFound
-            if let route { response = try await answer(route, target: target, body: body, gid: &gid, revealSecrets: revealSecrets) }
+            if let route {
+                response = try await answer(route, target: target, body: body, gid: &gid, revealSecrets: revealSecrets, span: span)
+            }
             if route?.spec.isAdminAction == true {
                 var meta: Logger.Metadata = [
                     "op": .string(String(target.path.dropFirst("/api/dtmsvr/".count).prefix(128))),
@@ -117,8 +140,10 @@ package struct APIRouter: Sendable {
     }
 
     private func answer(
-        _ route: APIRoute, target: RequestTarget, body: [UInt8], gid: inout String?, revealSecrets: Bool
+        _ route: APIRoute, target: RequestTarget, body: [UInt8], gid: inout String?, revealSecrets: Bool, span: (any TraceSpan)?
     ) async throws -> APIResponse {
+        // The context stored with a new transaction and parent of the rounds the call starts: the call's span.
+        let trace = span?.headers
         switch route {
         case .ping:
             return APIResponse.json {
@@ -128,7 +153,7 @@ package struct APIRouter: Sendable {
             guard let metrics else { return .notFound }
             return APIResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.exposition())
         case .jsonRPC:
-            return await JSONRPCEndpoint(coordinator: coordinator).handle(body)
+            return await JSONRPCEndpoint(coordinator: coordinator, span: span).handle(body)
         case .version:
             return .json {
                 $0.beginObject(); $0.field("version", version); $0.endObject()
@@ -139,18 +164,21 @@ package struct APIRouter: Sendable {
                 $0.beginObject(); $0.field("gid", new); $0.field("dtm_result", "SUCCESS"); $0.endObject()
             }
         case .prepare:
-            let request = try TransactionRequestJSON.decode(body)
+            var request = try TransactionRequestJSON.decode(body)
             gid = request.gid
+            request.trace = trace
             try await coordinator.prepare(request)
             return .success
         case .submit:
-            let request = try TransactionRequestJSON.decode(body)
+            var request = try TransactionRequestJSON.decode(body)
             gid = request.gid
+            request.trace = trace
             try await coordinator.submit(request)
             return .success
         case .abort:
-            let request = try TransactionRequestJSON.decode(body)
+            var request = try TransactionRequestJSON.decode(body)
             gid = request.gid
+            request.trace = trace
             try await coordinator.abort(request)
             return .success
         case .forceStop:
@@ -169,8 +197,9 @@ package struct APIRouter: Sendable {
             try await coordinator.registerBranch(registration)
             return .success
         case .prepareWorkflow:
-            let request = try TransactionRequestJSON.decode(body)
+            var request = try TransactionRequestJSON.decode(body)
             gid = request.gid
+            request.trace = trace
             let (transaction, progresses) = try await coordinator.prepareWorkflow(request)
             return .json {
                 $0.beginObject()

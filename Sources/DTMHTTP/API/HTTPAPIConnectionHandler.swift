@@ -92,10 +92,14 @@ final class HTTPAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHan
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         server.requestStarted()
         let started = ContinuousClock.now
+        let trace =
+            server.router.tracing
+            ? TraceHeaders.received(traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate")) : nil
         Task(executorPreference: executor) {
             let response = await RoundExecutor.$preferred.withValue(executor) {
                 await server.router.handleAdmitted(
-                    method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "authorization"), body: body)
+                    method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "authorization"), body: body,
+                    trace: trace)
             }
             let finish: @Sendable () -> Void = {
                 loopBound.value.respond(to: head, response, close: !head.isKeepAlive || server.isShuttingDown)

@@ -5,6 +5,8 @@ import FoundationEssentials
 /// Answers are always HTTP 200 with a JSON-RPC envelope, except a body that is not JSON (400).
 struct JSONRPCEndpoint {
     let coordinator: Coordinator
+    /// The HTTP call's span while tracing: it gets the RPC attributes, and its context goes with the request.
+    let span: (any TraceSpan)?
 
     private struct Envelope: Decodable {
         var jsonrpc: String?
@@ -27,6 +29,11 @@ struct JSONRPCEndpoint {
             return reply(id: envelope.id, error: (-32600, "Bad json request: \(String(decoding: body.prefix(1024), as: UTF8.self))"), result: nil)
         }
         let method = envelope.method ?? ""
+        if let span {
+            span.set("rpc.system", .string("jsonrpc"))
+            // Only the methods there are: a client must not choose attribute values without bound.
+            if ["newGid", "prepare", "submit", "abort", "registerBranch"].contains(method) { span.set("rpc.method", .string(method)) }
+        }
         do {
             switch method {
             case "newGid":
@@ -35,7 +42,8 @@ struct JSONRPCEndpoint {
                     $0.beginObject(); $0.field("gid", gid); $0.endObject()
                 }
             case "prepare", "submit", "abort":
-                let request = try decodeTransaction(body)
+                var request = try decodeTransaction(body)
+                request.trace = span?.headers
                 switch method {
                 case "prepare": try await coordinator.prepare(request)
                 case "submit": try await coordinator.submit(request)

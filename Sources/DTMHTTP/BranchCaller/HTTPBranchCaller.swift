@@ -48,8 +48,7 @@ package struct HTTPBranchCaller: BranchCaller {
 
     package func call(_ call: BranchCall) async -> BranchCallResult {
         if call.transProtocol == TransProtocol.jsonRPC && call.url.contains("method") { return await jsonRPC(call) }
-        let post = !call.payload.isEmpty || call.transType == .xa
-        return await execute(Self.url(for: call), post ? call.payload : nil, call, classify: Self.classify)
+        return await execute(Self.url(for: call), call.usesPOST ? call.payload : nil, call, classify: Self.classify)
     }
 
     /// A JSON-RPC branch (spec §7.4): the payload object gets gid, trans_type, branch_id and op and is posted as
@@ -108,6 +107,11 @@ package struct HTTPBranchCaller: BranchCaller {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         for (name, value) in call.headers { headers.replaceOrAdd(name: name, value: value) }
+        if let trace = call.trace {
+            // The call's own span is the parent, whatever the transaction's headers said.
+            headers.remove(name: TraceHeaders.tracestateName)
+            for (name, value) in trace.pairs { headers.replaceOrAdd(name: name, value: value) }
+        }
         let timeout = TimeAmount.milliseconds(Saturating.int64(clamping: call.timeout * 1000))
         let method: HTTPMethod = body == nil ? .GET : .POST
         do {
