@@ -5,7 +5,7 @@
 #
 # Usage: scripts/bench.sh [--seconds S] [--clients N] [--rate R] [--open-clients N] [--store sqlite|postgres|mysql]
 #                        [--coordinators N] [--compare 'COMMAND'] [--curve-rates 'R ...'] [--curve-seconds S]
-#                        [--curve-only | --no-curve] [--peers bench|go] [--no-perf] [S [N]]
+#                        [--curve-only | --no-curve] [--peers bench|go] [--no-perf] [--tracing] [S [N]]
 #   --seconds S       seconds of load per scenario (default 10; a bare first number means the same)
 #   --clients N       closed-loop clients per scenario (default 64; a bare second number means the same)
 #   --rate R          sagas/s of the open-loop gRPC scenario (default 5000)
@@ -30,6 +30,8 @@
 #                     client submitting 2-branch gRPC sagas and a grpc-go branch service (built here by
 #                     Tools/peers/go/build.sh from Debian's packages; gRPC only); the other scenarios still use dtm-bench
 #   --no-perf         do not count the coordinator's system calls with perf (context switches then from /proc)
+#   --tracing         tracing on (README, Tracing): the coordinators export every span over OTLP/HTTP to a local sink
+#                     (scripts/support/otlp-sink.py, which answers without decoding); its export count is printed
 # Environment: DTM_SERVER_BIN, DTM_BENCH_BIN: run these binaries instead of building (copies taken for a measurement
 # while others build).
 # Scenarios: grpc and http submit (2 branches of the same protocol), each with wait_result false and true,
@@ -52,7 +54,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=10 clients=64 rate=5000 open_clients=1024 compare="" positional=0 store=sqlite coordinators=1
-curve_rates="100 1000 4000" curve_seconds="" curve=1 main=1 peers=bench use_perf=1
+curve_rates="100 1000 4000" curve_seconds="" curve=1 main=1 peers=bench use_perf=1 tracing=0
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -68,6 +70,7 @@ while (($#)); do
     --no-curve) curve=0; shift ;;
     --peers) peers=$2; shift 2 ;;
     --no-perf) use_perf=0; shift ;;
+    --tracing) tracing=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) if ((positional == 0)); then seconds=$1; else clients=$1; fi; positional=$((positional + 1)); shift ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -289,10 +292,18 @@ elif [[ "$store" == mysql ]]; then
   myver=$(mariadb --no-defaults --socket="$dir/mysql/mysqld.sock" -uroot -N -B -e "SELECT version()")
   echo "MariaDB $myver on 127.0.0.1:$myport (innodb_flush_log_at_trx_commit=1), $coordinators coordinator(s)" >&2
 fi
+trace_env=()
+if ((tracing)); then
+  python3 scripts/support/otlp-sink.py "$dir/sink.port" "$dir/sink.counts" &
+  sink_pid=$!; pids+=("$sink_pid")
+  for _ in $(seq 100); do [[ -s "$dir/sink.port" ]] && break; sleep 0.05; done
+  trace_env=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(cat "$dir/sink.port")")
+  echo "tracing on: every span exported to the sink on port $(cat "$dir/sink.port")" >&2
+fi
 http_targets="" grpc_targets="" server_pids="" first_grpc=""
 for n in $(seq "$coordinators"); do
   http=$((20000 + RANDOM % 5000)); grpc=$((http + 1))
-  env HTTP_PORT=$http GRPC_PORT=$grpc LISTEN_HOST=127.0.0.1 "${store_env[@]}" LOG_LEVEL=warn \
+  env HTTP_PORT=$http GRPC_PORT=$grpc LISTEN_HOST=127.0.0.1 "${store_env[@]}" "${trace_env[@]}" LOG_LEVEL=warn \
     MICRO_SERVICE_DRIVER=dtm-driver-gozero "$server_bin" >"$dir/server-$n.log" 2>&1 &
   pid=$!; pids+=("$pid")
   wait_ready "$http" "$pid" "swift-dtm $n"
@@ -370,4 +381,11 @@ if [[ -n "$compare" ]]; then
         printf "  %s: sagas/s %s, p99 %s, CPU/saga %s\n", s, ratio(o[6], t[6]), ratio(o[8], t[8]), ratio(o[12], t[12])
       }
     }' "$dir/rows"
+fi
+if ((tracing)); then
+  kill -TERM "$sink_pid" 2>/dev/null || true
+  for _ in $(seq 50); do [[ -s "$dir/sink.counts" ]] && break; sleep 0.1; done
+  read -r exports bytes < "$dir/sink.counts" || true
+  echo
+  echo "tracing: the sink took ${exports:-?} OTLP exports, ${bytes:-?} bytes"
 fi

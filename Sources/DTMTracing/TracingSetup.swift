@@ -83,8 +83,33 @@ package enum TracingSetup {
                 "protocol": .string(environment["OTEL_EXPORTER_OTLP_PROTOCOL"] ?? "http/protobuf"),
                 "service_name": .string(environment["OTEL_SERVICE_NAME"] ?? "dtm"),
             ])
-        return (tracer(InstrumentationSystem.tracer), service)
+        return (tracer(InstrumentationSystem.tracer), BoundedShutdown(service: service, limit: .seconds(2)))
     }
 
     private static func tracer<Backend: Tracer>(_ backend: Backend) -> any TransactionTracer { OTelTransactionTracer(tracer: backend) }
+}
+
+/// A service whose graceful shutdown takes at most `limit`: then it is cancelled. The exporter flushes its last spans
+/// on shutdown; with the collector down that would wait for the export timeout (10 s by default) and hold up the
+/// server's exit.
+struct BoundedShutdown: Service {
+    let service: any Service
+    let limit: Duration
+
+    func run() async throws {
+        // A child task inherits the graceful-shutdown signal (a task local), so the service hears it as before.
+        let running = Task { try await service.run() }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await running.value
+            } onGracefulShutdown: {
+                Task {
+                    try? await Task.sleep(for: limit)
+                    running.cancel()
+                }
+            }
+        } onCancel: {
+            running.cancel()
+        }
+    }
 }

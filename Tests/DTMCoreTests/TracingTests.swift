@@ -57,6 +57,8 @@ struct TracingTests {
         try await waitUntil { tracer.spans(named: "dtm.round").first?.ended != nil }
         let first = try #require(tracer.spans(named: "dtm.round").first)
         #expect(first.attributes["dtm.status_after"] == .string("submitted"))
+        #expect(first.attributes["dtm.round_result"] == .string("error"), "a round whose call failed says so, though the saga backed it off")
+        #expect(first.ended == "error: connection refused")
         #expect(first.events.contains("dtm.back_off"))
         let failedCall = try #require(tracer.spans.first { $0.kind == .client })
         #expect(failedCall.ended == "error: connection refused")

@@ -5,6 +5,7 @@
 * ``branch_server`` (session) / ``busi`` (per test): a threaded stdlib HTTP server on 127.0.0.1 that plays the
   role of the business services called by DTM.  It records every call in order and answers according to rules
   set by the test (default: 200 ``{"dtm_result":"SUCCESS"}``).
+* ``otlp_receiver`` (per test): an OTLP/HTTP + OTLP/gRPC trace receiver on free loopback ports (otlp_receiver.py).
 
 When a test fails, the report gets two extra sections: the tail of the server's stderr and the branch calls
 recorded during that test.
@@ -25,6 +26,7 @@ import sys
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mysql_harness  # noqa: E402  (beside this file)
 import pg_harness  # noqa: E402  (beside this file)
+from otlp_receiver import otlp_receiver  # noqa: E402,F401  (fixture: an OTLP trace receiver per test)
 
 import pytest
 import requests

@@ -9,6 +9,7 @@
 * ``grpc_services`` (per test): a factory of GrpcBranchService instances (grpcio servers playing the business
   services), stopped at the end of the test; ``grpc_busi`` is one of them serving ``busi.Busi`` and
   ``workflow.Workflow``.
+* ``otlp_receiver`` (per test): the OTLP trace receiver of Tests/Interop/otlp_receiver.py (the tracing tests).
 
 When a test fails, its report gets the tail of the server's log and the gRPC branch calls of that test.
 """
@@ -36,6 +37,7 @@ sys.modules[_spec.name] = http_interop
 _spec.loader.exec_module(http_interop)
 
 dtm_server = http_interop.dtm_server  # noqa: F401  (re-exported fixture)
+from otlp_receiver import otlp_receiver  # noqa: E402,F401  (fixture, Tests/Interop/otlp_receiver.py)
 
 if str(HERE) not in sys.path:  # pytest's default "prepend" import mode does this too
     sys.path.insert(0, str(HERE))

@@ -24,6 +24,9 @@ package final class TransactionRound: RoundFacts {
     }()
     /// The round's span while tracing: parent of its branch calls' spans.
     package let span: (any TraceSpan)?
+    /// The worst answer a call of this round got (nil: none worse than success), for the span's `dtm.round_result`:
+    /// a machine that backs a failed call off ends its round `.ok`.
+    package private(set) var worstAnswer: BranchOutcome?
     /// The headers each branch call carries: `ext_data`'s, then `branch_headers` (the later wins), reserved names
     /// dropped.
     private let callHeaders: [String: String]
@@ -126,7 +129,10 @@ package final class TransactionRound: RoundFacts {
         try await holdLease()
         let result = await BranchCallTrace.call(context.caller, makeCall(url: url, branchID: "00", op: op, payload: payload), round: span)
         logger.debug("check-back", metadata: ["url": .string(url), "op": .string(op), "result": .string("\(result)")])
-        if case .error(let text) = result { await context.recordError(gid: transaction.gid, "check-back \(url): \(text)") }
+        if case .error(let text) = result {
+            worstAnswer = .error(text)
+            await context.recordError(gid: transaction.gid, "check-back \(url): \(text)")
+        }
         return result
     }
 
@@ -146,6 +152,11 @@ package final class TransactionRound: RoundFacts {
             branches[index].updateTime = at
         }
         context.observer?.branchFinished(transType: transaction.transType, op: branch.op, succeeded: verdict.outcome == .succeeded)
+        switch verdict.outcome {
+        case .error: worstAnswer = verdict.outcome
+        case .ongoing: if worstAnswer == nil { worstAnswer = verdict.outcome }
+        case .succeeded, .failed: break
+        }
         switch verdict.outcome {
         case .succeeded, .failed:
             if context.logger.logLevel <= .debug {

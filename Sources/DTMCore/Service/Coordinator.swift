@@ -269,16 +269,17 @@ package final class Coordinator: Sendable {
 
     private static func end(_ span: any TraceSpan, round: TransactionRound, result: RoundResult) {
         span.set("dtm.status_after", .string(round.transaction.status.rawValue))
-        switch result {
-        case .ok:
-            span.set("dtm.round_result", .string("ok"))
-            span.succeed()
-        case .ongoing:
-            span.set("dtm.round_result", .string("ongoing"))
-            span.end()
-        case .error(let message):
+        // A machine ends a round `.ok` once it has backed a failed call off: the calls' answers say more.
+        switch (result, round.worstAnswer) {
+        case (.error(let message), _), (.ok, .error(let message)?), (.ongoing, .error(let message)?):
             span.set("dtm.round_result", .string("error"))
             span.fail(String(message.prefix(512)))
+        case (.ongoing, _), (.ok, .ongoing?):
+            span.set("dtm.round_result", .string("ongoing"))
+            span.end()
+        case (.ok, _):
+            span.set("dtm.round_result", .string("ok"))
+            span.succeed()
         }
     }
 
