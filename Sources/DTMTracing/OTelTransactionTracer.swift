@@ -14,11 +14,14 @@ struct OTelTransactionTracer<Backend: Tracer>: TransactionTracer {
         if let parent, Self.readable(parent.traceparent) {
             tracer.extract(parent, into: &context, using: TraceHeadersCarrier())
         }
+        return start(name, kind: kind, context: context, attributes)
+    }
+
+    /// A span whose parent is in `context` (a span's own: children need no header text).
+    func start(_ name: String, kind: TraceSpanKind, context: ServiceContext, _ attributes: [String: TraceValue]) -> any TraceSpan {
         let span = tracer.startSpan(name, context: context, ofKind: kind.spanKind)
         if span.isRecording { for (key, value) in attributes { span.attributes[key] = value.spanAttribute } }
-        var headers = TraceHeaders(traceparent: "")
-        tracer.inject(span.context, into: &headers, using: TraceHeadersCarrier())
-        return OTelTraceSpan(span: span, headers: headers.traceparent.isEmpty ? nil : headers, tracer: self)
+        return OTelTraceSpan(span: span, tracer: self)
     }
 
     /// A `traceparent` the W3C format accepts: anything else starts a new trace instead of being passed on.
@@ -30,13 +33,18 @@ struct OTelTransactionTracer<Backend: Tracer>: TransactionTracer {
 /// One span of `OTelTransactionTracer`.
 final class OTelTraceSpan<Backend: Tracer>: TraceSpan {
     let span: any Span
-    let headers: TraceHeaders?
     let tracer: OTelTransactionTracer<Backend>
 
-    init(span: any Span, headers: TraceHeaders?, tracer: OTelTransactionTracer<Backend>) {
+    init(span: any Span, tracer: OTelTransactionTracer<Backend>) {
         self.span = span
-        self.headers = headers
         self.tracer = tracer
+    }
+
+    /// Written when asked (a branch call's span, once; a round's only for its log lines).
+    var headers: TraceHeaders? {
+        var headers = TraceHeaders(traceparent: "")
+        tracer.tracer.inject(span.context, into: &headers, using: TraceHeadersCarrier())
+        return headers.traceparent.isEmpty ? nil : headers
     }
 
     /// From `traceparent` (`00-<trace id>-<span id>-<flags>`), which the W3C propagator wrote.
@@ -69,7 +77,7 @@ final class OTelTraceSpan<Backend: Tracer>: TraceSpan {
     func end() { span.end() }
 
     func child(_ name: String, kind: TraceSpanKind, _ attributes: [String: TraceValue]) -> any TraceSpan {
-        tracer.span(name, kind: kind, parent: headers, attributes)
+        tracer.start(name, kind: kind, context: span.context, attributes)
     }
 }
 
