@@ -1,7 +1,9 @@
 // The swift-dtm console: a small single-page app on the public JSON API (/api/dtmsvr/*). No build step, no
 // third-party code; served by the coordinator with a strict Content-Security-Policy (no inline script or style).
 
-const API = "/api/dtmsvr";
+// The API's methods and paths, written by the server from its route table: the console names no path itself.
+import { ROUTES } from "./routes.js";
+
 const STATUSES = ["prepared", "submitted", "aborting", "succeed", "failed"];
 const TYPES = ["saga", "tcc", "msg", "xa", "workflow"];
 const POLL_MS = 3000;
@@ -17,11 +19,13 @@ const token = () => sessionStorage.getItem(tokenKey) || "";
 
 class Unauthorized extends Error {}
 
-async function api(path, { method = "GET", body } = {}) {
+// Calls one of ROUTES: `query` is the query string, `suffix` what follows a prefix route's path (a topic's name).
+async function api(route, { query = "", suffix = "", body } = {}) {
   const headers = {};
   if (token()) headers["Authorization"] = "Bearer " + token();
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const r = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const url = route.path + suffix + (query ? "?" + query : "");
+  const r = await fetch(url, { method: route.method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (r.status === 401) throw new Unauthorized();
   const text = await r.text();
   let json = null;
@@ -93,7 +97,7 @@ function showLogin(message) {
     ev.preventDefault();
     sessionStorage.setItem(tokenKey, input.value);
     try {
-      await api("/all?limit=1");
+      await api(ROUTES.all, { query: "limit=1" });
       route();
     } catch (e) {
       sessionStorage.removeItem(tokenKey);
@@ -142,7 +146,7 @@ async function showList(params) {
       el("th", {}, "gid"), el("th", {}, "type"), el("th", {}, "status"), el("th", { class: "optional" }, "created"),
       el("th", { class: "optional" }, "next cron"), el("th", { class: "optional" }, "reason"))), body), pager);
   const refresh = async () => {
-    const [data, stats] = await Promise.all([api("/all?" + query.toString()), api("/stats")]);
+    const [data, stats] = await Promise.all([api(ROUTES.all, { query: query.toString() }), api(ROUTES.stats)]);
     const count = (n) => (n >= stats.cap ? stats.cap + "+" : String(n));
     replace(counters, ["prepared", "submitted", "aborting", "due", "overdue"].map((k) =>
       el("span", { class: "counter " + k + (k === "overdue" && stats[k] > 0 ? " alert" : ""), id: "count-" + k },
@@ -169,10 +173,10 @@ async function showTransaction(gid) {
   const result = el("div", { class: "result", id: "action-result" });
   const detail = el("div", { id: "detail" });
   show(el("p", {}, el("a", { href: "#/" }, "← Transactions")), el("h2", {}, gid), result, detail);
-  const act = async (label, path) => {
+  const act = async (label, route) => {
     if (!confirm(label + " " + gid + "?")) return;
     try {
-      await api(path, { method: "POST", body: { gid } });
+      await api(route, { body: { gid } });
       result.textContent = label + ": done.";
       await refresh();
     } catch (e) {
@@ -181,7 +185,7 @@ async function showTransaction(gid) {
     }
   };
   const refresh = async () => {
-    const data = await api("/query?gid=" + encodeURIComponent(gid));
+    const data = await api(ROUTES.query, { query: "gid=" + encodeURIComponent(gid) });
     const t = data.transaction;
     if (!t) {
       detail.replaceChildren(el("p", { class: "muted" }, "No transaction with this gid."));
@@ -197,8 +201,8 @@ async function showTransaction(gid) {
         el("dt", {}, f),
         el("dd", { id: "field-" + f }, f === "status" ? statusBadge(t.status) : f.endsWith("_time") ? time(shown[f]) : String(shown[f]))])),
       el("div", { class: "actions" },
-        finished ? null : el("button", { id: "retry-now", onclick: () => act("Retry now", "/resetNextCronTime").catch(handleError) }, "Retry now"),
-        finished ? null : el("button", { class: "danger", id: "force-stop", onclick: () => act("Force stop", "/forceStop").catch(handleError) }, "Force stop")),
+        finished ? null : el("button", { id: "retry-now", onclick: () => act("Retry now", ROUTES.resetNextCronTime).catch(handleError) }, "Retry now"),
+        finished ? null : el("button", { class: "danger", id: "force-stop", onclick: () => act("Force stop", ROUTES.forceStop).catch(handleError) }, "Force stop")),
       el("h3", {}, t.trans_type === "saga" ? "Steps" : "Timeline"),
       t.trans_type === "saga" ? sagaGraph(t, data.branches || []) : branchTimeline(t, data.branches || []),
       el("h3", {}, "Branches"),
@@ -304,7 +308,7 @@ async function showAttention() {
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "gid"), el("th", {}, "status"), el("th", { class: "optional" }, "age"),
       el("th", {}, "retries"), el("th", {}, "last error"))), body));
   const refresh = async () => {
-    const data = await api("/attention?limit=100");
+    const data = await api(ROUTES.attention, { query: "limit=100" });
     const age = (t) => {
       const s = Math.max(0, (Date.now() - Date.parse(t.create_time)) / 1000);
       return s < 120 ? Math.round(s) + " s" : s < 7200 ? Math.round(s / 60) + " min" : Math.round(s / 3600) + " h";
@@ -330,9 +334,9 @@ async function showTopics() {
   const url = el("input", { name: "url", placeholder: "subscriber URL", required: true });
   const remark = el("input", { name: "remark", placeholder: "remark" });
   const form = el("form", { class: "filters", id: "subscribe" }, topic, url, remark, el("button", { class: "primary", type: "submit" }, "Subscribe"));
-  const run = async (label, path, method = "GET") => {
+  const run = async (label, route, options) => {
     try {
-      await api(path, { method });
+      await api(route, options);
       result.textContent = label + ": done.";
     } catch (e) {
       if (e instanceof Unauthorized) throw e;
@@ -343,10 +347,10 @@ async function showTopics() {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const q = new URLSearchParams({ topic: topic.value, url: url.value, remark: remark.value });
-    run("Subscribe", "/subscribe?" + q.toString()).catch(handleError);
+    run("Subscribe", ROUTES.subscribe, { query: q.toString() }).catch(handleError);
   });
   const refresh = async () => {
-    const data = await api("/scanKV?cat=topics&limit=100");
+    const data = await api(ROUTES.scanKV, { query: "cat=topics&limit=100" });
     list.replaceChildren(...(data.kv || []).flatMap((kv) => {
       let subscribers = [];
       try { subscribers = JSON.parse(kv.v) || []; } catch { subscribers = []; }
@@ -354,9 +358,9 @@ async function showTopics() {
         el("td", {}, kv.k), el("td", { class: "gid" }, s.url), el("td", { class: "optional" }, s.remark || ""),
         el("td", {},
           el("button", { class: "link", onclick: () => confirm("Unsubscribe " + s.url + " from " + kv.k + "?") &&
-            run("Unsubscribe", "/unsubscribe?" + new URLSearchParams({ topic: kv.k, url: s.url })).catch(handleError) }, "unsubscribe"),
+            run("Unsubscribe", ROUTES.unsubscribe, { query: new URLSearchParams({ topic: kv.k, url: s.url }).toString() }).catch(handleError) }, "unsubscribe"),
           el("button", { class: "link", onclick: () => confirm("Delete topic " + kv.k + "?") &&
-            run("Delete", "/topic/" + encodeURIComponent(kv.k), "DELETE").catch(handleError) }, "delete topic"))));
+            run("Delete", ROUTES.deleteTopic, { suffix: encodeURIComponent(kv.k) }).catch(handleError) }, "delete topic"))));
     }));
   };
   show(el("h2", {}, "Topics"), form, result,
@@ -377,7 +381,7 @@ async function route() {
   stopPolling();
   const hash = location.hash || "#/";
   try {
-    const version = await api("/version");
+    const version = await api(ROUTES.version);
     document.getElementById("version").textContent = "version " + version.version;
     document.getElementById("logout").hidden = !token();
     if (hash.startsWith("#/trans/")) return await showTransaction(decodeURIComponent(hash.slice("#/trans/".length)));

@@ -21,4 +21,17 @@ struct ConsoleRoutesTests {
         #expect(based.response(path: "/ops/console.js") != nil)
         #expect(based.response(path: "/opsx/admin/") == nil)
     }
+
+    @Test("routes.js lists every route of the API table with its method and path; console.js names no API path itself")
+    func routesScript() throws {
+        let script = try #require(ConsoleRoutes(basePath: "/ops").response(path: "/ops/admin/routes.js"))
+        #expect(script.contentType.hasPrefix("text/javascript"))
+        let text = String(decoding: script.body, as: UTF8.self)
+        for route in APIRoute.allCases {
+            #expect(text.contains("  \(route): Object.freeze({ method: \"\(route.spec.method ?? "GET")\", path: \"\(route.spec.path)\" }),"))
+        }
+        let console = try #require(ConsoleAssets.files["console.js"]).text
+        #expect(!console.contains("\"/api/") && !console.contains("\"/all") && !console.contains("\"/query"))
+        #expect(console.contains("ROUTES.forceStop") && console.contains("ROUTES.deleteTopic"))
+    }
 }

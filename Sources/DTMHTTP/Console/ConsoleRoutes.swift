@@ -27,10 +27,25 @@ struct ConsoleRoutes: Sendable {
         if rest.hasPrefix("/admin/") { rest = rest.dropFirst("/admin".count) }
         guard rest.hasPrefix("/") else { return nil }
         let name = rest.dropFirst()
+        if name == "routes.js" {
+            return APIResponse(
+                status: 200, contentType: "text/javascript; charset=utf-8", body: Array(Self.routesScript.utf8), headers: Self.securityHeaders)
+        }
         if let asset = file(String(name)) { return asset }
         // Any other page under /admin/ is the console's (its links are #fragments; this serves old bookmarks).
         return path.hasPrefix(basePath + "/admin/") && !name.contains(".") ? file("index.html") : nil
     }
+
+    /// `routes.js`: every route of the API's table (`APIRoute`) by its case name, with its method and path, for
+    /// console.js, which names no path of its own.
+    static let routesScript: String = {
+        var lines = ["// Written by the server from its route table (APIRoute).", "export const ROUTES = Object.freeze({"]
+        for route in APIRoute.allCases {
+            lines.append("  \(route): Object.freeze({ method: \"\(route.spec.method ?? "GET")\", path: \"\(route.spec.path)\" }),")
+        }
+        lines.append("});")
+        return lines.joined(separator: "\n") + "\n"
+    }()
 
     private func file(_ name: String) -> APIResponse? {
         guard let asset = ConsoleAssets.files[name] else { return nil }
