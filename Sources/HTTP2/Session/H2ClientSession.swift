@@ -36,7 +36,7 @@ package final class H2ClientSession {
     package let authority: String
     package let configuration: Configuration
     let logger: Logger
-    private var session: OpaquePointer!  // set in init before any use; an initializer that fails never uses it
+    private let session: OpaquePointer
     var calls: [Int32: H2ClientCall] = [:]
     var finished: [(Completion, GRPCCallResult)] = []
     /// Response messages of streaming calls, delivered (before any completion queued with them) once nghttp2 returns.
@@ -93,10 +93,9 @@ package final class H2ClientSession {
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             clientSession(userData).onStreamClose(streamID, errorCode: errorCode)
         }
-        let session = try newSession(
-            server: false, callbacks: callbacks, userData: Unmanaged.passUnretained(self).toOpaque(),
-            manualFlowControl: configuration.manualFlowControl)
+        let session = try newSession(server: false, callbacks: callbacks, manualFlowControl: configuration.manualFlowControl)
         self.session = session
+        nghttp2_session_set_user_data(session, Unmanaged.passUnretained(self).toOpaque())
         try submitSettings(
             session,
             [

@@ -114,7 +114,7 @@ extension H2ServerSession {
         stream.receipt.windowWidened = true
         let window = Int32(clamping: configuration.admittedStreamWindowSize)
         guard window > Int32(clamping: configuration.initialWindowSize) else { return }
-        let rv = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, window)
+        let rv = setLocalWindowSize(stream.id, window)
         _ = succeeded(rv, "nghttp2_session_set_local_window_size", stream: stream.id)
     }
 
@@ -131,7 +131,7 @@ extension H2ServerSession {
     /// window reopens.
     private func giveBackWindow(streamID: Int32, connection: Int, stream: Int) {
         let open = streams[streamID] != nil
-        let rv = consumeReceived(session, streamID: streamID, connectionBytes: connection, streamBytes: open ? stream : 0)
+        let rv = consume(streamID, connectionBytes: connection, streamBytes: open ? stream : 0)
         _ = succeeded(rv, "nghttp2_session_consume", stream: streamID)
     }
 }

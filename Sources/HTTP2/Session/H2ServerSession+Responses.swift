@@ -33,9 +33,7 @@ extension H2ServerSession {
     /// instead of waiting for its deadline.
     func resetAfterFailedResponse(_ rv: Int32, stream: ServerStream, _ operation: String) {
         guard !succeeded(rv, operation, stream: stream.id) else { return }
-        _ = succeeded(
-            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, UInt32(NGHTTP2_INTERNAL_ERROR.rawValue)),
-            "nghttp2_submit_rst_stream", stream: stream.id)
+        _ = succeeded(submitRstStream(stream.id, NGHTTP2_INTERNAL_ERROR), "nghttp2_submit_rst_stream", stream: stream.id)
     }
 
     func readResponseBody(
@@ -65,7 +63,7 @@ extension H2ServerSession {
                 trailers.append(H2Header(name: H2Names.grpcMessage, value: GRPCMessageEncoding.encode(status.message)))
             }
             // Without trailers the stream ends with this DATA frame: the client sees a call without a status.
-            let rv = withNVArray(trailers) { nghttp2_submit_trailer(session, streamID, $0, $1) }
+            let rv = submitTrailer(streamID, trailers)
             if succeeded(rv, "nghttp2_submit_trailer", stream: streamID) { flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue) }
         }
         return n
@@ -80,20 +78,14 @@ extension H2ServerSession {
             H2Header(name: H2Names.contentType, value: H2Names.applicationGRPC),
         ]
         for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
-        var provider = nghttp2_data_provider()
-        // nghttp2 always passes the buffer, the flags and the session's `user_data`.
-        provider.read_callback = { session, streamID, buf, length, flags, _, userData in
-            serverSession(userData)
-                .readResponseBody(streamID: streamID, into: buf!, length: length, flags: flags!)
-        }
-        let rv = withNVArray(headers) { nghttp2_submit_response(session, stream.id, $0, $1, &provider) }
+        let rv = submitResponse(stream.id, headers, body: true)
         resetAfterFailedResponse(rv, stream: stream, "nghttp2_submit_response")
     }
 
     func resumeDeferredBody(_ stream: ServerStream) {
         guard stream.bodyDeferred else { return }
         stream.bodyDeferred = false
-        _ = succeeded(nghttp2_session_resume_data(session, stream.id), "nghttp2_session_resume_data", stream: stream.id)
+        _ = succeeded(resumeData(stream.id), "nghttp2_session_resume_data", stream: stream.id)
     }
 
     func reject(_ stream: ServerStream, httpStatus: String, _ status: GRPCStatus) {
@@ -114,7 +106,7 @@ extension H2ServerSession {
             headers.append(H2Header(name: H2Names.grpcMessage, value: GRPCMessageEncoding.encode(status.message)))
         }
         for (name, value) in metadata { headers.append(H2Header(name.lowercased(), value)) }
-        let rv = withNVArray(headers) { nghttp2_submit_response(session, stream.id, $0, $1, nil) }
+        let rv = submitResponse(stream.id, headers, body: false)
         resetAfterFailedResponse(rv, stream: stream, "nghttp2_submit_response (trailers-only)")
     }
 }

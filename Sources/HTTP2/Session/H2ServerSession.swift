@@ -58,7 +58,8 @@ package final class H2ServerSession {
 
     package let configuration: Configuration
     let logger: Logger
-    var session: OpaquePointer!  // set in init before any use; an initializer that fails never uses it
+    /// nghttp2's session: only this file calls nghttp2 with it (the extensions go through the operations below).
+    private let session: OpaquePointer
     var streams: [Int32: ServerStream] = [:]
     /// Request bytes admitted on this connection, and the open streams waiting for room (+FlowControl).
     var receiveBudget: ReceiveBudget
@@ -94,9 +95,9 @@ package final class H2ServerSession {
         guard created == 0 else { throw H2SessionError(code: created, operation: "nghttp2_session_callbacks_new") }
         defer { nghttp2_session_callbacks_del(callbacks) }
         Self.installCallbacks(callbacks)
-        let session = try newSession(
-            server: true, callbacks: callbacks, userData: Unmanaged.passUnretained(self).toOpaque(), manualFlowControl: true)
+        let session = try newSession(server: true, callbacks: callbacks, manualFlowControl: true)
         self.session = session
+        nghttp2_session_set_user_data(session, Unmanaged.passUnretained(self).toOpaque())
         try submitSettings(
             session,
             [
@@ -379,4 +380,37 @@ package final class H2ServerSession {
 /// capture anything, not even `Self`).
 func serverSession(_ userData: UnsafeMutableRawPointer?) -> H2ServerSession {
     Unmanaged<H2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+// MARK: - nghttp2 operations of the extensions (each returns nghttp2's code, checked by the caller)
+
+extension H2ServerSession {
+    func submitRstStream(_ streamID: Int32, _ code: nghttp2_error_code) -> Int32 {
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(code.rawValue))
+    }
+
+    func submitTrailer(_ streamID: Int32, _ trailers: [H2Header]) -> Int32 {
+        withNVArray(trailers) { nghttp2_submit_trailer(session, streamID, $0, $1) }
+    }
+
+    /// Response HEADERS; with `body`, the stream's body (`readResponseBody`) is the data source.
+    func submitResponse(_ streamID: Int32, _ headers: [H2Header], body: Bool) -> Int32 {
+        guard body else { return withNVArray(headers) { nghttp2_submit_response(session, streamID, $0, $1, nil) } }
+        var provider = nghttp2_data_provider()
+        // nghttp2 always passes the buffer, the flags and the session's `user_data`.
+        provider.read_callback = { session, streamID, buf, length, flags, _, userData in
+            serverSession(userData).readResponseBody(streamID: streamID, into: buf!, length: length, flags: flags!)
+        }
+        return withNVArray(headers) { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
+    }
+
+    func resumeData(_ streamID: Int32) -> Int32 { nghttp2_session_resume_data(session, streamID) }
+
+    func setLocalWindowSize(_ streamID: Int32, _ window: Int32) -> Int32 {
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, window)
+    }
+
+    func consume(_ streamID: Int32, connectionBytes: Int, streamBytes: Int) -> Int32 {
+        consumeReceived(session, streamID: streamID, connectionBytes: connectionBytes, streamBytes: streamBytes)
+    }
 }

@@ -125,9 +125,9 @@ func feedSession(_ session: OpaquePointer, _ bytes: UnsafeRawBufferPointer) thro
 /// Creates a client or server session. With `manualFlowControl` nghttp2 sends no WINDOW_UPDATE by itself: the owner
 /// returns received DATA bytes with `consumeReceived` once it has processed (or budgeted) them, so a peer can send
 /// no more than the windows allow past what the owner accepted.
-func newSession(
-    server: Bool, callbacks: OpaquePointer?, userData: UnsafeMutableRawPointer, manualFlowControl: Bool
-) throws -> OpaquePointer {
+/// A new session; its `user_data` (the Swift object its callbacks reach) is set by the owner once it is initialised
+/// (`nghttp2_session_set_user_data`), before the session is fed any input.
+func newSession(server: Bool, callbacks: OpaquePointer?, manualFlowControl: Bool) throws -> OpaquePointer {
     var option: OpaquePointer?
     guard nghttp2_option_new(&option) == 0, let option else {
         throw H2SessionError(code: Int32(NGHTTP2_ERR_NOMEM.rawValue), operation: "nghttp2_option_new")
@@ -137,8 +137,8 @@ func newSession(
     var session: OpaquePointer?
     let rv =
         server
-        ? nghttp2_session_server_new2(&session, callbacks, userData, option)
-        : nghttp2_session_client_new2(&session, callbacks, userData, option)
+        ? nghttp2_session_server_new2(&session, callbacks, nil, option)
+        : nghttp2_session_client_new2(&session, callbacks, nil, option)
     guard rv == 0, let session else {
         throw H2SessionError(code: rv, operation: server ? "nghttp2_session_server_new2" : "nghttp2_session_client_new2")
     }
