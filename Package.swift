@@ -251,7 +251,7 @@ let package = Package(
         .testTarget(
             name: "DTMServerTests",
             dependencies: [
-                "DTMCore", "DTMTestSupport", "DTMHTTP", "DTMServer", "DTMGRPC", "HTTP2", "EventLoopSupport", "FuzzSupport",
+                "DTMCore", "DTMTestSupport", "DTMHTTP", "DTMServer", "DTMTracing", "DTMGRPC", "HTTP2", "EventLoopSupport", "FuzzSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

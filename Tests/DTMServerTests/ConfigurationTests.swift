@@ -1,4 +1,7 @@
 @testable import DTMServer
+import DTMTestSupport
+import DTMTracing
+import Foundation
 import Testing
 
 @Suite("configuration")
@@ -117,5 +120,28 @@ struct ConfigurationTests {
         var branch = Configuration()
         branch.branchTLSCAFile = "/nonexistent/ca.pem"
         #expect(throws: Configuration.Invalid.self) { try TLSSetup(branch) }
+    }
+
+    @Test("Tracing: conf.yml's keys stand for OTEL_* variables (which win); protocol, sampler and queue size are checked")
+    func tracing() throws {
+        let directory = try TemporaryDirectory(prefix: "conf-tracing")
+        let file = directory.file("conf.yml")
+        try """
+        Tracing:
+          Endpoint: http://127.0.0.1:4318
+          Protocol: grpc
+          ServiceName: dtm-eu
+          MaxQueueSize: 64
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let c = try Configuration.load(file: file, environment: [:])
+        #expect(c.tracing.endpoint == "http://127.0.0.1:4318" && c.tracing.protocol == "grpc" && c.tracing.serviceName == "dtm-eu")
+        let env = c.tracing.environment(process: ["OTEL_SERVICE_NAME": "from-env"])
+        #expect(env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318" && env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc")
+        #expect(env["OTEL_BSP_MAX_QUEUE_SIZE"] == "64" && env["OTEL_SERVICE_NAME"] == "from-env")
+        #expect(TracingSettings.isEnabled(environment: env, process: [:]))
+        #expect(!TracingSettings.isEnabled(environment: try load([:]).tracing.environment(process: [:]), process: [:]), "off by default")
+        #expect(refusal(["TRACING_PROTOCOL": "http/json"]).contains("Tracing.Protocol: 'http/json' is not one of http/protobuf, grpc"))
+        #expect(refusal(["TRACING_SAMPLER": "sometimes"]).contains("Tracing.Sampler: 'sometimes' is not one of"))
+        #expect(refusal(["TRACING_MAX_QUEUE_SIZE": "0"]).contains("Tracing.MaxQueueSize"))
     }
 }
