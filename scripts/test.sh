@@ -40,7 +40,8 @@ else
   DTM_SERVER_BIN="$PWD/.build/debug/dtm-server" .venv/bin/python -m pytest -q -p no:cacheprovider \
     Tests/Interop/test_dtmcli_saga.py Tests/Interop/test_dtmcli_tcc.py Tests/Interop/test_dtmcli_msg.py
   DTM_SERVER_BIN="$PWD/.build/debug/dtm-server" .venv/bin/python -m pytest -q -p no:cacheprovider \
-    Tests/InteropGRPC/test_grpc_api.py Tests/InteropGRPC/test_grpc_branches.py Tests/InteropGRPC/test_gozero_scenario.py
+    Tests/InteropGRPC/test_grpc_api.py Tests/InteropGRPC/test_grpc_branches.py Tests/InteropGRPC/test_gozero_scenario.py \
+    "Tests/InteropGRPC/test_tracing_runtime.py::test_a_transaction_keeps_its_trace_across_kill_9_and_restart"
 fi
 
 # The same server on MySQL (each server under test in its own database of one private MariaDB server).
@@ -52,7 +53,8 @@ else
   DTM_SERVER_BIN="$PWD/.build/debug/dtm-server" .venv/bin/python -m pytest -q -p no:cacheprovider \
     Tests/Interop/test_dtmcli_saga.py Tests/Interop/test_dtmcli_tcc.py Tests/Interop/test_dtmcli_msg.py
   DTM_SERVER_BIN="$PWD/.build/debug/dtm-server" .venv/bin/python -m pytest -q -p no:cacheprovider \
-    Tests/InteropGRPC/test_grpc_api.py Tests/InteropGRPC/test_grpc_branches.py Tests/InteropGRPC/test_gozero_scenario.py
+    Tests/InteropGRPC/test_grpc_api.py Tests/InteropGRPC/test_grpc_branches.py Tests/InteropGRPC/test_gozero_scenario.py \
+    "Tests/InteropGRPC/test_tracing_runtime.py::test_a_transaction_keeps_its_trace_across_kill_9_and_restart"
 fi
 
 unset TMPDIR
