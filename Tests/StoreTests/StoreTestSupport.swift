@@ -81,9 +81,9 @@ enum TempDB {
         try TemporaryDirectory.processScoped(prefix: "swift-dtm-tests").file("dtm.sqlite")
     }
 
-    /// A fresh schema on the test process's PostgreSQL cluster.
-    static func postgres() throws -> PostgresStoreConfiguration {
-        let server = try PostgresTestServer.shared.get()
+    /// A fresh schema on the test process's PostgreSQL cluster (or on `server`).
+    static func postgres(on server: PostgresTestServer? = nil) throws -> PostgresStoreConfiguration {
+        let server = try server ?? PostgresTestServer.shared.get()
         var c = PostgresStoreConfiguration()
         c.port = server.port
         c.user = server.user
@@ -94,9 +94,9 @@ enum TempDB {
         return c
     }
 
-    /// A fresh database on the test process's MariaDB server.
-    static func mysql() throws -> MySQLStoreConfiguration {
-        let server = try MySQLTestServer.shared.get()
+    /// A fresh database on the test process's MariaDB server (or on `server`).
+    static func mysql(on server: MySQLTestServer? = nil) throws -> MySQLStoreConfiguration {
+        let server = try server ?? MySQLTestServer.shared.get()
         var c = MySQLStoreConfiguration()
         c.port = server.port
         c.user = server.user
@@ -145,6 +145,136 @@ func sampleBranches(_ gid: String, count: Int = 2) -> [Branch] {
                 createTime: t0)
             b.updateTime = t0.adding(seconds: 1)
             return b
+        }
+    }
+}
+
+/// The two SQL stores, for what they share beyond the contract (`SQLStoreTests`): several coordinators on one
+/// database, writes batched into shared statements and commits, DTM's column widths and time ranges, rows other
+/// programs wrote, migrations, a server that goes away. What only one of them has stays in its own suite
+/// (`MySQLStoreTests`, `PostgresTLSConfigurationTests`).
+enum SQLStoreKind: String, CaseIterable, CustomTestStringConvertible {
+    case postgres, mysql
+    var testDescription: String { rawValue }
+
+    /// DTM's name for the store, as the stores' messages say it.
+    var name: String {
+        switch self {
+        case .postgres: return "PostgreSQL"
+        case .mysql: return "MySQL"
+        }
+    }
+
+    /// A fresh schema of the test process's PostgreSQL cluster, or a fresh database of its MariaDB server.
+    func freshDatabase() throws -> SQLTestDatabase {
+        switch self {
+        case .postgres: return .postgres(try TempDB.postgres(), try PostgresTestServer.shared.get())
+        case .mysql: return .mysql(try TempDB.mysql(), try MySQLTestServer.shared.get())
+        }
+    }
+
+    /// A fresh schema or database on a server of its own, which the test may stop and start.
+    func databaseOnPrivateServer() throws -> SQLTestDatabase {
+        switch self {
+        case .postgres:
+            let server = try PostgresTestServer()
+            return .postgres(try TempDB.postgres(on: server), server)
+        case .mysql:
+            let server = try MySQLTestServer()
+            return .mysql(try TempDB.mysql(on: server), server)
+        }
+    }
+
+    /// Whether `error` is the store's own error type (`PostgresStoreError`, `MySQLStoreError`).
+    func isStoreError(_ error: any Error) -> Bool {
+        switch self {
+        case .postgres: return error is PostgresStoreError
+        case .mysql: return error is MySQLStoreError
+        }
+    }
+
+    /// Whether the store refuses `name` as a configured table name (`PostgresTables.Invalid`, `MySQLTables.Invalid`).
+    func refusesTableName(_ name: String) -> Bool {
+        do {
+            switch self {
+            case .postgres: _ = try PostgresTables(global: name)
+            case .mysql: _ = try MySQLTables(global: name)
+            }
+            return false
+        } catch {
+            return error is PostgresTables.Invalid || error is MySQLTables.Invalid
+        }
+    }
+}
+
+/// What the tests use of the SQL stores beyond the contract.
+protocol SQLTestStore: TransactionStore {
+    /// How many transactions the store's writers committed.
+    var commitCount: Int { get }
+    func close() async
+}
+
+extension PostgresStore: SQLTestStore {}
+extension MySQLStore: SQLTestStore {}
+
+/// Where a SQL store under test keeps its tables — a schema of a PostgreSQL cluster or a database of a MariaDB
+/// server — with that server, for SQL of its own beside the store's and for stopping and starting it.
+enum SQLTestDatabase {
+    case postgres(PostgresStoreConfiguration, PostgresTestServer)
+    case mysql(MySQLStoreConfiguration, MySQLTestServer)
+
+    /// The schema's or the database's name.
+    var name: String {
+        switch self {
+        case .postgres(let c, _): return c.schema
+        case .mysql(let c, _): return c.database
+        }
+    }
+
+    func open(reset: Bool = false) async throws -> any SQLTestStore {
+        switch self {
+        case .postgres(let c, _): return try await PostgresStore.open(c, reset: reset, logger: Logger(label: "test"))
+        case .mysql(let c, _): return try await MySQLStore.open(c, reset: reset, logger: Logger(label: "test"))
+        }
+    }
+
+    /// Uses configured table names (`Store.TransGlobalTable`, `Store.TransBranchOpTable`).
+    mutating func useTables(global: String, branch: String) throws {
+        switch self {
+        case .postgres(var c, let server):
+            c.tables = try PostgresTables(global: global, branch: branch)
+            self = .postgres(c, server)
+        case .mysql(var c, let server):
+            c.tables = try MySQLTables(global: global, branch: branch)
+            self = .mysql(c, server)
+        }
+    }
+
+    /// Runs SQL in the schema or database as the server's administrator (psql, mariadb) and returns its output
+    /// trimmed: a row a line, columns separated by tabs (psql's `|` becomes a tab, as the mariadb client writes them).
+    @discardableResult
+    func sql(_ text: String) throws -> String {
+        switch self {
+        case .postgres(let c, let server):
+            var out = try server.psql("SET search_path TO \(c.schema); \(text)")
+            if out.hasPrefix("SET\n") { out.removeFirst(4) }
+            return out.replacingOccurrences(of: "|", with: "\t").trimmingCharacters(in: .whitespacesAndNewlines)
+        case .mysql(let c, let server):
+            return try server.sql(text, database: c.database).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    func stopServer() {
+        switch self {
+        case .postgres(_, let server): server.stop()
+        case .mysql(_, let server): server.stop()
+        }
+    }
+
+    func startServer() throws {
+        switch self {
+        case .postgres(_, let server): try server.start()
+        case .mysql(_, let server): try server.start()
         }
     }
 }
