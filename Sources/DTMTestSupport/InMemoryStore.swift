@@ -10,10 +10,14 @@ package final class InMemoryStore: TransactionStore {
         var kv: [KVRecord] = []
         var lastErrors: [String: String] = [:]
         var nextID: Int64 = 1
+        var writes: [String] = []
     }
     private let state = Mutex(State())
 
     package init() {}
+
+    /// The round writes asked for so far, in order, as "<method> <durability>" (what a durable store would fsync).
+    package var roundWrites: [String] { state.withLock { $0.writes } }
 
     package func saveNew(_ transaction: GlobalTransaction, branches: [Branch]) async throws -> GlobalTransaction? {
         state.withLock { s in
@@ -41,9 +45,11 @@ package final class InMemoryStore: TransactionStore {
     }
 
     package func changeStatus(
-        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp,
+        durability: WriteDurability
     ) async throws {
         try state.withLock { s throws(DTMError) in
+            s.writes.append("changeStatus \(durability)")
             guard var t = s.transactions[gid], t.status == from else { throw DTMError.storageNotFound("") }
             let rows = try Self.applying(branchUpdates, to: s.branches[gid] ?? [], gid: gid, now: now)
             t.status = to
@@ -73,8 +79,9 @@ package final class InMemoryStore: TransactionStore {
         }
     }
 
-    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp, durability: WriteDurability) async throws {
         try state.withLock { s throws(DTMError) in
+            s.writes.append("updateBranches \(durability)")
             guard let t = s.transactions[gid], t.status == requiring else { throw DTMError.storageNotFound("") }
             s.branches[gid] = try Self.applying(updates, to: s.branches[gid] ?? [], gid: gid, now: now)
         }
@@ -82,9 +89,10 @@ package final class InMemoryStore: TransactionStore {
 
     package func touchCronTime(
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
-        now: Timestamp
+        now: Timestamp, durability: WriteDurability
     ) async throws {
         try state.withLock { s throws(DTMError) in
+            s.writes.append("touchCronTime \(durability)")
             guard var t = s.transactions[gid], t.status == requiring else {
                 if branchUpdates.isEmpty { return }
                 throw DTMError.storageNotFound("")

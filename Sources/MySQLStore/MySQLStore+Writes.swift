@@ -58,7 +58,8 @@ extension MySQLStore {
     }
 
     package func changeStatus(
-        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp,
+        durability: WriteDurability
     ) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         if let result = change.result { try MySQLColumnLimits.fits("result", result, 1024) }
@@ -111,7 +112,7 @@ extension MySQLStore {
         }
     }
 
-    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp, durability: WriteDurability) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         let sql = self.sql
         if updates.count == 1 {
@@ -136,7 +137,7 @@ extension MySQLStore {
 
     package func touchCronTime(
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
-        now: Timestamp
+        now: Timestamp, durability: WriteDurability
     ) async throws {
         if Self.unmatchable(gid) {
             if branchUpdates.isEmpty { return }

@@ -175,7 +175,8 @@ package final class PostgresStore: TransactionStore {
     }
 
     package func changeStatus(
-        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp,
+        durability: WriteDurability
     ) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         if let result = change.result { try PostgresColumnLimits.fits("result", result, 1024) }
@@ -225,7 +226,7 @@ package final class PostgresStore: TransactionStore {
         }
     }
 
-    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp, durability: WriteDurability) async throws {
         if Self.unmatchable(gid) { throw DTMError.storageNotFound("") }
         if updates.count == 1 {
             let u = updates[0]
@@ -258,7 +259,7 @@ package final class PostgresStore: TransactionStore {
 
     package func touchCronTime(
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
-        now: Timestamp
+        now: Timestamp, durability: WriteDurability
     ) async throws {
         if Self.unmatchable(gid) {
             if branchUpdates.isEmpty { return }

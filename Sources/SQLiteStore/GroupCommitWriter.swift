@@ -7,7 +7,9 @@ import Synchronization
 /// Callers queue write jobs; the writer's own thread takes every job that queued up while the previous COMMIT
 /// ran and applies them in one transaction, each inside its own SAVEPOINT so that one job's error (a failed
 /// compare-and-set, a unique conflict) undoes only that job. Each caller resumes only after the COMMIT that holds
-/// its job returned: with `synchronous=FULL` that is after fsync, so an acknowledged write survives a crash.
+/// its job returned: with `synchronous=FULL` that is after fsync, so an acknowledged write survives a crash. A batch
+/// of `ordered` jobs only (none durable) is committed with `synchronous=NORMAL`: written to the WAL in order, which a
+/// crash of this process keeps, and fsynced with the next durable batch.
 final class GroupCommitWriter: Sendable {
     /// A queued job: `run` executes inside the batch transaction on the writer thread; `finish` is called
     /// once after COMMIT with the job's outcome. One object per write (the body, its outcome and the caller's
@@ -22,6 +24,8 @@ final class GroupCommitWriter: Sendable {
     /// only by the caller.
     private class Job: @unchecked Sendable {
         let savepoint: Bool
+        /// On disk before the caller resumes (else only written, in order: `WriteDurability.ordered`).
+        var durable = true
         /// What the job's row values weigh, counted against `maxQueuedBytes` while it is queued.
         let bytes: Int
         private var continuation: UnsafeContinuation<Void, Never>?
@@ -95,9 +99,10 @@ final class GroupCommitWriter: Sendable {
     /// statement, and never throws after that statement changed something: SQLite undoes a failed statement by
     /// itself, so such a job cannot leave a partial change behind for the batch to commit.
     func write<T: Sendable>(
-        savepoint: Bool = true, bytes: Int = 0, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+        savepoint: Bool = true, bytes: Int = 0, durable: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
         let job = TypedJob(savepoint: savepoint, bytes: bytes, body: body)
+        job.durable = durable
         await withUnsafeContinuation { continuation in
             job.setContinuation(continuation)
             let refusal: (any Error)? = queue.withLock { q in
@@ -125,6 +130,10 @@ final class GroupCommitWriter: Sendable {
         wakeup.signal()
         stopped.wait()
     }
+
+    /// Whether the connection commits with `synchronous=FULL` now (the store opens it so).
+    /// Touched by the writer thread only.
+    private nonisolated(unsafe) var synchronousFull = true
 
     private func loop(_ db: SQLiteConnection) {
         // Two buffers trade places: the queue's jobs become the batch, and the emptied batch (its capacity kept)
@@ -154,6 +163,12 @@ final class GroupCommitWriter: Sendable {
     private func commit(_ batch: [Unmanaged<Job>], _ db: SQLiteConnection) {
         var errors = [(any Error)?](repeating: nil, count: batch.count)
         do {
+            // Outside a transaction, as SQLite requires; a change of mode only when the batch asks for another.
+            let full = batch.contains { $0.takeUnretainedValue().durable }
+            if full != synchronousFull {
+                try db.execute(full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
+                synchronousFull = full
+            }
             try db.statement(.begin).run([])
             let savepoint = try db.statement(.savepoint)
             let release = try db.statement(.release)

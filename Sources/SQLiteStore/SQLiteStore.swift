@@ -152,7 +152,8 @@ package final class SQLiteStore: TransactionStore {
     }
 
     package func changeStatus(
-        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp,
+        durability: WriteDurability
     ) async throws {
         let values: [SQLiteStatement.Value] = [
             .text(gid), .text(from.rawValue), .text(to.rawValue), .int(now.microseconds),
@@ -160,7 +161,7 @@ package final class SQLiteStore: TransactionStore {
             change.rollbackReason.map { .text($0) } ?? .null, change.result.map { .text($0) } ?? .null,
         ]
         // Alone, it is one UPDATE that throws only when it changed nothing: no savepoint needed.
-        try await writer.write(savepoint: !branchUpdates.isEmpty) { db in
+        try await writer.write(savepoint: !branchUpdates.isEmpty, durable: durability == .durable) { db in
             try db.statement(.changeStatus).run(values)
             if db.changes == 0 { throw DTMError.storageNotFound("") }
             try Self.update(gid, branchUpdates, now: now, db)
@@ -175,9 +176,9 @@ package final class SQLiteStore: TransactionStore {
         }
     }
 
-    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp, durability: WriteDurability) async throws {
         // A single update is one UPDATE after a read, throwing only when it changed nothing; more need the savepoint.
-        try await writer.write(savepoint: updates.count > 1) { db in
+        try await writer.write(savepoint: updates.count > 1, durable: durability == .durable) { db in
             try Self.require(gid, status: requiring, db)
             try Self.update(gid, updates, now: now, db)
         }
@@ -185,12 +186,12 @@ package final class SQLiteStore: TransactionStore {
 
     package func touchCronTime(
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
-        now: Timestamp
+        now: Timestamp, durability: WriteDurability
     ) async throws {
         let values: [SQLiteStatement.Value] = [
             .text(gid), .text(requiring.rawValue), .int(interval), .int(nextCronTime.microseconds), .int(now.microseconds),
         ]
-        try await writer.write(savepoint: !branchUpdates.isEmpty) { db in
+        try await writer.write(savepoint: !branchUpdates.isEmpty, durable: durability == .durable) { db in
             try db.statement(.touchCronTime).run(values)
             guard !branchUpdates.isEmpty else { return }
             if db.changes == 0 { throw DTMError.storageNotFound("") }

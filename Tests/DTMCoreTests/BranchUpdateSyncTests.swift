@@ -77,3 +77,32 @@ struct BranchUpdateSyncTests {
         #expect(r.status == .failed)
     }
 }
+
+/// What must be on disk before what (README, Performance): a round's writes are ordered, and only the final status of
+/// a round a client waits for is durable; submit's save is durable by the store's contract.
+@Suite("write durability of a round")
+struct WriteDurabilityTests {
+    @Test("a 2-step saga: without wait_result every round write is ordered; with it the final status is durable")
+    func sagaWrites() async throws {
+        let background = Harness()
+        try await background.coordinator.submit(background.saga("w1", steps: 2, waitResult: false))
+        for _ in 0..<500 where try await background.status("w1") != .succeed { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(background.store.roundWrites == ["updateBranches ordered", "changeStatus ordered"])
+
+        let waiting = Harness()
+        try await waiting.coordinator.submit(waiting.saga("w2", steps: 2, waitResult: true))
+        #expect(waiting.store.roundWrites == ["updateBranches ordered", "changeStatus durable"])
+    }
+
+    @Test("a back-off by the cron loop is ordered, and so is the status that ends it: no client waits")
+    func cronWrites() async throws {
+        let h = Harness()
+        h.caller.script("a1", .error("refused"))
+        try await h.coordinator.submit(h.saga("w3", steps: 1, waitResult: false))
+        for _ in 0..<500 where h.store.roundWrites.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        h.clock.advance(3600)
+        #expect(await h.coordinator.cronOnce() == ["w3"])
+        #expect(try await h.status("w3") == .succeed)
+        #expect(h.store.roundWrites.allSatisfy { $0.hasSuffix("ordered") }, "\(h.store.roundWrites)")
+    }
+}

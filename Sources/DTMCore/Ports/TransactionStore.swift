@@ -62,11 +62,23 @@ package struct TransactionFilter: Sendable, Equatable {
     package init() {}
 }
 
+/// How soon a round's write must reach the disk (README, Performance: what must be durable before what).
+package enum WriteDurability: Sendable, Equatable {
+    /// On disk before the method returns: what an answer to a client relies on.
+    case durable
+    /// Applied in order with every other write and kept when this process crashes, but on disk (fsync) only with the
+    /// next durable write: what only the round itself relies on (a branch's status before the next call, a schedule
+    /// move, an outcome no client waits for). A power loss may lose it; the transaction is then processed again
+    /// from its last durable state, as the branches' idempotence allows.
+    case ordered
+}
+
 /// Durable storage of transactions, branches and KV records.
 ///
 /// Every method is atomic. Status changes are compare-and-set on the *stored* status, and branch writes are
 /// guarded by the stored global status, so that several coordinators may share one store (a PostgreSQL store
-/// implements the same contract with row locks). A method that returns has made its change durable.
+/// implements the same contract with row locks). A method that returns has made its change durable, unless it was
+/// asked for an `ordered` write: that is visible at once and durable with the next durable write.
 package protocol TransactionStore: Sendable {
     /// Inserts the transaction and its branch rows if the gid is unused and returns nil; otherwise changes
     /// nothing and returns the stored transaction.
@@ -81,7 +93,8 @@ package protocol TransactionStore: Sendable {
     /// and records `branchUpdates` in the same atomic write; otherwise throws `DTMError.storageNotFound` and
     /// changes nothing.
     func changeStatus(
-        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate], now: Timestamp,
+        durability: WriteDurability
     ) async throws
 
     /// Inserts branch rows (registerBranch) only if the stored global status is `requiring`; otherwise throws
@@ -90,14 +103,14 @@ package protocol TransactionStore: Sendable {
 
     /// Records new branch statuses only if the stored global status is `requiring`; otherwise throws
     /// `storageNotFound` and changes nothing.
-    func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws
+    func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp, durability: WriteDurability) async throws
 
     /// Sets the schedule if the stored status is still `requiring`, and records `branchUpdates` in the same
     /// atomic write. If the status moved, nothing changes: silently without branch updates (as DTM's SQL stores),
     /// else with `storageNotFound` (as `updateBranches`).
     func touchCronTime(
         gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate],
-        now: Timestamp
+        now: Timestamp, durability: WriteDurability
     ) async throws
 
     /// Claims up to `limit` unfinished transactions whose `next_cron_time` is at or before `dueBefore`: sets
@@ -147,13 +160,23 @@ package protocol TransactionStore: Sendable {
 }
 
 extension TransactionStore {
-    /// `changeStatus` without branch updates.
-    package func changeStatus(gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: Timestamp) async throws {
-        try await changeStatus(gid: gid, from: from, to: to, change: change, branchUpdates: [], now: now)
+    /// A durable `changeStatus`.
+    package func changeStatus(
+        gid: String, from: GlobalStatus, to: GlobalStatus, change: StatusChange, branchUpdates: [BranchStatusUpdate] = [], now: Timestamp
+    ) async throws {
+        try await changeStatus(gid: gid, from: from, to: to, change: change, branchUpdates: branchUpdates, now: now, durability: .durable)
     }
 
-    /// `touchCronTime` without branch updates: a no-op if the status moved.
-    package func touchCronTime(gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, now: Timestamp) async throws {
-        try await touchCronTime(gid: gid, requiring: requiring, interval: interval, nextCronTime: nextCronTime, branchUpdates: [], now: now)
+    /// A durable `updateBranches`.
+    package func updateBranches(gid: String, requiring: GlobalStatus, updates: [BranchStatusUpdate], now: Timestamp) async throws {
+        try await updateBranches(gid: gid, requiring: requiring, updates: updates, now: now, durability: .durable)
+    }
+
+    /// A durable `touchCronTime` (without branch updates: a no-op if the status moved).
+    package func touchCronTime(
+        gid: String, requiring: GlobalStatus, interval: Int64, nextCronTime: Timestamp, branchUpdates: [BranchStatusUpdate] = [], now: Timestamp
+    ) async throws {
+        try await touchCronTime(
+            gid: gid, requiring: requiring, interval: interval, nextCronTime: nextCronTime, branchUpdates: branchUpdates, now: now, durability: .durable)
     }
 }

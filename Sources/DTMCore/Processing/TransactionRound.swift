@@ -24,6 +24,9 @@ package final class TransactionRound: RoundFacts {
     }()
     /// The round's span while tracing: parent of its branch calls' spans.
     package let span: (any TraceSpan)?
+    /// A client waits for this round's outcome (wait_result): its final status is written durably. Every other write
+    /// of a round is `ordered` (README, Performance: what must be durable before what).
+    let answersClient: Bool
     /// The worst answer a call of this round got (nil: none worse than success), for the span's `dtm.round_result`:
     /// a machine that backs a failed call off ends its round `.ok`.
     package private(set) var worstAnswer: BranchOutcome?
@@ -46,8 +49,10 @@ package final class TransactionRound: RoundFacts {
     /// While tracing, the round's span is started here: its parent is `parent` (the API call that started the round),
     /// else the context stored with the transaction.
     package init(
-        transaction: GlobalTransaction, branches: [Branch], context: ProcessingContext, reason: RoundReason = .submit, parent: TraceHeaders? = nil
+        transaction: GlobalTransaction, branches: [Branch], context: ProcessingContext, reason: RoundReason = .submit, parent: TraceHeaders? = nil,
+        answersClient: Bool = false
     ) {
+        self.answersClient = answersClient
         self.transaction = transaction
         self.branches = branches
         self.context = context
@@ -182,7 +187,7 @@ package final class TransactionRound: RoundFacts {
         let next = at.adding(seconds: Double(interval))
         try await context.store.touchCronTime(
             gid: transaction.gid, requiring: transaction.status, interval: interval, nextCronTime: next,
-            branchUpdates: takePendingUpdates(), now: at)
+            branchUpdates: takePendingUpdates(), now: at, durability: .ordered)
         transaction.nextCronInterval = interval
         transaction.nextCronTime = next
         lastTouched = at
@@ -195,7 +200,7 @@ package final class TransactionRound: RoundFacts {
         let next = at.adding(seconds: Double(seconds))
         try await context.store.touchCronTime(
             gid: transaction.gid, requiring: transaction.status, interval: transaction.nextCronInterval,
-            nextCronTime: next, branchUpdates: takePendingUpdates(), now: at)
+            nextCronTime: next, branchUpdates: takePendingUpdates(), now: at, durability: .ordered)
         transaction.nextCronTime = next
     }
 
@@ -206,7 +211,8 @@ package final class TransactionRound: RoundFacts {
         if status == .succeed { change.finishTime = at }
         if status == .failed { change.rollbackTime = at }
         try await context.store.changeStatus(
-            gid: transaction.gid, from: transaction.status, to: status, change: change, branchUpdates: takePendingUpdates(), now: at)
+            gid: transaction.gid, from: transaction.status, to: status, change: change, branchUpdates: takePendingUpdates(), now: at,
+            durability: answersClient && status.isFinished ? .durable : .ordered)
         if context.logger.logLevel <= .info {
             logger.info(
                 "status \(transaction.status.rawValue) -> \(status.rawValue)",
@@ -230,7 +236,8 @@ package final class TransactionRound: RoundFacts {
     /// Stores the branch statuses recorded since the round's last write (at the end of a round).
     package func storePendingUpdates() async throws {
         guard !pendingUpdates.isEmpty else { return }
-        try await context.store.updateBranches(gid: transaction.gid, requiring: transaction.status, updates: takePendingUpdates(), now: clockNow)
+        try await context.store.updateBranches(
+            gid: transaction.gid, requiring: transaction.status, updates: takePendingUpdates(), now: clockNow, durability: .ordered)
     }
 
     private func takePendingUpdates() -> [BranchStatusUpdate] {

@@ -212,7 +212,7 @@ package final class Coordinator: Sendable {
             }
             return
         }
-        let (result, after) = try await runRound(transaction, branches: branches, reason: .submit, parent: trace)
+        let (result, after) = try await runRound(transaction, branches: branches, reason: .submit, parent: trace, answersClient: true)
         switch result {
         case .ongoing(let m): throw DTMError.ongoing(m)
         case .error(let m): throw DTMError.other(m)
@@ -231,7 +231,7 @@ package final class Coordinator: Sendable {
     /// another round of the same gid is already running here). While tracing, the round has a span whose parent is
     /// `parent`, else the context stored with the transaction.
     func runRound(
-        _ transaction: GlobalTransaction, branches: [Branch], reason: RoundReason, parent: TraceHeaders? = nil
+        _ transaction: GlobalTransaction, branches: [Branch], reason: RoundReason, parent: TraceHeaders? = nil, answersClient: Bool = false
     ) async throws -> (RoundResult, GlobalTransaction?) {
         guard let processor = processors[transaction.transType] else {
             context.logger.debug(
@@ -242,7 +242,8 @@ package final class Coordinator: Sendable {
         let inserted = running.withLock { $0.insert(transaction.gid).inserted }
         guard inserted else { return (.ok, nil) }
         defer { _ = running.withLock { $0.remove(transaction.gid) } }
-        let round = TransactionRound(transaction: transaction, branches: branches, context: context, reason: reason, parent: parent)
+        let round = TransactionRound(
+            transaction: transaction, branches: branches, context: context, reason: reason, parent: parent, answersClient: answersClient)
         let span = round.span
         let result: RoundResult
         do {
