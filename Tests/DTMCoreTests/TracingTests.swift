@@ -91,6 +91,26 @@ struct TracingTests {
         #expect(try await plain.store.transaction(gid: "t4")?.extData == "", "nothing is stored for a call that brought no trace")
     }
 
+    @Test("a received context is bounded: an over-long traceparent is not taken, an over-long tracestate is dropped")
+    func receivedBounds() {
+        #expect(TraceHeaders.received(traceparent: String(repeating: "a", count: 129), tracestate: nil) == nil)
+        #expect(TraceHeaders.received(traceparent: "", tracestate: "k=v") == nil)
+        let kept = TraceHeaders.received(traceparent: Self.client.traceparent, tracestate: String(repeating: "k=v,", count: 200))
+        #expect(kept == TraceHeaders(traceparent: Self.client.traceparent, tracestate: ""))
+        #expect(
+            TraceHeaders.received(traceparent: Self.client.traceparent, tracestate: "k=\"v\\")
+                == TraceHeaders(traceparent: Self.client.traceparent, tracestate: "k=\"v\\"))
+    }
+
+    @Test("a tracestate with quotes and backslashes is stored as JSON and read back the same")
+    func storedEscapes() async throws {
+        var request = h.saga("t5", steps: 1)
+        request.trace = TraceHeaders(traceparent: Self.client.traceparent, tracestate: "k=\"v\\")
+        try await h.coordinator.submit(request)
+        let stored = try #require(try await h.store.transaction(gid: "t5"))
+        #expect(try TransactionExtData.headers(of: stored.extData, coding: JSONTestCoding())["tracestate"] == "k=\"v\\")
+    }
+
     private func waitUntil(_ condition: () -> Bool) async throws {
         for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
         #expect(condition())

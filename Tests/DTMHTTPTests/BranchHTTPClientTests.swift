@@ -232,19 +232,20 @@ struct BranchHTTPClientTests {
         let base = "http://127.0.0.1:\(server.port)"
         let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         let pool = Self.makePool()
+        // Timeouts far beyond what a call takes: under the whole suite on two cores a 3 s deadline was missed once.
         let calls = [
             BranchCall(
                 url: "\(base)/busi/TransOut", gid: "g 1/ü", transType: .saga, transProtocol: "http", branchID: "01", op: "action",
-                payload: Array(#"{"amount":30}"#.utf8), headers: ["X-Test": "v", "content-type": "text/plain"], timeout: 3),
+                payload: Array(#"{"amount":30}"#.utf8), headers: ["X-Test": "v", "content-type": "text/plain"], timeout: 20),
             BranchCall(
                 url: "\(base)/busi/query?x=1&y=%20", gid: "g2", transType: .msg, transProtocol: "http", branchID: "00", op: "msg",
-                payload: [], headers: [:], timeout: 3),
+                payload: [], headers: [:], timeout: 20),
             BranchCall(
                 url: "\(base)/busi/xa", gid: "g3", transType: .xa, transProtocol: "http", branchID: "01", op: "commit",
-                payload: [], headers: ["Host": "other.example"], timeout: 3),
+                payload: [], headers: ["Host": "other.example"], timeout: 20),
             BranchCall(
                 url: "\(base)/rpc?method=TransIn", gid: "g4", transType: .saga, transProtocol: TransProtocol.jsonRPC, branchID: "01",
-                op: "action", payload: Array(#"{"a":1}"#.utf8), headers: [:], timeout: 3),
+                op: "action", payload: Array(#"{"a":1}"#.utf8), headers: [:], timeout: 20),
         ]
         for call in calls {
             let viaAHC = await HTTPBranchCaller(client: client).call(call)

@@ -53,7 +53,7 @@ package enum TraceValue: Sendable, Equatable {
 package protocol TraceSpan: Sendable {
     /// The headers a request made inside this span carries: the span is its parent.
     var headers: TraceHeaders? { get }
-    /// `trace_id` and `span_id` for log lines written inside the span (nil when the span records nothing).
+    /// `trace_id` and `span_id` for log lines written inside the span (nil when it has no context to propagate).
     var logIDs: (traceID: String, spanID: String)? { get }
     func set(_ key: String, _ value: TraceValue)
     func event(_ name: String, _ attributes: [String: TraceValue])

@@ -144,24 +144,6 @@ package final class H2ServerSession {
     /// True once the client's first SETTINGS frame arrived (its handshake is complete).
     package private(set) var hasReceivedPeerSettings = false
 
-    /// Answers every unary request still being received that began before `cutoff` with CANCELLED and
-    /// stops reading it: a client dripping a request cannot hold a stream (and its buffer) for ever. A streaming
-    /// call is cut off the same way when no message of it arrived since `cutoff`: it may stay open as long as it
-    /// keeps asking, not for ever in silence. Returns how many were cut off.
-    @discardableResult
-    package func expireIncompleteRequests(beganBefore cutoff: NIODeadline, timeout: Duration) -> Int {
-        var expired = 0
-        for stream in streams.values where !stream.remoteClosed && !stream.responded && stream.lastActivity < cutoff {
-            if stream.isStreaming {
-                finishStream(streamID: stream.id, GRPCStatus(.cancelled, "no message within \(timeout)"))
-            } else {
-                reject(stream, httpStatus: "200", GRPCStatus(.cancelled, "request not received completely within \(timeout) of its headers"))
-            }
-            expired += 1
-        }
-        return expired
-    }
-
     /// Starts a graceful shutdown: GOAWAY notice (last id 2^31-1), a PING, and on its ACK the final
     /// GOAWAY naming the last stream we processed. Open streams finish; new ones are refused.
     package func beginGracefulShutdown() {
@@ -267,24 +249,6 @@ package final class H2ServerSession {
             break
         }
         return 0
-    }
-
-    private func validateRequestHeaders(_ stream: ServerStream) {
-        defer { if let path = stream.path, !stream.responded { stream.isStreaming = configuration.streamingPaths.contains(path) } }
-        if let refusal = GRPCRequestValidation.refusal(of: stream) {
-            reject(stream, httpStatus: refusal.httpStatus, refusal.status)
-            return
-        }
-        switch configuration.authorize?(stream.path ?? "", stream.metadata) ?? .open(maxMessageSize: nil) {
-        case .refused(let status):
-            reject(stream, httpStatus: "200", status)
-            return
-        case .open(let limit):
-            if let limit, limit < stream.deframer.maxMessageSize { stream.deframer = GRPCMessageDeframer(maxMessageSize: max(limit, 0)) }
-        case .authenticated:
-            stream.budgeted = false
-        }
-        if let timeout = stream.timeout { stream.deadline = .now() + TimeAmount(timeout) }
     }
 
     private func onDataChunk(streamID: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
