@@ -28,26 +28,9 @@ import pytest
 import requests
 from dtmcli import msg, utils
 
-AMOUNT = {"amount": 30}
-SETTLE_SECONDS = 1.5  # keep watching after the final state to catch duplicate / late branch calls
+from dtmcli_support import AMOUNT, branch_rows, call_summary, new_gid, settle_and_get_calls
+
 CHECK_BACK_TIMEOUT = 2  # per-transaction timeout_to_fail used by the check-back tests (seconds)
-
-
-def new_gid(tag):
-    return "py-msg-%s-%s" % (tag, uuid.uuid4().hex[:16])
-
-
-def call_summary(calls):
-    return [(c.name, c.query.get("branch_id"), c.query.get("op")) for c in calls]
-
-
-def branch_rows(query_answer):
-    return [(b.get("branch_id"), b.get("op"), b.get("status")) for b in query_answer["branches"]]
-
-
-def settle_and_get_calls(busi, gid):
-    time.sleep(SETTLE_SECONDS)
-    return busi.calls(gid)
 
 
 def transfer_msg(dtm, busi, gid, body=AMOUNT):
@@ -105,7 +88,7 @@ def drive_check_back(dtm, dtm_server, busi, gid, created, timeout=15.0):
 
 
 def test_msg_submit_runs_actions_in_order(dtm, dtm_server, busi):
-    gid = new_gid("submit")
+    gid = new_gid("msg", "submit")
     transfer_msg(dtm, busi, gid).submit()
 
     q = dtm_server.wait_for_status(gid, timeout=15)
@@ -124,7 +107,7 @@ def test_msg_submit_runs_actions_in_order(dtm, dtm_server, busi):
 
 
 def test_msg_prepare_then_submit_needs_no_check_back(dtm, dtm_server, busi):
-    gid = new_gid("prep-submit")
+    gid = new_gid("msg", "prep-submit")
     m = transfer_msg(dtm, busi, gid)
     m.prepare(busi.url("QueryPrepared"))
 
@@ -145,7 +128,7 @@ def test_msg_prepare_then_submit_needs_no_check_back(dtm, dtm_server, busi):
 
 
 def test_msg_check_back_success_submits_the_msg(dtm, dtm_server, busi):
-    gid = new_gid("qp-ok")
+    gid = new_gid("msg", "qp-ok")
     created = prepare_for_check_back(dtm, busi, gid)
     assert dtm_server.query(gid)["transaction"]["status"] == "prepared"
 
@@ -167,7 +150,7 @@ def test_msg_check_back_success_submits_the_msg(dtm, dtm_server, busi):
 
 
 def test_msg_check_back_failure_fails_the_msg(dtm, dtm_server, busi):
-    gid = new_gid("qp-fail")
+    gid = new_gid("msg", "qp-fail")
     busi.on("QueryPrepared", (409, {"dtm_result": "FAILURE"}), gid=gid)
     created = prepare_for_check_back(dtm, busi, gid)
 
@@ -183,7 +166,7 @@ def test_msg_check_back_failure_fails_the_msg(dtm, dtm_server, busi):
 def test_msg_check_back_ongoing_is_asked_again(dtm, dtm_server, busi):
     """425 ONGOING keeps the msg prepared; it is asked again after the reset interval, which for a
     timeout_to_fail below RetryInterval is timeout_to_fail itself (dtm-spec §8.3, §9.3)."""
-    gid = new_gid("qp-ongoing")
+    gid = new_gid("msg", "qp-ongoing")
     busi.on("QueryPrepared", (425, {"dtm_result": "ONGOING"}), (200, {"dtm_result": "SUCCESS"}), gid=gid)
     created = prepare_for_check_back(dtm, busi, gid)
 
@@ -201,7 +184,7 @@ def test_msg_check_back_ongoing_is_asked_again(dtm, dtm_server, busi):
 
 
 def test_msg_do_and_submit_success(dtm, dtm_server, busi):
-    gid = new_gid("do-ok")
+    gid = new_gid("msg", "do-ok")
     seen = []
     transfer_msg(dtm, busi, gid).do_and_submit(busi.url("QueryPrepared"), lambda bb: seen.append(bb))
     # the local transaction ran between prepare and submit, with the check-back barrier identity 00/msg
@@ -216,7 +199,7 @@ def test_msg_do_and_submit_success(dtm, dtm_server, busi):
 def test_msg_do_and_submit_business_failure_aborts(dtm, dtm_server, busi):
     """busi_call raising DTMFailureError makes dtmcli POST /abort: a prepared msg goes straight to failed
     (dtm-spec §4.5) and no action is ever called."""
-    gid = new_gid("do-fail")
+    gid = new_gid("msg", "do-fail")
 
     def busi_call(bb):
         assert dtm_server.query(gid)["transaction"]["status"] == "prepared"
@@ -250,7 +233,7 @@ def test_msg_topic_step_calls_every_subscriber(dtm, dtm_server, busi):
     assert r.status_code == 500, r.text
     assert "this url exists" in r.text, r.text
 
-    gid = new_gid("topic")
+    gid = new_gid("msg", "topic")
     # dtmcli has no add_topic; this is the wire form of the Go client's AddTopic(topic, body)
     msg.Msg(dtm, gid).add(AMOUNT, "topic://" + topic).add(AMOUNT, busi.url("TransIn")).submit()
 
@@ -276,7 +259,7 @@ def test_msg_topic_step_calls_every_subscriber(dtm, dtm_server, busi):
 def test_msg_with_single_subscriber_topic_keeps_plain_branch_id(dtm, dtm_server, busi):
     topic = "py-topic1-%s" % uuid.uuid4().hex[:12]
     assert subscribe(dtm, topic, busi.url("OnlySub")).status_code == 200
-    gid = new_gid("topic1")
+    gid = new_gid("msg", "topic1")
     msg.Msg(dtm, gid).add(AMOUNT, "topic://" + topic).submit()
     q = dtm_server.wait_for_status(gid, timeout=15)
     assert q["transaction"]["status"] == "succeed", q
@@ -286,7 +269,7 @@ def test_msg_with_single_subscriber_topic_keeps_plain_branch_id(dtm, dtm_server,
 
 
 def test_msg_with_unknown_topic_is_rejected(dtm, dtm_server, busi):
-    gid = new_gid("topic-none")
+    gid = new_gid("msg", "topic-none")
     m = msg.Msg(dtm, gid).add(AMOUNT, "topic://py-no-such-topic-%s" % uuid.uuid4().hex[:12])
     # 500 {"message":"topic not found"} -> dtmcli raises a plain Exception("bad result") (not DTMFailureError)
     with pytest.raises(Exception) as info:

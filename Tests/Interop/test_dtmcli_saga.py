@@ -16,21 +16,11 @@ Expected behaviour: dtm-spec §4.4, §7.2, §7.5, §8.2, §8.8 and Appendix A.1/
 
 import base64
 import json
-import time
-import uuid
 
 import pytest
 from dtmcli import saga, utils
 
-AMOUNT = {"amount": 30}
-# How long to keep watching after a transaction reached a final state, to catch duplicate or late branch calls
-# (the server is started with TRANS_CRON_INTERVAL=1).
-SETTLE_SECONDS = 1.5
-INSUFFICIENT = {"error": "reason:insufficient. FAILURE"}
-
-
-def new_gid(tag):
-    return "py-saga-%s-%s" % (tag, uuid.uuid4().hex[:16])
+from dtmcli_support import AMOUNT, INSUFFICIENT, branch_rows, call_summary, new_gid, settle_and_get_calls
 
 
 def quick_start_saga(dtm, busi, gid, body=AMOUNT):
@@ -40,15 +30,6 @@ def quick_start_saga(dtm, busi, gid, body=AMOUNT):
         .add(body, busi.url("TransOut"), busi.url("TransOutRevert"))
         .add(body, busi.url("TransIn"), busi.url("TransInRevert"))
     )
-
-
-def settle_and_get_calls(busi, gid):
-    time.sleep(SETTLE_SECONDS)
-    return busi.calls(gid)
-
-
-def call_summary(calls):
-    return [(c.name, c.query.get("branch_id"), c.query.get("op")) for c in calls]
 
 
 def assert_saga_branch_call(call, name, gid, branch_id, op, body=AMOUNT):
@@ -62,10 +43,6 @@ def assert_saga_branch_call(call, name, gid, branch_id, op, body=AMOUNT):
     # the payload is forwarded verbatim: dtmcli stores json.dumps(body), i.e. '{"amount": 30}' with a space
     assert call.body == json.dumps(body), call
     assert call.json() == body
-
-
-def branch_rows(query_answer):
-    return [(b.get("branch_id"), b.get("op"), b.get("status")) for b in query_answer["branches"]]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -82,7 +59,7 @@ def test_new_gid_via_dtmcli(dtm):
 
 
 def test_saga_quick_start_succeeds(dtm, dtm_server, busi):
-    gid = new_gid("ok")
+    gid = new_gid("saga", "ok")
     quick_start_saga(dtm, busi, gid).submit()
 
     q = dtm_server.wait_for_status(gid, timeout=15)
@@ -108,7 +85,7 @@ def test_saga_quick_start_succeeds(dtm, dtm_server, busi):
 
 
 def test_saga_query_shows_branch_urls_and_payloads(dtm, dtm_server, busi):
-    gid = new_gid("rows")
+    gid = new_gid("saga", "rows")
     quick_start_saga(dtm, busi, gid).submit()
     q = dtm_server.wait_for_status(gid, timeout=15)
     assert q["transaction"]["status"] == "succeed", q
@@ -127,7 +104,7 @@ def test_saga_query_shows_branch_urls_and_payloads(dtm, dtm_server, busi):
 
 
 def test_saga_failing_trans_in_is_compensated(dtm, dtm_server, busi):
-    gid = new_gid("fail")
+    gid = new_gid("saga", "fail")
     busi.on("TransIn", (409, INSUFFICIENT), gid=gid)
     quick_start_saga(dtm, busi, gid).submit()
 
@@ -163,7 +140,7 @@ def test_saga_failing_trans_in_is_compensated(dtm, dtm_server, busi):
 
 
 def test_saga_wait_result_success_is_finished_when_submit_returns(dtm, dtm_server, busi):
-    gid = new_gid("wait-ok")
+    gid = new_gid("saga", "wait-ok")
     s = quick_start_saga(dtm, busi, gid)
     s.trans_base.wait_result = True  # dtmcli's Saga has no setter; this is the serialized option
     s.submit()  # raises on any non-200 answer or a body containing FAILURE
@@ -181,7 +158,7 @@ def test_saga_wait_result_success_is_finished_when_submit_returns(dtm, dtm_serve
 
 
 def test_saga_wait_result_failure_raises_dtm_failure(dtm, dtm_server, busi):
-    gid = new_gid("wait-fail")
+    gid = new_gid("saga", "wait-fail")
     busi.on("TransIn", (409, INSUFFICIENT), gid=gid)
     s = quick_start_saga(dtm, busi, gid)
     s.trans_base.wait_result = True
@@ -201,7 +178,7 @@ def test_saga_wait_result_failure_raises_dtm_failure(dtm, dtm_server, busi):
 
 
 def test_resubmitting_a_finished_saga_is_rejected(dtm, dtm_server, busi):
-    gid = new_gid("resubmit")
+    gid = new_gid("saga", "resubmit")
     quick_start_saga(dtm, busi, gid).submit()
     q = dtm_server.wait_for_status(gid, timeout=15)
     assert q["transaction"]["status"] == "succeed", q

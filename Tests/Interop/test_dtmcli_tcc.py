@@ -24,32 +24,12 @@ branch_id, op; POST with the registered data as body when that data is non-empty
 
 import json
 import time
-import uuid
 
 import pytest
 import requests
 from dtmcli import tcc, utils
 
-AMOUNT = {"amount": 30}
-SETTLE_SECONDS = 1.5  # keep watching after the final state to catch duplicate / late branch calls
-INSUFFICIENT = {"error": "reason:insufficient. FAILURE"}
-
-
-def new_gid(tag):
-    return "py-tcc-%s-%s" % (tag, uuid.uuid4().hex[:16])
-
-
-def call_summary(calls):
-    return [(c.name, c.query.get("branch_id"), c.query.get("op")) for c in calls]
-
-
-def branch_rows(query_answer):
-    return [(b.get("branch_id"), b.get("op"), b.get("status")) for b in query_answer["branches"]]
-
-
-def settle_and_get_calls(busi, gid):
-    time.sleep(SETTLE_SECONDS)
-    return busi.calls(gid)
+from dtmcli_support import AMOUNT, INSUFFICIENT, branch_rows, call_summary, new_gid, settle_and_get_calls
 
 
 def quick_start_tcc(busi, body=AMOUNT):
@@ -98,7 +78,7 @@ def assert_phase2_call(call, name, gid, branch_id, op, body=AMOUNT):
     ids=["confirmed", "cancelled"],
 )
 def test_tcc_quick_start_second_phase_runs_last_registered_first(dtm, dtm_server, busi, outcome):
-    gid = new_gid(outcome["tag"])
+    gid = new_gid("tcc", outcome["tag"])
     if outcome["fail_try"]:
         busi.on("TransIn", (409, INSUFFICIENT), gid=gid, op="try")
     result = tcc.tcc_global_transaction(dtm, gid, quick_start_tcc(busi))
@@ -132,7 +112,7 @@ def test_tcc_quick_start_second_phase_runs_last_registered_first(dtm, dtm_server
 def test_tcc_branches_registered_after_submit_are_rejected(dtm, dtm_server, busi):
     """registerBranch needs the global trans to be `prepared` (dtm-spec §4.7): once dtmcli has submitted, a late
     call_branch gets 409 and dtmcli raises DTMFailureError before calling the try URL."""
-    gid = new_gid("late")
+    gid = new_gid("tcc", "late")
     assert tcc.tcc_global_transaction(dtm, gid, quick_start_tcc(busi)) == gid
     q = dtm_server.wait_for_status(gid, timeout=15)
     assert q["transaction"]["status"] == "succeed", q
@@ -156,7 +136,7 @@ def post_dtm(dtm, op, body):
 def test_tcc_phase2_is_get_without_body_when_registered_data_is_empty(dtm, dtm_server, busi):
     """dtmcli always registers json.dumps(body) (never empty), so this registers one branch with data "" directly
     (as other SDKs may): its confirm must be a GET without body, the other one a POST (dtm-spec §7.2)."""
-    gid = new_gid("get")
+    gid = new_gid("tcc", "get")
     assert post_dtm(dtm, "prepare", {"gid": gid, "trans_type": "tcc"}).status_code == 200
     r = post_dtm(
         dtm,
@@ -190,7 +170,7 @@ def test_tcc_prepared_without_submit_times_out_and_is_cancelled(dtm, dtm_server,
     """A TCC whose client dies after the tries: once older than its timeout_to_fail the cron loop moves it to
     aborting with reason "Timeout after N seconds" and cancels every branch (dtm-spec §8.4 step 2, §9.5).
     dtmcli sends no options, so prepare is sent directly with timeout_to_fail = 2."""
-    gid = new_gid("timeout")
+    gid = new_gid("tcc", "timeout")
     created = time.monotonic()
     assert post_dtm(dtm, "prepare", {"gid": gid, "trans_type": "tcc", "timeout_to_fail": 2}).status_code == 200
     for bid, name in (("01", "TransOut"), ("02", "TransIn")):

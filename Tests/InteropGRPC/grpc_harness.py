@@ -443,6 +443,16 @@ def busi_saga_steps(svc):
     ]
 
 
+# The calls of busi_saga_steps when TransIn fails: the failed step is compensated too, then compensation runs in
+# reverse (dtm-spec §8.2, §17.19); as `summaries` gives them.
+FAILED_BUSI_SAGA_CALLS = [
+    ("/busi.Busi/TransOut", "01", "action"),
+    ("/busi.Busi/TransIn", "02", "action"),
+    ("/busi.Busi/TransInRevert", "02", "compensate"),
+    ("/busi.Busi/TransOutRevert", "01", "compensate"),
+]
+
+
 def busi_payloads(pb, amount=30):
     """One serialized busi.ReqGrpc per step; different bytes per step so a mix-up is visible."""
     return [
