@@ -23,7 +23,12 @@ package enum LoopbackPort {
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port` (a server's own readiness check may use another
     /// way in, such as a Unix socket, that is ready first).
-    package static func isAccepting(_ port: Int) -> Bool {
+    package static func isAccepting(_ port: Int) -> Bool { withLoopbackSocket(port) { connect($0, $1, $2) } }
+
+    private static func canBind(_ port: Int) -> Bool { withLoopbackSocket(port) { bind($0, $1, $2) } }
+
+    /// Runs `call` (connect or bind) on a new TCP socket with 127.0.0.1:`port`; true when it returned 0.
+    private static func withLoopbackSocket(_ port: Int, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -32,18 +37,6 @@ package enum LoopbackPort {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(clamping: port).bigEndian
         let length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } } == 0
-    }
-
-    private static func canBind(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } } == 0
+        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, length) } } == 0
     }
 }

@@ -4,8 +4,6 @@
 package struct TransactionExtData: Codable, Sendable, Equatable {
     package var headers: [String: String]?
 
-    package init(headers: [String: String]? = nil) { self.headers = headers }
-
     package init(trace: TraceHeaders) {
         var headers = [TraceHeaders.traceparentName: trace.traceparent]
         if !trace.tracestate.isEmpty { headers[TraceHeaders.tracestateName] = trace.tracestate }

@@ -63,7 +63,9 @@ package final class TransactionRound: RoundFacts {
                 unreadableExtData = String("\(error)".prefix(200))
             }
         }
-        self.callHeaders = Self.sendableHeaders(stored.merging(transaction.options.branchHeaders) { _, later in later })
+        // Most transactions store no headers: their branch_headers are used as they are, not copied.
+        let headers = stored.isEmpty ? transaction.options.branchHeaders : stored.merging(transaction.options.branchHeaders) { _, later in later }
+        self.callHeaders = Self.sendableHeaders(headers)
         self.span = context.tracer.map { tracer in
             tracer.span(
                 "dtm.round", kind: .internal, parent: parent ?? TransactionExtData.trace(in: stored),
