@@ -15,11 +15,15 @@ package final class PostgresStore: TransactionStore {
     private let nextReader = Atomic<Int>(0)
     private let logger: Logger
 
+    /// With two writer links or more, the last one is the writer's ordered link (`PostgresWriter`).
     private init(configuration: PostgresStoreConfiguration, writerLinks: [PostgresLink], readers: [PostgresLink], logger: Logger) {
         self.configuration = configuration
         self.writerLinks = writerLinks
         self.readers = readers
-        self.writer = PostgresWriter(links: writerLinks, logger: logger)
+        self.writer =
+            writerLinks.count >= 2
+            ? PostgresWriter(links: Array(writerLinks.dropLast()), orderedLink: writerLinks.last, logger: logger)
+            : PostgresWriter(links: writerLinks, logger: logger)
         self.logger = logger
     }
 
@@ -34,7 +38,11 @@ package final class PostgresStore: TransactionStore {
         settings.statementTimeout = configuration.statementTimeout
         settings.maxLifetime = configuration.connectionLifetime
         let (writers, readers) = configuration.connectionCounts
-        let links = (0..<(writers + readers)).map { PostgresLink(settings: settings, sql: sql, id: $0, logger: logger) }
+        var ordered = settings
+        ordered.configuration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
+        let links = (0..<(writers + readers)).map { id in
+            PostgresLink(settings: writers >= 2 && id == writers - 1 ? ordered : settings, sql: sql, id: id, logger: logger)
+        }
         do {
             try await waitForDatabase(links[0], configuration, logger: logger)
             try await PostgresMigrator(link: links[0], tables: configuration.tables, schema: configuration.schema, logger: logger)
@@ -187,14 +195,15 @@ package final class PostgresStore: TransactionStore {
                 .at(change.finishTime), .at(change.rollbackTime),
                 change.rollbackReason.map { .text(PostgresColumnLimits.fitted($0, 1024)) } ?? .null, change.result.map { .text($0) } ?? .null,
             ], children: [], verdict: { changed, _ in changed ? nil : DTMError.storageNotFound("") })
+        let durable = durability == .durable
         if branchUpdates.isEmpty {
-            try await writer.write(merge: merge) { link in
+            try await writer.write(merge: merge, durable: durable) { link in
                 if try await link.run(.changeStatusOnly, PostgresValue.of(merge)).isEmpty { throw DTMError.storageNotFound("") }
             }
             return
         }
         let withUpdates = PostgresValue.of(merge) + PostgresRows.updateArrays(branchUpdates)
-        try await writer.write { link in
+        try await writer.write(durable: durable) { link in
             let c = try Self.counts(try await link.run(.changeStatus, withUpdates))
             if try c.int(0) == 0 { throw DTMError.storageNotFound(try Self.missing(c, gid)) }
         }
@@ -240,13 +249,13 @@ package final class PostgresStore: TransactionStore {
                     if !found { return DTMError.storageNotFound("") }
                     return updated ? nil : DTMError.storageNotFound("branch \(u.branchID)/\(u.op) of \(gid)")
                 })
-            try await writer.write(merge: merge) { link in
+            try await writer.write(merge: merge, durable: durability == .durable) { link in
                 try Self.checkBranchUpdate(try await link.run(.updateBranch, PostgresValue.of(merge)), gid)
             }
             return
         }
         let values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.updateArrays(updates) + [.time(now)]
-        try await writer.write(merge: nil) { link in try Self.checkBranchUpdate(try await link.run(.updateBranches, values), gid) }
+        try await writer.write(merge: nil, durable: durability == .durable) { link in try Self.checkBranchUpdate(try await link.run(.updateBranches, values), gid) }
     }
 
     /// The answer of `updateBranch(es)`: the global status matched, and no branch was missing.
@@ -266,12 +275,13 @@ package final class PostgresStore: TransactionStore {
             throw DTMError.storageNotFound("")
         }
         let values: [PostgresValue] = [.text(gid), .text(requiring.rawValue), .int(Int64(Int32(clamping: interval))), .due(nextCronTime), .time(now)]
+        let durable = durability == .durable
         if branchUpdates.isEmpty {
-            try await writer.write { link in _ = try await link.run(.touchCronTimeOnly, values) }
+            try await writer.write(durable: durable) { link in _ = try await link.run(.touchCronTimeOnly, values) }
             return
         }
         let withUpdates = values + PostgresRows.updateArrays(branchUpdates)
-        try await writer.write { link in
+        try await writer.write(durable: durable) { link in
             let c = try Self.counts(try await link.run(.touchCronTime, withUpdates))
             if try c.int(0) == 0 { throw DTMError.storageNotFound(try Self.missing(c, gid)) }
         }

@@ -10,6 +10,12 @@ import Synchronization
 /// again without it, so that one bad job fails by itself. A lost connection fails the batch's jobs with
 /// `unavailable`; when it is lost during COMMIT they are told the outcome is unknown, since the commit may have
 /// happened.
+///
+/// Writes that need not be on disk before their caller goes on (`WriteDurability.ordered`) prefer the ordered
+/// link, whose session commits with `synchronous_commit=off`: each such commit is in the WAL, in order, and visible
+/// at once, and it is flushed with the next durable commit of any connection (or by the WAL writer within
+/// `wal_writer_delay`), so a lone saga's branch statuses no longer wait for a WAL flush each. The other links take
+/// durable writes first and ordered ones when they have room.
 final class PostgresWriter: Sendable {
     struct Job: Sendable {
         /// Runs the write alone.
@@ -18,13 +24,20 @@ final class PostgresWriter: Sendable {
         let bytes: Int
         /// The write as a part of a statement shared with others of its kind, when it can be one.
         var merge: PostgresMergeable?
+        /// On disk before `done` (else committed in order: `WriteDurability.ordered`).
+        var durable = true
     }
 
     private struct Queue {
+        /// Durable writes, for the durable links.
         var jobs: [Job] = []
+        /// Ordered writes, for the ordered link or else the durable links.
+        var ordered: [Job] = []
         var bytes = 0
         var idle: [CheckedContinuation<[Job], Never>] = []
+        var idleOrdered: [CheckedContinuation<[Job], Never>] = []
         var closed = false
+        var count: Int { jobs.count + ordered.count }
     }
 
     private let queue = Mutex(Queue())
@@ -37,21 +50,27 @@ final class PostgresWriter: Sendable {
     private let workers = Mutex<[Task<Void, Never>]>([])
     let commits = Atomic<Int>(0)
 
-    init(links: [PostgresLink], maxBatch: Int = 64, maxQueued: Int = 10_000, maxQueuedBytes: Int = 64 << 20, logger: Logger) {
+    /// `orderedLink`: a link whose session has `synchronous_commit=off`, for ordered writes only (nil: every link
+    /// commits durably).
+    init(
+        links: [PostgresLink], orderedLink: PostgresLink? = nil, maxBatch: Int = 64, maxQueued: Int = 10_000, maxQueuedBytes: Int = 64 << 20,
+        logger: Logger
+    ) {
         self.merged = PostgresMergeable.Kind.allCases.map { PostgresStatement.merged($0) }
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.maxQueuedBytes = maxQueuedBytes
         self.logger = logger
         workers.withLock { tasks in
-            tasks = links.map { link in Task { await self.work(link) } }
+            tasks = links.map { link in Task { await self.work(link, ordered: false) } }
+            if let orderedLink { tasks.append(Task { await self.work(orderedLink, ordered: true) }) }
         }
     }
 
     /// Runs `body` inside a batch and returns its result once the batch committed.
-    func write<T: Sendable>(bytes: Int = 0, _ body: @escaping @Sendable (PostgresLink) async throws -> T) async throws -> T {
+    func write<T: Sendable>(bytes: Int = 0, durable: Bool = true, _ body: @escaping @Sendable (PostgresLink) async throws -> T) async throws -> T {
         let result = Mutex<T?>(nil)
-        try await submit(bytes: bytes, merge: nil) { link in
+        try await submit(bytes: bytes, merge: nil, durable: durable) { link in
             let value = try await body(link)
             result.withLock { $0 = value }
         }
@@ -61,17 +80,21 @@ final class PostgresWriter: Sendable {
 
     /// A write that returns nothing and may share a statement with others of its kind (`merge`); `body` runs it
     /// alone when it does not.
-    func write(bytes: Int = 0, merge: PostgresMergeable?, _ body: @escaping @Sendable (PostgresLink) async throws -> Void) async throws {
-        try await submit(bytes: bytes, merge: merge, body)
+    func write(
+        bytes: Int = 0, merge: PostgresMergeable?, durable: Bool = true, _ body: @escaping @Sendable (PostgresLink) async throws -> Void
+    ) async throws {
+        try await submit(bytes: bytes, merge: merge, durable: durable, body)
     }
 
-    private func submit(bytes: Int, merge: PostgresMergeable?, _ run: @escaping @Sendable (PostgresLink) async throws -> Void) async throws {
+    private func submit(
+        bytes: Int, merge: PostgresMergeable?, durable: Bool, _ run: @escaping @Sendable (PostgresLink) async throws -> Void
+    ) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let job = Job(
                 run: run,
                 done: { error in
                     if let error { continuation.resume(throwing: error) } else { continuation.resume() }
-                }, bytes: bytes, merge: merge)
+                }, bytes: bytes, merge: merge, durable: durable)
             if let refusal = enqueue(job) { continuation.resume(throwing: refusal) }
         }
     }
@@ -84,10 +107,11 @@ final class PostgresWriter: Sendable {
         }
         let outcome = queue.withLock { q -> Outcome in
             if q.closed { return .refused(.closed) }
-            if q.jobs.count >= maxQueued { return .refused(.queueFull("\(maxQueued) writes")) }
-            if !q.jobs.isEmpty && q.bytes + job.bytes > maxQueuedBytes { return .refused(.queueFull("\(maxQueuedBytes) bytes")) }
+            if q.count >= maxQueued { return .refused(.queueFull("\(maxQueued) writes")) }
+            if q.count > 0 && q.bytes + job.bytes > maxQueuedBytes { return .refused(.queueFull("\(maxQueuedBytes) bytes")) }
+            if !job.durable, let worker = q.idleOrdered.popLast() { return .handed(worker) }
             if let worker = q.idle.popLast() { return .handed(worker) }
-            q.jobs.append(job)
+            if job.durable { q.jobs.append(job) } else { q.ordered.append(job) }
             q.bytes += job.bytes
             return .queued
         }
@@ -99,28 +123,37 @@ final class PostgresWriter: Sendable {
         return nil
     }
 
-    /// The next batch; empty when the writer is closed and drained.
-    private func next() async -> [Job] {
+    /// The next batch; empty when the writer is closed and drained. The ordered link takes ordered writes only;
+    /// the others take durable writes first, then ordered ones up to `maxBatch`.
+    private func next(ordered: Bool) async -> [Job] {
         await withCheckedContinuation { (continuation: CheckedContinuation<[Job], Never>) in
             let batch = queue.withLock { q -> [Job]? in
-                if !q.jobs.isEmpty {
+                var batch: [Job] = []
+                if !ordered, !q.jobs.isEmpty {
                     let n = min(maxBatch, q.jobs.count)
-                    let batch = Array(q.jobs.prefix(n))
+                    batch = Array(q.jobs.prefix(n))
                     q.jobs.removeFirst(n)
+                }
+                if batch.count < maxBatch, !q.ordered.isEmpty {
+                    let n = min(maxBatch - batch.count, q.ordered.count)
+                    batch += q.ordered.prefix(n)
+                    q.ordered.removeFirst(n)
+                }
+                if !batch.isEmpty {
                     q.bytes -= batch.reduce(0) { $0 + $1.bytes }
                     return batch
                 }
                 if q.closed { return [] }
-                q.idle.append(continuation)
+                if ordered { q.idleOrdered.append(continuation) } else { q.idle.append(continuation) }
                 return nil
             }
             if let batch { continuation.resume(returning: batch) }
         }
     }
 
-    private func work(_ link: PostgresLink) async {
+    private func work(_ link: PostgresLink, ordered: Bool) async {
         while true {
-            let batch = await next()
+            let batch = await next(ordered: ordered)
             if batch.isEmpty { return }
             await commit(batch, on: link)
         }
@@ -249,8 +282,8 @@ final class PostgresWriter: Sendable {
     func close() async {
         let idle = queue.withLock { q -> [CheckedContinuation<[Job], Never>] in
             q.closed = true
-            defer { q.idle = [] }
-            return q.idle
+            defer { q.idle = []; q.idleOrdered = [] }
+            return q.idle + q.idleOrdered
         }
         for worker in idle { worker.resume(returning: []) }
         for task in workers.withLock({ $0 }) { await task.value }

@@ -10,6 +10,11 @@ import Synchronization
 /// its job returned: with `synchronous=FULL` that is after fsync, so an acknowledged write survives a crash. A batch
 /// of `ordered` jobs only (none durable) is committed with `synchronous=NORMAL`: written to the WAL in order, which a
 /// crash of this process keeps, and fsynced with the next durable batch.
+///
+/// A write that finds the connection free and nothing queued commits on the caller's own thread: waking the writer
+/// thread and being woken by it again would cost two thread switches and most of a lone write's CPU, and there is
+/// no batch to wait for. Whoever commits holds the connection (`Queue.busy`); writes arriving meanwhile queue for
+/// the writer thread, so under load batching is as before.
 final class GroupCommitWriter: Sendable {
     /// A queued job: `run` executes inside the batch transaction on the writer thread; `finish` is called
     /// once after COMMIT with the job's outcome. One object per write (the body, its outcome and the caller's
@@ -65,6 +70,8 @@ final class GroupCommitWriter: Sendable {
         /// Sum of the queued jobs' `bytes`.
         var bytes = 0
         var closed = false
+        /// The connection is in use: by the writer thread's batch, or by a caller committing its own write.
+        var busy = false
     }
 
     private let queue = Mutex(Queue())
@@ -78,17 +85,22 @@ final class GroupCommitWriter: Sendable {
     /// the queue is always taken.
     let maxQueuedBytes: Int
     private let logger: Logger
+    /// Used only by whoever set `Queue.busy`, under that flag (the queue's lock orders the hand-overs).
+    private let connection: SQLiteConnection
     /// Transactions committed so far (tests check that concurrent writes share commits).
     let commitCount = Atomic<Int>(0)
+    /// Of those, the ones a caller committed on its own thread.
+    let inlineCommitCount = Atomic<Int>(0)
 
     init(connection: SQLiteConnection, maxBatch: Int = 512, maxQueued: Int = 100_000, maxQueuedBytes: Int = 256 << 20, logger: Logger) {
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.maxQueuedBytes = maxQueuedBytes
         self.logger = logger
+        self.connection = connection
         let thread = DispatchQueue(label: "swift-dtm.sqlite-writer")
         thread.async { [self] in
-            self.loop(connection)
+            self.loop()
             self.stopped.signal()
         }
     }
@@ -103,6 +115,19 @@ final class GroupCommitWriter: Sendable {
     ) async throws -> T {
         let job = TypedJob(savepoint: savepoint, bytes: bytes, body: body)
         job.durable = durable
+        let mine = queue.withLock { q -> Bool in
+            guard !q.closed, !q.busy, q.jobs.isEmpty else { return false }
+            q.busy = true
+            return true
+        }
+        if mine {
+            commit([Unmanaged<Job>.passRetained(job)])
+            inlineCommitCount.add(1, ordering: .relaxed)
+            // Writes that queued meanwhile (or a close) are the writer thread's.
+            if queue.withLock({ q in q.busy = false; return !q.jobs.isEmpty || q.closed }) { wakeup.signal() }
+            guard let outcome = job.outcome else { throw GroupCommitError.noOutcome }
+            return try outcome.get()
+        }
         await withUnsafeContinuation { continuation in
             job.setContinuation(continuation)
             let refusal: (any Error)? = queue.withLock { q in
@@ -132,15 +157,17 @@ final class GroupCommitWriter: Sendable {
     }
 
     /// Whether the connection commits with `synchronous=FULL` now (the store opens it so).
-    /// Touched by the writer thread only.
+    /// Touched only by whoever holds the connection.
     private nonisolated(unsafe) var synchronousFull = true
 
-    private func loop(_ db: SQLiteConnection) {
+    private func loop() {
         // Two buffers trade places: the queue's jobs become the batch, and the emptied batch (its capacity kept)
         // becomes the queue.
         var batch: [Unmanaged<Job>] = []
         while true {
             let closed = queue.withLock { q -> Bool in
+                // A caller committing its own write signals when it is done and writes are waiting.
+                if q.busy { return false }
                 if q.jobs.count <= maxBatch {
                     swap(&batch, &q.jobs)
                 } else {
@@ -148,6 +175,7 @@ final class GroupCommitWriter: Sendable {
                     q.jobs.removeFirst(maxBatch)
                 }
                 for job in batch { q.bytes -= job.takeUnretainedValue().bytes }
+                q.busy = !batch.isEmpty
                 return q.closed
             }
             if batch.isEmpty {
@@ -155,12 +183,15 @@ final class GroupCommitWriter: Sendable {
                 wakeup.wait()
                 continue
             }
-            commit(batch, db)
+            commit(batch)
             batch.removeAll(keepingCapacity: true)
+            queue.withLock { $0.busy = false }
         }
     }
 
-    private func commit(_ batch: [Unmanaged<Job>], _ db: SQLiteConnection) {
+    /// Commits `batch` on the connection; the caller holds it (`Queue.busy`).
+    private func commit(_ batch: [Unmanaged<Job>]) {
+        let db = connection
         var errors = [(any Error)?](repeating: nil, count: batch.count)
         do {
             // Outside a transaction, as SQLite requires; a change of mode only when the batch asks for another.

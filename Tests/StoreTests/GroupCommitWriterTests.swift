@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Logging
 @testable import SQLiteStore
 import Testing
@@ -10,10 +11,11 @@ struct GroupCommitWriterTests {
         let writer = GroupCommitWriter(
             connection: try SQLiteConnection(path: TempDB.path(), readOnly: false), maxQueuedBytes: 1000, logger: Logger(label: "test"))
         defer { writer.close() }
-        // Hold the writer thread inside a job, so that the next jobs stay queued.
+        // Hold the connection inside a job, so that the next jobs stay queued. The lone job runs on its caller's
+        // thread: a thread of its own, so that its wait blocks none of Swift's few cooperative threads.
         let holding = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
-        let blocker = Task {
+        let blocker = Task(executorPreference: BlockingThread()) {
             try await writer.write { _ in
                 holding.signal(); release.wait()
             }
@@ -35,5 +37,49 @@ struct GroupCommitWriterTests {
         #expect(try await small.value == 3)
         // Drained: a write larger than the bound is taken when it is alone.
         #expect(try await writer.write(bytes: 5000) { _ in 4 } == 4)
+    }
+
+    @Test("a write that finds the writer idle commits on the caller's thread; one that finds it busy queues and is batched")
+    func inlineWhenIdle() async throws {
+        let writer = GroupCommitWriter(connection: try SQLiteConnection(path: TempDB.path(), readOnly: false), logger: Logger(label: "test"))
+        defer { writer.close() }
+        try await writer.write { db in try db.execute("CREATE TABLE t (v INTEGER)") }
+        let caller = ThreadID.current
+        let ran = try await writer.write(durable: false) { db in
+            try db.execute("INSERT INTO t VALUES (1)")
+            return ThreadID.current
+        }
+        #expect(ran == caller, "the lone write ran on its caller's thread")
+        #expect(writer.inlineCommitCount.load(ordering: .relaxed) == 2)
+        #expect(writer.commitCount.load(ordering: .relaxed) == 2)
+
+        // Hold the connection in an inline write; the writes arriving meanwhile queue and share one commit.
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let blocker = Task(executorPreference: BlockingThread()) { try await writer.write { _ in holding.signal(); release.wait() } }
+        holding.wait()
+        let queued = (0..<5).map { i in Task { try await writer.write { db in try db.execute("INSERT INTO t VALUES (\(i + 10))"); return i } } }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(writer.commitCount.load(ordering: .relaxed) == 2, "the queued writes wait for the connection")
+        release.signal()
+        try await blocker.value
+        for (i, task) in queued.enumerated() { #expect(try await task.value == i) }
+        #expect(writer.inlineCommitCount.load(ordering: .relaxed) == 3, "only the first found the connection free")
+        #expect(writer.commitCount.load(ordering: .relaxed) == 4, "the five queued writes shared the writer thread's one commit")
+        #expect(try await writer.write { db in try db.scalar("SELECT count(*) FROM t") } == 6)
+    }
+}
+
+/// The calling thread.
+private enum ThreadID {
+    static var current: UInt { UInt(pthread_self()) }
+}
+
+/// Runs a task's jobs on a thread of its own, where a test may block without starving the cooperative pool.
+private final class BlockingThread: TaskExecutor {
+    private let queue = DispatchQueue(label: "test.blocking-thread")
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -6,7 +6,7 @@ import Testing
 
 @Suite("SQLite store")
 struct SQLiteStoreTests {
-    @Test("64 concurrent writers under group commit lose nothing and share commits")
+    @Test("64 concurrent writers under group commit lose nothing")
     func concurrentWriters() async throws {
         let path = try TempDB.path()
         let store = try SQLiteStore(path: path, logger: Logger(label: "test"))
@@ -27,7 +27,9 @@ struct SQLiteStoreTests {
             try await group.waitForAll()
         }
         let writes = writers * perWriter * 2
-        #expect(store.commitCount < writes, "\(store.commitCount) commits for \(writes) writes: writes were grouped")
+        // Whether writes share commits depends on how many overlap a commit (a lone write commits on its caller's
+        // thread); GroupCommitWriterTests holds the connection to show queued writes sharing one.
+        #expect(store.commitCount <= writes, "\(store.commitCount) commits for \(writes) writes")
         store.close()
         // Everything is there after reopening the file.
         let reopened = try SQLiteStore(path: path, logger: Logger(label: "test"))
