@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "PostgresStore",
             dependencies: [
-                "DTMCore", "JSONSupport",
+                "DTMCore", "JSONSupport", "EventLoopSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

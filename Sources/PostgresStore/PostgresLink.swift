@@ -20,6 +20,9 @@ final class PostgresLink: Sendable {
     private let sql: PostgresSQL
     private let id: Int
     private let logger: Logger
+    /// The loop every connection of this link lives on: work that waits on the link can run there too, so that an
+    /// answer resumes it in the same loop iteration instead of waking another thread.
+    let eventLoop: any EventLoop
 
     private struct State {
         var connection: PostgresConnection?
@@ -34,11 +37,12 @@ final class PostgresLink: Sendable {
     }
     private let state = Mutex(State())
 
-    init(settings: Settings, sql: PostgresSQL, id: Int, logger: Logger) {
+    init(settings: Settings, sql: PostgresSQL, id: Int, logger: Logger, eventLoop: any EventLoop = PostgresConnection.defaultEventLoopGroup.next()) {
         self.settings = settings
         self.sql = sql
         self.id = id
         self.logger = logger
+        self.eventLoop = eventLoop
     }
 
     /// Runs one prepared statement and returns its rows.
@@ -136,9 +140,9 @@ final class PostgresLink: Sendable {
             if let at = s.retryAt, now < at { return .refuse(s.lastError) }
             s.attempt += 1
             let settings = self.settings
-            let (logger, id) = (self.logger, self.id)
+            let (logger, id, eventLoop) = (self.logger, self.id, self.eventLoop)
             let task = Task {
-                try await PostgresConnection.connect(configuration: settings.configuration, id: id, logger: logger)
+                try await PostgresConnection.connect(on: eventLoop, configuration: settings.configuration, id: id, logger: logger)
             }
             s.connecting = task
             return .wait(task, attempt: s.attempt)

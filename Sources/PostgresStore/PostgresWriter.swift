@@ -1,3 +1,4 @@
+import EventLoopSupport
 import Logging
 import PostgresNIO
 import Synchronization
@@ -62,8 +63,11 @@ final class PostgresWriter: Sendable {
         self.maxQueuedBytes = maxQueuedBytes
         self.logger = logger
         workers.withLock { tasks in
-            tasks = links.map { link in Task { await self.work(link, ordered: false) } }
-            if let orderedLink { tasks.append(Task { await self.work(orderedLink, ordered: true) }) }
+            // Each writer runs on its connection's loop: a statement's answer resumes it there, with no thread hop.
+            tasks = links.map { link in Task(executorPreference: EventLoopTaskExecutor(eventLoop: link.eventLoop)) { await self.work(link, ordered: false) } }
+            if let orderedLink {
+                tasks.append(Task(executorPreference: EventLoopTaskExecutor(eventLoop: orderedLink.eventLoop)) { await self.work(orderedLink, ordered: true) })
+            }
         }
     }
 
