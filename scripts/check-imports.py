@@ -22,7 +22,7 @@ ALLOWED = {
     "DTMMetrics": {"DTMCore", "Prometheus"},
     "DTMTracing": {"DTMCore", "Tracing", "OTel", "W3CTraceContext", "ServiceLifecycle", "Logging"},
     "SQLiteStore": {"DTMCore", "CSQLite", "JSONSupport", "Logging"},
-    "PostgresStore": {"DTMCore", "JSONSupport", "PostgresNIO", "NIOCore", "NIOPosix", "NIOSSL", "Logging"},
+    "PostgresStore": {"DTMCore", "JSONSupport", "EventLoopSupport", "PostgresNIO", "NIOCore", "NIOPosix", "NIOSSL", "Logging"},
     "MySQLStore": {"DTMCore", "CMariaDB", "JSONSupport", "Logging", "NIOCore"},
     "DTMHTTP": {
         "DTMCore", "DTMMetrics", "EventLoopSupport", "JSONSupport", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL",
