@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 package import Logging
 
@@ -20,10 +20,10 @@ extension Logger.Level {
 package enum LoggingSetup {
     package static func bootstrap(level: String) -> Logger {
         #if canImport(Glibc)
-        // Each line's timestamp calls `localtime`; with TZ unset glibc then stats /etc/localtime on every call to
-        // see whether it changed (two log lines per saga made it two syscalls per saga). Naming the same file in
-        // TZ reads it once; a change of the machine's zone takes effect at the next start. Set before any thread.
-        if getenv("TZ") == nil { setenv("TZ", ":/etc/localtime", 0) }
+            // Each line's timestamp calls `localtime`; with TZ unset glibc then stats /etc/localtime on every call to
+            // see whether it changed (two log lines per saga made it two syscalls per saga). Naming the same file in
+            // TZ reads it once; a change of the machine's zone takes effect at the next start. Set before any thread.
+            if getenv("TZ") == nil { setenv("TZ", ":/etc/localtime", 0) }
         #endif
         let parsed = Logger.Level(dtmName: level)
         LoggingSystem.bootstrap { label in

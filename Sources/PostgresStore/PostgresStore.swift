@@ -255,7 +255,9 @@ package final class PostgresStore: TransactionStore {
             return
         }
         let values = [.text(gid), .text(requiring.rawValue)] + PostgresRows.updateArrays(updates) + [.time(now)]
-        try await writer.write(merge: nil, durable: durability == .durable) { link in try Self.checkBranchUpdate(try await link.run(.updateBranches, values), gid) }
+        try await writer.write(merge: nil, durable: durability == .durable) { link in
+            try Self.checkBranchUpdate(try await link.run(.updateBranches, values), gid)
+        }
     }
 
     /// The answer of `updateBranch(es)`: the global status matched, and no branch was missing.

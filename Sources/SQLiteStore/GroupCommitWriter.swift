@@ -124,7 +124,11 @@ final class GroupCommitWriter: Sendable {
             commit([Unmanaged<Job>.passRetained(job)])
             inlineCommitCount.add(1, ordering: .relaxed)
             // Writes that queued meanwhile (or a close) are the writer thread's.
-            if queue.withLock({ q in q.busy = false; return !q.jobs.isEmpty || q.closed }) { wakeup.signal() }
+            if queue.withLock({ q in
+                q.busy = false; return !q.jobs.isEmpty || q.closed
+            }) {
+                wakeup.signal()
+            }
             guard let outcome = job.outcome else { throw GroupCommitError.noOutcome }
             return try outcome.get()
         }

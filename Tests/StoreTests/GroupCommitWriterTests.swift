@@ -56,9 +56,19 @@ struct GroupCommitWriterTests {
         // Hold the connection in an inline write; the writes arriving meanwhile queue and share one commit.
         let holding = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
-        let blocker = Task(executorPreference: BlockingThread()) { try await writer.write { _ in holding.signal(); release.wait() } }
+        let blocker = Task(executorPreference: BlockingThread()) {
+            try await writer.write { _ in
+                holding.signal(); release.wait()
+            }
+        }
         holding.wait()
-        let queued = (0..<5).map { i in Task { try await writer.write { db in try db.execute("INSERT INTO t VALUES (\(i + 10))"); return i } } }
+        let queued = (0..<5).map { i in
+            Task {
+                try await writer.write { db in
+                    try db.execute("INSERT INTO t VALUES (\(i + 10))"); return i
+                }
+            }
+        }
         try await Task.sleep(for: .milliseconds(200))
         #expect(writer.commitCount.load(ordering: .relaxed) == 2, "the queued writes wait for the connection")
         release.signal()
