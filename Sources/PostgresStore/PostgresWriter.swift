@@ -16,7 +16,8 @@ import Synchronization
 /// link, whose session commits with `synchronous_commit=off`: each such commit is in the WAL, in order, and visible
 /// at once, and it is flushed with the next durable commit of any connection (or by the WAL writer within
 /// `wal_writer_delay`), so a lone saga's branch statuses no longer wait for a WAL flush each. The other links take
-/// durable writes first and ordered ones when they have room.
+/// durable writes first and, when they look for work, ordered ones up to a full batch (an idle durable link is not
+/// woken for an ordered write).
 final class PostgresWriter: Sendable {
     struct Job: Sendable {
         /// Runs the write alone.
@@ -49,6 +50,7 @@ final class PostgresWriter: Sendable {
     /// The statement of each mergeable kind.
     private let merged: [PostgresStatement]
     private let workers = Mutex<[Task<Void, Never>]>([])
+    private let hasOrderedLink: Bool
     let commits = Atomic<Int>(0)
 
     /// `orderedLink`: a link whose session has `synchronous_commit=off`, for ordered writes only (nil: every link
@@ -62,6 +64,7 @@ final class PostgresWriter: Sendable {
         self.maxQueued = maxQueued
         self.maxQueuedBytes = maxQueuedBytes
         self.logger = logger
+        self.hasOrderedLink = orderedLink != nil
         workers.withLock { tasks in
             // Each writer runs on its connection's loop: a statement's answer resumes it there, with no thread hop.
             tasks = links.map { link in Task(executorPreference: EventLoopTaskExecutor(eventLoop: link.eventLoop)) { await self.work(link, ordered: false) } }
@@ -113,9 +116,14 @@ final class PostgresWriter: Sendable {
             if q.closed { return .refused(.closed) }
             if q.count >= maxQueued { return .refused(.queueFull("\(maxQueued) writes")) }
             if q.count > 0 && q.bytes + job.bytes > maxQueuedBytes { return .refused(.queueFull("\(maxQueuedBytes) bytes")) }
-            if !job.durable, let worker = q.idleOrdered.popLast() { return .handed(worker) }
-            if let worker = q.idle.popLast() { return .handed(worker) }
-            if job.durable { q.jobs.append(job) } else { q.ordered.append(job) }
+            if !job.durable && hasOrderedLink {
+                // For the ordered link; the durable links take it only when they look for work anyway.
+                if let worker = q.idleOrdered.popLast() { return .handed(worker) }
+                q.ordered.append(job)
+            } else {
+                if let worker = q.idle.popLast() { return .handed(worker) }
+                q.jobs.append(job)
+            }
             q.bytes += job.bytes
             return .queued
         }
