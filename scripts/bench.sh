@@ -120,11 +120,11 @@ proc_counters() {
   done
   echo "$wb $cs"
 }
-# db_syncs: with --store postgres, the cluster's WAL syncs so far (pg_stat_wal.wal_sync: every process's, the
-# durable commits the coordinator asked for among them); else nothing.
-db_syncs() {
-  [[ "$store" == postgres ]] || return 0
-  pg_run psql -h 127.0.0.1 -p "$pgport" -U dtm -d postgres -Atc "SELECT wal_sync FROM pg_stat_wal" 2>/dev/null || true
+# db_pids: with --store postgres and perf, the PostgreSQL cluster's processes (its backends, WAL writer, ...), whose
+# fdatasync/fsync calls are the durable commits the coordinator asked for; else nothing.
+db_pids() {
+  [[ "$store" == postgres && -n "$perf_events" && -n "${pg_pid:-}" ]] || return 0
+  pgrep -d, -P "$pg_pid" || true
 }
 # perf_sum EVENT...: the sum of the events' counts in $dir/perf.out, or - when none was counted.
 perf_sum() {
@@ -138,23 +138,27 @@ perf_sum() {
 # (tab-separated) to $dir/rows. TABLE: main (the first table), curve (the load curve) or both. Counters, totals
 # for the run: fdatasync+fsync, pwrite64, bytes written, context switches, futex, epoll waits ('-': not counted).
 measure() {
-  local server=$1 table=$2 scenario=$3 load=$4 pid=$5 before after perf_pid="" line syncs pw cs futex epoll db_before db_after
+  local server=$1 table=$2 scenario=$3 load=$4 pid=$5 before after perf_pid="" line syncs pw cs futex epoll db db_perf_pid=""
   shift 5
-  rm -f "$dir/perf.out"
-  before=$(proc_counters "$pid") db_before=$(db_syncs)
+  rm -f "$dir/perf.out" "$dir/perf-db.out"
+  before=$(proc_counters "$pid") db=$(db_pids)
   if [[ -n "$perf_events" ]]; then
     perf stat -x, -e "$perf_events" -p "$pid" -o "$dir/perf.out" >/dev/null 2>&1 &
     perf_pid=$!
+    if [[ -n "$db" ]]; then
+      perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$db" -o "$dir/perf-db.out" >/dev/null 2>&1 &
+      db_perf_pid=$!
+    fi
     sleep 0.3  # attached to the coordinators' threads before the load starts
   fi
   "$@" >"$dir/out" 2>&1 || { echo "bench.sh: load generator failed ($server: $*)" >&2; cat "$dir/out" >&2; }
-  if [[ -n "$perf_pid" ]]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
+  for p in $perf_pid $db_perf_pid; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   after=$(proc_counters "$pid")
-  if [[ -n "$db_before" ]]; then sleep 1.1; db_after=$(db_syncs); fi  # backends report their counts within a second
   grep -v '^ROW' "$dir/out" | sed "s/^/[$server] /" >&2
   syncs=$(perf_sum syscalls:sys_enter_fdatasync syscalls:sys_enter_fsync) pw=$(perf_sum syscalls:sys_enter_pwrite64)
-  if [[ "$db_before" =~ ^[0-9]+$ && "$db_after" =~ ^[0-9]+$ ]]; then
-    syncs=$(( ${syncs/-/0} + db_after - db_before ))
+  if [[ -s "$dir/perf-db.out" ]]; then
+    db=$(awk -F, '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }' "$dir/perf-db.out")
+    syncs=$(( ${syncs/-/0} + db ))
   fi
   futex=$(perf_sum syscalls:sys_enter_futex) epoll=$(perf_sum syscalls:sys_enter_epoll_wait syscalls:sys_enter_epoll_pwait)
   cs=$(perf_sum context-switches)
@@ -357,7 +361,7 @@ fi
 echo
 echo "load curve: per completed saga, the coordinator's CPU and its fdatasync+fsync, pwrite, pages written (4 KiB),"
 echo "context switches, futex calls and epoll waits ('-': not counted here; see --help)"
-[[ "$store" != postgres ]] || echo "fdatasync+fsync include PostgreSQL's WAL syncs (pg_stat_wal.wal_sync); the rest are the coordinator's"
+[[ "$store" != postgres || -z "$perf_events" ]] || echo "fdatasync+fsync include the PostgreSQL cluster's (its WAL flushes); the other counts are the coordinator's"
 echo
 echo "| server | scenario | load | sagas/s | submit p50 / p99 (ms) | CPU µs/saga | fdatasync+fsync | pwrite | pages written | ctx switches | futex | epoll waits | CPU stolen % |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -16,7 +16,7 @@ import Synchronization
 /// no batch to wait for. Whoever commits holds the connection (`Queue.busy`); writes arriving meanwhile queue for
 /// the writer thread, so under load batching is as before.
 final class GroupCommitWriter: Sendable {
-    /// A queued job: `run` executes inside the batch transaction on the writer thread; `finish` is called
+    /// A queued job: `run` executes inside the batch transaction, on the writer thread or its caller's; `finish` is called
     /// once after COMMIT with the job's outcome. One object per write (the body, its outcome and the caller's
     /// continuation), where closures and a result box made four.
     ///
@@ -25,8 +25,8 @@ final class GroupCommitWriter: Sendable {
     /// body captured are thus freed on the caller's thread, where they were allocated (an allocator frees
     /// another thread's memory on a slower path; with glibc that path showed in profiles, with mimalloc the
     /// difference was not measurable).
-    /// `@unchecked Sendable`: made by the caller, touched only by the writer thread until `finish`, then
-    /// only by the caller.
+    /// `@unchecked Sendable`: made by the caller, touched only by whoever holds the connection until `finish`,
+    /// then only by the caller.
     private class Job: @unchecked Sendable {
         let savepoint: Bool
         /// On disk before the caller resumes (else only written, in order: `WriteDurability.ordered`).
