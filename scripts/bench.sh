@@ -120,6 +120,29 @@ proc_counters() {
   done
   echo "$wb $cs"
 }
+# wait_idle PIDS: waits until the store holds no unfinished transaction (GET /api/dtmsvr/stats on $idle_http, when
+# the server has it; at most 120 s) and the coordinators use under 2 % of a core over half a second (at most 60 s), so
+# that a row does not count the backlog an overloaded row before it left behind.
+wait_idle() {
+  local p t0 t1 ticks hz stats i
+  hz=$(getconf CLK_TCK)
+  for i in $(seq 240); do
+    [[ -n "${idle_http:-}" ]] || break
+    stats=$(curl -s -m 2 "http://$idle_http/api/dtmsvr/stats") || break
+    [[ "$stats" == *'"submitted"'* ]] || break
+    [[ "$stats" == *'"prepared":0,'*'"submitted":0,'*'"aborting":0,'* ]] && break
+    ((i < 240)) || echo "bench.sh: unfinished transactions left after 120 s ($stats); measuring anyway" >&2
+    sleep 0.5
+  done
+  for _ in $(seq 120); do
+    t0=0; for p in ${1//,/ }; do t0=$((t0 + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    sleep 0.5
+    t1=0; for p in ${1//,/ }; do t1=$((t1 + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    ticks=$((t1 - t0))
+    ((ticks * 100 < hz * 2)) && return 0
+  done
+  echo "bench.sh: the coordinators were still busy after 60 s; measuring anyway" >&2
+}
 # db_pids: with --store postgres and perf, the PostgreSQL cluster's processes (its backends, WAL writer, ...), whose
 # fdatasync/fsync calls are the durable commits the coordinator asked for; else nothing.
 db_pids() {
@@ -141,6 +164,7 @@ measure() {
   local server=$1 table=$2 scenario=$3 load=$4 pid=$5 before after perf_pid="" line syncs pw cs futex epoll db db_perf_pid=""
   shift 5
   rm -f "$dir/perf.out" "$dir/perf-db.out"
+  wait_idle "$pid"
   before=$(proc_counters "$pid") db=$(db_pids)
   if [[ -n "$perf_events" ]]; then
     perf stat -x, -e "$perf_events" -p "$pid" -o "$dir/perf.out" >/dev/null 2>&1 &
@@ -176,6 +200,7 @@ measure() {
 run_scenarios() {
   local server=$1 http=$2 grpc=$3 pid=$4 etcd=${5:-} spec kind wr name r table=both
   local common=(--target "$grpc" --http-target "$http" --pid "$pid" --row)
+  idle_http=${http%%,*}
   [[ "$peers" == bench ]] || table=main  # with --peers go the curve's closed-loop rows are the Go client's
   for spec in "grpc false" "grpc-etcd false" "grpc true" "http false" "http true" "open false"; do
     kind=${spec% *} wr=${spec#* }
