@@ -161,16 +161,16 @@ perf_sum() {
 # (tab-separated) to $dir/rows. TABLE: main (the first table), curve (the load curve) or both. Counters, totals
 # for the run: fdatasync+fsync, pwrite64, bytes written, context switches, futex, epoll waits ('-': not counted).
 measure() {
-  local server=$1 table=$2 scenario=$3 load=$4 pid=$5 before after perf_pid="" line syncs pw cs futex epoll db db_perf_pid=""
+  local server=$1 table=$2 scenario=$3 load=$4 pid=$5 before after perf_pid="" line syncs pw cs futex epoll db_pids_now db_syncs db_perf_pid=""
   shift 5
   rm -f "$dir/perf.out" "$dir/perf-db.out"
   wait_idle "$pid"
-  before=$(proc_counters "$pid") db=$(db_pids)
+  before=$(proc_counters "$pid") db_pids_now=$(db_pids)
   if [[ -n "$perf_events" ]]; then
     perf stat -x, -e "$perf_events" -p "$pid" -o "$dir/perf.out" >/dev/null 2>&1 &
     perf_pid=$!
-    if [[ -n "$db" ]]; then
-      perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$db" -o "$dir/perf-db.out" >/dev/null 2>&1 &
+    if [[ -n "$db_pids_now" ]]; then
+      perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$db_pids_now" -o "$dir/perf-db.out" >/dev/null 2>&1 &
       db_perf_pid=$!
     fi
     sleep 0.3  # attached to the coordinators' threads before the load starts
@@ -181,8 +181,8 @@ measure() {
   grep -v '^ROW' "$dir/out" | sed "s/^/[$server] /" >&2
   syncs=$(perf_sum syscalls:sys_enter_fdatasync syscalls:sys_enter_fsync) pw=$(perf_sum syscalls:sys_enter_pwrite64)
   if [[ -s "$dir/perf-db.out" ]]; then
-    db=$(awk -F, '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }' "$dir/perf-db.out")
-    syncs=$(( ${syncs/-/0} + db ))
+    db_syncs=$(awk -F, '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }' "$dir/perf-db.out")
+    syncs=$(( ${syncs/-/0} + db_syncs ))
   fi
   futex=$(perf_sum syscalls:sys_enter_futex) epoll=$(perf_sum syscalls:sys_enter_epoll_wait syscalls:sys_enter_epoll_pwait)
   cs=$(perf_sum context-switches)

@@ -42,7 +42,7 @@ package struct DtmService: Sendable {
 
     private func respond(method: String, message: [UInt8], span: (any TraceSpan)?) async -> GRPCResponse {
         var gid: String?
-        defer { if let span, let gid { span.set("dtm.gid", .string(String(gid.prefix(128)))) } }
+        defer { if let span, let gid { span.set("dtm.gid", .string(Limits.shown(gid: gid))) } }
         do {
             return try await dispatch(method: method, message: message, gid: &gid, trace: span?.headers)
         } catch {
@@ -50,7 +50,7 @@ package struct DtmService: Sendable {
             var meta: Logger.Metadata = [
                 "method": .string(method), "grpc_status": .stringConvertible(status.code.rawValue), "error": .string(status.message),
             ]
-            if let gid { meta["gid"] = .string(String(gid.prefix(128))) }
+            if let gid { meta["gid"] = .string(Limits.shown(gid: gid)) }
             if status.code == .internal || status.code == .unknown {
                 logger.error("grpc call failed", metadata: meta)
             } else {

@@ -22,7 +22,8 @@ package enum LoggingSetup {
         #if canImport(Glibc)
             // Each line's timestamp calls `localtime`; with TZ unset glibc then stats /etc/localtime on every call to
             // see whether it changed (two log lines per saga made it two syscalls per saga). Naming the same file in
-            // TZ reads it once; a change of the machine's zone takes effect at the next start. Set before any thread.
+            // TZ reads it once; a change of the machine's zone takes effect at the next start. Set at start-up, before
+            // the server starts its threads.
             if getenv("TZ") == nil { setenv("TZ", ":/etc/localtime", 0) }
         #endif
         let parsed = Logger.Level(dtmName: level)

@@ -23,6 +23,8 @@ final class PostgresLink: Sendable {
     /// The loop every connection of this link lives on: work that waits on the link can run there too, so that an
     /// answer resumes it in the same loop iteration instead of waking another thread.
     let eventLoop: any EventLoop
+    /// Its sessions commit with `synchronous_commit=off`: the writer's link for ordered writes (`PostgresWriter`).
+    let ordered: Bool
 
     private struct State {
         var connection: PostgresConnection?
@@ -37,7 +39,13 @@ final class PostgresLink: Sendable {
     }
     private let state = Mutex(State())
 
-    init(settings: Settings, sql: PostgresSQL, id: Int, logger: Logger, eventLoop: any EventLoop = PostgresConnection.defaultEventLoopGroup.next()) {
+    init(
+        settings: Settings, sql: PostgresSQL, id: Int, logger: Logger, ordered: Bool = false,
+        eventLoop: any EventLoop = PostgresConnection.defaultEventLoopGroup.next()
+    ) {
+        var settings = settings
+        if ordered { settings.configuration.options.additionalStartupParameters.append(("synchronous_commit", "off")) }
+        self.ordered = ordered
         self.settings = settings
         self.sql = sql
         self.id = id

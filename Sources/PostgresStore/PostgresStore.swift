@@ -15,15 +15,11 @@ package final class PostgresStore: TransactionStore {
     private let nextReader = Atomic<Int>(0)
     private let logger: Logger
 
-    /// With two writer links or more, the last one is the writer's ordered link (`PostgresWriter`).
     private init(configuration: PostgresStoreConfiguration, writerLinks: [PostgresLink], readers: [PostgresLink], logger: Logger) {
         self.configuration = configuration
         self.writerLinks = writerLinks
         self.readers = readers
-        self.writer =
-            writerLinks.count >= 2
-            ? PostgresWriter(links: Array(writerLinks.dropLast()), orderedLink: writerLinks.last, logger: logger)
-            : PostgresWriter(links: writerLinks, logger: logger)
+        self.writer = PostgresWriter(links: writerLinks.filter { !$0.ordered }, orderedLink: writerLinks.first(where: \.ordered), logger: logger)
         self.logger = logger
     }
 
@@ -38,10 +34,9 @@ package final class PostgresStore: TransactionStore {
         settings.statementTimeout = configuration.statementTimeout
         settings.maxLifetime = configuration.connectionLifetime
         let (writers, readers) = configuration.connectionCounts
-        var ordered = settings
-        ordered.configuration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
+        // With two writers or more, the last is for ordered writes.
         let links = (0..<(writers + readers)).map { id in
-            PostgresLink(settings: writers >= 2 && id == writers - 1 ? ordered : settings, sql: sql, id: id, logger: logger)
+            PostgresLink(settings: settings, sql: sql, id: id, logger: logger, ordered: writers >= 2 && id == writers - 1)
         }
         do {
             try await waitForDatabase(links[0], configuration, logger: logger)

@@ -11,16 +11,8 @@ struct GroupCommitWriterTests {
         let writer = GroupCommitWriter(
             connection: try SQLiteConnection(path: TempDB.path(), readOnly: false), maxQueuedBytes: 1000, logger: Logger(label: "test"))
         defer { writer.close() }
-        // Hold the connection inside a job, so that the next jobs stay queued. The lone job runs on its caller's
-        // thread: a thread of its own, so that its wait blocks none of Swift's few cooperative threads.
-        let holding = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let blocker = Task(executorPreference: BlockingThread()) {
-            try await writer.write { _ in
-                holding.signal(); release.wait()
-            }
-        }
-        holding.wait()
+        // Hold the connection inside a job, so that the next jobs stay queued.
+        let (blocker, release) = holdConnection(writer)
         let first = Task { try await writer.write(bytes: 600) { _ in 1 } }
         try await Task.sleep(for: .milliseconds(100))  // queued behind the blocker
         do {
@@ -54,14 +46,7 @@ struct GroupCommitWriterTests {
         #expect(writer.commitCount.load(ordering: .relaxed) == 2)
 
         // Hold the connection in an inline write; the writes arriving meanwhile queue and share one commit.
-        let holding = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let blocker = Task(executorPreference: BlockingThread()) {
-            try await writer.write { _ in
-                holding.signal(); release.wait()
-            }
-        }
-        holding.wait()
+        let (blocker, release) = holdConnection(writer)
         let queued = (0..<5).map { i in
             Task {
                 try await writer.write { db in
@@ -78,6 +63,21 @@ struct GroupCommitWriterTests {
         #expect(writer.commitCount.load(ordering: .relaxed) == 4, "the five queued writes shared the writer thread's one commit")
         #expect(try await writer.write { db in try db.scalar("SELECT count(*) FROM t") } == 6)
     }
+}
+
+/// Starts a write that holds the writer's connection until `release` is signalled, and returns once it holds it. The
+/// lone write commits on its caller's thread: a thread of its own here, so that its wait blocks none of Swift's few
+/// cooperative threads.
+private func holdConnection(_ writer: GroupCommitWriter) -> (Task<Void, any Error>, release: DispatchSemaphore) {
+    let holding = DispatchSemaphore(value: 0)
+    let release = DispatchSemaphore(value: 0)
+    let blocker = Task(executorPreference: BlockingThread()) {
+        try await writer.write { _ in
+            holding.signal(); release.wait()
+        }
+    }
+    holding.wait()
+    return (blocker, release)
 }
 
 /// The calling thread.

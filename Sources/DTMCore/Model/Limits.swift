@@ -3,6 +3,10 @@
 package struct Limits: Sendable, Equatable {
     /// Longest gid accepted (DTM's column is varchar(128)).
     package var maxGidLength = 128
+
+    /// A gid as spans and log lines show it: one the validator may not have seen yet (a refused one can be as long as
+    /// the body limit) is cut to DTM's column width.
+    package static func shown(gid: String) -> String { String(gid.prefix(128)) }
     /// Most steps in one saga or msg.
     package var maxSteps = 1000
     /// Longest branch or check-back URL (DTM's column is varchar(1024)).

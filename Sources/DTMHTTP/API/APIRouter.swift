@@ -113,7 +113,7 @@ package struct APIRouter: Sendable {
     private func respond(method: String, uri: String, body: [UInt8], revealSecrets: Bool, span: (any TraceSpan)?) async -> APIResponse {
         let target = RequestTarget(uri)
         var gid: String?
-        defer { if let span, let gid { span.set("dtm.gid", .string(String(gid.prefix(128)))) } }
+        defer { if let span, let gid { span.set("dtm.gid", .string(Limits.shown(gid: gid))) } }
         do {
             let route = APIRoute.route(method: method, path: target.path)
             var response = APIResponse.notFound
@@ -126,14 +126,14 @@ package struct APIRouter: Sendable {
                     "who": .string(access.hasAdminToken ? "AdminToken holder" : "anyone (no AdminToken set)"),
                     "uri": .string(String(uri.prefix(256))), "status": .stringConvertible(response.status),
                 ]
-                if let gid { meta["gid"] = .string(String(gid.prefix(128))) }
+                if let gid { meta["gid"] = .string(Limits.shown(gid: gid)) }
                 logger.notice("admin action", metadata: meta)
             }
             return response
         } catch {
             let response = APIResponse.error(error, gid: gid)
             var meta: Logger.Metadata = ["uri": .string(String(target.path)), "status": .stringConvertible(response.status), "error": .string("\(error)")]
-            if let gid { meta["gid"] = .string(String(gid.prefix(128))) }
+            if let gid { meta["gid"] = .string(Limits.shown(gid: gid)) }
             if response.status >= 500 { logger.error("request failed", metadata: meta) } else { logger.info("request refused", metadata: meta) }
             return response
         }

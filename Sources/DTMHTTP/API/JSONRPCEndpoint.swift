@@ -44,7 +44,7 @@ struct JSONRPCEndpoint {
             case "prepare", "submit", "abort":
                 var request = try decodeTransaction(body)
                 request.trace = span?.headers
-                span?.set("dtm.gid", .string(String(request.gid.prefix(128))))
+                span?.set("dtm.gid", .string(Limits.shown(gid: request.gid)))
                 switch method {
                 case "prepare": try await coordinator.prepare(request)
                 case "submit": try await coordinator.submit(request)
@@ -57,7 +57,7 @@ struct JSONRPCEndpoint {
                 } catch {
                     throw DTMError.invalidArgument("params must be an object whose values are all strings: \(describe(error))")
                 }
-                span?.set("dtm.gid", .string(String((map["gid"] ?? "").prefix(128))))
+                span?.set("dtm.gid", .string(Limits.shown(gid: map["gid"] ?? "")))
                 try await coordinator.registerBranch(
                     BranchRegistration(
                         gid: map["gid"] ?? "", transType: map["trans_type"] ?? "", branchID: map["branch_id"] ?? "",
